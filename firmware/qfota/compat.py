@@ -1,0 +1,67 @@
+"""The few things that differ between MicroPython and CPython, in one place.
+
+Everything else in ``qfota`` runs unchanged on both interpreters::
+
+    from qfota.compat import const, ticks_ms, ticks_diff, sleep_ms
+"""
+
+import sys
+
+MICROPYTHON = sys.implementation.name == "micropython"
+
+if MICROPYTHON:
+    import micropython  # type: ignore
+    from micropython import const  # type: ignore
+    from time import (  # type: ignore
+        sleep_ms,
+        sleep_us,
+        ticks_add,
+        ticks_diff,
+        ticks_ms,
+        ticks_us,
+    )
+
+    heap_lock = micropython.heap_lock
+    heap_unlock = micropython.heap_unlock
+else:
+    import time as _time
+
+    def const(x):
+        return x
+
+    # Mirror MicroPython's wrapping tick arithmetic so the same code is tested
+    # on both interpreters (ticks wrap at 2**30 there).
+    _TICKS_PERIOD = 1 << 30
+    _TICKS_HALF = _TICKS_PERIOD // 2
+    _T0 = _time.monotonic_ns()
+
+    def ticks_ms():
+        return ((_time.monotonic_ns() - _T0) // 1_000_000) % _TICKS_PERIOD
+
+    def ticks_us():
+        return ((_time.monotonic_ns() - _T0) // 1_000) % _TICKS_PERIOD
+
+    def ticks_add(t, delta):
+        return (t + delta) % _TICKS_PERIOD
+
+    def ticks_diff(a, b):
+        return ((a - b + _TICKS_HALF) % _TICKS_PERIOD) - _TICKS_HALF
+
+    def sleep_ms(ms):
+        _time.sleep(ms / 1000)
+
+    def sleep_us(us):
+        _time.sleep(us / 1_000_000)
+
+    def heap_lock():
+        return 0
+
+    def heap_unlock():
+        return 0
+
+
+def hexlify(data):
+    """Lower-case hex string of ``data`` (MicroPython has no ``bytes.hex`` everywhere)."""
+    import binascii
+
+    return binascii.hexlify(data).decode()

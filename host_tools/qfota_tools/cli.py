@@ -1,0 +1,54 @@
+"""``qfota``: one command, one subcommand per job.
+
+Each subcommand lives in its own module, which provides ``add_parser(subparsers)``
+(registering its arguments and ``set_defaults(func=run)``) and ``run(args) -> int``.
+Modules are imported only when registered, so a missing optional piece never breaks
+the others.
+"""
+
+import argparse
+import importlib
+import sys
+
+# (subcommand, module): the order here is the order in ``qfota --help``.
+SUBCOMMANDS = (
+    ("update", "qfota_tools.update"),
+    ("sim", "qfota_tools.sim.cli"),
+    ("board-sim", "qfota_tools.board_sim"),
+    ("stage", "qfota_tools.stage"),
+    ("deploy", "qfota_tools.deploy"),
+)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="qfota",
+        description="FOTA updates for Quectel EC200T/EC200S/EG912Y modems.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for _name, module in SUBCOMMANDS:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("qfota: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
