@@ -10,8 +10,6 @@ import sys
 MICROPYTHON = sys.implementation.name == "micropython"
 
 if MICROPYTHON:
-    import micropython  # type: ignore
-    from micropython import const  # type: ignore
     from time import (  # type: ignore
         sleep_ms,
         sleep_us,
@@ -20,6 +18,9 @@ if MICROPYTHON:
         ticks_ms,
         ticks_us,
     )
+
+    import micropython  # type: ignore
+    from micropython import const  # type: ignore
 
     heap_lock = micropython.heap_lock
     heap_unlock = micropython.heap_unlock

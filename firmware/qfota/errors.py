@@ -1,10 +1,10 @@
 """Error codes of the Application Note, chapter 4, and qfota's one exception type.
 
-    >>> from qfota.errors import FotaError, meaning
-    >>> meaning(506)
-    'FOTA firmware MD5 check error'
-    >>> str(FotaError("FILEEND", 500))
-    'FILEEND: 500: File download error'
+>>> from qfota.errors import FotaError, meaning
+>>> meaning(506)
+'FOTA firmware MD5 check error'
+>>> str(FotaError("FILEEND", 500))
+'FILEEND: 500: File download error'
 """
 
 # Table 2: <FTP_err>

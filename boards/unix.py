@@ -1,0 +1,74 @@
+"""Board: the MicroPython unix port on a Linux box, the modem on a tty.
+
+Wiring: a USB-serial adapter (3.3 V or 1.8 V logic to match the module's VDD_EXT, see
+the module's hardware design) to the modem's main UART: adapter TXD -> module RXD,
+adapter RXD <- module TXD, adapter RTS -> module CTS, adapter CTS <- module RTS, GND -> GND.
+Or the module's USB AT port (``--usb``), which needs no wiring.
+
+Run by ``qfota update --runtime micropython`` as::
+
+    MICROPYPATH=firmware:boards micropython boards/unix.py '{"port": "/dev/ttyUSB0", "image": "EC200T.bin"}'
+
+It prints the same lines as the CPython runtime and exits with the same status.
+"""
+
+import json
+import sys
+
+from qfota.driver import update
+from qfota.report import Reporter
+from qfota.session import FLOW_HW, FLOW_NONE
+from qfota.tty import TtyPort
+
+PORT = "/dev/ttyUSB0"
+BAUD = 115200
+
+
+def make_port(path=PORT, baud=BAUD, flow_hw=True):
+    return TtyPort(path, baud, flow_hw)
+
+
+def run(opts, out=print):
+    """Run one update from an options dict (the keys of ``qfota update``); returns the exit status."""
+    live = opts.get("live", False)
+    rep = Reporter(out, live=live, verbose=opts.get("verbose", False))
+    flow = FLOW_HW if opts.get("flow", "hw") == "hw" else FLOW_NONE
+    kwargs = {
+        "upgrade_mode": opts.get("mode", 1),
+        "download_urcs": opts.get("download_urcs", 0),
+        "update_urcs": opts.get("update_urcs", 100),
+        "flow": flow,
+        "usb": opts.get("usb", False),
+        "on_event": rep.event,
+        "protocol_download": opts.get("protocol_download", False),
+    }
+    for key in ("cid", "apn", "min_voltage_mv", "timeouts"):
+        if opts.get(key) is not None:
+            kwargs[key] = opts[key]
+
+    def open_port():
+        return make_port(opts["port"], opts.get("baud", BAUD), flow == FLOW_HW)
+
+    try:
+        s = update(
+            open_port,
+            image=opts.get("image"),
+            url=opts.get("url"),
+            chunk=opts.get("chunk", 4096),
+            rate=opts.get("rate", 15000),
+            lock_heap=opts.get("lock_heap", False),
+            **kwargs,
+        )
+        status = rep.result(s)
+    except Exception as e:  # noqa: BLE001 - every failure becomes one closing line
+        status = rep.result(err=e)
+    if opts.get("mem"):
+        import micropython
+
+        if hasattr(micropython, "mem_peak"):
+            out("qfota: heap peak %d bytes" % micropython.mem_peak())
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(run(json.loads(sys.argv[1])))

@@ -1,0 +1,98 @@
+"""Progress and outcome as text lines, the same on every runtime.
+
+    r = Reporter(print)
+    session = update(port, "EC200T.bin", on_event=r.event)
+
+``live=True`` rewrites one progress line in place (for a terminal) instead of printing
+a line every 10%.
+"""
+
+from qfota import session as S
+from qfota.compat import ticks_diff, ticks_ms
+from qfota.errors import FotaError
+from qfota.urls import redact
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REFUSED = 2  # bad input: nothing was sent to the modem
+EXIT_MODEM_ERROR = 3  # the modem reported an error code
+EXIT_TIMEOUT = 4
+
+
+def exit_code(err):
+    if not isinstance(err, FotaError):
+        return EXIT_FAILED
+    if err.stage == "PARAMS":
+        return EXIT_REFUSED
+    if err.code is not None:
+        return EXIT_MODEM_ERROR
+    if err.timeout:
+        return EXIT_TIMEOUT
+    return EXIT_FAILED
+
+
+class Reporter:
+    def __init__(self, out, live=False, verbose=False, step=10):
+        self.out = out
+        self.live = live
+        self.verbose = verbose
+        self.step = step
+        self._t0 = None
+        self._shown = {}
+        self._open_line = False
+
+    def line(self, text):
+        if self._open_line:
+            self.out("")
+            self._open_line = False
+        self.out("qfota: " + text)
+
+    def _progress(self, key, label, pct, extra=""):
+        pct = 100 if pct > 100 else pct
+        if self.live:
+            self.out("\rqfota: %s %3d%%%s   " % (label, pct, extra), end="")
+            self._open_line = True
+            if pct >= 100:
+                self.out("")
+                self._open_line = False
+            return
+        mark = pct // self.step * self.step
+        if self._shown.get(key, -1) < mark:
+            self._shown[key] = mark
+            self.line("%s %d%%%s" % (label, pct, extra))
+
+    def event(self, ev, a, b):
+        if ev == S.EV_STAGE:
+            if self.verbose:
+                self.line("stage " + a)
+        elif ev == S.EV_REVISION:
+            self.line("revision %s: %s" % (a, b))
+        elif ev == S.EV_SENT:
+            now = ticks_ms()
+            if self._t0 is None:
+                self._t0 = now
+            ms = ticks_diff(now, self._t0)
+            rate = " (%d of %d bytes, %d B/s)" % (a, b, a * 1000 // ms if ms > 0 else 0)
+            self._progress("sent", "sending", a * 100 // b, rate)
+        elif ev == S.EV_DOWNLOADING:
+            if b:
+                self._progress("dl", "modem download", a * 100 // b)
+        elif ev == S.EV_UPDATING:
+            if b:
+                self._progress("up", "upgrading", a * 100 // b)
+        elif ev == S.EV_REBOOT:
+            self.line("modem rebooted")
+        elif ev == S.EV_LOG:
+            self.line(redact(a))
+        elif ev == S.EV_TX and self.verbose:
+            self.line("> " + a)
+        elif ev == S.EV_RX and self.verbose:
+            self.line("< " + a)
+
+    def result(self, session=None, err=None):
+        """The closing line; returns the exit status."""
+        if err is None:
+            self.line("done: %s -> %s" % (session.revision_before, session.revision_after))
+            return EXIT_OK
+        self.line("failed: %s" % redact(str(err)))
+        return exit_code(err)

