@@ -135,6 +135,11 @@ class Driver:
         self._unlock()  # the exception itself needs the heap
         raise FotaError("STREAM", None, detail)
 
+    def _complete(self):
+        self._unlock()
+        self.session.image_complete(ticks_ms())
+        self._lock()
+
     def _poll_rx(self):
         # Incoming URCs are read between pieces so the receive side never overflows.
         n = self.port.readinto(self.rx)
@@ -184,15 +189,15 @@ class Driver:
                 if w:
                     off += w
                     last = ticks_ms()
+                    if s.image_sent(w):
+                        self._complete()
                 else:
                     if ticks_diff(ticks_ms(), last) > stall:
                         self._fail("timeout: the modem took no byte for %d ms (CTS held)" % stall)
                     port.wait_writable(5)
                 self._poll_rx()
                 if not s.streaming:
-                    # The session ended the transfer (it raises on FILEEND errors and RDY).
-                    return
-            s.image_sent(got, ticks_ms())
+                    return  # all sent, or the session ended the transfer
             if s.sent >= next_report:
                 next_report = s.sent + self.report_every
                 self._report()
@@ -245,13 +250,16 @@ class Driver:
                     if w:
                         sent += w
                         last = ticks_ms()
+                        if s.image_sent(w):
+                            self._complete()
                     elif ticks_diff(ticks_ms(), last) > stall:
                         self._fail("timeout: the port took no byte for %d ms" % stall)
                     else:
                         port.wait_writable(1)
                 off += k
-            s.image_sent(got, ticks_ms())
             self._poll_rx()
+            if not s.streaming:
+                return
             if s.sent >= next_report:
                 next_report = s.sent + self.report_every
                 self._report()

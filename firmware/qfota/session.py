@@ -271,11 +271,15 @@ class Session:
         self._now = now
         self._framer.feed(data, start, end)
 
-    def image_sent(self, n, now):
-        """The driver wrote ``n`` more package bytes."""
+    def image_sent(self, n):
+        """The driver wrote ``n`` more package bytes; True once all are out. Allocates nothing."""
         self.sent += n
-        if self.sent >= self.length:
-            self.streaming = False
+        return self.sent >= self.length
+
+    def image_complete(self, now):
+        """The driver wrote the last byte: now wait for FILEEND."""
+        self.streaming = False
+        if self._state == _STREAM:
             self._enter(_FILEEND, now)
 
     def poll(self, now):
@@ -709,7 +713,8 @@ class Session:
                     "FILEEND before all bytes were sent (%d of %d)" % (self.sent, self.length),
                     stage,
                 )
-            if st in (_FILEEND, _DLEND, _DLSTART, _FOTADL):
+            if st in (_FILEEND, _STREAM, _DLEND, _DLSTART, _FOTADL):
+                self.streaming = False
                 self._enter(_START, now)
             return
         if kind == urc.START:

@@ -1,0 +1,75 @@
+"""Shared fixtures: paths, the MicroPython interpreter, the fake ``machine`` module."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+MOCK = TESTS / "mock"
+FIRMWARE = ROOT / "firmware"
+BOARDS = ROOT / "boards"
+VENV_BIN = Path(sys.executable).parent
+
+for p in (str(MOCK), str(TESTS)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+
+def micropython_path():
+    exe = VENV_BIN / "micropython"
+    return str(exe) if exe.exists() else None
+
+
+def run_micropython(args, env_path=(), timeout=300, heapsize=None, **kw):
+    """Run the MicroPython unix port with our firmware, boards and mocks on its path."""
+    exe = micropython_path()
+    if exe is None:
+        pytest.fail("no micropython interpreter in the venv: run `make venv`")
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join(
+        [*map(str, env_path), str(MOCK), str(TESTS), str(FIRMWARE), str(BOARDS), ".frozen"]
+    )
+    cmd = [exe]
+    if heapsize:
+        cmd += ["-X", "heapsize=%s" % heapsize]
+    return subprocess.run(
+        cmd + list(args),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(ROOT),
+        **kw,
+    )
+
+
+@pytest.fixture(scope="session")
+def micropython():
+    """Path of the real MicroPython interpreter; the suite fails (not skips) without it."""
+    exe = micropython_path()
+    if exe is None:
+        pytest.fail("no micropython interpreter in the venv: run `make venv`")
+    return exe
+
+
+_mp_results = {}
+
+
+def micropython_cases(module):
+    """Run every ``case_*`` of ``module`` on MicroPython once; {name: "ok" | error text}."""
+    if module not in _mp_results:
+        proc = run_micropython([str(TESTS / "mp_run.py"), module])
+        results = {}
+        for line in proc.stdout.splitlines():
+            if line.startswith("{"):
+                rec = json.loads(line)
+                results[rec["case"]] = rec["result"]
+        results["__stderr__"] = proc.stderr[-3000:]
+        results["__stdout__"] = proc.stdout[-3000:]
+        _mp_results[module] = results
+    return _mp_results[module]

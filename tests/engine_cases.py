@@ -1,0 +1,614 @@
+"""Engine tests that run unchanged on CPython (pytest) and on MicroPython (tests/mp_run.py).
+
+Each ``case_*`` function sets up a scripted modem behind the fake ``machine.UART`` and
+runs a whole ``qfota.update``. Plain asserts only: no pytest features.
+"""
+
+import os
+import sys
+
+import machine
+from scripted import ScriptedModem
+
+from qfota import session as S
+from qfota.driver import Driver, update
+from qfota.errors import FotaError
+from qfota.uart import UartPort
+
+MICROPYTHON = sys.implementation.name == "micropython"
+REV_A = b"EC200TCNDAR02A07M16_01.001.01.001"
+REV_B = b"EC200TCNDAR02A08M16_01.001.01.001"
+OK = b"\r\nOK\r\n"
+FAST = {
+    "probe_ms": 400,
+    "command_ms": 400,
+    "filestart_ms": 400,
+    "fileend_ms": 400,
+    "start_ms": 400,
+    "progress_ms": 400,
+    "end_ms": 400,
+    "reboot_ms": 300,
+    "settle_ms": 500,
+    "stall_ms": 300,
+    "dlstart_ms": 400,
+    "download_ms": 600,
+    "pdp_ms": 400,
+}
+_TMP = "/tmp"
+
+
+def image(name, size=3000):
+    path = "%s/qfota_case_%s_%d.bin" % (_TMP, name, os.getpid() if hasattr(os, "getpid") else 0)
+    with open(path, "wb") as f:
+        # A pattern, not zeros: a lost or repeated byte shows.
+        f.write(bytes((i * 7 + i // 251) & 0xFF for i in range(size)))
+    return path
+
+
+def content(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def urc(name, value=None):
+    if value is None:
+        return b'\r\n+QIND: "FOTA","%s"\r\n' % name
+    return b'\r\n+QIND: "FOTA","%s",%d\r\n' % (name, value)
+
+
+def upgrade_tail(updating=100, end=0, reboot=True):
+    out = urc(b"START")
+    for i in range(1, updating + 1):
+        out += urc(b"UPDATING", i)
+    out += urc(b"END", end)
+    if reboot:
+        out += b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\n+QIND: SMS DONE\r\n"
+    return out
+
+
+def replies(over=None):
+    r = {
+        b"AT": OK,
+        b"ATE0": OK,
+        b"AT+QGMR": [b"\r\n" + REV_A + b"\r\n" + OK, b"\r\n" + REV_B + b"\r\n" + OK],
+        b"AT+QFOTADL=?": b"\r\n+QFOTADL: <url>,(0,1),(0,5-100),(0,5-100)\r\n" + OK,
+        b"AT+IFC=2,2": OK,
+        b"AT+IFC=0,0": OK,
+        b'AT+QFOTADL="FILE:*': OK + urc(b"FILESTART"),
+    }
+    r.update(over or {})
+    return r
+
+
+def modem(after=None, **kw):
+    if after is None:
+        after = urc(b"FILEEND", 0) + upgrade_tail()
+    rep = kw.pop("replies", None) or replies()
+    return ScriptedModem(rep, after_image=after, **kw)
+
+
+class Events:
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, ev, a, b):
+        self.seen.append((ev, a, b))
+
+    def kinds(self, ev):
+        return [(a, b) for e, a, b in self.seen if e == ev]
+
+    def text(self):
+        return "\n".join("%r %r %r" % x for x in self.seen)
+
+
+def run(m, img, uart_kw=None, **kw):
+    uart = machine.UART(1, 115200, peer=m, **(uart_kw or {}))
+    ev = Events()
+    kw.setdefault("timeouts", FAST)
+    kw.setdefault("on_event", ev)
+    s = update(UartPort(uart), img, **kw)
+    return s, ev, uart
+
+
+def expect_error(m, img, stage, code=None, detail=None, **kw):
+    try:
+        run(m, img, **kw)
+    except FotaError as e:
+        assert e.stage == stage, "stage %r != %r (%s)" % (e.stage, stage, e)
+        assert e.code == code, "code %r != %r (%s)" % (e.code, code, e)
+        if detail is not None:
+            assert detail in str(e), "%r not in %r" % (detail, str(e))
+        return e
+    raise AssertionError("no FotaError; expected %s" % stage)
+
+
+# ---------------------------------------------------------------- happy paths
+def case_happy_flow_hw_mode1():
+    img = image("hw1")
+    m = modem()
+    s, ev, uart = run(m, img, download_urcs=50)
+    assert s.revision_before == REV_A.decode(), s.revision_before
+    assert s.revision_after == REV_B.decode(), s.revision_after
+    assert bytes(m.data) == content(img)
+    assert m.bytes_before_filestart == 0
+    assert b"AT+IFC=2,2" in m.commands
+    assert b'AT+QFOTADL="FILE:3000",1,50,100' in m.commands, m.commands
+    assert ev.kinds(S.EV_UPDATING)[-1] == (100, 100)
+    assert ev.kinds(S.EV_DONE) == [(REV_B.decode(), None)]
+    assert s.end_code == 0 and s.reboots == 1
+
+
+def case_happy_flow_none_paced():
+    img = image("none", 4000)
+    m = modem()
+    uart_sizes = []
+    uart = machine.UART(1, 115200, peer=m)
+    orig = uart.write
+
+    def spy(buf, off=0, n=-1):
+        uart_sizes.append(n)
+        return orig(buf, off, n)
+
+    uart.write = spy
+    s = update(UartPort(uart), img, flow=S.FLOW_NONE, timeouts=FAST, rate=64000)
+    assert s.revision_after == REV_B.decode()
+    assert bytes(m.data) == content(img)
+    assert b"AT+IFC=0,0" in m.commands and b"AT+IFC=2,2" not in m.commands
+    data_writes = uart_sizes[-(4000 // 32) :]
+    assert max(data_writes) <= 32, max(data_writes)
+
+
+def case_happy_mode0_reboots_before_upgrade():
+    img = image("mode0")
+    rdy = b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: PB DONE\r\nAPP RDY\r\n"
+    m = modem(after=urc(b"FILEEND", 0) + rdy + upgrade_tail())
+    s, ev, uart = run(m, img, upgrade_mode=0)
+    assert b'AT+QFOTADL="FILE:3000",0,0,100' in m.commands
+    assert s.reboots == 2, s.reboots
+    assert s.revision_after == REV_B.decode()
+
+
+def case_echo_on():
+    img = image("echo")
+    m = modem(echo=True)
+    s, ev, uart = run(m, img)
+    assert s.revision_before == REV_A.decode()
+    assert s.revision_after == REV_B.decode()
+    assert bytes(m.data) == content(img)
+
+
+def case_urcs_interleaved_and_quirky():
+    img = image("quirky", 5000)
+    qgmr = (
+        b'\r\n+QIND: "csq",20,99\r\n'
+        + REV_A
+        + b'\r\n+CREG: 1\r\n\r\n+QIND: "FOTA","DOWNLOA\r\n'
+        + OK
+    )
+    rep = replies({b"AT+QGMR": [qgmr, b"\r\n" + REV_B + b"\r\n" + OK]})
+    mid = {
+        1000: b'\r\n+QIND: "FOTA"," DOWNLOADING",1\r\n\r\n\r\n',
+        2500: b'+QIND:"fota","downloading", 2\r\n+QIND: "csq",18,99\r\n',
+    }
+    tail = (
+        b'\r\n+qind: "FOTA", "FILEEND", 0\r\n'
+        + b'+QIND: "FOTA","START"\r\n\r\n'
+        + b'+QIND: "FOTA","UPDATING", 50\r\n\r\n'
+        + b'+QIND: "FOTA","UPDATING",37%,1,1\r\n\r\n'
+        + b'\r\n+QIND: "FOTA","END"\r\n'  # incomplete: logged, not fatal
+        + urc(b"END", 0)
+        + b"RDY\r\n"
+    )
+    m = ScriptedModem(rep, after_image=tail, at_bytes=mid)
+    s, ev, uart = run(m, img, download_urcs=5, update_urcs=100)
+    assert s.revision_before == REV_A.decode(), s.revision_before
+    assert ev.kinds(S.EV_DOWNLOADING) == [(1, 5), (2, 5)], ev.kinds(S.EV_DOWNLOADING)
+    logs = [a for a, b in ev.kinds(S.EV_LOG)]
+    assert any("incomplete" in x for x in logs), logs
+    assert s.revision_after == REV_B.decode()
+
+
+def case_filestart_before_ok():
+    img = image("fsfirst")
+    m = modem(replies=replies({b'AT+QFOTADL="FILE:*': urc(b"FILESTART") + OK}))
+    s, ev, uart = run(m, img)
+    assert bytes(m.data) == content(img)
+
+
+def case_no_byte_before_filestart():
+    img = image("late")
+    m = modem(replies=replies({b'AT+QFOTADL="FILE:*': OK}))
+    uart = machine.UART(1, 115200, peer=m)
+    sess = S.Session(length=3000, timeouts=FAST)
+    d = Driver(UartPort(uart), sess)
+    with open(img, "rb") as f:
+        d.image = f
+        try:
+            d.run()
+        except FotaError as e:
+            assert e.stage == "FILESTART" and e.timeout, str(e)
+        else:
+            raise AssertionError("ran without FILESTART")
+    assert m.bytes_before_filestart == 0 and len(m.data) == 0
+
+
+def case_partial_and_none_writes():
+    img = image("partial", 6000)
+    m = modem()
+    s, ev, uart = run(m, img, uart_kw={"max_write": 7, "none_every": 3})
+    assert bytes(m.data) == content(img)
+    assert s.revision_after == REV_B.decode()
+
+
+def case_flow_control_pushback():
+    img = image("room", 5000)
+    m = modem(room=5)  # the modem takes 5 bytes a write: CTS-like pushback
+    s, ev, uart = run(m, img)
+    assert bytes(m.data) == content(img)
+
+
+def case_qgmr_error_falls_back_to_ati():
+    img = image("ati")
+    ati_a = b"\r\nQuectel\r\nEC200T\r\nRevision: EC200TCNDAR02A07M16\r\n" + OK
+    ati_b = b"\r\nQuectel\r\nEC200T\r\nRevision: EC200TCNDAR02A08M16\r\n" + OK
+    rep = replies({b"AT+QGMR": b"\r\nERROR\r\n", b"ATI": [ati_a, ati_b]})
+    s, ev, uart = run(modem(replies=rep), img)
+    assert s.revision_before == "EC200TCNDAR02A07M16"
+    assert s.revision_after == "EC200TCNDAR02A08M16"
+
+
+def case_usb_port_flow_control():
+    img = image("usb")
+    rep = replies(
+        {
+            b'AT+QCFG="USBIFC",2,2': OK,
+            b'AT+QCFG="USBIFC"': b'\r\n+QCFG: "usbifc",2,2\r\n' + OK,
+        }
+    )
+    m = modem(replies=rep)
+    s, ev, uart = run(m, img, usb=True)
+    assert b'AT+QCFG="usbifc",2,2' in m.commands and b"AT+IFC=2,2" not in m.commands
+
+
+def case_usb_flow_readback_wrong():
+    rep = replies(
+        {
+            b'AT+QCFG="USBIFC",2,2': OK,
+            b'AT+QCFG="USBIFC"': b'\r\n+QCFG: "usbifc",0,0\r\n' + OK,
+        }
+    )
+    m = modem(replies=rep)
+    expect_error(m, image("usbbad"), "FLOWCTRL", None, "0,0", usb=True)
+    assert not any(c.startswith(b'AT+QFOTADL="') for c in m.commands)
+
+
+def case_qfotadl_test_ranges_enforced():
+    rep = replies({b"AT+QFOTADL=?": b"\r\n+QFOTADL: <url>,(1),(0,5-50),(0,5-100)\r\n" + OK})
+    m = modem(replies=rep)
+    expect_error(m, image("ranges"), "PARAMS", None, "download_URC_max 60", download_urcs=60)
+    assert not any(c.startswith(b'AT+QFOTADL="') for c in m.commands)
+
+
+def case_min_voltage_refused():
+    rep = replies({b"AT+CBC": b"\r\n+CBC: 0,20,3300\r\n" + OK})
+    m = modem(replies=rep)
+    expect_error(m, image("volt"), "POWER", None, "3300 mV below 3500 mV", min_voltage_mv=3500)
+    assert not any(c.startswith(b'AT+QFOTADL="') for c in m.commands)
+
+
+def case_min_voltage_ok():
+    rep = replies({b"AT+CBC": b"\r\n+CBC: 0,80,3900\r\n" + OK})
+    s, ev, uart = run(modem(replies=rep), image("voltok"), min_voltage_mv=3500)
+    assert s.voltage_mv == 3900
+
+
+# ---------------------------------------------------------------- modem errors
+def case_qfotadl_error():
+    m = modem(replies=replies({b'AT+QFOTADL="FILE:*': b"\r\nERROR\r\n"}))
+    expect_error(m, image("err"), "QFOTADL", None, "ERROR")
+    assert len(m.data) == 0
+
+
+def case_qfotadl_cme_error():
+    m = modem(replies=replies({b'AT+QFOTADL="FILE:*': b"\r\n+CME ERROR: 3\r\n"}))
+    expect_error(m, image("cme"), "QFOTADL", None, "+CME ERROR: 3")
+
+
+def case_fileend_500():
+    e = expect_error(modem(after=urc(b"FILEEND", 500)), image("fe500"), "FILEEND", 500)
+    assert str(e) == "FILEEND: 500: File download error", str(e)
+
+
+def case_fileend_500_mid_stream():
+    m = modem(at_bytes={1024: urc(b"FILEEND", 500)})
+    expect_error(m, image("fe500mid", 20000), "FILEEND", 500)
+    assert len(m.data) < 20000
+
+
+def case_end_504():
+    e = expect_error(
+        modem(after=urc(b"FILEEND", 0) + upgrade_tail(end=504)), image("e504"), "END", 504
+    )
+    assert str(e) == "END: 504: FOTA upgrade failed", str(e)
+
+
+def case_end_506():
+    e = expect_error(
+        modem(after=urc(b"FILEEND", 0) + upgrade_tail(end=506)), image("e506"), "END", 506
+    )
+    assert str(e) == "END: 506: FOTA firmware MD5 check error", str(e)
+
+
+def case_end_unknown_code():
+    e = expect_error(
+        modem(after=urc(b"FILEEND", 0) + upgrade_tail(end=999)), image("e999"), "END", 999
+    )
+    assert "unknown error code 999" in str(e), str(e)
+
+
+def case_reset_mid_transfer():
+    m = modem(at_bytes={2048: b"\r\nRDY\r\n"})
+    expect_error(m, image("rdy", 20000), "STREAM", None, "rebooted")
+
+
+def case_protocol_download_010003():
+    m = modem(replies=replies({b'AT+QFOTADL="FILE:*': b"\r\n010003\r\n"}))
+    expect_error(
+        m,
+        image("proto"),
+        "QFOTADL",
+        None,
+        "not supported: framing not published",
+        protocol_download=True,
+    )
+    assert b'AT+QFOTADL="FILE:3000",2' in m.commands
+    assert len(m.data) == 0
+
+
+# ---------------------------------------------------------------- timeouts
+def case_timeout_no_answer():
+    m = modem(replies={})
+    m.replies = {b"AT": b""}  # silent modem
+    expect_error(m, image("silent"), "PREFLIGHT", None, "timeout")
+
+
+def case_timeout_no_filestart():
+    m = modem(replies=replies({b'AT+QFOTADL="FILE:*': OK}))
+    expect_error(m, image("nofs"), "FILESTART", None, "timeout")
+    assert len(m.data) == 0 and m.bytes_before_filestart == 0
+
+
+def case_timeout_no_fileend():
+    expect_error(modem(after=b""), image("nofe"), "FILEEND", None, "timeout")
+
+
+def case_timeout_no_start():
+    expect_error(modem(after=urc(b"FILEEND", 0)), image("nost"), "START", None, "timeout")
+
+
+def case_timeout_no_end():
+    tail = urc(b"FILEEND", 0) + urc(b"START") + urc(b"UPDATING", 1)
+    expect_error(modem(after=tail), image("noend"), "UPDATING", None, "timeout")
+
+
+def case_no_rdy_but_modem_answers():
+    tail = urc(b"FILEEND", 0) + upgrade_tail(reboot=False)
+    s, ev, uart = run(modem(after=tail), image("nordy"))
+    assert s.revision_after == REV_B.decode()
+    assert any("no RDY" in a for a, b in ev.kinds(S.EV_LOG))
+
+
+def case_silent_after_reboot():
+    rep = replies({b"AT": [OK, b""], b"ATE0": [OK, b""]})
+    m = modem(replies=rep)
+    expect_error(m, image("silentrb"), "REBOOT", None, "did not answer AT after its reboot")
+
+
+def case_stall_cts_held():
+    m = modem()
+    m.room = 0
+
+    class Stall:  # takes 2000 bytes, then never another
+        def __init__(self, inner):
+            self.inner = inner
+
+        def read(self, now):
+            return self.inner.read(now)
+
+        def write(self, data, now):
+            if self.inner.data_mode and len(self.inner.data) >= 2000:
+                return 0
+            return self.inner.write(data, now)
+
+    expect_error(Stall(m), image("stall", 10000), "STREAM", None, "took no byte")
+
+
+# ---------------------------------------------------------------- refusals
+def _refused(img, detail, **kw):
+    m = modem()
+    expect_error(m, img, "PARAMS", None, detail, **kw)
+    assert m.commands == [] and len(m.data) == 0, m.commands
+
+
+def case_refuse_missing_image():
+    _refused("/tmp/qfota-no-such-image.bin", "image not found")
+
+
+def case_refuse_empty_image():
+    _refused(image("empty", 0), "image is empty")
+
+
+def case_refuse_bad_mode():
+    _refused(image("badmode"), "upgrade_mode must be 0 or 1", upgrade_mode=2)
+
+
+def case_refuse_bad_download_urcs():
+    _refused(image("baddl"), "download_URC_max must be 0 or 5-100", download_urcs=3)
+
+
+def case_refuse_bad_update_urcs():
+    _refused(image("badup"), "update_URC_max must be 0 or 5-100", update_urcs=101)
+
+
+def case_refuse_unknown_timeout():
+    _refused(image("badto"), "unknown timeout", timeouts={"forever_ms": 1})
+
+
+# ---------------------------------------------------------------- URL mode
+def _url_replies(end_name=b"HTTPEND", end_code=0, active=True, **over):
+    r = replies()
+    del r[b'AT+QFOTADL="FILE:*']
+    r[b"AT+QICSGP=1"] = b'\r\n+QICSGP: 1,"cmnet","","",1\r\n' + OK
+    r[b'AT+QFOTA="FOTA/CID"'] = b'\r\n+QFOTA: "fota/cid",1\r\n' + OK
+    r[b"AT+QIACT?"] = (b'\r\n+QIACT: 1,1,1,"10.1.2.3"\r\n' if active else b"") + OK
+    r[b"AT+QIACT=1"] = OK
+    start = b"HTTPSTART" if end_name == b"HTTPEND" else b"FTPSTART"
+    tail = urc(b"DOWNLOADING", 5) + urc(end_name, end_code)
+    if end_code == 0:
+        tail += upgrade_tail()
+    r[b'AT+QFOTADL="HTTP*'] = OK + urc(start) + tail
+    r[b'AT+QFOTADL="FTP*'] = OK + urc(start) + tail
+    r.update(over)
+    return r
+
+
+def _run_url(m, url, **kw):
+    uart = machine.UART(1, 115200, peer=m)
+    ev = Events()
+    kw.setdefault("timeouts", FAST)
+    s = update(UartPort(uart), url=url, on_event=ev, **kw)
+    return s, ev
+
+
+def case_url_http_happy_pdp_in_place():
+    m = ScriptedModem(_url_replies())
+    s, ev = _run_url(m, "http://10.0.0.2:8080/EC200T.bin", cid=1, apn="cmnet", download_urcs=5)
+    assert s.revision_after == REV_B.decode()
+    assert b'AT+QFOTADL="http://10.0.0.2:8080/EC200T.bin",1,5,100' in m.commands, m.commands
+    assert not any(c.startswith(b"AT+QIACT=") for c in m.commands), "PDP activated although active"
+    assert not any(c.startswith(b"AT+QICSGP=1,") for c in m.commands)
+
+
+def case_url_pdp_setup_when_missing():
+    rep = _url_replies(active=False)
+    rep[b"AT+QICSGP=1"] = b'\r\n+QICSGP: 1,"","","",0\r\n' + OK
+    rep[b'AT+QICSGP=1,1,"CMNET","","",1'] = OK
+    rep[b'AT+QFOTA="FOTA/CID"'] = b'\r\n+QFOTA: "fota/cid",2\r\n' + OK
+    rep[b'AT+QFOTA="FOTA/CID",1'] = OK
+    m = ScriptedModem(rep)
+    s, ev = _run_url(m, "http://10.0.0.2/EC200T.bin", cid=1, apn="cmnet")
+    for cmd in (b'AT+QICSGP=1,1,"cmnet","","",1', b'AT+QFOTA="fota/cid",1', b"AT+QIACT=1"):
+        assert cmd in m.commands, (cmd, m.commands)
+
+
+def case_url_ftp_login_failed_redacted():
+    m = ScriptedModem(_url_replies(b"FTPEND", 625), echo=True)
+    try:
+        _run_url(m, "ftp://test:s3cretpw@10.0.0.2:2121/EC200T.bin", cid=1)
+    except FotaError as e:
+        assert e.stage == "FTPEND" and e.code == 625, str(e)
+        assert str(e) == "FTPEND: 625: Failed to login FTP", str(e)
+    else:
+        raise AssertionError("no error")
+
+
+def case_url_password_never_in_events():
+    m = ScriptedModem(_url_replies(b"FTPEND", 0), echo=True)
+    s, ev = _run_url(m, "ftp://test:s3cretpw@10.0.0.2:2121/EC200T.bin", cid=1)
+    assert "s3cretpw" not in ev.text(), "password leaked into events"
+    assert "***" in ev.text()
+
+
+def case_url_http_error_code():
+    m = ScriptedModem(_url_replies(b"HTTPEND", 711))
+    try:
+        _run_url(m, "https://example.invalid/a.bin")
+    except FotaError as e:
+        assert str(e) == "HTTPEND: 711: HTTP(S) URL error", str(e)
+    else:
+        raise AssertionError("no error")
+
+
+def case_url_refusals():
+    long_url = "http://h/" + "a" * 250
+    cases = (
+        ("gopher://h/a.bin", "must start with ftp://, http:// or https://"),
+        (long_url, "longer than 255 bytes"),
+        ("ftp://u:p@h/dir/a.bin", "at the server's root"),
+        ("ftp://u:p@h:70000/a.bin", "port must be 1-65535"),
+        ("ftp://" + "u" * 51 + ":p@h/a.bin", "user name longer than 50"),
+        ("ftp://u:" + "p" * 51 + "@h/a.bin", "password longer than 50"),
+        ("ftp://u:p@" + "h" * 51 + "/a.bin", "server longer than 50"),
+        ("ftp://u:p@h/" + "a" * 51, "file path longer than 50"),
+    )
+    for url, why in cases:
+        m = ScriptedModem(_url_replies())
+        try:
+            _run_url(m, url)
+        except FotaError as e:
+            assert e.stage == "PARAMS" and why in str(e), (url, str(e))
+            assert "p" * 51 not in str(e)
+        else:
+            raise AssertionError("accepted " + url)
+        assert m.commands == []
+
+
+# ---------------------------------------------------------------- allocation
+class SinkPort:
+    """Takes everything, says nothing, allocates nothing."""
+
+    def __init__(self):
+        self.n = 0
+
+    def readinto(self, buf):
+        return 0
+
+    def write(self, buf, off, n):
+        self.n += n
+        return n
+
+    def wait(self, ms):
+        return False
+
+    def wait_writable(self, ms):
+        return True
+
+
+def _stream_locked(flow, size, rate=15000):
+    img = image("lock%d" % flow, size)
+    sess = S.Session(length=size, flow=flow)
+    port = SinkPort()
+    d = Driver(port, sess, chunk=1024, rate=rate, lock_heap=True)
+    sess.streaming = True
+    with open(img, "rb") as f:
+        d.image = f
+        d._stream()  # raises MemoryError on MicroPython if the loop allocates
+    assert port.n == size, port.n
+    assert sess.sent == size
+
+
+def case_stream_hw_allocates_nothing():
+    _stream_locked(S.FLOW_HW, 300_000)
+
+
+def case_stream_paced_allocates_nothing():
+    _stream_locked(S.FLOW_NONE, 20_000, rate=200_000)
+
+
+def case_heap_lock_is_real():
+    # The lock must bite on MicroPython, or the two cases above prove nothing.
+    if not MICROPYTHON:
+        return
+    import micropython
+
+    micropython.heap_lock()
+    try:
+        bytearray(64)
+    except MemoryError:
+        return
+    finally:
+        micropython.heap_unlock()
+    raise AssertionError("heap_lock did not stop an allocation")
+
+
+CASES = [k for k in sorted(globals()) if k.startswith("case_")]

@@ -1,0 +1,19 @@
+"""The engine cases, on CPython and on the real MicroPython interpreter."""
+
+import engine_cases
+import pytest
+from conftest import micropython_cases
+
+
+@pytest.mark.parametrize("case", engine_cases.CASES)
+def test_cpython(case):
+    getattr(engine_cases, case)()
+
+
+@pytest.mark.parametrize("case", engine_cases.CASES)
+def test_micropython(case, micropython):
+    results = micropython_cases("engine_cases")
+    assert case in results, (
+        "case did not run on MicroPython:\n" + results["__stderr__"] + results["__stdout__"]
+    )
+    assert results[case] == "ok", results[case]
