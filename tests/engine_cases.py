@@ -611,4 +611,77 @@ def case_heap_lock_is_real():
     raise AssertionError("heap_lock did not stop an allocation")
 
 
+# ---------------------------------------------------------------- recovery after an MCU reset
+def _recover(m, **kw):
+    from qfota.driver import recover
+
+    uart = machine.UART(1, 115200, peer=m)
+    timeouts = dict(FAST)
+    timeouts.update({"fileend_ms": 300, "end_ms": 1500, "reboot_ms": 500})
+    return recover(UartPort(uart), timeouts=timeouts, **kw)
+
+
+def case_recover_mid_upgrade():
+    m = modem()
+    m.say(urc(b"UPDATING", 60) + upgrade_tail(updating=3), machine._ticks() + 50)
+    m.replies[b"AT+QGMR"] = b"\r\n" + REV_B + b"\r\n" + OK
+    s = _recover(m)
+    assert s.revision_after == REV_B.decode() and s.reboots == 1
+
+
+def case_recover_idle_modem_probed_after_quiet_window():
+    m = modem()
+    s = _recover(m)
+    assert s.revision_after == REV_A.decode()
+    assert s.recovered is None
+
+
+class _HalfSent(ScriptedModem):
+    """A modem still in a FILE transfer the MCU abandoned: bytes are package data until FILEEND."""
+
+    def write(self, data, now):
+        if self.data_mode:
+            self.data.extend(data)
+            return len(data)
+        return ScriptedModem.write(self, data, now)
+
+    def read(self, now):
+        out = ScriptedModem.read(self, now)
+        if b"FILEEND" in out:
+            self.data_mode = False
+        return out
+
+
+def case_recover_half_sent_transfer():
+    m = _HalfSent(replies())
+    m.data_mode = True
+    m.say(urc(b"FILEEND", 500), machine._ticks() + 150)
+    s = _recover(m)
+    assert len(m.data) == 0, "sent %d bytes into the dead transfer" % len(m.data)
+    assert s.recovered == "FILEEND 500", s.recovered
+    assert s.revision_after == REV_A.decode()
+
+
+def case_recover_end_error():
+    m = modem()
+    m.say(urc(b"UPDATING", 10) + urc(b"END", 504), machine._ticks() + 50)
+    try:
+        _recover(m)
+    except FotaError as e:
+        assert str(e) == "END: 504: FOTA upgrade failed", str(e)
+    else:
+        raise AssertionError("no error")
+
+
+def case_recover_silent_modem():
+    m = modem(replies={})
+    m.replies = {}
+    try:
+        _recover(m)
+    except FotaError as e:
+        assert e.stage == "RECOVER" and e.timeout, str(e)
+    else:
+        raise AssertionError("no error")
+
+
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

@@ -306,3 +306,15 @@ def update(
     finally:
         if opened:
             port.close()
+
+
+def recover(port, **kwargs):
+    """After an MCU reset in the middle of an update: follow the modem to its end.
+
+    Listens for the upgrade's URCs (``END``, ``RDY``) and, after a quiet window (a
+    half-sent FILE transfer must not get "AT" as package data), probes with AT; ends
+    with the revision read. ``session.recovered`` holds what the modem reported of the
+    old download, if anything (e.g. ``"FILEEND 500"``). Raises ``FotaError``.
+    """
+    session = Session(recover=True, **kwargs)
+    return Driver(port, session).run()

@@ -82,6 +82,7 @@ _POST_ECHO = const(24)
 _POST_REV = const(25)
 _POST_REV_ATI = const(26)
 _DONE = const(27)
+_RECOVER = const(28)
 
 _STAGE = (
     "PREFLIGHT",
@@ -112,6 +113,7 @@ _STAGE = (
     "VERIFY",
     "VERIFY",
     "DONE",
+    "RECOVER",
 )
 
 # AT channel: what the pending command is waiting for.
@@ -184,11 +186,16 @@ class Session:
         timeouts=None,
         on_event=None,
         protocol_download=False,
+        recover=False,
     ):
         # Everything is checked here, before a byte goes to the modem.
-        if (length is None) == (url is None):
+        if recover:
+            self.scheme = "file" if url is None else check_url(url)[0]
+        elif (length is None) == (url is None):
             raise FotaError("PARAMS", None, "give either an image length or a URL")
-        if length is not None:
+        if recover:
+            pass
+        elif length is not None:
             if not isinstance(length, int) or length <= 0:
                 raise FotaError("PARAMS", None, "image length must be > 0, not %r" % (length,))
             self.scheme = "file"
@@ -220,6 +227,10 @@ class Session:
         self.apn = apn
         self.min_voltage_mv = min_voltage_mv
         self.protocol_download = protocol_download
+        self.recover = recover
+        self.recovered = (
+            None  # recover mode: the last download/upgrade URC seen, e.g. "FILEEND 500"
+        )
         self.on_event = on_event
         if self.scheme == "file":
             self._dl_names = ("FILESTART", "FILEEND")
@@ -258,7 +269,7 @@ class Session:
 
     # ---------------------------------------------------------------- driver API
     def start(self, now):
-        self._enter(_PROBE, now)
+        self._enter(_RECOVER if self.recover else _PROBE, now)
 
     def take_output(self):
         """The next command line to write (bytes), or None."""
@@ -286,8 +297,8 @@ class Session:
         """Check the current wait's deadline; resend probes. Raises FotaError."""
         if self.done:
             return
-        if self._state in (_PROBE, _SETTLE) and ticks_diff(now, self._resend_at) >= 0:
-            self._resend_at = ticks_add(now, 1000)
+        if self._state in (_PROBE, _SETTLE, _RECOVER) and ticks_diff(now, self._resend_at) >= 0:
+            self._resend_at = ticks_add(now, 1000 if self._state != _RECOVER else 2000)
             self._command(b"AT")
         if ticks_diff(now, self._deadline) >= 0:
             self._timeout(now)
@@ -390,6 +401,13 @@ class Session:
             self._wait(now, "progress_ms" if self.update_urcs else "end_ms")
         elif state == _REBOOT:
             self._wait(now, "reboot_ms")
+        elif state == _RECOVER:
+            # After an MCU reset: the modem may be mid-upgrade (listen for END/RDY) or
+            # still in a half-sent FILE transfer, where an "AT" would be taken as package
+            # data: so listen quietly first, and only then probe.
+            self._deadline = ticks_add(now, self.timeouts["end_ms"] + self.timeouts["reboot_ms"])
+            self._wait_key = "end_ms"
+            self._resend_at = ticks_add(now, self.timeouts["fileend_ms"])
         elif state == _DONE:
             self.done = True
             self._event(EV_DONE, self.revision_after)
@@ -426,6 +444,7 @@ class Session:
             return
         what = {
             _PROBE: "the modem did not answer AT",
+            _RECOVER: "the modem neither finished an update nor answered AT",
             _SETTLE: "the modem did not answer AT after its reboot",
             _FOTADL: "no OK / FILESTART after AT+QFOTADL"
             if self.scheme == "file"
@@ -500,7 +519,7 @@ class Session:
             self._event(EV_LOG, "%s not supported by this modem" % self._cmd.decode())
             self._after(st, now)
             return
-        if st == _PROBE or st == _SETTLE:
+        if st == _PROBE or st == _SETTLE or st == _RECOVER:
             return  # keep probing
         what = "+CME ERROR: %s" % cme if cme is not None else "ERROR"
         self._fail(None, "modem answered %s to %s" % (what, redact(self._cmd.decode())))
@@ -592,7 +611,7 @@ class Session:
             self._enter(_ACT_READ, now)
         elif st == _ACT_READ or st == _ACT:
             self._enter(_FOTADL, now)
-        elif st == _SETTLE:
+        elif st == _SETTLE or st == _RECOVER:
             self._enter(_POST_ECHO, now)
         elif st == _POST_ECHO:
             self._enter(_POST_REV, now)
@@ -670,7 +689,7 @@ class Session:
             self._fail(None, "the modem rebooted (RDY) during the download")
         self.reboots += 1
         self._event(EV_REBOOT, self.reboots)
-        if st == _REBOOT:
+        if st == _REBOOT or st == _RECOVER:
             self._enter(_SETTLE, now)
 
     def _on_fota(self, kind, value, now):
@@ -684,8 +703,9 @@ class Session:
         if kind == urc.UPDATING or kind == urc.RESTORE:
             self.updating = value
             self._event(EV_UPDATING, value, self.update_urcs)
-            if st == _START:
+            if st == _START or st == _RECOVER:
                 self._state = _UPDATING
+                st = _START
             if st in (_START, _UPDATING):
                 self._wait(now, "progress_ms" if self.update_urcs else "end_ms")
             return
@@ -705,6 +725,12 @@ class Session:
             return
         if kind == urc.FILEEND or kind == urc.FTPEND or kind == urc.HTTPEND:
             stage = "FILEEND" if kind == urc.FILEEND else self._dl_names[1]
+            if st == _RECOVER:
+                self.recovered = "%s %d" % (urc.NAMES[kind].decode(), value)
+                self._event(EV_LOG, "recovering: the modem reports %s" % self.recovered)
+                if value == 0:
+                    self._enter(_START, now)
+                return
             if value != 0:
                 self._fail(value, None, stage)
             if kind == urc.FILEEND and self.sent < self.length:
@@ -718,14 +744,14 @@ class Session:
                 self._enter(_START, now)
             return
         if kind == urc.START:
-            if st in (_START, _FILEEND, _DLEND):
+            if st in (_START, _FILEEND, _DLEND, _RECOVER):
                 self._enter(_UPDATING, now)
             return
         if kind == urc.END:
             self.end_code = value
             if value != 0:
                 self._fail(value, None, "END")
-            if st in (_START, _UPDATING):
+            if st in (_START, _UPDATING, _RECOVER):
                 self._enter(_REBOOT, now)
             else:
                 self._event(EV_LOG, "END out of turn ignored")
