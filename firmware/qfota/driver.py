@@ -73,6 +73,7 @@ class Driver:
         self.piece = piece
         self.lock_heap = lock_heap
         self._locked = False
+        self._t0 = None  # when the first package byte went out
         self.stall_ms = session.timeouts["stall_ms"]
         self.report_every = max(chunk, (session.length or 0) // 100)
 
@@ -137,7 +138,9 @@ class Driver:
 
     def _complete(self):
         self._unlock()
-        self.session.image_complete(ticks_ms())
+        s = self.session
+        s.stream_ms = ticks_diff(ticks_ms(), self._t0)
+        s.image_complete(ticks_ms())
         self._lock()
 
     def _poll_rx(self):
@@ -156,6 +159,8 @@ class Driver:
             self._lock()
 
     def _stream(self):
+        if self._t0 is None:
+            self._t0 = ticks_ms()
         self._lock()
         try:
             if self.session.flow == FLOW_HW:

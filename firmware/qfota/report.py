@@ -91,6 +91,11 @@ class Reporter:
 
     def result(self, session=None, err=None):
         """The closing line; returns the exit status."""
+        if session is not None and session.stream_ms:
+            ms = session.stream_ms
+            self.line(
+                "sent %d bytes in %d ms (%d B/s)" % (session.sent, ms, session.sent * 1000 // ms)
+            )
         if err is None:
             self.line("done: %s -> %s" % (session.revision_before, session.revision_after))
             return EXIT_OK

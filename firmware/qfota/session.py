@@ -244,6 +244,7 @@ class Session:
         self.voltage_mv = None
         self.supported = None  # ranges from AT+QFOTADL=?
         self.sent = 0  # package bytes the driver has written
+        self.stream_ms = 0  # first to last package byte, measured by the driver
         self.downloading = 0  # last DOWNLOADING index
         self.updating = 0  # last UPDATING index
         self.reboots = 0  # RDY seen after AT+QFOTADL
