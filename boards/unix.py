@@ -7,7 +7,7 @@ Or the module's USB AT port (``--usb``), which needs no wiring.
 
 Run by ``qfota update --runtime micropython`` as::
 
-    MICROPYPATH=firmware:boards micropython boards/unix.py '{"port": "/dev/ttyUSB0", "image": "EC200T.bin"}'
+    QFOTA_OPTS='{"port": "/dev/ttyUSB0", "image": "EC200T.bin"}' MICROPYPATH=firmware:boards micropython boards/unix.py
 
 It prints the same lines as the CPython runtime and exits with the same status.
 """
@@ -71,4 +71,8 @@ def run(opts, out=print):
 
 
 if __name__ == "__main__":
-    sys.exit(run(json.loads(sys.argv[1])))
+    # Options come in the environment: this interpreter build crashes ("uncaught NLR")
+    # on a command-line argument longer than about 256 bytes.
+    import os
+
+    sys.exit(run(json.loads(os.getenv("QFOTA_OPTS") or sys.argv[1])))

@@ -201,9 +201,11 @@ def run_micropython(opts, heapsize=None):
     cmd = [micropython_binary()]
     if heapsize:
         cmd += ["-X", "heapsize=%s" % heapsize]
-    cmd += [str(BOARDS / "unix.py"), json.dumps(opts)]
+    cmd.append(str(BOARDS / "unix.py"))
+    env = micropython_env()
+    env["QFOTA_OPTS"] = json.dumps(opts)  # not argv: see boards/unix.py
     sys.stdout.flush()
-    return subprocess.call(cmd, env=micropython_env())
+    return subprocess.call(cmd, env=env)
 
 
 def run(args):
