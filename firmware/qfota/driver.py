@@ -270,6 +270,17 @@ class Driver:
                 self._report()
 
 
+def _os_error(e):
+    """``[Errno 25] ENOTTY`` on both interpreters (MicroPython prints only the number)."""
+    import errno
+
+    code = e.args[0] if e.args else None
+    if isinstance(code, int):
+        name = errno.errorcode.get(code)
+        return "[Errno %d] %s" % (code, name) if name else "[Errno %d]" % code
+    return str(e)
+
+
 def update(
     port,
     image=None,
@@ -300,7 +311,7 @@ def update(
         try:
             port = port()
         except (OSError, ValueError) as e:
-            raise FotaError("PORT", None, "cannot open the port: %s" % e) from None
+            raise FotaError("PORT", None, "cannot open the port: %s" % _os_error(e)) from None
     driver.port = port
     try:
         if image is None:

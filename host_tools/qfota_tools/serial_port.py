@@ -19,7 +19,7 @@ class SerialPort:
         try:
             self.serial = serial.Serial(device, baud, timeout=0, write_timeout=0, rtscts=flow_hw)
         except (serial.SerialException, ValueError) as exc:
-            raise OSError("cannot open %s: %s" % (device, exc)) from None
+            raise OSError(str(exc)) from None
         self.fd = self.serial.fileno()
 
     def readinto(self, buf):
