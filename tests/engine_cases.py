@@ -684,4 +684,23 @@ def case_recover_silent_modem():
         raise AssertionError("no error")
 
 
+def case_garbage_bytes_are_logged_not_fatal():
+    img = image("garbage")
+    junk = b"\r\n\xff\xfe\x80garbage\x01\r\n" + b"x" * 600 + b"\r\n"
+    qgmr = junk + REV_A + b"\r\n" + OK
+    m = modem(
+        replies=replies({b"AT+QGMR": [qgmr, b"\r\n" + REV_B + b"\r\n" + OK]}), at_bytes={500: junk}
+    )
+    s, ev, uart = run(m, img)
+    assert s.revision_before == REV_A.decode(), s.revision_before
+    assert bytes(m.data) == content(img)
+    rx = [a for a, b in ev.kinds(S.EV_RX)]
+    assert any("\\xff\\xfe\\x80garbage\\x01" in x for x in rx), rx
+
+
+def case_cme_error_with_garbage_code():
+    m = modem(replies=replies({b'AT+QFOTADL="FILE:*': b"\r\n+CME ERROR: \xff\r\n"}))
+    expect_error(m, image("cmejunk"), "QFOTADL", None, "+CME ERROR: \\xff")
+
+
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

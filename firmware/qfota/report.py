@@ -63,6 +63,8 @@ class Reporter:
 
     def event(self, ev, a, b):
         if ev == S.EV_STAGE:
+            if a == "STREAM":
+                self._t0 = ticks_ms()  # the rate counts from the first package byte
             if self.verbose:
                 self.line("stage " + a)
         elif ev == S.EV_REVISION:
@@ -99,5 +101,10 @@ class Reporter:
         if err is None:
             self.line("done: %s -> %s" % (session.revision_before, session.revision_after))
             return EXIT_OK
-        self.line("failed: %s" % redact(str(err)))
+        text = (
+            str(err)
+            if isinstance(err, FotaError)
+            else "internal error: %s: %s" % (type(err).__name__, err)
+        )
+        self.line("failed: %s" % redact(text))
         return exit_code(err)

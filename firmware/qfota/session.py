@@ -123,6 +123,18 @@ _WAITING = const(1)
 _ECHO_SKIP_MAX = const(64)  # echo lines longer than this are compared by prefix only
 
 
+def _text(buf, n):
+    """``buf[:n]`` as text; bytes outside printable ASCII as ``\\xNN`` (MicroPython's
+    ``decode`` has no ``errors="replace"`` and raises on bad UTF-8)."""
+    if _printable(buf, n):
+        return bytes(buf[:n]).decode()
+    out = []
+    for i in range(n):
+        c = buf[i]
+        out.append(chr(c) if 32 <= c <= 126 else "\\x%02x" % c)
+    return "".join(out)
+
+
 def _printable(buf, n):
     for i in range(n):
         c = buf[i]
@@ -466,7 +478,7 @@ class Session:
         now = self._now
         kind = self._urc.parse(buf, n)
         if self.on_event is not None:
-            self._event(EV_RX, redact(bytes(buf[:n]).decode("utf-8", "replace")))
+            self._event(EV_RX, redact(_text(buf, n)))
         if kind == urc.NONE:
             if self._at == _WAITING:
                 self._response(buf, n, now)
@@ -492,8 +504,7 @@ class Session:
             self._error(None, now)
         elif urc.starts_with(buf, 0, n, b"+CME ERROR:"):
             self._at = _IDLE
-            code = bytes(buf[11:n]).strip()
-            self._error(code.decode("utf-8", "replace"), now)
+            self._error(_text(buf, n)[11:].strip(), now)
         elif n == 6 and urc.starts_with(buf, 0, n, b"010003"):
             self._at = _IDLE
             self._fail(
