@@ -22,6 +22,7 @@ from qfota.compat import heap_lock, heap_unlock, sleep_us, ticks_diff, ticks_ms,
 from qfota.errors import FotaError
 from qfota.session import EV_SENT, FLOW_HW, FLOW_NONE, Session
 
+RX_EVERY_MAX = 65536  # with flow control, read the port for URCs at least this often (bytes)
 PIECE_MAX = 32  # the note: without flow control, pieces of at most 32 bytes
 RATE_MAX = 15000  # ... and at most 15 KB/s (NOR flash parts)
 
@@ -74,8 +75,19 @@ class Driver:
         self.lock_heap = lock_heap
         self._locked = False
         self._t0 = None  # when the first package byte went out
+        self._stall_at = -1  # package offset where the port last took nothing
+        self._stall_since = 0
         self.stall_ms = session.timeouts["stall_ms"]
         self.report_every = max(chunk, (session.length or 0) // 100)
+        # With flow control the port is read for URCs every rx_every package bytes: at
+        # least twice per DOWNLOADING URC the modem will print, so at most one line waits
+        # in the receive buffer; rarely otherwise (URCs are few), so a fast sink stays fast.
+        per_urc = (
+            (session.length or 0) // (2 * session.download_urcs)
+            if session.download_urcs
+            else RX_EVERY_MAX
+        )
+        self.rx_every = max(chunk, min(RX_EVERY_MAX, per_urc))
 
     def run(self):
         """Drive the session to its end; returns it. Raises ``FotaError``."""
@@ -147,9 +159,12 @@ class Driver:
         # Incoming URCs are read between pieces so the receive side never overflows.
         n = self.port.readinto(self.rx)
         if n:
-            self._unlock()
-            self.session.feed(self.rx, 0, n, ticks_ms())
-            self._lock()
+            self._feed_rx(n)
+
+    def _feed_rx(self, n):
+        self._unlock()
+        self.session.feed(self.rx, 0, n, ticks_ms())
+        self._lock()
 
     def _report(self):
         s = self.session
@@ -179,33 +194,66 @@ class Driver:
         return got if got < want else want
 
     def _stream_hw(self):
-        """As fast as the line takes: the modem's CTS (or the pty) pushes back."""
+        """As fast as the line takes: the modem's CTS (or the pty) pushes back.
+
+        Per chunk the fast path is one ``readinto`` of the file, ``write`` calls and one
+        comparison; URC reads, progress and the end are on a slow path taken every
+        ``rx_every`` bytes, so a fast sink is not slowed down by bookkeeping.
+        """
         s = self.session
         port = self.port
         buf = self.buf
-        stall = self.stall_ms
-        next_report = s.sent + self.report_every
-        while s.streaming:
-            got = self._read_chunk()
+        f = self.image
+        length = s.length
+        sent = s.sent
+        last_full = length - len(buf)  # up to here a whole chunk cannot pass the end
+        next_report = sent + self.report_every
+        check = sent  # the slow path's next turn
+        self._stall_at = -1
+        while True:
+            got = f.readinto(buf)
+            if not got:
+                self._fail("image ended at %d of %d bytes" % (sent, length))
+            if sent > last_full and got > length - sent:
+                got = length - sent
             off = 0
-            last = ticks_ms()
             while off < got:
                 w = port.write(buf, off, got - off)
                 if w:
                     off += w
-                    last = ticks_ms()
-                    if s.image_sent(w):
-                        self._complete()
                 else:
-                    if ticks_diff(ticks_ms(), last) > stall:
-                        self._fail("timeout: the modem took no byte for %d ms (CTS held)" % stall)
-                    port.wait_writable(5)
-                self._poll_rx()
-                if not s.streaming:
-                    return  # all sent, or the session ended the transfer
-            if s.sent >= next_report:
-                next_report = s.sent + self.report_every
+                    self._write_wait(sent + off)
+            sent += got
+            if sent < check:
+                continue
+            s.sent = sent
+            if sent >= length:
+                self._complete()
+                return
+            self._poll_rx()
+            if not s.streaming:
+                return  # the session ended the transfer (it raises on errors)
+            if sent >= next_report:
+                next_report = sent + self.report_every
                 self._report()
+            check = sent + self.rx_every
+            if check > length:
+                check = length
+
+    def _write_wait(self, at):
+        """The port took nothing: wait a little, read URCs, and give up after ``stall_ms``."""
+        now = ticks_ms()
+        if at != self._stall_at:
+            self._stall_at = at
+            self._stall_since = now
+        elif ticks_diff(now, self._stall_since) > self.stall_ms:
+            self.session.sent = at
+            self._fail("timeout: the modem took no byte for %d ms (CTS held)" % self.stall_ms)
+        self.session.sent = at
+        self._poll_rx()
+        if not self.session.streaming:
+            return
+        self.port.wait_writable(5)
 
     def _stream_paced(self):
         """Pieces of at most ``piece`` bytes, at most ``rate`` bytes in any one second.

@@ -1,0 +1,427 @@
+"""The on-device application: update the modem from a staged image, once, safely.
+
+``main.py`` runs it at boot::
+
+    from qfota import app
+    app.main()                # the board is the module ``board`` (boards/<name>.py)
+
+What it does, in this order (every step can stop it, with a line saying why):
+
+1. Reads the journal (``board.JOURNAL_PATH``, on flash). When it says an update reached
+   the modem (``AT+QFOTADL`` may have been sent) and did not finish, it first follows the
+   modem to its end with ``qfota.driver.recover``: target revision -> success recorded;
+   source revision -> the modem left the old transfer, a fresh update may start below;
+   an error or a silent modem -> a stated failure, nothing more is sent.
+2. Mounts storage (``board.mount_storage()``) and reads ``fota/<image>.json``, the manifest
+   ``qfota stage`` writes: ``{"file", "length", "sha256", "md5", "source_revision",
+   "target_revision"}``; ``fota/qfota.cfg`` (JSON, optional) overrides ``DEFAULTS``.
+3. Hashes the image on the device (sha256, and md5 where ``hashlib`` has it) and refuses
+   a mismatch before the port is even opened.
+4. Runs ``qfota.driver.update``: the modem's revision is checked as soon as it is read
+   (target: nothing to do, success; neither source nor target: refused), then ``AT+CBC``
+   against ``min_voltage_mv`` (note, chapter 5), then the transfer and the upgrade.
+
+The journal is rewritten (temp file + rename) at each stage the engine reports, so a
+reset of the MCU anywhere leaves a record of how far it got. ``main()`` returns the
+exit status of ``qfota.report`` (0 done or nothing to do, 2 refused, 1/3/4 failed).
+"""
+
+import binascii
+import hashlib
+import json
+import os
+
+from qfota import session as S
+from qfota.compat import const
+from qfota.driver import recover, update
+from qfota.errors import FotaError
+from qfota.report import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    Reporter,
+    exit_code,
+)
+
+FOTA_DIR = "fota"  # under the storage root, as ``qfota stage --to :/sd/fota`` leaves it
+CONFIG = "qfota.cfg"
+_BUF = const(4096)  # hashing buffer: a multiple of the 512-byte SD block
+
+DEFAULTS = {
+    "image": None,  # the image's file name in fota/; None: the only manifest there
+    "flow": "hw",  # "hw" (RTS/CTS, AT+IFC=2,2) or "none" (paced 32-byte pieces)
+    "upgrade_mode": 1,
+    "download_urcs": 0,
+    "update_urcs": 100,
+    "min_voltage_mv": 3500,  # refuse below (AT+CBC); None skips the check
+    "max_attempts": 3,  # transfers begun for one image before the app gives up on it
+    "chunk": 4096,
+    "lock_heap": False,
+    "timeouts": None,  # {"end_ms": ...}: see qfota.session.TIMEOUTS
+}
+
+# Journal states.
+RUNNING = "running"
+DONE = "done"  # the modem runs the target revision after our update
+CURRENT = "current"  # it already ran the target revision: nothing sent
+REFUSED = "refused"  # bad image, wrong revision, low supply: no transfer began
+FAILED = "failed"
+
+# Stages after which the modem may be inside a FOTA transfer or upgrade: a restart
+# must go through recover() before anything else is sent.
+_SAFE_STAGES = ("", "PREFLIGHT", "POWER", "FLOWCTRL", "PDP")
+
+
+class Journal:
+    """A small JSON state file, replaced atomically at each change.
+
+    ``save()`` writes ``<path>.tmp`` and renames it over ``<path>`` (atomic on LittleFS
+    and POSIX; on FAT the rename removes the old file first, so ``load()`` falls back to
+    the temp file, which is complete by then).
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.tmp = path + ".tmp"
+        self.data = {}
+
+    def load(self):
+        for p in (self.path, self.tmp):
+            try:
+                with open(p) as f:
+                    data = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                self.data = data
+                return data
+        self.data = {}
+        return self.data
+
+    def save(self, **changes):
+        self.data.update(changes)
+        with open(self.tmp, "w") as f:
+            f.write(json.dumps(self.data))
+        os.rename(self.tmp, self.path)
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    @property
+    def in_flight(self):
+        """True when an update may have reached the modem and was not seen to its end."""
+        d = self.data
+        return d.get("state") in (RUNNING, FAILED) and d.get("stage", "") not in _SAFE_STAGES
+
+
+def _hex(h):
+    return binascii.hexlify(h.digest()).decode()
+
+
+def file_hashes(path, buf=None):
+    """(length, sha256 hex, md5 hex or None) of the file at ``path``."""
+    sha = hashlib.sha256()
+    md5_cls = getattr(hashlib, "md5", None)  # not on every port (FIELD_NOTES)
+    md5 = md5_cls() if md5_cls is not None else None
+    buf = buf or bytearray(_BUF)
+    mv = memoryview(buf)
+    n = 0
+    with open(path, "rb") as f:
+        while True:
+            k = f.readinto(buf)
+            if not k:
+                break
+            part = buf if k == len(buf) else mv[:k]
+            sha.update(part)
+            if md5 is not None:
+                md5.update(part)
+            n += k
+    return n, _hex(sha), (_hex(md5) if md5 is not None else None)
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def find_manifest(folder, name=None):
+    """Path of the manifest in ``folder``: ``<name>.json``, or the only ``<file>.json`` there."""
+    if name is not None:
+        return folder + "/" + name + ".json"
+    found = []
+    for f in os.listdir(folder):
+        if f.endswith(".json") and _exists(folder + "/" + f[:-5]):
+            found.append(f)
+    if not found:
+        return None
+    if len(found) > 1:
+        raise FotaError(
+            "MANIFEST",
+            None,
+            "%d images staged in %s; keep one or name it in %s" % (len(found), folder, CONFIG),
+        )
+    return folder + "/" + found[0]
+
+
+def read_manifest(path):
+    """The manifest as a dict; refuses a missing key or an unusable value."""
+    try:
+        with open(path) as f:
+            m = json.load(f)
+    except (OSError, ValueError) as e:
+        raise FotaError("MANIFEST", None, "cannot read %s: %s" % (path, e)) from None
+    for key in ("file", "length", "sha256", "source_revision", "target_revision"):
+        if not m.get(key):
+            raise FotaError("MANIFEST", None, "%s has no %s" % (path, key))
+    if "/" in m["file"] or not isinstance(m["length"], int):
+        raise FotaError("MANIFEST", None, "%s: bad file or length" % path)
+    return m
+
+
+def verify_image(path, m):
+    """Refuses the image unless its length, sha256 (and md5 when both sides have it) match."""
+    try:
+        n, sha, md5 = file_hashes(path)
+    except OSError as e:
+        raise FotaError("IMAGE", None, "cannot read %s: %s" % (path, e)) from None
+    if n != m["length"]:
+        raise FotaError(
+            "IMAGE", None, "%s has %d bytes, the manifest says %d" % (path, n, m["length"])
+        )
+    if sha != m["sha256"].lower():
+        raise FotaError(
+            "IMAGE", None, "sha256 of %s is %s, the manifest says %s" % (path, sha, m["sha256"])
+        )
+    if md5 is not None and m.get("md5") and md5 != m["md5"].lower():
+        raise FotaError(
+            "IMAGE", None, "md5 of %s is %s, the manifest says %s" % (path, md5, m["md5"])
+        )
+    return sha
+
+
+class _Current(Exception):
+    """Raised from the event hook: the modem already runs the target revision."""
+
+
+def load_board():
+    """The module ``board`` (deployed as /board.py); on the unix port, ``boards/unix.py``."""
+    try:
+        return __import__("board")
+    except ImportError:
+        import sys
+
+        if sys.platform != "linux":
+            raise
+        return __import__("unix")
+
+
+class App:
+    """One run of the application on ``board``; ``run()`` returns the exit status."""
+
+    def __init__(self, board, out=print):
+        self.board = board
+        self.rep = Reporter(out)
+        self.journal = Journal(board.JOURNAL_PATH)
+        self.cfg = dict(DEFAULTS)
+        self.cfg.update(getattr(board, "SETTINGS", None) or {})
+        self.port = None
+        self.manifest = None
+        self.resumed = False  # this run followed an interrupted update to its end
+
+    def say(self, text):
+        self.rep.line(text)
+
+    # ---------------------------------------------------------------- steps
+    def run(self):
+        j = self.journal
+        j.load()
+        try:
+            root = self.board.mount_storage()
+        except OSError as e:
+            root = None
+            self.say("no storage: %s" % e)
+        else:
+            self._read_config(root + "/" + FOTA_DIR + "/" + CONFIG)
+        try:
+            if j.in_flight:
+                status = self.resume()
+                if status is not None:
+                    return status
+            if root is None:
+                return EXIT_FAILED
+            return self.fresh(root + "/" + FOTA_DIR)
+        finally:
+            if self.port is not None:
+                self.port.close()
+
+    def _read_config(self, path):
+        try:
+            with open(path) as f:
+                cfg = json.load(f)
+        except OSError:
+            return
+        except ValueError as e:
+            self.say("ignoring %s: %s" % (path, e))
+            return
+        for k in cfg:
+            if k in DEFAULTS:
+                self.cfg[k] = cfg[k]
+            else:
+                self.say("ignoring unknown setting %r in %s" % (k, path))
+
+    def _open(self):
+        if self.port is None:
+            self.port = self.board.open_port(self.cfg["flow"] == "hw")
+        return self.port
+
+    def _kwargs(self):
+        kw = {"on_event": self._event}
+        if self.cfg["timeouts"]:
+            kw["timeouts"] = self.cfg["timeouts"]
+        return kw
+
+    def resume(self):
+        """After a reset mid-update: follow the modem to its end. None: go on afresh."""
+        j = self.journal
+        if j.get("stage") != "RECOVER":
+            j.save(interrupted=j.get("stage"), stage="RECOVER")
+        self.say("resuming: the last update stopped at %s" % j.get("interrupted"))
+        try:
+            s = recover(self._open(), **self._kwargs())
+        except FotaError as e:
+            self.say("failed: %s" % e)
+            j.save(state=FAILED, error=str(e), code=e.code)
+            return exit_code(e)
+        rev = s.revision_after
+        j.save(revision=rev, recovered=s.recovered)
+        if rev == j.get("target"):
+            j.save(state=DONE, stage="DONE", error=None, code=None)
+            self.say("done: the modem runs %s" % rev)
+            return EXIT_OK
+        if rev != j.get("source"):
+            err = "after the reset the modem runs %s, neither %s nor %s" % (
+                rev,
+                j.get("source"),
+                j.get("target"),
+            )
+            self.say("failed: " + err)
+            j.save(state=FAILED, error=err, code=None)
+            return EXIT_FAILED
+        # The modem answered AT and runs the source revision: it left the old transfer.
+        self.resumed = True
+        what = s.recovered or "nothing"
+        self.say("the interrupted update did not complete (the modem reported %s)" % what)
+        j.save(state=FAILED, stage="", error="interrupted; modem reported %s" % what)
+        return None
+
+    def fresh(self, folder):
+        j = self.journal
+        cfg = self.cfg
+        try:
+            path = find_manifest(folder, cfg["image"])
+            if path is None:
+                self.say("nothing staged in %s" % folder)
+                return EXIT_OK
+            m = self.manifest = read_manifest(path)
+            image = folder + "/" + m["file"]
+            self.say("verifying %s (%d bytes)" % (image, m["length"]))
+            sha = verify_image(image, m)
+        except FotaError as e:
+            return self._refused(e)
+        same = j.get("sha256") == sha
+        attempts = j.get("attempts", 0) if same else 0
+        if same and j.get("state") in (DONE, CURRENT):
+            attempts = 0
+        if attempts >= cfg["max_attempts"]:
+            return self._refused(
+                FotaError(
+                    "ATTEMPTS",
+                    None,
+                    "%d transfers of this image failed (last: %s); restage it or remove %s"
+                    % (attempts, j.get("error"), j.path),
+                )
+            )
+        keep = {k: j.get(k) for k in ("interrupted", "recovered")} if self.resumed else {}
+        j.data = keep
+        j.save(
+            v=1,
+            state=RUNNING,
+            stage="",
+            file=m["file"],
+            sha256=sha,
+            length=m["length"],
+            source=m["source_revision"],
+            target=m["target_revision"],
+            attempts=attempts,
+        )
+        try:
+            s = update(
+                self._open(),
+                image=image,
+                chunk=cfg["chunk"],
+                lock_heap=cfg["lock_heap"],
+                upgrade_mode=cfg["upgrade_mode"],
+                download_urcs=cfg["download_urcs"],
+                update_urcs=cfg["update_urcs"],
+                flow=S.FLOW_HW if cfg["flow"] == "hw" else S.FLOW_NONE,
+                min_voltage_mv=cfg["min_voltage_mv"],
+                **self._kwargs(),
+            )
+        except _Current:
+            j.save(state=CURRENT, stage="", revision=m["target_revision"])
+            self.say("nothing to do: the modem already runs %s" % m["target_revision"])
+            return EXIT_OK
+        except FotaError as e:
+            if e.stage in ("REVISION", "POWER", "PARAMS"):
+                return self._refused(e)
+            self.say("failed: %s" % e)
+            j.save(state=FAILED, error=str(e), code=e.code)
+            return exit_code(e)
+        rev = s.revision_after
+        if rev != m["target_revision"]:
+            err = "the modem runs %s after the update, not %s" % (rev, m["target_revision"])
+            self.say("failed: " + err)
+            j.save(state=FAILED, stage="DONE", revision=rev, error=err)
+            return EXIT_FAILED
+        j.save(state=DONE, stage="DONE", revision=rev, error=None, code=None)
+        return self.rep.result(s)
+
+    def _refused(self, e):
+        self.say("refused: %s" % e)
+        j = self.journal
+        if j.get("state") == RUNNING:
+            j.save(state=REFUSED, error=str(e), code=e.code)
+        elif j.in_flight:
+            pass  # keep the record of an interrupted update for the next resume
+        else:
+            j.save(state=REFUSED, stage="", error=str(e), code=e.code)
+        return EXIT_REFUSED
+
+    # ---------------------------------------------------------------- engine events
+    def _event(self, ev, a, b):
+        self.rep.event(ev, a, b)
+        j = self.journal
+        if ev == S.EV_STAGE:
+            if a == "QFOTADL":
+                j.save(stage=a, attempts=j.get("attempts", 0) + 1)
+            elif j.get("stage") != a:
+                j.save(stage=a)
+        elif ev == S.EV_REVISION and a == "before" and j.get("state") == RUNNING:
+            j.save(revision=b)
+            if b == j.get("target"):
+                raise _Current()
+            if b != j.get("source"):
+                raise FotaError(
+                    "REVISION",
+                    None,
+                    "the modem runs %s; this image updates %s to %s"
+                    % (b, j.get("source"), j.get("target")),
+                )
+
+
+def main(board=None, out=print):
+    """Run the application on ``board`` (default: ``load_board()``); returns the exit status."""
+    return App(board or load_board(), out).run()
