@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "host_tools"))
 from qfota_tools.demo import NOTE_EXAMPLE_SIZE, make_image  # noqa: E402
 from qfota_tools.sim import model as sim_model  # noqa: E402
 from qfota_tools.sim.pty_sim import PtySimulator  # noqa: E402
-from qfota_tools.update import micropython_binary, micropython_env  # noqa: E402
+from qfota_tools.update import micropython_binary  # noqa: E402
 
 README = ROOT / "README.md"
 START = "<!-- bench:start -->"
