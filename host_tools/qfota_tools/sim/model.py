@@ -1,0 +1,1021 @@
+"""A sans-I/O model of a Quectel EC200T (EC200S, EG912Y) for FOTA tests.
+
+No threads, sockets, sleeps or clock reads: every call takes ``now_ms`` (monotonic int
+milliseconds) and the model does what is due by then. It runs unchanged on CPython and on
+MicroPython 1.29 (only ``hashlib`` and ``binascii``, plain classes).
+
+    m = Modem(revision=..., new_revision=..., expect_md5=None, faults=(), baud=115200,
+              timing=None, seed=0, voltage_mv=3900)
+    m.write(data, now_ms) -> int     host -> modem; how many bytes it took
+    m.room(now_ms) -> int            how many it would take now
+    m.read(now_ms) -> bytes          modem -> host bytes due by now
+    m.next_due_ms(now_ms)            when it next has something to do (None: nothing)
+    m.room_due_ms(now_ms, n)         when room() reaches n (None: never, e.g. stalled)
+    m.take_fetch() / m.fetch_done(code, data, now_ms)   URL modes: the driver fetches
+
+Line and flow model
+- Hardware flow control on (``AT+IFC=2,2`` or ``AT+QCFG="usbifc",2,2``): a token bucket
+  filled at ``baud/10`` bytes/s (``baud=0``: no limit), capped at ``fc_buffer`` bytes
+  (default: 50 ms of line rate, at least 1 KiB). ``write`` takes at most ``room()``.
+- Off: ``write`` takes everything into a receive buffer of ``rx_buffer`` bytes (1 KiB)
+  drained at ``rx_drain_bps`` (15 KiB/s, NOR flash); what does not fit is lost
+  (``m.overflow_bytes``). In FILE mode a loss ends in ``FILEEND,500``.
+- Flow control is off again after a reboot unless ``AT&W`` saved it; echo is always on
+  again after a reboot; so is ``AT+CMEE=0``. Bytes from the host while the module reboots
+  are dropped, and so are bytes that arrive while it upgrades (from *END,0 to END, RDY
+  excepted in upgrade_mode 0); ``m.dropped`` counts. During a URL-mode download commands
+  work (AT+QFOTADL answers ERROR until the update is over).
+
+FILE mode: ``OK``, ``FILESTART`` after ``filestart_ms``; bytes before it are lost
+(``m.image_bytes_before_filestart``). Exactly <length> bytes are taken, DOWNLOADING k of N
+when k/N of them arrived, ``FILEEND,0``, md5 check against ``expect_md5`` (None: accept),
+then for upgrade_mode 1: START, UPDATING 1..up, END,0, reboot; for upgrade_mode 0: reboot,
+RDY + boot URCs, START, UPDATING, END,0, reboot again. A failed END (504/506) does not
+reboot; the revision stays. If the line is quiet for ``download_idle_ms`` with fewer than
+<length> bytes: ``FILEEND,500``. ``"FILE:<len>",2`` answers ``010003`` (EC200T only) and
+then ignores input until the line is quiet for ``download_idle_ms``.
+
+URL modes: ``OK``, FTPSTART/HTTPSTART after ``url_start_ms``; then ``m.fetch_request``
+holds the URL until the driver calls ``fetch_done(code, data, now_ms)``; then DOWNLOADING
+every ``dl_step_ms``, FTPEND/HTTPEnd with the code, and the upgrade as in FILE mode. If the
+``AT+QFOTA="fota/cid"`` context is not active (``AT+QIACT=<cid>``) when the download
+starts: ``HTTPEND,708`` (HTTP(S) network not configured) or ``FTPEND,605`` (Network error).
+``AT+QIACT=<cid>`` on an active context answers ERROR (as Quectel modules do); a host
+checks ``AT+QIACT?`` first. A reboot deactivates every context.
+
+Errors: unknown commands answer ``ERROR``; bad parameters ``ERROR``, or ``+CME ERROR: 50``
+after ``AT+CMEE=1`` or ``2`` (numeric in both); AT+QFOTADL while an update runs and
+AT+QIACT on an active context: ``ERROR`` / ``+CME ERROR: 3``.
+
+URC shapes (``quirks=True``, chosen from ``seed``): ``"FOTA", "X"`` or ``"FOTA","X"``,
+``" DOWNLOADING"``, ``, 99``, ``HTTPEnd``/``HTTPEND``, UPDATING lines in bootloader
+framing (no leading CRLF, doubled trailing CRLF), ``APP RDY`` after boot or not, and
+non-FOTA URCs (``+CREG: 1``, ``+QIND: "csq",20,99`` ...) every ~``noise_ms`` and now and
+then between the lines of a response. ``noise_ms=0`` turns the noise off.
+
+Faults (``faults=(...)``, combinable; ``FAULTS`` holds the same list for the CLI):
+- ``qfotadl-error``: every write form of AT+QFOTADL answers ``ERROR``.
+- ``cme-error``: AT+QFOTADL answers ``+CME ERROR: 3`` (operation not allowed), whatever AT+CMEE is.
+- ``no-filestart``: ``OK``, then no FILESTART ever; package bytes are counted as lost; the
+  module takes commands again once the line has been quiet for ``download_idle_ms``.
+- ``fileend-500``: all bytes arrive, then ``FILEEND,500``; no START.
+- ``end-504``: START, UPDATING up to half of <update_URC_max>, ``END,504``; no reboot.
+- ``end-506``: START, then ``END,506`` (as if the md5 differed); no UPDATING, no reboot.
+- ``reset-mid-transfer``: the module resets once at half the package (URL modes: halfway
+  through the DOWNLOADING URCs): silence, RDY, boot URCs; no *END; ``outcome == "RESET"``.
+- ``silent-after-reboot``: after END,0 it reboots and never says anything again.
+- ``garbage``: non-UTF-8 bytes and 3000-5000 character lines among the noise URCs.
+- ``no-start``: FILEEND/FTPEND/HTTPEND 0, then no START ever; commands work again.
+- ``stall``: with flow control on, ``room()`` drops to 0 for good at half the package
+  (without it, the rest is lost); no FILEEND, nothing more from the transfer.
+- ``incomplete-urc``: once, right after FILESTART/FTPSTART/HTTPSTART, the cut line
+  ``+QIND: "FOTA","DOWNLOA`` (ended by the next line's CRLF); the update goes on.
+- ``pdp-inactive``: URL modes: the network drops the fota/cid context as the download
+  starts: ``+QIURC: "pdpdeact",<cid>``, then ``HTTPEND,708`` / ``FTPEND,605``.
+- ``no-qgmr``: AT+QGMR answers ``ERROR``; ATI still gives the revision.
+- ``dead``: never says anything at all (a port with no modem behind it).
+
+``m.outcome`` is the last terminal event: ``"FILEEND 500"``, ``"HTTPEND 708"``,
+``"FTPEND 625"``, ``"END 0"``, ``"END 506"``, ``"RESET"`` (reset-mid-transfer). ``m.history``
+lists what happened in clean form (``"FILESTART"``, ``"DOWNLOADING 3"``, ``"REBOOT"``...).
+"""
+
+import binascii
+import hashlib
+
+# Faults: name -> what the host should see.
+FAULTS = (
+    ("qfotadl-error", "AT+QFOTADL (any write form) answers ERROR"),
+    ("cme-error", "AT+QFOTADL (any write form) answers +CME ERROR: 3, whatever AT+CMEE says"),
+    ("no-filestart", "OK but never FILESTART; bytes are lost; back to commands after quiet"),
+    ("fileend-500", "all bytes arrive, then FILEEND,500; no START"),
+    ("end-504", "START, UPDATING up to half, END,504; no reboot, old revision"),
+    ("end-506", "START, END,506 at once (as if the md5 differed); no reboot"),
+    ("reset-mid-transfer", "module resets (once) at half the package: silence, RDY, boot URCs"),
+    ("silent-after-reboot", "never says anything after the final reboot (after END,0)"),
+    ("garbage", "non-UTF-8 bytes and very long lines among the URCs now and then"),
+    ("no-start", "FILEEND/FTPEND/HTTPEND 0, then never START; back to commands"),
+    ("stall", "flow on: room() becomes 0 forever at half the package, nothing more"),
+    ("incomplete-urc", 'prints a truncated +QIND: "FOTA","DOWNLOA once after *START'),
+    ("pdp-inactive", 'URL modes: +QIURC: "pdpdeact",<cid>, then HTTPEND 708 / FTPEND 605'),
+    ("no-qgmr", "AT+QGMR answers ERROR (ATI still works)"),
+    ("dead", "never says anything at all: a port with no modem behind it"),
+)
+FAULT_NAMES = tuple(f[0] for f in FAULTS)
+
+# Delays in ms: realistic values, and a FAST preset for tests and the demo.
+REAL = {
+    "cmd_ms": 20,  # command -> response
+    "filestart_ms": 800,  # OK -> FILESTART
+    "url_start_ms": 500,  # OK -> FTPSTART/HTTPSTART
+    "download_idle_ms": 5000,  # quiet line with bytes missing -> FILEEND,500
+    "fileend_ms": 300,  # last byte -> FILEEND (also fetch failure -> *END)
+    "dl_step_ms": 100,  # URL modes: between DOWNLOADING URCs
+    "start_ms": 2000,  # *END,0 or boot -> START
+    "update_step_ms": 600,  # between UPDATING URCs (100 of them: a minute)
+    "end_ms": 1000,  # last UPDATING -> END
+    "reboot_delay_ms": 1000,  # END (or FILEEND in mode 0) -> reset
+    "reboot_ms": 8000,  # silence before RDY
+    "boot_urc_ms": 300,  # between boot URCs
+    "pdp_ms": 1500,  # AT+QIACT=<cid> -> OK
+    "noise_ms": 20000,  # mean interval of non-FOTA URCs (0: none)
+}
+FAST = {
+    "cmd_ms": 1,
+    "filestart_ms": 20,
+    "url_start_ms": 10,
+    "download_idle_ms": 500,
+    "fileend_ms": 5,
+    "dl_step_ms": 2,
+    "start_ms": 20,
+    "update_step_ms": 3,
+    "end_ms": 10,
+    "reboot_delay_ms": 10,
+    "reboot_ms": 60,
+    "boot_urc_ms": 3,
+    "pdp_ms": 20,
+    "noise_ms": 150,
+}
+
+_BIG = 1 << 30
+_BOOT = ("+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE", "+QIND: PB DONE")
+_NOISE = (
+    "+CREG: 1",
+    "+CGREG: 1",
+    "+CEREG: 1",
+    '+QIND: "csq",20,99',
+    '+QIND: "csq",18,99',
+    '+QIND: "act","LTE"',
+    '+CTZE: "+32",0,"2024/05/01,10:00:00"',
+)
+
+# States
+CMD = "cmd"  # AT commands
+OFF = "off"  # rebooting: silent, input dropped
+DEAD = "dead"  # silent-after-reboot, or the "dead" fault
+PREFILE = "prefile"  # after AT+QFOTADL="FILE:..": waiting for FILESTART, bytes lost
+FILE = "file"  # taking the package
+BUSY = "busy"  # downloading (URL) or upgrading: input dropped
+PROTO = "proto"  # protocol-download mode (010003): input ignored
+
+
+def _args(s):
+    """Split AT arguments on commas outside quotes: [(value, quoted), ...]."""
+    out = []
+    cur = ""
+    inq = False
+    quoted = False
+    for ch in s:
+        if ch == '"':
+            inq = not inq
+            quoted = True
+        elif ch == "," and not inq:
+            out.append((cur if quoted else cur.strip(), quoted))
+            cur = ""
+            quoted = False
+        else:
+            cur += ch
+    if inq:
+        raise ValueError("unbalanced quotes")
+    out.append((cur if quoted else cur.strip(), quoted))
+    return out
+
+
+def _int(v, lo, hi):
+    """Parse an unquoted integer in [lo, hi], else raise ValueError."""
+    if v[1] or not v[0].isdigit():
+        raise ValueError(v[0])
+    n = int(v[0])
+    if n < lo or n > hi:
+        raise ValueError(v[0])
+    return n
+
+
+def _urc_max(v):
+    n = _int(v, 0, 100)
+    if 0 < n < 5:
+        raise ValueError(v[0])
+    return n
+
+
+class Modem:
+    def __init__(
+        self,
+        revision="EC200TCNDAR02A07M16_01.001.01.001",
+        new_revision="EC200TCNDAR02A08M16_01.001.01.001",
+        expect_md5=None,
+        faults=(),
+        baud=115200,
+        timing=None,
+        seed=0,
+        voltage_mv=3900,
+        quirks=True,
+        rx_buffer=1024,
+        rx_drain_bps=15360,
+        fc_buffer=None,
+        keep_received=True,
+    ):
+        for f in faults:
+            if f not in FAULT_NAMES:
+                raise ValueError("unknown fault: %s" % f)
+        self.t = dict(REAL)
+        if timing:
+            for k in timing:
+                if k not in REAL:
+                    raise ValueError("unknown timing key: %s" % k)
+                self.t[k] = timing[k]
+        self.revision = revision
+        self.new_revision = new_revision
+        self.expect_md5 = expect_md5.lower() if expect_md5 else None
+        self.faults = tuple(faults)
+        self.baud = baud
+        self.voltage_mv = voltage_mv
+        self.quirks = quirks
+        self.rx_buffer = rx_buffer
+        self.rx_drain_bps = rx_drain_bps
+        self.fc_buffer = fc_buffer
+        self.keep_received = keep_received
+        self._x = ((seed * 2654435761) ^ 0x9E3779B9) & 0xFFFFFFFF or 1
+        # Inspectable state
+        self.flow_hw = False
+        self.echo = True
+        self.cmee = 0
+        self.commands = []
+        self.history = []
+        self.received = bytearray()
+        self.received_md5 = None
+        self.fotadl = None
+        self.reboots = 0
+        self.outcome = None
+        self.updates_completed = 0
+        self.image_bytes_before_filestart = 0
+        self.overflow_bytes = 0
+        self.dropped = 0
+        self.fetch_request = None
+        self.contexts = {}  # cid -> [type, apn, user, pwd, auth]
+        self.active = {}  # cid -> ip
+        self.fota_cid = 1
+        # Internals
+        self._app_rdy = (not quirks) or (self._rand() & 1) == 1
+        self._flow_saved = False
+        self._state = DEAD if "dead" in self.faults else CMD
+        self._out = bytearray()
+        self._line = bytearray()
+        self._sched = []  # [due, seq, life, fn, arg], sorted by (due, seq)
+        self._seq = 0
+        self._life = 0
+        self._started = False
+        self._resp_t = 0
+        self._fc_credit = 0  # milli-bytes
+        self._fc_t = 0
+        self._rx_level = 0  # milli-bytes
+        self._rx_t = 0
+        self._stalled = False
+        self._fota_active = False
+        self._fetch_taken = False
+        self._incomplete_done = False
+        self._garbage_done = False
+        self._complete_on_boot = False
+        self._reset_done = False
+        self._last_rx = 0
+        self._job = {}
+        self._md5 = hashlib.md5()
+        self._got = 0
+        self._lost = 0
+        self._dl_sent = 0
+
+    # ---- public API -----------------------------------------------------------------
+    def write(self, data, now_ms):
+        """Host -> modem. Returns how many bytes it took now."""
+        self._advance(now_ms)
+        n = len(data)
+        if n == 0:
+            return 0
+        if not isinstance(data, (bytes, bytearray)):
+            data = bytes(data)
+        if self.flow_hw:
+            take = min(n, self._fc_room(now_ms))
+            if take <= 0:
+                return 0
+            if take < n:
+                data = data[:take]
+            if self.baud > 0:
+                self._fc_credit -= take * 1000
+            self._feed(data, now_ms)
+            return take
+        # No flow control: a small FIFO drained at rx_drain_bps; what overflows is lost.
+        free = self._rx_free(now_ms)
+        take = n if n < free else free
+        self._rx_level += take * 1000
+        if take:
+            self._feed(data if take == n else data[:take], now_ms)
+        if take < n:
+            self._overflow(n - take)
+        return n
+
+    def room(self, now_ms):
+        """Bytes ``write`` would take now."""
+        self._advance(now_ms)
+        if not self.flow_hw:
+            return _BIG
+        return self._fc_room(now_ms)
+
+    def room_due_ms(self, now_ms, n=1):
+        """When ``room()`` reaches ``min(n, capacity)``; None if never (stalled)."""
+        if not self.flow_hw or self.baud <= 0:
+            return now_ms
+        if self._stalled:
+            return None
+        n = min(n, self._fc_cap())
+        room = self._fc_room(now_ms)
+        if room >= n:
+            return now_ms
+        need = n * 1000 - self._fc_credit
+        bps = self.baud // 10
+        return now_ms + (need + bps - 1) // bps
+
+    def read(self, now_ms):
+        """Modem -> host bytes due by now."""
+        self._advance(now_ms)
+        if not self._out:
+            return b""
+        out = bytes(self._out)
+        self._out = bytearray()
+        return out
+
+    def next_due_ms(self, now_ms):
+        """When the model next has something to do or say (None: nothing planned)."""
+        self._advance(now_ms)
+        if self._out:
+            return now_ms
+        if self._sched:
+            return self._sched[0][0]
+        return None
+
+    def take_fetch(self):
+        """URL modes: the URL to fetch, once (None when nothing new is requested)."""
+        if self.fetch_request is not None and not self._fetch_taken:
+            self._fetch_taken = True
+            return self.fetch_request
+        return None
+
+    def fetch_done(self, code, data, now_ms):
+        """URL modes: the driver's fetch result: the note's code (0 = ok) and the bytes."""
+        self._advance(now_ms)
+        if self.fetch_request is None:
+            return
+        self.fetch_request = None
+        self._fetch_taken = False
+        job = self._job
+        if code != 0 or data is None:
+            self._at(now_ms + self.t["fileend_ms"], self._url_end, code or 701)
+            return
+        self._md5 = hashlib.md5()
+        self._md5.update(data)
+        self.received = bytearray(data) if self.keep_received else bytearray()
+        self._got = len(data)
+        step = self.t["dl_step_ms"]
+        t = now_ms
+        n = job["dl"]
+        if "reset-mid-transfer" in self.faults:
+            self._at(now_ms + step * (n // 2), self._reset_mid, None)
+        for k in range(1, n + 1):
+            t += step
+            self._at(t, self._fota_say, ("DOWNLOADING", k))
+        self._at(t + self.t["fileend_ms"], self._url_end, 0)
+
+    @property
+    def md5_ok(self):
+        return self.expect_md5 is None or self.received_md5 == self.expect_md5
+
+    @property
+    def model(self):
+        return self.revision[:6]
+
+    @property
+    def state(self):
+        return self._state
+
+    # ---- scheduling -----------------------------------------------------------------
+    def _rand(self):
+        x = self._x
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self._x = x
+        return x
+
+    def _pick(self, n):
+        return self._rand() % n
+
+    def _at(self, due, fn, arg, life=True):
+        """Schedule ``fn(t, arg)`` at ``due``; life-bound events die with a reboot."""
+        self._seq += 1
+        item = (due, self._seq, self._life if life else None, fn, arg)
+        s = self._sched
+        i = len(s)
+        while i > 0 and s[i - 1][0] > due:
+            i -= 1
+        s.insert(i, item)
+
+    def _advance(self, now):
+        if not self._started:
+            self._started = True
+            self._fc_t = self._rx_t = self._resp_t = self._last_rx = now
+            self._fc_credit = self._fc_cap() * 1000
+            if self.t["noise_ms"] > 0:
+                self._at(now + self._noise_gap(), self._noise, None, False)
+        s = self._sched
+        while s and s[0][0] <= now:
+            due, _seq, life, fn, arg = s.pop(0)
+            if life is None or life == self._life:
+                fn(due, arg)
+
+    # ---- flow control -----------------------------------------------------------------
+    def _fc_cap(self):
+        if self.fc_buffer:
+            return self.fc_buffer
+        return max(1024, self.baud // 10 // 20)
+
+    def _fc_room(self, now):
+        if self._stalled:
+            return 0
+        if self.baud <= 0:
+            room = _BIG
+        else:
+            cap = self._fc_cap() * 1000
+            if now > self._fc_t:
+                self._fc_credit = min(cap, self._fc_credit + (now - self._fc_t) * (self.baud // 10))
+                self._fc_t = now
+            room = self._fc_credit // 1000
+        if "stall" in self.faults and self._state == FILE:
+            room = min(room, self._job["length"] // 2 - self._got)
+            if room <= 0:
+                self._stalled = True
+                self.history.append("STALL")
+                return 0
+        return room
+
+    def _rx_free(self, now):
+        if now > self._rx_t:
+            self._rx_level = max(0, self._rx_level - (now - self._rx_t) * self.rx_drain_bps)
+            self._rx_t = now
+        return self.rx_buffer - (self._rx_level + 999) // 1000
+
+    def _overflow(self, k):
+        self.overflow_bytes += k
+        if self._state == FILE:
+            self._lost += k
+            self._check_file_done(self._rx_t)
+
+    # ---- output -------------------------------------------------------------------------
+    def _emit(self, data):
+        if self._state == DEAD:
+            return
+        self._out.extend(data)
+
+    def _say(self, t, s):
+        """Scheduled output of text that is already framed."""
+        self._emit(s.encode())
+
+    def _urc(self, s):
+        self._emit(("\r\n" + s + "\r\n").encode())
+
+    def _fota_text(self, word, num):
+        q = self.quirks
+        sep = ", " if q and self._pick(4) == 0 else ","
+        label = word
+        if word == "DOWNLOADING" and q and self._pick(8) == 0:
+            label = " DOWNLOADING"
+        elif word == "HTTPEND" and (not q or self._pick(2) == 0):
+            label = "HTTPEnd"
+        s = '+QIND: "FOTA"' + sep + '"' + label + '"'
+        if num is not None:
+            s += (", " if q and self._pick(6) == 0 else ",") + str(num)
+        return s
+
+    def _fota_say(self, t, what):
+        word, num = what
+        self.history.append(word if num is None else "%s %d" % (word, num))
+        s = self._fota_text(word, num)
+        if word == "UPDATING" and self._job and self._job.get("boot_framing"):
+            self._emit((s + "\r\n\r\n").encode())
+        else:
+            self._urc(s)
+
+    def _noise_text(self):
+        return _NOISE[self._pick(len(_NOISE))]
+
+    def _noise_gap(self):
+        n = self.t["noise_ms"]
+        return n // 2 + self._pick(n + 1)
+
+    def _noise(self, t, _arg):
+        if self._state not in (OFF, DEAD) and not self._line:
+            if "garbage" in self.faults and (not self._garbage_done or self._pick(2) == 0):
+                self._garbage_done = True
+                self._emit(self._garbage())
+            else:
+                self._urc(self._noise_text())
+        self._at(t + self._noise_gap(), self._noise, None, False)
+
+    def _garbage(self):
+        if self._pick(2) == 0:
+            b = bytearray(b"\r\n")
+            for _ in range(8 + self._pick(32)):
+                b.append(0x80 + self._pick(128))
+            b.extend(b"\xff\xfe\r\n")
+            return bytes(b)
+        return b"\r\n" + b"#" * (3000 + self._pick(2000)) + b"\r\n"
+
+    def _respond(self, t, lines, final="OK", delay=None):
+        """Schedule a response: info lines then the final result code."""
+        d = self.t["cmd_ms"] if delay is None else delay
+        due = max(t, self._resp_t) + d
+        self._resp_t = due
+        chunks = []
+        for i, line in enumerate(lines):
+            chunks.append(("\r\n" if i == 0 else "") + line + "\r\n")
+        if final:
+            chunks.append("\r\n" + final + "\r\n")
+        out = ""
+        for i, c in enumerate(chunks):
+            if i and self.quirks and self.t["noise_ms"] > 0 and self._pick(6) == 0:
+                out += "\r\n" + self._noise_text() + "\r\n"
+            out += c
+        self._at(due, self._say, out)
+        return due
+
+    def _error(self, t, code=None):
+        if self.cmee and code is not None:
+            return self._respond(t, [], "+CME ERROR: %d" % code)
+        return self._respond(t, [], "ERROR")
+
+    # ---- input ----------------------------------------------------------------------------
+    def _feed(self, data, t):
+        i = 0
+        n = len(data)
+        while i < n:
+            st = self._state
+            if st == CMD:
+                j = data.find(b"\r", i)
+                end = n if j < 0 else j + 1
+                if self.echo:
+                    self._emit(data[i:end])
+                if j < 0:
+                    self._line.extend(data[i:end])
+                    if len(self._line) > 4096:
+                        self._line = bytearray()
+                else:
+                    self._line.extend(data[i:j])
+                    line = bytes(self._line)
+                    self._line = bytearray()
+                    self._command(line, t)
+                i = end
+            elif st == FILE:
+                i += self._take(data, i, t)
+            elif st == PREFILE:
+                self.image_bytes_before_filestart += n - i
+                self._last_rx = t
+                return
+            else:
+                if st == PROTO:
+                    self._last_rx = t
+                self.dropped += n - i
+                return
+
+    def _take(self, data, i, t):
+        job = self._job
+        k = min(job["length"] - self._got - self._lost, len(data) - i)
+        if self._stalled:
+            self._overflow(len(data) - i)
+            return len(data) - i
+        half = job["length"] // 2
+        if "stall" in self.faults and self._got + k > half:
+            k = max(0, half - self._got)
+        reset = "reset-mid-transfer" in self.faults and not self._reset_done
+        if reset and self._got + k >= half:
+            k = half - self._got
+        chunk = data[i : i + k]
+        if self.keep_received:
+            self.received.extend(chunk)
+        self._md5.update(chunk)
+        self._got += k
+        self._last_rx = t
+        if reset and self._got >= half:
+            self._reset_mid(t, None)
+            self.dropped += len(data) - i - k
+            return len(data) - i
+        if "stall" in self.faults and self._got >= half:
+            self._stalled = True
+            self.history.append("STALL")
+            self._overflow(len(data) - i - k)
+            return len(data) - i
+        self._progress(t)
+        self._check_file_done(t)
+        return k
+
+    def _progress(self, t):
+        job = self._job
+        n = job["dl"]
+        while self._dl_sent < n and self._got * n >= (self._dl_sent + 1) * job["length"]:
+            self._dl_sent += 1
+            self._fota_say(t, ("DOWNLOADING", self._dl_sent))
+
+    def _check_file_done(self, t):
+        job = self._job
+        if self._state != FILE or self._stalled or self._got + self._lost < job["length"]:
+            return
+        self._state = BUSY
+        code = 500 if self._lost or "fileend-500" in self.faults else 0
+        self._at(t + self.t["fileend_ms"], self._file_end, code)
+
+    def _idle_check(self, t, _arg):
+        if self._state not in (FILE, PREFILE, PROTO) or self._stalled:
+            return
+        due = self._last_rx + self.t["download_idle_ms"]
+        if t < due:
+            self._at(due, self._idle_check, None)
+            return
+        if self._state == FILE:
+            self._file_end(t, 500)
+        else:
+            self._state = CMD
+            self._fota_active = False
+
+    # ---- commands -------------------------------------------------------------------------
+    def _command(self, line, t):
+        try:
+            s = line.decode().strip()
+        except UnicodeError:
+            s = None
+        if s is None:
+            if line.strip()[:2].upper() == b"AT":
+                self._respond(t, [], "ERROR")
+            return
+        if len(s) < 2 or s[:2].upper() != "AT":
+            return  # no AT prefix: not a command line
+        self.commands.append(s)
+        body = s[2:]
+        ub = body.upper()
+        if ub in ("", "&W", "V1", "Q0", "&F", "Z", "E", "E0", "E1", "I", "I0"):
+            if ub in ("E", "E0"):
+                self.echo = False
+            elif ub == "E1":
+                self.echo = True
+            elif ub == "&W":
+                self._flow_saved = self.flow_hw
+            elif ub in ("I", "I0"):
+                rev = self.revision.split("_")[0]
+                return self._respond(t, ["Quectel", self.model, "Revision: " + rev])
+            return self._respond(t, [])
+        if not ub.startswith("+"):
+            return self._respond(t, [], "ERROR")
+        k = 1
+        while k < len(ub) and ub[k] not in "=?":
+            k += 1
+        name = ub[1:k]
+        rest = body[k:]
+        if rest == "":
+            form = "exec"
+        elif rest == "?":
+            form = "read"
+        elif rest == "=?":
+            form = "test"
+        elif rest[0] == "=":
+            form = "write"
+        else:
+            return self._respond(t, [], "ERROR")
+        fn = getattr(self, "_c_" + name, None)
+        if fn is None:
+            return self._respond(t, [], "ERROR")
+        try:
+            args = _args(rest[1:]) if form == "write" else []
+            fn(t, form, args)
+        except ValueError:
+            self._error(t, 50)
+
+    def _c_QGMR(self, t, form, args):
+        if form != "exec" or "no-qgmr" in self.faults:
+            return self._respond(t, [], "ERROR")
+        self._respond(t, [self.revision])
+
+    def _c_GMR(self, t, form, args):
+        if form != "exec":
+            raise ValueError
+        self._respond(t, [self.revision.split("_")[0]])
+
+    def _c_CGMR(self, t, form, args):
+        self._c_GMR(t, form, args)
+
+    def _c_IFC(self, t, form, args):
+        v = 2 if self.flow_hw else 0
+        if form == "read":
+            return self._respond(t, ["+IFC: %d,%d" % (v, v)])
+        if form == "test":
+            return self._respond(t, ["+IFC: (0,2),(0,2)"])
+        if form != "write" or len(args) != 2:
+            raise ValueError
+        a = _int(args[0], 0, 2)
+        b = _int(args[1], 0, 2)
+        if a == 1 or b == 1:
+            raise ValueError
+        self.flow_hw = a == 2 and b == 2
+        self._respond(t, [])
+
+    def _c_QCFG(self, t, form, args):
+        if form != "write" or not args or args[0][0].lower() != "usbifc":
+            raise ValueError
+        if len(args) == 1:
+            v = 2 if self.flow_hw else 0
+            return self._respond(t, ['+QCFG: "usbifc",%d,%d' % (v, v)])
+        self._c_IFC(t, form, args[1:])
+
+    def _c_CBC(self, t, form, args):
+        if form != "exec":
+            raise ValueError
+        pct = max(0, min(100, (self.voltage_mv - 3300) * 100 // 900))
+        self._respond(t, ["+CBC: 0,%d,%d" % (pct, self.voltage_mv)])
+
+    def _c_CMEE(self, t, form, args):
+        if form == "read":
+            return self._respond(t, ["+CMEE: %d" % self.cmee])
+        if form == "test":
+            return self._respond(t, ["+CMEE: (0-2)"])
+        if form != "write" or len(args) != 1:
+            raise ValueError
+        self.cmee = _int(args[0], 0, 2)
+        self._respond(t, [])
+
+    def _c_IPR(self, t, form, args):
+        if form == "read":
+            return self._respond(t, ["+IPR: %d" % self.baud])
+        if form != "write":
+            raise ValueError
+        self.baud = _int(args[0], 0, 4000000)
+        self._respond(t, [])
+
+    def _c_CSQ(self, t, form, args):
+        self._respond(t, ["+CSQ: 20,99"])
+
+    def _c_CPIN(self, t, form, args):
+        self._respond(t, ["+CPIN: READY"])
+
+    def _c_CFUN(self, t, form, args):
+        self._respond(t, ["+CFUN: 1"] if form == "read" else [])
+
+    def _c_CREG(self, t, form, args):
+        self._respond(t, ["+CREG: 0,1"] if form == "read" else [])
+
+    def _c_CEREG(self, t, form, args):
+        self._respond(t, ["+CEREG: 0,1"] if form == "read" else [])
+
+    def _c_QICSGP(self, t, form, args):
+        if form == "test":
+            return self._respond(t, ['+QICSGP: (1-15),(1-3),"APN","USERNAME","PASSWORD",(0-3)'])
+        if form != "write":
+            raise ValueError
+        cid = _int(args[0], 1, 15)
+        ctx = self.contexts.get(cid) or [1, "", "", "", 0]
+        if len(args) == 1:
+            line = '+QICSGP: %d,"%s","%s","%s",%d' % tuple(ctx)
+            return self._respond(t, [line])
+        if len(args) not in (3, 5, 6):
+            raise ValueError
+        new = [_int(args[1], 1, 3), args[2][0], "", "", 0]
+        if len(args) >= 5:
+            new[2] = args[3][0]
+            new[3] = args[4][0]
+        if len(args) == 6:
+            new[4] = _int(args[5], 0, 3)
+        self.contexts[cid] = new
+        self._respond(t, [])
+
+    def _c_QFOTA(self, t, form, args):
+        if form != "write" or args[0][0].lower() != "fota/cid" or len(args) > 2:
+            raise ValueError
+        if len(args) == 1:
+            return self._respond(t, ['+QFOTA: "fota/cid",%d' % self.fota_cid])
+        self.fota_cid = _int(args[1], 1, 15)
+        self._respond(t, [])
+
+    def _c_QIACT(self, t, form, args):
+        if form == "test":
+            return self._respond(t, ["+QIACT: (1-15)"])
+        if form == "read":
+            lines = []
+            for cid in sorted(self.active):
+                typ = (self.contexts.get(cid) or [1])[0]
+                lines.append('+QIACT: %d,1,%d,"%s"' % (cid, typ, self.active[cid]))
+            return self._respond(t, lines)
+        if form != "write" or len(args) != 1:
+            raise ValueError
+        cid = _int(args[0], 1, 15)
+        if cid in self.active:
+            return self._error(t, 3)  # already active: "operation not allowed"
+        due = self._respond(t, [], delay=self.t["pdp_ms"])
+        ip = "10.%d.%d.%d" % (self._pick(256), self._pick(256), 2 + self._pick(250))
+        self._at(due, self._activate, (cid, ip))
+
+    def _activate(self, t, arg):
+        self.active[arg[0]] = arg[1]
+
+    def _c_QIDEACT(self, t, form, args):
+        if form != "write" or len(args) != 1:
+            raise ValueError
+        self.active.pop(_int(args[0], 1, 15), None)
+        self._respond(t, [])
+
+    def _c_QFOTADL(self, t, form, args):
+        if form == "test":
+            return self._respond(t, ["+QFOTADL: <url>,(0,1),(0,5-100),(0,5-100)"])
+        if form != "write" or not args[0][1] or len(args) > 4:
+            raise ValueError
+        url = args[0][0]
+        if len(url.encode()) > 255:
+            raise ValueError
+        low = url.lower()
+        if low.startswith("file:"):
+            length = _int((url[5:], False), 1, 0x7FFFFFFF)
+            kind = "FILE"
+        elif low.startswith("ftp://"):
+            length, kind = None, "FTP"
+        elif low.startswith("http://") or low.startswith("https://"):
+            length, kind = None, "HTTP"
+        else:
+            raise ValueError
+        proto = kind == "FILE" and len(args) == 2 and args[1] == ("2", False)
+        job = {"url": url, "kind": kind, "length": length, "mode": 2}
+        if proto:
+            if self.model != "EC200T":
+                raise ValueError
+        else:
+            job["mode"] = _int(args[1], 0, 1) if len(args) > 1 else 1
+            job["dl"] = _urc_max(args[2]) if len(args) > 2 else 0
+            job["up"] = _urc_max(args[3]) if len(args) > 3 else 100
+        self.fotadl = job
+        if "qfotadl-error" in self.faults:
+            return self._respond(t, [], "ERROR")
+        if "cme-error" in self.faults:
+            return self._respond(t, [], "+CME ERROR: 3")
+        if self._fota_active:
+            return self._error(t, 3)
+        if proto:
+            return self._proto(t)
+        self._fota_active = True
+        self._job = dict(job)
+        self._job["boot_framing"] = self.quirks and self._pick(2) == 0
+        self._got = self._lost = self._dl_sent = 0
+        self._md5 = hashlib.md5()
+        self.received = bytearray()
+        self.received_md5 = None
+        self.outcome = None
+        self._incomplete_done = False
+        due = self._respond(t, [])
+        if kind == "FILE":
+            self.image_bytes_before_filestart = 0
+            self._state = PREFILE
+            self._last_rx = t
+            if "no-filestart" in self.faults:
+                self._at(t + self.t["download_idle_ms"], self._idle_check, None)
+            else:
+                self._at(due + self.t["filestart_ms"], self._file_start, None)
+        else:  # URL modes: the module downloads over the air; commands still work
+            self._at(due + self.t["url_start_ms"], self._url_start, None)
+
+    def _proto(self, t):
+        self._state = PROTO
+        self._fota_active = True
+        self._last_rx = t
+        self._respond(t, [], "010003")
+        self._at(t + self.t["download_idle_ms"], self._idle_check, None)
+
+    # ---- FOTA flow ----------------------------------------------------------------------
+    def _incomplete(self):
+        if "incomplete-urc" in self.faults and not self._incomplete_done:
+            self._incomplete_done = True
+            self.history.append("INCOMPLETE")
+            self._emit(b'\r\n+QIND: "FOTA","DOWNLOA')
+
+    def _file_start(self, t, _arg):
+        if self._state != PREFILE:
+            return
+        self._fota_say(t, ("FILESTART", None))
+        self._state = FILE
+        self._last_rx = t
+        self._incomplete()
+        self._at(t + self.t["download_idle_ms"], self._idle_check, None)
+
+    def _file_end(self, t, code):
+        self._fota_say(t, ("FILEEND", code))
+        self.outcome = "FILEEND %d" % code
+        self._downloaded(t, code)
+
+    def _url_start(self, t, _arg):
+        job = self._job
+        self._fota_say(t, (job["kind"] + "START", None))
+        self._incomplete()
+        cid = self.fota_cid
+        if "pdp-inactive" in self.faults and cid in self.active:
+            del self.active[cid]
+            self._urc('+QIURC: "pdpdeact",%d' % cid)
+        if cid not in self.active:
+            code = 605 if job["kind"] == "FTP" else 708
+            self._at(t + self.t["fileend_ms"], self._url_end, code)
+            return
+        self.fetch_request = job["url"]
+        self._fetch_taken = False
+
+    def _url_end(self, t, code):
+        word = self._job["kind"] + "END"
+        self._fota_say(t, (word, code))
+        self.outcome = "%s %d" % (word, code)
+        self._downloaded(t, code)
+
+    def _downloaded(self, t, code):
+        """After FILEEND/FTPEND/HTTPEND: the upgrade, or back to commands."""
+        if code == 0:
+            self.received_md5 = binascii.hexlify(self._md5.digest()).decode()
+        if code != 0 or "no-start" in self.faults:
+            self._state = CMD
+            self._fota_active = False
+            return
+        self._state = BUSY
+        if self._job["mode"] == 0:
+            self._at(t + self.t["reboot_delay_ms"], self._reboot, ("start", False))
+        else:
+            self._at(t + self.t["start_ms"], self._update_start, None)
+
+    def _update_start(self, t, _arg):
+        self._state = BUSY
+        self._fota_say(t, ("START", None))
+        up = self._job["up"]
+        if "end-506" in self.faults or not self.md5_ok:
+            self._at(t + self.t["end_ms"], self._end, 506)
+            return
+        code = 0
+        if "end-504" in self.faults:
+            code = 504
+            up = up // 2
+        step = self.t["update_step_ms"]
+        for k in range(1, up + 1):
+            self._at(t + k * step, self._fota_say, ("UPDATING", k))
+        self._at(t + up * step + self.t["end_ms"], self._end, code)
+
+    def _end(self, t, code):
+        self._fota_say(t, ("END", code))
+        self.outcome = "END %d" % code
+        self._fota_active = False
+        if code != 0:
+            self._state = CMD
+            return
+        self.revision = self.new_revision
+        self._complete_on_boot = True
+        self._at(t + self.t["reboot_delay_ms"], self._reboot, (None, True))
+
+    def _reset_mid(self, t, _arg):
+        self._reset_done = True
+        self.outcome = "RESET"
+        self._fota_active = False
+        self._reboot(t, (None, False))
+
+    def _reboot(self, t, arg):
+        """Reset: silence for reboot_ms, then RDY and boot URCs; ``arg`` = (then, final)."""
+        self._life += 1
+        self._state = OFF
+        self.reboots += 1
+        self.history.append("REBOOT")
+        self.flow_hw = self._flow_saved
+        self.echo = True
+        self.cmee = 0
+        self._line = bytearray()
+        self.active = {}
+        self.fetch_request = None
+        self._stalled = False
+        self._at(t + self.t["reboot_ms"], self._boot, arg)
+
+    def _boot(self, t, arg):
+        then, final = arg
+        if final and "silent-after-reboot" in self.faults:
+            self._state = DEAD
+            self.history.append("DEAD")
+            return
+        self._state = CMD
+        self._resp_t = t
+        self.history.append("RDY")
+        self._urc("RDY")
+        urcs = _BOOT + (("APP RDY",) if self._app_rdy else ())
+        step = self.t["boot_urc_ms"]
+        for i, s in enumerate(urcs):
+            self._at(t + (i + 1) * step, self._say, "\r\n" + s + "\r\n")
+        t_end = t + len(urcs) * step
+        self._resp_t = t_end
+        if then == "start":
+            self._at(t_end + self.t["start_ms"], self._update_start, None)
+        if self._complete_on_boot:
+            self._complete_on_boot = False
+            self._at(t_end, self._completed, None)
+
+    def _completed(self, t, _arg):
+        self.updates_completed += 1
+        self.history.append("COMPLETED")

@@ -1,0 +1,252 @@
+"""Serve a ``Modem`` model on a pseudo-terminal, in a background thread.
+
+    sim = PtySimulator(Modem(timing=FAST), link="/tmp/ec200")
+    path = sim.start()          # the slave side: open it like a serial port
+    ...
+    sim.stop()
+
+With hardware flow control on in the model, the loop reads from the pty master only as
+many bytes as ``model.room()`` allows, so the kernel's pty buffer fills and the writer
+blocks (or gets partial writes), the way a deasserted CTS holds a real UART. With it off,
+everything is read at once and the model's receive buffer decides what is lost. URL-mode
+downloads run in a worker thread (``fetch.fetch``). The loop sleeps in ``poll`` until the
+model's next due time, the next useful amount of room, or I/O: it never spins.
+
+The simulator holds its own descriptor of the slave open, so a host may close and reopen
+the port (say, a CPython and then a MicroPython process) without the master seeing EIO.
+Inspect the model under ``sim.lock`` (or with ``sim.inspect(fn)``).
+"""
+
+import errno
+import os
+import select
+import threading
+import time
+import tty
+
+from .fetch import fetch as _default_fetch
+from .fetch import redact
+
+_OUT_MAX = 1 << 20  # modem -> host bytes kept while nobody reads; older ones are dropped
+
+
+class PtySimulator:
+    def __init__(self, model, link=None, log=None, fetch_timeout=10.0, cafile=None, fetcher=None):
+        self.model = model
+        self.link = link
+        self.log = log  # callable(str) for every line sent or received, passwords redacted
+        self.fetch_timeout = fetch_timeout
+        self.cafile = cafile
+        self.fetcher = fetcher or _default_fetch
+        self.lock = threading.Lock()
+        self.path = None
+        self.last_input = None  # time.monotonic() of the last byte from the host
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.error = None  # an exception that ended the loop, if any
+        self._master = self._slave = None
+        self._wake_r = self._wake_w = None
+        self._thread = None
+        self._stopping = False
+        self._t0 = time.monotonic()
+        self._ncmd = 0
+        self._logbuf = bytearray()
+        self._workers = []
+
+    # ---- lifecycle ------------------------------------------------------------------
+    def start(self):
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._master)
+        tty.setraw(self._slave)
+        os.set_blocking(self._master, False)
+        self.path = os.ttyname(self._slave)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        if self.link:
+            if os.path.islink(self.link):
+                os.unlink(self.link)
+            os.symlink(self.path, self.link)
+        self._thread = threading.Thread(target=self._run, name="qfota-sim", daemon=True)
+        self._thread.start()
+        return self.path
+
+    def stop(self, timeout=2.0):
+        self._stopping = True
+        self._wake()
+        if self._thread:
+            self._thread.join(timeout)
+        for w in self._workers:
+            w.join(0.1)
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._master = self._slave = self._wake_r = self._wake_w = None
+        if self.link and os.path.islink(self.link) and os.readlink(self.link) == self.path:
+            os.unlink(self.link)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def running(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    def now_ms(self):
+        return int((time.monotonic() - self._t0) * 1000)
+
+    def inspect(self, fn):
+        """Call ``fn(model)`` under the lock and return its result."""
+        with self.lock:
+            return fn(self.model)
+
+    def wait_for(self, fn, timeout):
+        """Poll ``fn(model)`` (under the lock) until true or ``timeout`` s; its last value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = self.inspect(fn)
+            if v or time.monotonic() >= deadline:
+                return v
+            time.sleep(0.01)
+
+    def _wake(self):
+        if self._wake_w is not None:
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError:
+                pass
+
+    # ---- the loop ---------------------------------------------------------------------
+    def _run(self):
+        try:
+            self._loop()
+        except Exception as exc:  # keep it visible to tests and the CLI
+            self.error = exc
+            raise
+
+    def _loop(self):
+        m = self.model
+        master, wake_r, log = self._master, self._wake_r, self.log
+        assert master is not None and wake_r is not None
+        poller = select.poll()
+        poller.register(wake_r, select.POLLIN)
+        poller.register(master, select.POLLIN)
+        pending_in = b""  # read from the pty but not yet taken (flow control changed)
+        out = bytearray()
+        while not self._stopping:
+            now = self.now_ms()
+            with self.lock:
+                if pending_in:
+                    pending_in = pending_in[m.write(pending_in, now) :]
+                got = m.read(now)
+                url = m.take_fetch()
+                due = m.next_due_ms(now)
+                room = m.room(now) if not pending_in else 0
+                chunk = self._chunk(m)
+                room_due = None
+                if room < chunk:
+                    room_due = m.room_due_ms(now, chunk)
+                cmds = m.commands[self._ncmd :] if log else ()
+                self._ncmd = len(m.commands)
+            for c in cmds:
+                if log:
+                    log("> " + redact(c))
+            if got:
+                out += got
+                self.bytes_out += len(got)
+                self._log_out(got)
+                if len(out) > _OUT_MAX:
+                    del out[: len(out) - _OUT_MAX]
+            if url:
+                self._start_fetch(url)
+            if out:
+                try:
+                    n = os.write(master, out)
+                    del out[:n]
+                except (BlockingIOError, InterruptedError):
+                    pass
+            want_in = room >= chunk or (room > 0 and room_due is None)
+            poller.modify(
+                master, (select.POLLIN if want_in else 0) | (select.POLLOUT if out else 0)
+            )
+            wake = [1000]
+            if due is not None:
+                wake.append(due - now)
+            if room_due is not None and not want_in:
+                wake.append(room_due - now)
+            timeout = max(0, min(wake))
+            for fd, ev in poller.poll(timeout):
+                if fd == wake_r:
+                    try:
+                        os.read(wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                    continue
+                if ev & select.POLLIN and want_in:
+                    try:
+                        data = os.read(master, min(room, 1 << 16))
+                    except (BlockingIOError, InterruptedError):
+                        data = b""
+                    except OSError as exc:  # EIO: no slave open (we hold one, but be safe)
+                        if exc.errno != errno.EIO:
+                            raise
+                        data = b""
+                        time.sleep(0.01)
+                    if data:
+                        self.last_input = time.monotonic()
+                        self.bytes_in += len(data)
+                        with self.lock:
+                            pending_in = data[m.write(data, self.now_ms()) :]
+                elif ev & (select.POLLHUP | select.POLLERR):
+                    time.sleep(0.01)  # nobody on the slave side: do not spin
+
+    @staticmethod
+    def _chunk(m):
+        """Smallest read worth waking for with flow control on: ~20 ms of line rate."""
+        if not m.flow_hw or m.baud <= 0:
+            return 1
+        return max(16, min(m.baud // 10 // 50, 4096))
+
+    def _start_fetch(self, url):
+        if self.log:
+            self.log("* fetch " + redact(url))
+        w = threading.Thread(target=self._fetch, args=(url,), name="qfota-sim-fetch", daemon=True)
+        self._workers = [x for x in self._workers if x.is_alive()] + [w]
+        w.start()
+
+    def _fetch(self, url):
+        try:
+            code, data, detail = self.fetcher(url, timeout=self.fetch_timeout, cafile=self.cafile)
+        except Exception as exc:  # a fetcher bug must not hang the model
+            code, data, detail = 701 if url[:4].lower() == "http" else 601, None, repr(exc)
+        if self.log:
+            self.log("* fetch result %d: %s" % (code, redact(detail)))
+        with self.lock:
+            self.model.fetch_done(code, data, self.now_ms())
+        self._wake()
+
+    def _log_out(self, data):
+        if not self.log:
+            return
+        self._logbuf += data
+        while True:
+            i = self._logbuf.find(b"\n")
+            if i < 0:
+                if len(self._logbuf) > 4096:
+                    i = len(self._logbuf) - 1
+                else:
+                    break
+            line = bytes(self._logbuf[: i + 1]).strip(b"\r\n")
+            del self._logbuf[: i + 1]
+            if line:
+                text = line.decode("utf-8", "backslashreplace")
+                if len(text) > 200:
+                    text = text[:200] + "...(%d chars)" % len(text)
+                self.log("< " + redact(text))
