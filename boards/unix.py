@@ -31,7 +31,7 @@ def make_port(path=PORT, baud=BAUD, flow_hw=True):
 def run(opts, out=print):
     """Run one update from an options dict (the keys of ``qfota update``); returns the exit status."""
     live = opts.get("live", False)
-    rep = Reporter(out, live=live, verbose=opts.get("verbose", False))
+    rep = Reporter(out, live=live, verbose=opts.get("verbose", False), mem=opts.get("mem", False))
     flow = FLOW_HW if opts.get("flow", "hw") == "hw" else FLOW_NONE
     kwargs = {
         "upgrade_mode": opts.get("mode", 1),
@@ -41,6 +41,7 @@ def run(opts, out=print):
         "usb": opts.get("usb", False),
         "on_event": rep.event,
         "protocol_download": opts.get("protocol_download", False),
+        "trace": opts.get("verbose", False),
     }
     for key in ("cid", "apn", "min_voltage_mv", "timeouts"):
         if opts.get(key) is not None:
@@ -62,12 +63,43 @@ def run(opts, out=print):
         status = rep.result(s)
     except Exception as e:  # noqa: BLE001 - every failure becomes one closing line
         status = rep.result(err=e)
-    if opts.get("mem"):
-        import micropython
-
-        if hasattr(micropython, "mem_peak"):
-            out("qfota: heap peak %d bytes" % micropython.mem_peak())
     return status
+
+
+# ---------------------------------------------------------------- the application's board API
+# ``qfota.app`` (firmware/main.py) uses the same four names on every board. Here they
+# come from the environment, so one build serves a bench PC and the tests:
+#   QFOTA_PORT (tty), QFOTA_BAUD, QFOTA_STORAGE (a folder holding fota/), QFOTA_JOURNAL.
+# Under ``qfota board-sim`` the defaults are the simulated board's /sd and /.
+
+
+def _env(name, default):
+    import os
+
+    return os.getenv(name) or default
+
+
+STORAGE = "/sd"
+JOURNAL_PATH = _env("QFOTA_JOURNAL", "/qfota_journal.json")
+
+
+def open_port(flow_hw=True):
+    """The modem's tty, raw, RTS/CTS on when ``flow_hw``."""
+    return make_port(_env("QFOTA_PORT", PORT), int(_env("QFOTA_BAUD", BAUD)), flow_hw)
+
+
+def mount_storage():
+    """The folder that holds ``fota/``; OSError when it is missing."""
+    import os
+
+    path = _env("QFOTA_STORAGE", STORAGE)
+    os.stat(path)
+    return path
+
+
+def reset():
+    """No machine.reset on the unix port: end the process (a supervisor restarts it)."""
+    sys.exit(1)
 
 
 if __name__ == "__main__":

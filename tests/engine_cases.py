@@ -106,6 +106,7 @@ def run(m, img, uart_kw=None, **kw):
     ev = Events()
     kw.setdefault("timeouts", FAST)
     kw.setdefault("on_event", ev)
+    kw.setdefault("trace", True)
     s = update(UartPort(uart), img, **kw)
     return s, ev, uart
 
@@ -476,7 +477,7 @@ def _run_url(m, url, **kw):
     uart = machine.UART(1, 115200, peer=m)
     ev = Events()
     kw.setdefault("timeouts", FAST)
-    s = update(UartPort(uart), url=url, on_event=ev, **kw)
+    s = update(UartPort(uart), url=url, on_event=ev, trace=True, **kw)
     return s, ev
 
 

@@ -16,6 +16,7 @@ allocate on MicroPython). With ``lock_heap=True`` it runs under
 ``micropython.heap_lock()``, unlocked only while a received line is handled.
 """
 
+import gc
 import os
 
 from qfota.compat import heap_lock, heap_unlock, sleep_us, ticks_diff, ticks_ms, ticks_us
@@ -349,6 +350,7 @@ def update(
     """
     if (image is None) == (url is None):
         raise FotaError("PARAMS", None, "give either an image or a URL")
+    gc.collect()  # the session and the buffers want contiguous blocks: defragment up front
     if image is not None:
         session = Session(length=image_length(image), **kwargs)
     else:

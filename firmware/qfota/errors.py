@@ -8,71 +8,71 @@
 """
 
 # Table 2: <FTP_err>
-_FTP = (
-    "FTP unknown error",  # 601
-    "FTP service blocked",
-    "FTP service busy",
-    "DNS parse failed",
-    "Network error",
-    "Control connection closed",
-    "Data connection closed",
-    "Socket closed by peer",
-    "Timeout error",
-    "Invalid parameter",  # 610
-    "Failed to open file",
-    "File position invalid",
-    "File error",
-    "Service not available, closing control connection",
-    "Failed to open data connection",
-    "Connection closed, transfer aborted",
-    "Requested file action not taken",
-    "Requested action aborted: local error in processing",
-    "Requested action not taken: insufficient system storage",
-    "Syntax error, command unrecognized",  # 620
-    "Syntax error in parameters or arguments",
-    "Command not implemented",
-    "Bad sequence of commands",
-    "Command parameter not implemented",
-    "Failed to login FTP",
-    "Need account for storing files",
-    "Requested action not taken",
-    "Requested action aborted: page type unknown",
-    "Requested file action aborted",
-    "Requested file name invalid",  # 630
+_FTP = (  # one string, not 30 objects: this table lives in RAM on the unix port
+    "FTP unknown error\n"
+    "FTP service blocked\n"
+    "FTP service busy\n"
+    "DNS parse failed\n"
+    "Network error\n"
+    "Control connection closed\n"
+    "Data connection closed\n"
+    "Socket closed by peer\n"
+    "Timeout error\n"
+    "Invalid parameter\n"
+    "Failed to open file\n"
+    "File position invalid\n"
+    "File error\n"
+    "Service not available, closing control connection\n"
+    "Failed to open data connection\n"
+    "Connection closed, transfer aborted\n"
+    "Requested file action not taken\n"
+    "Requested action aborted: local error in processing\n"
+    "Requested action not taken: insufficient system storage\n"
+    "Syntax error, command unrecognized\n"
+    "Syntax error in parameters or arguments\n"
+    "Command not implemented\n"
+    "Bad sequence of commands\n"
+    "Command parameter not implemented\n"
+    "Failed to login FTP\n"
+    "Need account for storing files\n"
+    "Requested action not taken\n"
+    "Requested action aborted: page type unknown\n"
+    "Requested file action aborted\n"
+    "Requested file name invalid\n"
 )
 
 # Table 3: <HTTP_err>
-_HTTP = (
-    "HTTP(S) unknown error",  # 701
-    "HTTP(S) timeout",
-    "HTTP(S) busy",
-    "HTTP(S) UART busy",
-    "HTTP(S) does not get/post request",
-    "HTTP(S) network busy",
-    "HTTP(S) network open failed",
-    "HTTP(S) network not configured",
-    "HTTP(S) network deactivated",
-    "HTTP(S) network error",  # 710
-    "HTTP(S) URL error",
-    "HTTP(S) URL empty",
-    "HTTP(S) IP address error",
-    "HTTP(S) DNS error",
-    "HTTP(S) socket creation error",
-    "HTTP(S) socket connection error",
-    "HTTP(S) socket read error",
-    "HTTP(S) socket write error",
-    "HTTP(S) socket closed",
-    "HTTP(S) data encode error",  # 720
-    "HTTP(S) data decode error",
-    "HTTP(S) read timeout",
-    "HTTP(S) response failed",
-    "Incoming call busy",
-    "Voice call busy",
-    "Input timeout",
-    "Wait data timeout",
-    "Wait HTTP(S) response timeout",
-    "Allocate memory failed",
-    "Invalid parameter",  # 730
+_HTTP = (  # one string, not 30 objects: this table lives in RAM on the unix port
+    "HTTP(S) unknown error\n"
+    "HTTP(S) timeout\n"
+    "HTTP(S) busy\n"
+    "HTTP(S) UART busy\n"
+    "HTTP(S) does not get/post request\n"
+    "HTTP(S) network busy\n"
+    "HTTP(S) network open failed\n"
+    "HTTP(S) network not configured\n"
+    "HTTP(S) network deactivated\n"
+    "HTTP(S) network error\n"
+    "HTTP(S) URL error\n"
+    "HTTP(S) URL empty\n"
+    "HTTP(S) IP address error\n"
+    "HTTP(S) DNS error\n"
+    "HTTP(S) socket creation error\n"
+    "HTTP(S) socket connection error\n"
+    "HTTP(S) socket read error\n"
+    "HTTP(S) socket write error\n"
+    "HTTP(S) socket closed\n"
+    "HTTP(S) data encode error\n"
+    "HTTP(S) data decode error\n"
+    "HTTP(S) read timeout\n"
+    "HTTP(S) response failed\n"
+    "Incoming call busy\n"
+    "Voice call busy\n"
+    "Input timeout\n"
+    "Wait data timeout\n"
+    "Wait HTTP(S) response timeout\n"
+    "Allocate memory failed\n"
+    "Invalid parameter\n"
 )
 
 # Table 4: <file_err> and Table 5: <err>; the 50x codes share one number space.
@@ -96,6 +96,13 @@ _SUCCESS = {
 }
 
 
+def _line(table, i):
+    start = 0
+    for _ in range(i):
+        start = table.index("\n", start) + 1
+    return table[start : table.index("\n", start)]
+
+
 def meaning(code, stage=None):
     """The note's meaning of ``code``; unknown codes are named by number."""
     if code is None:
@@ -103,9 +110,9 @@ def meaning(code, stage=None):
     if code == 0:
         return _SUCCESS.get(stage, "success")
     if 601 <= code <= 630:
-        return _FTP[code - 601]
+        return _line(_FTP, code - 601)
     if 701 <= code <= 730:
-        return _HTTP[code - 701]
+        return _line(_HTTP, code - 701)
     text = _OTHER.get(code)
     if text is not None:
         return text
@@ -148,3 +155,31 @@ class FotaError(Exception):
         if self.detail:
             parts.append(self.detail)
         return ": ".join(parts)
+
+
+def redact(text):
+    """``text`` with the password of every ``scheme://user:password@`` replaced by ``***``."""
+    if text is None:
+        return None
+    out = ""
+    rest = text
+    while True:
+        i = rest.find("://")
+        if i < 0:
+            return out + rest
+        head = rest[: i + 3]
+        tail = rest[i + 3 :]
+        # The authority ends at the first '/', quote or space; a password may hold '@'.
+        stop = len(tail)
+        for ch in '/" ,':
+            k = tail.find(ch)
+            if 0 <= k < stop:
+                stop = k
+        at = tail.rfind("@", 0, stop)
+        colon = tail.find(":", 0, at) if at > 0 else -1
+        if colon >= 0:
+            out += head + tail[: colon + 1] + "***"
+            rest = tail[at:]
+        else:
+            out += head
+            rest = tail

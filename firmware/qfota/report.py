@@ -7,10 +7,11 @@
 a line every 10%.
 """
 
+import gc
+
 from qfota import session as S
 from qfota.compat import ticks_diff, ticks_ms
-from qfota.errors import FotaError
-from qfota.urls import redact
+from qfota.errors import FotaError, redact
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -32,7 +33,7 @@ def exit_code(err):
 
 
 class Reporter:
-    def __init__(self, out, live=False, verbose=False, step=10):
+    def __init__(self, out, live=False, verbose=False, step=10, mem=False):
         self.out = out
         self.live = live
         self.verbose = verbose
@@ -40,6 +41,11 @@ class Reporter:
         self._t0 = None
         self._shown = {}
         self._open_line = False
+        # mem=True: the live heap (gc.collect, then gc.mem_alloc) at every event, and its
+        # high-water mark at the end. Nothing is allocated while the package streams
+        # (heap_lock proves it), so events are where the heap peaks.
+        self.mem = mem
+        self.heap_max = 0
 
     def line(self, text):
         if self._open_line:
@@ -62,6 +68,11 @@ class Reporter:
             self.line("%s %d%%%s" % (label, pct, extra))
 
     def event(self, ev, a, b):
+        if self.mem:
+            gc.collect()
+            used = gc.mem_alloc()
+            if used > self.heap_max:
+                self.heap_max = used
         if ev == S.EV_STAGE:
             if a == "STREAM":
                 self._t0 = ticks_ms()  # the rate counts from the first package byte
@@ -97,6 +108,11 @@ class Reporter:
             ms = session.stream_ms
             self.line(
                 "sent %d bytes in %d ms (%d B/s)" % (session.sent, ms, session.sent * 1000 // ms)
+            )
+        if self.mem:
+            self.line(
+                "heap: live high-water %d bytes (after a collect at every event) of %d"
+                % (self.heap_max, gc.mem_free() + gc.mem_alloc())
             )
         if err is None:
             self.line("done: %s -> %s" % (session.revision_before, session.revision_after))

