@@ -1,0 +1,218 @@
+"""URL modes end to end: `qfota update --url` (the real CLI, both runtimes) against the
+EC200 simulator, which really fetches the package from real HTTP and FTP servers that
+this test starts on 127.0.0.1. Failures must come back as the note's codes; the FTP
+password must never appear in anything qfota prints.
+"""
+
+import functools
+import hashlib
+import http.server
+import logging
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from qfota_tools.sim import model as sim_model
+from qfota_tools.sim.pty_sim import PtySimulator
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyftpdlib's asyncore
+
+RUNTIMES = ("cpython", "micropython")
+PASSWORD = "s3cret:pw@42"
+PACKAGE = os.urandom(40_000)
+WAITS = [
+    "probe=3",
+    "command=2",
+    "pdp=3",
+    "dlstart=3",
+    "download=10",
+    "start=2",
+    "progress=3",
+    "reboot=2",
+    "settle=3",
+]
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("www")
+    (root / "EC200T.bin").write_bytes(PACKAGE)
+    return root
+
+
+@pytest.fixture(scope="module")
+def http_url(files):
+    srv = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(files))
+    )
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield "http://127.0.0.1:%d" % srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def ftp_port(files):
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.servers import FTPServer
+
+    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+    auth = DummyAuthorizer()
+    auth.add_user("fota", PASSWORD, str(files))
+    handler = type("H", (FTPHandler,), {"authorizer": auth, "auth_failed_timeout": 0.01})
+    srv = FTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(
+        target=srv.serve_forever, kwargs={"timeout": 0.05, "blocking": True}, daemon=True
+    )
+    t.start()
+    yield srv.address[1]
+    srv.close_all()
+
+
+def update(url, runtime, *extra, faults=()):
+    m = sim_model.Modem(
+        expect_md5=hashlib.md5(PACKAGE).hexdigest(), faults=faults, timing=sim_model.FAST, seed=5
+    )
+    cmd = [sys.executable, "-m", "qfota_tools.cli", "update", "--runtime", runtime, "--url", url]
+    for w in WAITS:
+        cmd += ["--timeout", w]
+    with PtySimulator(m, fetch_timeout=5) as sim:
+        cmd += ["--port", sim.path, *extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    proc.last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    return m, proc
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_http_happy(runtime, http_url):
+    m, proc = update(
+        http_url + "/EC200T.bin",
+        runtime,
+        "--cid",
+        "1",
+        "--apn",
+        "internet",
+        "--download-urcs",
+        "10",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.last.startswith("qfota: done: EC200TCNDAR02A07M16") and "A08M16" in proc.last
+    assert m.received_md5 == hashlib.md5(PACKAGE).hexdigest()
+    assert m.outcome == "END 0"
+    # The PDP context was set up as in the note's example, then the URL sent as given.
+    cmds = [c.upper() for c in m.commands]
+    assert 'AT+QICSGP=1,1,"INTERNET","","",1' in cmds, cmds
+    assert "AT+QIACT=1" in cmds
+    assert any(c.startswith('AT+QFOTADL="HTTP://127.0.0.1:') for c in cmds)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_ftp_happy_and_password_never_printed(runtime, ftp_port):
+    url = "ftp://fota:%s@127.0.0.1:%d/EC200T.bin" % (PASSWORD, ftp_port)
+    m, proc = update(url, runtime, "--cid", "1", "--apn", "internet", "--verbose", "--mode", "0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert m.received_md5 == hashlib.md5(PACKAGE).hexdigest()
+    assert "AT+QFOTADL=" in proc.stdout  # --verbose printed the command ...
+    assert "fota:***@127.0.0.1" in proc.stdout  # ... redacted
+    assert PASSWORD not in proc.stdout + proc.stderr
+    assert "s3cret" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize(
+    "user,password,path,code,meaning",
+    [
+        ("fota", "wrong", "EC200T.bin", 625, "Failed to login FTP"),
+        ("fota", PASSWORD, "missing.bin", 627, "Requested action not taken"),
+    ],
+    ids=["wrong-login", "missing-file"],
+)
+def test_ftp_failures(runtime, ftp_port, user, password, path, code, meaning):
+    url = "ftp://%s:%s@127.0.0.1:%d/%s" % (user, password, ftp_port, path)
+    m, proc = update(url, runtime, "--cid", "1", "--apn", "internet", "--verbose")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert proc.last == "qfota: failed: FTPEND: %d: %s" % (code, meaning), proc.last
+    assert password not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_ftp_refused_connection(runtime):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    m, proc = update(
+        "ftp://fota:x@127.0.0.1:%d/EC200T.bin" % port, runtime, "--cid", "1", "--apn", "internet"
+    )
+    assert proc.returncode == 3, proc.stdout
+    assert proc.last == "qfota: failed: FTPEND: 605: Network error", proc.last
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_http_not_found(runtime, http_url):
+    m, proc = update(http_url + "/nope.bin", runtime, "--cid", "1", "--apn", "internet")
+    assert proc.returncode == 3, proc.stdout
+    assert proc.last == "qfota: failed: HTTPEND: 711: HTTP(S) URL error", proc.last
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_http_without_pdp_context(runtime, http_url):
+    # No --cid: qfota leaves the context alone; the module's fota/cid context is down.
+    m, proc = update(http_url + "/EC200T.bin", runtime)
+    assert proc.returncode == 3, proc.stdout
+    assert proc.last == "qfota: failed: HTTPEND: 708: HTTP(S) network not configured", proc.last
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_pdp_deactivated_during_download(runtime, http_url):
+    m, proc = update(
+        http_url + "/EC200T.bin",
+        runtime,
+        "--cid",
+        "1",
+        "--apn",
+        "internet",
+        faults=("pdp-inactive",),
+    )
+    assert proc.returncode == 3, proc.stdout
+    assert proc.last == "qfota: failed: HTTPEND: 708: HTTP(S) network not configured", proc.last
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_pdp_steps_skipped_when_in_place(runtime, http_url):
+    # Second update on the same modem: context configured and active already.
+    m = sim_model.Modem(expect_md5=hashlib.md5(PACKAGE).hexdigest(), timing=sim_model.FAST, seed=9)
+    m.contexts[1] = [1, "internet", "", "", 1]
+    m.active[1] = "10.0.0.7"
+    cmd = [
+        sys.executable,
+        "-m",
+        "qfota_tools.cli",
+        "update",
+        "--runtime",
+        runtime,
+        "--url",
+        http_url + "/EC200T.bin",
+    ]
+    cmd += ["--cid", "1", "--apn", "internet"]
+    for w in WAITS:
+        cmd += ["--timeout", w]
+    with PtySimulator(m) as sim:
+        proc = subprocess.run(
+            cmd + ["--port", sim.path], capture_output=True, text=True, timeout=90
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cmds = [c.upper() for c in m.commands]
+    assert not any(c.startswith("AT+QICSGP=1,") for c in cmds), cmds
+    assert "AT+QIACT=1" not in cmds, cmds
