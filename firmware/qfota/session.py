@@ -515,6 +515,8 @@ class Session:
             )
         elif not _printable(buf, n):
             self._event(EV_LOG, "garbage line ignored (%d bytes)" % n)
+        elif len(self._body) >= _BODY_MAX:
+            pass  # a chatty or broken modem must not grow memory while we wait
         elif self._prefix is not None:
             if urc.starts_with(buf, 0, n, self._prefix):
                 self._body.append(bytes(buf[:n]).decode())
@@ -747,7 +749,7 @@ class Session:
                 return
             if value != 0:
                 self._fail(value, None, stage)
-            if kind == urc.FILEEND and self.sent < self.length:
+            if kind == urc.FILEEND and self.length is not None and self.sent < self.length:
                 self._fail(
                     0,
                     "FILEEND before all bytes were sent (%d of %d)" % (self.sent, self.length),
