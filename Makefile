@@ -19,16 +19,26 @@ $(STAMP): requirements-dev.txt pyproject.toml
 
 venv: $(STAMP)
 
-# MicroPython stubs for pyright (installed into typings/, not the venv).
+# MicroPython stubs for pyright, one folder per board (each provides its own `machine`):
+# typings/<board>/ gets micropython-<board>-stubs and the stdlib stubs, pinned.
+STUB_BOARDS := rp2 esp32 stm32 unix
 typings/.installed: requirements-stubs.txt
 	rm -rf typings
-	$(BIN)/pip install --quiet --no-deps --target typings -r requirements-stubs.txt
+	for b in $(STUB_BOARDS); do \
+	  $(BIN)/pip install --quiet --no-deps --target typings/$$b \
+	    $$(grep -E "^micropython-($$b|stdlib)-stubs==" requirements-stubs.txt) || exit 1; \
+	done
 	touch typings/.installed
 
+typings: typings/.installed
+
+# pyrightconfig.json checks firmware/ for the unix port; boards/pyright/<board>.json
+# checks firmware/ and boards/<board>.py against that board's stubs.
 lint: $(STAMP) typings/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pyright
+	st=0; for p in pyrightconfig.json boards/pyright/rp2.json boards/pyright/esp32.json \
+	    boards/pyright/stm32.json; do $(BIN)/pyright -p $$p || st=1; done; exit $$st
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

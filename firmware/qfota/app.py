@@ -21,12 +21,29 @@ What it does, in this order (every step can stop it, with a line saying why):
    (target: nothing to do, success; neither source nor target: refused), then ``AT+CBC``
    against ``min_voltage_mv`` (note, chapter 5), then the transfer and the upgrade.
 
-The journal is rewritten (temp file + rename) at each stage the engine reports, so a
-reset of the MCU anywhere leaves a record of how far it got. ``main()`` returns the
-exit status of ``qfota.report`` (0 done or nothing to do, 2 refused, 1/3/4 failed).
+The journal is one JSON object, rewritten (temp file + rename) at each stage the engine
+reports, so a reset of the MCU anywhere leaves a record of how far it got::
+
+    {"v": 1, "state": "running", "stage": "STREAM", "attempts": 1,
+     "file": "EC200T.bin", "sha256": "...", "length": 4884688,
+     "source": "<revision>", "target": "<revision>", "revision": "<last read>",
+     "error": null, "code": null, "interrupted": "STREAM", "recovered": "FILEEND 500"}
+
+``state``: running | done | current (already at target) | refused (nothing began) |
+failed. ``stage``: the engine's last stage (PREFLIGHT, POWER, FLOWCTRL, QFOTADL,
+FILESTART, STREAM, FILEEND, START, UPDATING, REBOOT, VERIFY, DONE) or RECOVER.
+``attempts``: transfers begun (AT+QFOTADL) for this image; at ``max_attempts`` the app
+refuses it until it is restaged. Resume rule: ``state`` running or failed with a stage
+past FLOWCTRL means the modem may be inside a transfer or an upgrade, so the next start
+calls ``recover()`` first; it never sends a new ``AT+QFOTADL`` before the modem has
+answered AT again with its source revision.
+
+``main()`` returns the exit status of ``qfota.report`` (0 done or nothing to do,
+2 refused, 1/3/4 failed).
 """
 
 import binascii
+import gc
 import hashlib
 import json
 import os
@@ -45,7 +62,7 @@ from qfota.report import (
 
 FOTA_DIR = "fota"  # under the storage root, as ``qfota stage --to :/sd/fota`` leaves it
 CONFIG = "qfota.cfg"
-_BUF = const(4096)  # hashing buffer: a multiple of the 512-byte SD block
+_BUF = const(2048)  # hashing buffer: a multiple of the 512-byte SD block
 
 DEFAULTS = {
     "image": None,  # the image's file name in fota/; None: the only manifest there
@@ -55,7 +72,7 @@ DEFAULTS = {
     "update_urcs": 100,
     "min_voltage_mv": 3500,  # refuse below (AT+CBC); None skips the check
     "max_attempts": 3,  # transfers begun for one image before the app gives up on it
-    "chunk": 4096,
+    "chunk": 1024,  # bytes read from the card per write loop (a multiple of 512)
     "lock_heap": False,
     "timeouts": None,  # {"end_ms": ...}: see qfota.session.TIMEOUTS
 }
@@ -271,17 +288,14 @@ class App:
                 self.cfg[k] = cfg[k]
             else:
                 self.say("ignoring unknown setting %r in %s" % (k, path))
+        if self.cfg["flow"] not in ("hw", "none"):
+            self.say("flow must be hw or none, not %r: using hw" % (self.cfg["flow"],))
+            self.cfg["flow"] = "hw"
 
     def _open(self):
         if self.port is None:
             self.port = self.board.open_port(self.cfg["flow"] == "hw")
         return self.port
-
-    def _kwargs(self):
-        kw = {"on_event": self._event}
-        if self.cfg["timeouts"]:
-            kw["timeouts"] = self.cfg["timeouts"]
-        return kw
 
     def resume(self):
         """After a reset mid-update: follow the modem to its end. None: go on afresh."""
@@ -290,11 +304,15 @@ class App:
             j.save(interrupted=j.get("stage"), stage="RECOVER")
         self.say("resuming: the last update stopped at %s" % j.get("interrupted"))
         try:
-            s = recover(self._open(), **self._kwargs())
+            s = recover(self._open(), timeouts=self.cfg["timeouts"], on_event=self._event)
         except FotaError as e:
             self.say("failed: %s" % e)
             j.save(state=FAILED, error=str(e), code=e.code)
             return exit_code(e)
+        except Exception as e:  # noqa: BLE001 - the journal keeps RECOVER: tried again next time
+            self.say("failed: %r" % (e,))
+            j.save(state=FAILED, error=repr(e), code=None)
+            return EXIT_FAILED
         rev = s.revision_after
         j.save(revision=rev, recovered=s.recovered)
         if rev == j.get("target"):
@@ -320,6 +338,7 @@ class App:
     def fresh(self, folder):
         j = self.journal
         cfg = self.cfg
+        gc.collect()  # room for the hashing buffer in a fragmented heap
         try:
             path = find_manifest(folder, cfg["image"])
             if path is None:
@@ -336,14 +355,13 @@ class App:
         if same and j.get("state") in (DONE, CURRENT):
             attempts = 0
         if attempts >= cfg["max_attempts"]:
-            return self._refused(
-                FotaError(
-                    "ATTEMPTS",
-                    None,
-                    "%d transfers of this image failed (last: %s); restage it or remove %s"
-                    % (attempts, j.get("error"), j.path),
-                )
+            # The journal already says why; it stays as it is until the image changes.
+            self.say(
+                "refused: ATTEMPTS: %d transfers of this image failed (last: %s); "
+                "restage it or remove %s" % (attempts, j.get("error"), j.path)
             )
+            return EXIT_REFUSED
+        gc.collect()  # the hashing's garbage, before the buffers of the transfer
         keep = {k: j.get(k) for k in ("interrupted", "recovered")} if self.resumed else {}
         j.data = keep
         j.save(
@@ -368,7 +386,8 @@ class App:
                 update_urcs=cfg["update_urcs"],
                 flow=S.FLOW_HW if cfg["flow"] == "hw" else S.FLOW_NONE,
                 min_voltage_mv=cfg["min_voltage_mv"],
-                **self._kwargs(),
+                timeouts=cfg["timeouts"],
+                on_event=self._event,
             )
         except _Current:
             j.save(state=CURRENT, stage="", revision=m["target_revision"])
@@ -380,6 +399,10 @@ class App:
             self.say("failed: %s" % e)
             j.save(state=FAILED, error=str(e), code=e.code)
             return exit_code(e)
+        except Exception as e:  # noqa: BLE001 - a port or file error: record it, as a reset would
+            self.say("failed: %r" % (e,))
+            j.save(state=FAILED, error=repr(e), code=None)
+            return EXIT_FAILED
         rev = s.revision_after
         if rev != m["target_revision"]:
             err = "the modem runs %s after the update, not %s" % (rev, m["target_revision"])
