@@ -75,7 +75,8 @@ class Driver:
         self.piece = piece
         self.lock_heap = lock_heap
         self._locked = False
-        self._t0 = None  # when the first package byte went out
+        self._started = False
+        self._t0 = 0  # when the first package byte went out
         self._stall_at = -1  # package offset where the port last took nothing
         self._stall_since = 0
         self.stall_ms = session.timeouts["stall_ms"]
@@ -152,7 +153,7 @@ class Driver:
     def _complete(self):
         self._unlock()
         s = self.session
-        s.stream_ms = ticks_diff(ticks_ms(), self._t0)
+        s.stream_ms = ticks_diff(ticks_ms(), self._t0)  # _stream set _t0
         s.image_complete(ticks_ms())
         self._lock()
 
@@ -175,7 +176,8 @@ class Driver:
             self._lock()
 
     def _stream(self):
-        if self._t0 is None:
+        if not self._started:
+            self._started = True
             self._t0 = ticks_ms()
         self._lock()
         try:
@@ -189,7 +191,11 @@ class Driver:
     def _read_chunk(self):
         s = self.session
         want = s.length - s.sent
-        got = self.image.readinto(self.buf)
+        f = self.image
+        if f is None:
+            self._fail("no image to send")
+            return 0
+        got = f.readinto(self.buf)
         if not got:
             self._fail("image ended at %d of %d bytes" % (s.sent, s.length))
         return got if got < want else want
@@ -205,6 +211,9 @@ class Driver:
         port = self.port
         buf = self.buf
         f = self.image
+        if f is None:
+            self._fail("no image to send")
+            return
         length = s.length
         sent = s.sent
         last_full = length - len(buf)  # up to here a whole chunk cannot pass the end

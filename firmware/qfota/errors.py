@@ -108,7 +108,7 @@ def meaning(code, stage=None):
     if code is None:
         return ""
     if code == 0:
-        return _SUCCESS.get(stage, "success")
+        return _SUCCESS.get(stage or "", "success")
     if 601 <= code <= 630:
         return _line(_FTP, code - 601)
     if 701 <= code <= 730:

@@ -114,7 +114,7 @@ class Reporter:
                 "heap: live high-water %d bytes (after a collect at every event) of %d"
                 % (self.heap_max, gc.mem_free() + gc.mem_alloc())
             )
-        if err is None:
+        if err is None and session is not None:
             self.line("done: %s -> %s" % (session.revision_before, session.revision_after))
             return EXIT_OK
         text = (

@@ -334,6 +334,9 @@ class Session:
             return self._dl_names[1]
         return _STAGE[state]
 
+    def _cmd_text(self):
+        return self._cmd.decode() if self._cmd is not None else ""
+
     def _event(self, ev, a=None, b=None):
         if self.on_event is not None:
             self.on_event(ev, a, b)
@@ -383,7 +386,7 @@ class Session:
         elif state == _CSGP_READ:
             self._command(b"AT+QICSGP=%d" % self.cid, b"+QICSGP:")
         elif state == _CSGP:
-            self._command(b'AT+QICSGP=%d,1,"%s","","",1' % (self.cid, self.apn.encode()))
+            self._command(b'AT+QICSGP=%d,1,"%s","","",1' % (self.cid, (self.apn or "").encode()))
         elif state == _FCID_READ:
             self._command(b'AT+QFOTA="fota/cid"', b"+QFOTA:")
         elif state == _FCID:
@@ -433,7 +436,7 @@ class Session:
                 return b'AT+QFOTADL="FILE:%d",2' % self.length
             target = b"FILE:%d" % self.length
         else:
-            target = self.url.encode()
+            target = (self.url or "").encode()
         return b'AT+QFOTADL="%s",%d,%d,%d' % (
             target,
             self.upgrade_mode,
@@ -472,7 +475,7 @@ class Session:
             _UPDATING: 'no +QIND: "FOTA","UPDATING"/"END"',
         }.get(st)
         if what is None:
-            what = "no answer to %s" % redact(self._cmd.decode()) if self._cmd else "no answer"
+            what = "no answer to %s" % redact(self._cmd_text()) if self._cmd else "no answer"
         self._fail(None, "timeout after %d s: %s" % (self.timeouts[self._wait_key] // 1000, what))
 
     # ---------------------------------------------------------------- lines
@@ -532,13 +535,13 @@ class Session:
             self._enter(_POST_REV_ATI, now)
             return
         if st == _TEST or (st == _CBC and self.min_voltage_mv is None):
-            self._event(EV_LOG, "%s not supported by this modem" % self._cmd.decode())
+            self._event(EV_LOG, "%s not supported by this modem" % self._cmd_text())
             self._after(st, now)
             return
         if st == _PROBE or st == _SETTLE or st == _RECOVER:
             return  # keep probing
         what = "+CME ERROR: %s" % cme if cme is not None else "ERROR"
-        self._fail(None, "modem answered %s to %s" % (what, redact(self._cmd.decode())))
+        self._fail(None, "modem answered %s to %s" % (what, redact(self._cmd_text())))
 
     def _ok(self, now):
         st = self._state
@@ -680,7 +683,7 @@ class Session:
         except (IndexError, ValueError):
             self._fail(None, "cannot read the voltage from AT+CBC: %r" % (body[0] if body else ""))
         self.voltage_mv = mv
-        if mv < self.min_voltage_mv:
+        if self.min_voltage_mv is not None and mv < self.min_voltage_mv:
             self._fail(
                 None,
                 "supply %d mV below %d mV: power loss during the upgrade is unrecoverable (note, chapter 5)"
