@@ -85,7 +85,12 @@ class Reporter:
             if self._t0 is None:
                 self._t0 = now
             ms = ticks_diff(now, self._t0)
-            rate = " (%d of %d bytes, %d B/s)" % (a, b, a * 1000 // ms if ms > 0 else 0)
+            # The port's buffers take the first kilobytes at once: a rate means something
+            # only after a second.
+            if ms >= 1000:
+                rate = " (%d of %d bytes, %d B/s)" % (a, b, a * 1000 // ms)
+            else:
+                rate = " (%d of %d bytes)" % (a, b)
             self._progress("sent", "sending", a * 100 // b, rate)
         elif ev == S.EV_DOWNLOADING:
             if b:
