@@ -704,4 +704,23 @@ def case_cme_error_with_garbage_code():
     expect_error(m, image("cmejunk"), "QFOTADL", None, "+CME ERROR: \\xff")
 
 
+def case_stale_fota_urcs_before_qfotadl_ignored():
+    # Left over from an aborted update: a FILEEND,500 and END,504 during preflight.
+    stale = b'\r\n+QIND: "FOTA","FILEEND",500\r\n\r\n+QIND: "FOTA","END",504\r\n'
+    rep = replies({b"ATE0": [stale + OK, OK]})
+    s, ev, uart = run(modem(replies=rep), image("stale"))
+    assert s.revision_after == REV_B.decode()
+    assert any("before AT+QFOTADL ignored" in a for a, b in ev.kinds(S.EV_LOG))
+
+
+def case_url_mode_ignores_fileend():
+    rep = _url_replies()
+    tail = urc(b"FILEEND", 0) + urc(b"DOWNLOADING", 5) + urc(b"HTTPEND", 0) + upgrade_tail()
+    rep[b'AT+QFOTADL="HTTP*'] = OK + urc(b"HTTPSTART") + tail
+    m = ScriptedModem(rep)
+    s, ev = _run_url(m, "http://10.0.0.2/EC200T.bin")
+    assert s.revision_after == REV_B.decode()
+    assert any("FILEEND ignored" in a for a, b in ev.kinds(S.EV_LOG)), ev.kinds(S.EV_LOG)
+
+
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

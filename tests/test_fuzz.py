@@ -908,11 +908,6 @@ def test_every_wait_ends_in_its_timeout(wait):
     assert exit_code(e) == EXIT_TIMEOUT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (reported): a repeated progress URC re-arms progress_ms forever; "
-    "the upgrade and URL-download waits have no overall bound",
-)
 @pytest.mark.parametrize(
     "until,repeat",
     [
@@ -924,9 +919,9 @@ def test_every_wait_ends_in_its_timeout(wait):
 def test_repeated_progress_urc_is_bounded(until, repeat):
     # A module stuck in a loop (a bootloader that retries, FIELD_NOTES: 505/507 "the module
     # may retry") prints the same progress line again and again, just inside progress_ms.
-    # session.py _on_fota re-arms the wait on every DOWNLOADING/UPDATING, whatever its
-    # index: the update never ends. Expected: a FotaError within a bounded time (here, a
-    # generous 10 x end_ms + download_ms of virtual time).
+    # A progress URC re-arms the wait only when its index goes further than any before,
+    # so this must end in a FotaError within a bounded time (here, a generous
+    # 10 x end_ms + download_ms of virtual time).
     s = stopped("http", until)
     t = 0
     limit = 10 * T["end_ms"] + T["download_ms"]

@@ -123,6 +123,9 @@ _ECHO_SKIP_MAX = const(64)  # echo lines longer than this are compared by prefix
 _BODY_MAX = const(20)  # lines kept of one response (16 PDP contexts fit); the rest is noise
 
 
+_DOWNLOAD_KINDS = (urc.FTPSTART, urc.FTPEND, urc.HTTPSTART, urc.HTTPEND, urc.FILESTART, urc.FILEEND)
+
+
 def _text(buf, n):
     """``buf[:n]`` as text; bytes outside printable ASCII as ``\\xNN`` (MicroPython's
     ``decode`` has no ``errors="replace"`` and raises on bad UTF-8)."""
@@ -248,10 +251,15 @@ class Session:
         self.on_event = on_event
         if self.scheme == "file":
             self._dl_names = ("FILESTART", "FILEEND")
+            self._dl_kinds = (urc.FILESTART, urc.FILEEND)
         elif self.scheme == "ftp":
             self._dl_names = ("FTPSTART", "FTPEND")
+            self._dl_kinds = (urc.FTPSTART, urc.FTPEND)
         else:
             self._dl_names = ("HTTPSTART", "HTTPEND")
+            self._dl_kinds = (urc.HTTPSTART, urc.HTTPEND)
+        self._dl_max = 0  # highest DOWNLOADING / UPDATING index seen
+        self._up_max = 0
 
         self.revision_before = None
         self.revision_after = None
@@ -713,19 +721,41 @@ class Session:
 
     def _on_fota(self, kind, value, now):
         st = self._state
+        if st < _FOTADL and not self.recover:
+            # Left over from an earlier, aborted update: not ours.
+            self._event(
+                EV_LOG,
+                "FOTA URC before AT+QFOTADL ignored: %s %d" % (urc.NAMES[kind].decode(), value),
+            )
+            return
+        if kind in _DOWNLOAD_KINDS and kind not in self._dl_kinds and not self.recover:
+            self._event(
+                EV_LOG,
+                "%s ignored: this is a %s download" % (urc.NAMES[kind].decode(), self.scheme),
+            )
+            return
+        # A progress URC re-arms its wait only when it goes further than any before: a
+        # module repeating the same line (a retrying bootloader) cannot wait forever.
         if kind == urc.DOWNLOADING:
+            advanced = value > self._dl_max
+            if advanced:
+                self._dl_max = value
             self.downloading = value
             self._event(EV_DOWNLOADING, value, self.download_urcs)
-            if st == _DLEND and self.download_urcs:
+            if st == _DLEND and self.download_urcs and advanced:
                 self._wait(now, "progress_ms")
             return
         if kind == urc.UPDATING or kind == urc.RESTORE:
+            advanced = value > self._up_max
+            if advanced:
+                self._up_max = value
             self.updating = value
             self._event(EV_UPDATING, value, self.update_urcs)
             if st == _START or st == _RECOVER:
                 self._state = _UPDATING
                 st = _START
-            if st in (_START, _UPDATING):
+                advanced = True
+            if st in (_START, _UPDATING) and advanced:
                 self._wait(now, "progress_ms" if self.update_urcs else "end_ms")
             return
         if kind == urc.FILESTART:
