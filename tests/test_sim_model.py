@@ -666,3 +666,45 @@ def test_model_runs_on_micropython():
         "True",
         "COMPLETED",
     ]
+
+
+def test_fault_stall_waits_for_half_not_for_an_empty_bucket():
+    # An empty flow-control bucket is the line's normal state at full speed: it is not
+    # the stall. The model takes bytes at line rate until half the package, then stalls.
+    m, d, _ = run_fault("stall")
+    t = d.now
+    assert m.write(IMAGE[:1024], t) == 1024
+    assert m.room(t) == 0  # the bucket is empty...
+    assert "STALL" not in m.history  # ...and the model is not stalled
+    assert m.room_due_ms(t, 256) == t + 23  # 256 bytes at 11520 bytes/s
+    off = 1024
+    for ms in range(1, 3000):
+        off += m.write(IMAGE[off : off + 256], t + ms)
+        m.room(t + ms)  # a driver asking again at once (the pty simulator does)
+    assert off == len(IMAGE) // 2 and m.history.count("STALL") == 1
+
+
+def test_fault_stall_room_due_counts_only_the_room_left_before_it():
+    m, d, _ = run_fault("stall")
+    half = len(IMAGE) // 2
+    t = d.now
+    assert m.write(IMAGE[:1024], t) == 1024
+    assert m.write(IMAGE[1024:2048], t + 100) == 1024
+    assert m.write(IMAGE[2048:2624], t + 150) == 576  # bucket empty again
+    assert m.write(IMAGE[2624:3024], t + 185) == 400
+    left = half - 3024  # 48 bytes, less than any driver's read chunk
+    now = t + 185
+    # room() never reaches 256 before the stall: room_due_ms says when it reaches the 48
+    due = m.room_due_ms(now, 256)
+    assert due is not None and due > now
+    assert m.room(due - 1) < left
+    assert m.room(due) == left
+    assert m.room_due_ms(due, 256) == due
+    assert m.write(IMAGE[3024 : 3024 + 256], due) == left
+    assert "STALL" in m.history
+    assert m.room(due) == 0 and m.room_due_ms(due, 256) is None
+    # stalled: nothing more from the transfer, even after the line has been quiet
+    d.now = due
+    d.run(QUIET["download_idle_ms"] * 4)
+    assert "FILEEND" not in d.words() and m.outcome is None
+    assert len(m.received) == half and m.room(d.now) == 0

@@ -270,3 +270,29 @@ def test_cli_sigterm_and_fault_list():
         timeout=30,
     )
     assert r.returncode == 2 and "unknown fault" in r.stderr
+
+
+def test_stall_reads_exactly_up_to_half_then_says_nothing(sim_factory):
+    # The read chunk at 115200 baud is 230 bytes: the room left before the stall is
+    # almost never a multiple of it. The simulator must read exactly that room, and the
+    # stalled model must not end the transfer (no FILEEND,500 after a quiet line).
+    n = 4001
+    sim = sim_factory(Modem(timing=QUIET, faults=("stall",), baud=115200))
+    h = Host(sim.path)
+    h.cmd("AT+IFC=2,2")
+    h.cmd('AT+QFOTADL="FILE:%d",1' % n, expect=b"FILESTART")
+    before = sim.bytes_in
+    h.buf = bytearray()
+    h.send(bytes(range(256)) * 15 + bytes(n - 3840))
+    assert sim.wait_for(lambda m: "STALL" in m.history, 2)
+    time.sleep(QUIET["download_idle_ms"] / 1000 * 2)
+    assert sim.inspect(lambda m: (len(m.received), m.outcome)) == (n // 2, None)
+    assert sim.bytes_in - before == n // 2  # the rest is still in the pty
+    r, _, _ = select.select([h.fd], [], [], 0.05)
+    if r:
+        h.buf += os.read(h.fd, 65536)
+    assert b"FILEEND" not in h.buf
+    cpu0 = time.process_time()
+    time.sleep(0.5)
+    assert time.process_time() - cpu0 < 0.05
+    h.close()

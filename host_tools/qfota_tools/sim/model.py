@@ -10,7 +10,7 @@ MicroPython 1.29 (only ``hashlib`` and ``binascii``, plain classes).
     m.room(now_ms) -> int            how many it would take now
     m.read(now_ms) -> bytes          modem -> host bytes due by now
     m.next_due_ms(now_ms)            when it next has something to do (None: nothing)
-    m.room_due_ms(now_ms, n)         when room() reaches n (None: never, e.g. stalled)
+    m.room_due_ms(now_ms, n)         when room() reaches n, or all it can reach (None: stalled)
     m.take_fetch() / m.fetch_done(code, data, now_ms)   URL modes: the driver fetches
 
 Line and flow model
@@ -321,13 +321,18 @@ class Modem:
         return self._fc_room(now_ms)
 
     def room_due_ms(self, now_ms, n=1):
-        """When ``room()`` reaches ``min(n, capacity)``; None if never (stalled)."""
+        """When ``room()`` reaches ``min(n, capacity, what the stall fault leaves)``;
+        None if never (stalled)."""
+        self._advance(now_ms)
         if not self.flow_hw or self.baud <= 0:
             return now_ms
+        room = self._fc_room(now_ms)
         if self._stalled:
             return None
         n = min(n, self._fc_cap())
-        room = self._fc_room(now_ms)
+        left = self._stall_left()
+        if left is not None and left < n:
+            n = left
         if room >= n:
             return now_ms
         need = n * 1000 - self._fc_credit
@@ -448,13 +453,21 @@ class Modem:
                 self._fc_credit = min(cap, self._fc_credit + (now - self._fc_t) * (self.baud // 10))
                 self._fc_t = now
             room = self._fc_credit // 1000
-        if "stall" in self.faults and self._state == FILE:
-            room = min(room, self._job["length"] // 2 - self._got)
-            if room <= 0:
-                self._stalled = True
-                self.history.append("STALL")
-                return 0
+        left = self._stall_left()
+        if left is not None and left < room:
+            room = left
         return room
+
+    def _stall_left(self):
+        """``stall``: bytes the model still takes before it stalls; None: no limit."""
+        if "stall" not in self.faults or self._state != FILE:
+            return None
+        left = self._job["length"] // 2 - self._got
+        if left <= 0:
+            self._stalled = True
+            self.history.append("STALL")
+            return 0
+        return left
 
     def _rx_free(self, now):
         if now > self._rx_t:

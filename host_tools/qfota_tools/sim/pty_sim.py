@@ -172,7 +172,9 @@ class PtySimulator:
                     del out[:n]
                 except (BlockingIOError, InterruptedError):
                     pass
-            want_in = room >= chunk or (room > 0 and room_due is None)
+            # A chunk, or all the room the model will have (its buffer is smaller than a
+            # chunk, or the stall fault leaves less): read exactly that room.
+            want_in = room > 0 and (room >= chunk or room_due is None or room_due <= now)
             poller.modify(
                 master, (select.POLLIN if want_in else 0) | (select.POLLOUT if out else 0)
             )
