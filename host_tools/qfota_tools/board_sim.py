@@ -17,6 +17,10 @@ makes it behave like a board towards ``mpremote``:
   as on a board).
 - ``--free-bytes N`` makes ``os.statvfs`` report N free bytes: the VFS mounted at ``/`` is a
   small Python class around ``VfsPosix`` whose ``statvfs`` rewrites ``f_bfree``/``f_bavail``.
+- The interpreter inherits the simulator's environment: that is where the unix board file
+  (``boards/unix.py``, deployed as ``/board.py``) reads its settings, e.g. ``QFOTA_PORT``,
+  the modem's tty (``BoardSim(root, env={"QFOTA_PORT": path})``). Its other defaults are
+  the board's own: storage ``/sd``, journal ``/qfota_journal.json``.
 
 Command line (prints the device path on the first stdout line, runs until Ctrl-C)::
 
@@ -408,8 +412,10 @@ class BoardSim:
         heapsize=None,
         link=None,
         start_timeout=START_TIMEOUT + 5,
+        env=None,
     ):
         self.root = os.path.abspath(root)
+        self.env = env  # extra environment variables for the board's interpreter
         self.free_bytes = free_bytes
         self.run_main = run_main
         self.heapsize = heapsize
@@ -438,6 +444,7 @@ class BoardSim:
             self.argv(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env=dict(os.environ, **self.env) if self.env else None,
             preexec_fn=_die_with_parent,
         )
         self._log_thread = threading.Thread(target=self._drain_stderr, daemon=True)
