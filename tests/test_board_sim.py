@@ -95,6 +95,19 @@ def test_boot_py_runs_and_main_py_on_request(tmp_path):
     assert "_run('main.py')" not in startup_code(root)
 
 
+def test_main_py_exit_leaves_the_board_at_its_repl(tmp_path):
+    # firmware/main.py ends with sys.exit(status) on linux; a board just goes on.
+    root = tmp_path / "b"
+    root.mkdir()
+    (root / "main.py").write_text("import sys\nran_main = 1\nsys.exit(3)\n")
+    sim = BoardSim(root, run_main=True)
+    with sim as dev:
+        out = mpremote(dev, "resume", "exec", "print('ran_main' in globals())")
+        assert out.stdout.split() == ["True"]
+        assert "SystemExit" not in "".join(sim.log) + out.stdout + out.stderr
+        assert sim.resets == 0
+
+
 def test_cli_prints_device_and_link(tmp_path):
     link = tmp_path / "board-link"
     argv = [sys.executable, "-m", "qfota_tools.cli", "board-sim", "--root", str(tmp_path / "r")]

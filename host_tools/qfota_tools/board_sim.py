@@ -129,6 +129,8 @@ def startup_code(root, free_bytes=None, run_main=False):
         "        return",
         "    try:",
         "        exec(open(p).read(), globals())",
+        "    except SystemExit:",  # main.py's exit status on linux: a board just goes on
+        "        pass",
         "    except BaseException as e:",
         "        _sys.print_exception(e)",
         "_run('boot.py')",
