@@ -723,4 +723,25 @@ def case_url_mode_ignores_fileend():
     assert any("FILEEND ignored" in a for a, b in ev.kinds(S.EV_LOG)), ev.kinds(S.EV_LOG)
 
 
+def case_on_event_raising_stops_before_qfotadl():
+    class WrongRevision(Exception):
+        pass
+
+    def stop_on_revision(ev, a, b):
+        if ev == S.EV_REVISION and a == "before":
+            raise WrongRevision(b)
+
+    m = modem()
+    try:
+        run(m, image("stopearly"), on_event=stop_on_revision)
+    except WrongRevision:
+        pass
+    else:
+        raise AssertionError("the update went on")
+    assert not any(c.startswith(b"AT+IFC") or c.startswith(b'AT+QFOTADL="') for c in m.commands), (
+        m.commands
+    )
+    assert len(m.data) == 0
+
+
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

@@ -11,7 +11,9 @@ A driver (``qfota.driver``) owns the port and the clock and moves bytes::
         if s.streaming: ...write package bytes...; s.image_sent(k, now)
         s.poll(now)                    # deadlines; raises FotaError when one passes
 
-Every failure is a ``FotaError(stage, code, detail)``. The session never sleeps, reads
+Every failure is a ``FotaError(stage, code, detail)``. ``on_event`` may raise to stop the
+session: raised from the ``EV_REVISION`` "before" event it stops the update before flow
+control or ``AT+QFOTADL`` is sent (the app refuses a modem on the wrong revision so). The session never sleeps, reads
 a clock or touches a port; the same code runs on MicroPython and CPython.
 """
 
