@@ -744,4 +744,16 @@ def case_on_event_raising_stops_before_qfotadl():
     assert len(m.data) == 0
 
 
+def case_slow_modem_late_probe_answers_not_misread():
+    # The modem answers after 1.1 s: two probes go out, the second's OK comes while
+    # ATE0 waits. It must not be taken for ATE0's (nor ATE0's for AT+QGMR's).
+    m = modem(slow={b"AT": 1100, b"ATE0": 1100, b"AT+QGMR": 1100})
+    timeouts = dict(FAST)
+    timeouts.update({"probe_ms": 5000, "settle_ms": 5000, "command_ms": 3000, "reboot_ms": 3000})
+    s, ev, uart = run(m, image("slow"), timeouts=timeouts)
+    assert s.revision_before == REV_A.decode(), s.revision_before
+    assert s.revision_after == REV_B.decode(), s.revision_after
+    assert m.commands.count(b"AT") >= 2, m.commands
+
+
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

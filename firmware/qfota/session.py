@@ -121,7 +121,9 @@ _STAGE = (
 _IDLE = const(0)
 _WAITING = const(1)
 
-_ECHO_SKIP_MAX = const(64)  # echo lines longer than this are compared by prefix only
+_PROBE_QUIET = const(
+    1500
+)  # ms without an OK after a probe answered, when several went out  # echo lines longer than this are compared by prefix only
 _BODY_MAX = const(20)  # lines kept of one response (16 PDP contexts fit); the rest is noise
 
 
@@ -284,6 +286,9 @@ class Session:
         self._dlstart_seen = False
         self._deadline = 0
         self._resend_at = 0
+        self._probes = 0  # "AT" probes sent in this probing phase
+        self._answered = False  # one was answered: now waiting out the others' OKs
+        self._quiet_until = 0
         self._out = None
         self._cmd = None  # the pending command line, for echo detection
         self._at = _IDLE
@@ -322,9 +327,15 @@ class Session:
         """Check the current wait's deadline; resend probes. Raises FotaError."""
         if self.done:
             return
-        if self._state in (_PROBE, _SETTLE, _RECOVER) and ticks_diff(now, self._resend_at) >= 0:
-            self._resend_at = ticks_add(now, 1000 if self._state != _RECOVER else 2000)
-            self._command(b"AT")
+        st = self._state
+        if st in (_PROBE, _SETTLE, _RECOVER):
+            if self._answered:
+                if ticks_diff(now, self._quiet_until) >= 0:
+                    self._after(st, now)
+            elif ticks_diff(now, self._resend_at) >= 0:
+                self._resend_at = ticks_add(now, 1000 if st != _RECOVER else 2000)
+                self._probes += 1
+                self._command(b"AT")
         if ticks_diff(now, self._deadline) >= 0:
             self._timeout(now)
 
@@ -371,12 +382,15 @@ class Session:
     def _enter(self, state, now, cmd_timeout="command_ms"):
         prev = self._state
         self._state = state
+        self._answered = False
         if self._stage_name(prev) != self._stage_name(state) or state == _PROBE:
             self._event(EV_STAGE, self._stage_name(state))
         self._wait(now, cmd_timeout)
         if state == _PROBE or state == _SETTLE:
             self._wait(now, "probe_ms" if state == _PROBE else "settle_ms")
             self._resend_at = ticks_add(now, 1000)
+            self._answered = False
+            self._probes = 1
             self._command(b"AT")
         elif state == _ECHO or state == _POST_ECHO:
             self._command(b"ATE0")
@@ -436,6 +450,8 @@ class Session:
             self._deadline = ticks_add(now, self.timeouts["end_ms"] + self.timeouts["reboot_ms"])
             self._wait_key = "end_ms"
             self._resend_at = ticks_add(now, self.timeouts["fileend_ms"])
+            self._answered = False
+            self._probes = 0
         elif state == _DONE:
             self.done = True
             self._event(EV_DONE, self.revision_after)
@@ -497,6 +513,8 @@ class Session:
         if kind == urc.NONE:
             if self._at == _WAITING:
                 self._response(buf, n, now)
+            elif self._answered and n == 2 and urc.starts_with(buf, 0, n, b"OK"):
+                self._stray_ok(now)  # a late answer to an earlier probe
             return
         if kind == urc.INCOMPLETE:
             self._event(EV_LOG, "incomplete FOTA line ignored: %r" % bytes(buf[:n]))
@@ -556,6 +574,9 @@ class Session:
     def _ok(self, now):
         st = self._state
         body = self._body
+        if st == _PROBE or st == _SETTLE or st == _RECOVER:
+            self._probe_answered(now)
+            return
         if st == _REV or st == _POST_REV:
             rev = body[0].strip() if body else ""
             if not rev:
@@ -614,6 +635,20 @@ class Session:
         elif st == _PROBE:
             pass
         self._after(st, now)
+
+    def _probe_answered(self, now):
+        """An ``AT`` probe was answered. When several went out (a slow or booting modem),
+        the others may still answer: wait until the line has had no OK for
+        ``_PROBE_QUIET`` ms, or a late OK would be taken for the next command's."""
+        if self._probes <= 1:
+            self._after(self._state, now)
+            return
+        self._answered = True
+        self._stray_ok(now)
+
+    def _stray_ok(self, now):
+        self._quiet_until = ticks_add(now, _PROBE_QUIET)
+        self._deadline = ticks_add(self._quiet_until, 1000)
 
     def _after(self, st, now):
         """Move on from a finished command state."""

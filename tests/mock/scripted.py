@@ -12,13 +12,16 @@ package to bytes said when that many arrived (URCs in the middle of the transfer
 
 
 class ScriptedModem:
-    def __init__(self, replies, after_image=b"", at_bytes=None, room=0, echo=False, delay_ms=0):
+    def __init__(
+        self, replies, after_image=b"", at_bytes=None, room=0, echo=False, delay_ms=0, slow=None
+    ):
         self.replies = replies
         self.after_image = after_image
         self.at_bytes = at_bytes or {}
         self.room = room
         self.echo = echo
         self.delay_ms = delay_ms
+        self.slow = slow or {}  # command -> ms it takes to answer
         self.commands = []
         self.data = bytearray()
         self.data_mode = False
@@ -29,8 +32,12 @@ class ScriptedModem:
         self._line = b""
         self._out = []  # (due_ms, bytes)
 
-    def say(self, data, now=0):
-        self._out.append((now + self.delay_ms, data))
+    def say(self, data, now=0, delay=0):
+        due = now + self.delay_ms + delay
+        i = len(self._out)
+        while i and self._out[i - 1][0] > due:  # keep the order of equal times
+            i -= 1
+        self._out.insert(i, (due, data))
 
     def read(self, now):
         out = b""
@@ -89,7 +96,7 @@ class ScriptedModem:
         if reply is None:
             reply = b"\r\nERROR\r\n"
         if reply:
-            self.say(reply, now)
+            self.say(reply, now, self.slow.get(key, 0))
         if self._pending_filestart:
             self._pending_filestart = False
             self.awaiting_filestart = True
