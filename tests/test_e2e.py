@@ -236,3 +236,28 @@ def test_silent_port(runtime, image):
     assert (
         proc.last == "qfota: failed: PREFLIGHT: timeout after 3 s: the modem did not answer AT"
     ), proc.last
+
+
+def test_whole_update_in_a_64k_heap_with_the_stream_under_heap_lock(image):
+    # The engine compiled by mpy-cross (as on an MCU), a 64K MicroPython heap, the
+    # streaming loop under heap_lock(): the update must complete (bench/run.py does the
+    # same with the note's 4,884,688-byte package and reports the figure).
+    m, sim = simulate(image)
+    with sim:
+        proc = run_update(
+            sim.path,
+            image,
+            "micropython",
+            "--mpy",
+            "--heapsize",
+            "64K",
+            "--lock-heap",
+            "--mem",
+            "--chunk",
+            "1024",
+            "--download-urcs",
+            "50",
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert m.received_md5 == md5(image)
+    assert "heap: live high-water" in proc.stdout
