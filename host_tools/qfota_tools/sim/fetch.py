@@ -7,11 +7,12 @@
 
 import ftplib
 import http.client
-import re
 import socket
 import ssl
 import time
 from urllib.parse import unquote, urlsplit
+
+from qfota.errors import redact  # noqa: F401 - one redaction for host and firmware
 
 # FTP reply (RFC 959) -> <FTP_err>. Table 2's 614..630 repeat the RFC's reply texts one to
 # one, so a server's refusal maps to the code whose meaning is that reply's meaning.
@@ -60,13 +61,6 @@ HTTP_RESET = 717  # connection reset while reading: "HTTP(S) socket read error"
 HTTP_BAD_RESPONSE = 721  # malformed response: "HTTP(S) data decode error"
 HTTP_TOO_BIG = 729  # larger than max_bytes: "Allocate memory failed"
 HTTP_NETWORK = 710  # other OS-level network failures: "HTTP(S) network error"
-
-_PASSWORD = re.compile(r'([A-Za-z][A-Za-z0-9+.-]*://[^/\s"@:]*):([^\s"/]*)@')
-
-
-def redact(text):
-    """``ftp://user:secret@host`` -> ``ftp://user:***@host`` wherever a URL appears."""
-    return _PASSWORD.sub(r"\1:***@", text)
 
 
 def fetch(url, timeout=10.0, cafile=None, max_bytes=64 << 20):
