@@ -15,9 +15,7 @@ It prints the same lines as the CPython runtime and exits with the same status.
 import json
 import sys
 
-from qfota.driver import update
-from qfota.report import Reporter
-from qfota.session import FLOW_HW, FLOW_NONE
+from qfota.report import run_options
 from qfota.tty import TtyPort
 
 PORT = "/dev/ttyUSB0"
@@ -30,40 +28,9 @@ def make_port(path=PORT, baud=BAUD, flow_hw=True):
 
 def run(opts, out=print):
     """Run one update from an options dict (the keys of ``qfota update``); returns the exit status."""
-    live = opts.get("live", False)
-    rep = Reporter(out, live=live, verbose=opts.get("verbose", False), mem=opts.get("mem", False))
-    flow = FLOW_HW if opts.get("flow", "hw") == "hw" else FLOW_NONE
-    kwargs = {
-        "upgrade_mode": opts.get("mode", 1),
-        "download_urcs": opts.get("download_urcs", 0),
-        "update_urcs": opts.get("update_urcs", 100),
-        "flow": flow,
-        "usb": opts.get("usb", False),
-        "on_event": rep.event,
-        "protocol_download": opts.get("protocol_download", False),
-        "trace": opts.get("verbose", False),
-    }
-    for key in ("cid", "apn", "min_voltage_mv", "timeouts"):
-        if opts.get(key) is not None:
-            kwargs[key] = opts[key]
-
-    def open_port():
-        return make_port(opts["port"], opts.get("baud", BAUD), flow == FLOW_HW)
-
-    try:
-        s = update(
-            open_port,
-            image=opts.get("image"),
-            url=opts.get("url"),
-            chunk=opts.get("chunk", 4096),
-            rate=opts.get("rate", 15000),
-            lock_heap=opts.get("lock_heap", False),
-            **kwargs,
-        )
-        status = rep.result(s)
-    except Exception as e:  # noqa: BLE001 - every failure becomes one closing line
-        status = rep.result(err=e)
-    return status
+    return run_options(
+        opts, lambda flow_hw: make_port(opts["port"], opts.get("baud", BAUD), flow_hw), out
+    )
 
 
 # ---------------------------------------------------------------- the application's board API

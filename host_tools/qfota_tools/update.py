@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 
 import qfota
-from qfota.driver import update as run_update
-from qfota.report import Reporter
-from qfota.session import FLOW_HW, FLOW_NONE, TIMEOUTS
+from qfota.report import run_options
+from qfota.session import TIMEOUTS
 
 FIRMWARE = Path(qfota.__file__).resolve().parent.parent
 REPO = FIRMWARE.parent
@@ -211,32 +210,7 @@ def options(args):
 def run_cpython(opts, out=print):
     from qfota_tools.serial_port import SerialPort
 
-    rep = Reporter(out, live=opts["live"], verbose=opts["verbose"])
-    kwargs = dict(
-        upgrade_mode=opts["mode"],
-        download_urcs=opts["download_urcs"],
-        update_urcs=opts["update_urcs"],
-        flow=FLOW_HW if opts["flow"] == "hw" else FLOW_NONE,
-        usb=opts["usb"],
-        on_event=rep.event,
-        protocol_download=opts["protocol_download"],
-        trace=opts["verbose"],
-    )
-    for key in ("cid", "apn", "min_voltage_mv", "timeouts"):
-        if opts.get(key) is not None:
-            kwargs[key] = opts[key]
-    try:
-        s = run_update(
-            lambda: SerialPort(opts["port"], opts["baud"], opts["flow"] == "hw"),
-            image=opts["image"],
-            url=opts["url"],
-            chunk=opts["chunk"],
-            rate=opts["rate"],
-            **kwargs,
-        )
-        return rep.result(s)
-    except Exception as e:  # noqa: BLE001 - one closing line, no traceback
-        return rep.result(err=e)
+    return run_options(opts, lambda flow_hw: SerialPort(opts["port"], opts["baud"], flow_hw), out)
 
 
 def run_micropython(opts, heapsize=None, mpy=False):
