@@ -9,7 +9,6 @@ simulator's own check of what it received.
 """
 
 import argparse
-import hashlib
 import random
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 from qfota_tools.sim import model as sim_model
+from qfota_tools.sim.cli import md5_of
 from qfota_tools.sim.pty_sim import PtySimulator
 
 NOTE_EXAMPLE_SIZE = 4_884_688  # AT+QFOTADL="FILE:4884688",1,50 in the note's example
@@ -31,14 +31,6 @@ def make_image(path, size, seed=2020):
     rnd = random.Random(seed)
     path.write_bytes(rnd.randbytes(size))
     return path
-
-
-def md5_of(path):
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def main(argv=None):

@@ -86,7 +86,8 @@ def add_parser(subparsers):
     return p
 
 
-def _md5_of(path):
+def md5_of(path):
+    """Hex md5 of a file, read in blocks (the package the simulated modem expects)."""
     h = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 16), b""):
@@ -104,7 +105,7 @@ def run(args):
     if bad:
         print("qfota sim: unknown fault %s (see --fault list)" % ", ".join(bad), file=sys.stderr)
         return 2
-    expect = _md5_of(args.image) if args.image else None
+    expect = md5_of(args.image) if args.image else None
     model = Modem(
         revision=args.revision,
         new_revision=args.new_revision,
