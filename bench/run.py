@@ -15,7 +15,6 @@ Writes the table into README.md between the bench markers, with the command.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT / "host_tools"))
 
 from qfota_tools.demo import NOTE_EXAMPLE_SIZE, make_image  # noqa: E402
 from qfota_tools.sim import model as sim_model  # noqa: E402
+from qfota_tools.sim.cli import md5_of  # noqa: E402
 from qfota_tools.sim.pty_sim import PtySimulator  # noqa: E402
 from qfota_tools.update import micropython_binary  # noqa: E402
 
@@ -53,10 +53,6 @@ class TimedModem(sim_model.Modem):
         return took
 
 
-def md5(path):
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
-
-
 def qfota_update(port, image, runtime, *extra):
     cmd = [
         sys.executable,
@@ -78,11 +74,11 @@ def qfota_update(port, image, runtime, *extra):
 
 
 def throughput(image, runtime, baud=921_600):
-    m = TimedModem(expect_md5=md5(image), baud=baud, timing=sim_model.FAST, seed=11)
+    m = TimedModem(expect_md5=md5_of(image), baud=baud, timing=sim_model.FAST, seed=11)
     with PtySimulator(m) as sim:
         out = qfota_update(sim.path, image, runtime, "--baud", "921600", "--download-urcs", "50")
     size = len(m.received)
-    assert m.received_md5 == md5(image), "package corrupted"
+    assert m.received_md5 == md5_of(image), "package corrupted"
     # The simulator's flow-control bucket starts full (fc_buffer bytes taken at once):
     # count only what came after it, over the time it took.
     burst = m._fc_cap()
@@ -239,7 +235,7 @@ def pacing(image, runtime, rate=15_000):
 
 
 def memory(image):
-    m = sim_model.Modem(expect_md5=md5(image), baud=4_000_000, timing=sim_model.FAST, seed=5)
+    m = sim_model.Modem(expect_md5=md5_of(image), baud=4_000_000, timing=sim_model.FAST, seed=5)
     with PtySimulator(m) as sim:
         out = qfota_update(
             sim.path,
@@ -256,7 +252,7 @@ def memory(image):
             "50",
         )
     peak = re.search(r"heap: live high-water (\d+) bytes", out)
-    assert m.received_md5 == md5(image)
+    assert m.received_md5 == md5_of(image)
     return int(peak.group(1)) if peak else None
 
 
