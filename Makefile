@@ -45,20 +45,20 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test: $(STAMP) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 # The README's first command: a full update against the EC200 simulator, on MicroPython.
 demo: $(STAMP)
-	$(BIN)/python -m qfota_tools.demo
+	$(BIN)/python -m qfota_tools.devtools.demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 soak: $(STAMP)
-	$(BIN)/python -m qfota_tools.soak
+	$(BIN)/python -m qfota_tools.devtools.soak
 
 mpy: $(STAMP)
-	$(BIN)/python -m qfota_tools.build_mpy
+	$(BIN)/python -m qfota_tools.devtools.build_mpy
 
 clean:
 	rm -rf $(VENV) typings out build *.egg-info

@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "host_tools"))
 
-from qfota_tools.demo import NOTE_EXAMPLE_SIZE, make_image  # noqa: E402
-from qfota_tools.sim import model as sim_model  # noqa: E402
-from qfota_tools.sim.cli import md5_of  # noqa: E402
-from qfota_tools.sim.pty_sim import PtySimulator  # noqa: E402
-from qfota_tools.update import micropython_binary  # noqa: E402
+from qfota_tools.commands.update import micropython_binary  # noqa: E402
+from qfota_tools.devtools.demo import NOTE_EXAMPLE_SIZE, make_image  # noqa: E402
+from qfota_tools.simulators.ec200 import model as sim_model  # noqa: E402
+from qfota_tools.simulators.ec200.cli import md5_of  # noqa: E402
+from qfota_tools.simulators.ec200.pty_sim import PtySimulator  # noqa: E402
 
 README = ROOT / "README.md"
 START = "<!-- bench:start -->"

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from qfota_tools.board_sim import BoardSim, mpremote_argv
+from qfota_tools.simulators.board_sim import BoardSim, mpremote_argv
 
 SIZE = 4 * 1024 * 1024
 TARGET = 4.0

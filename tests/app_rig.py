@@ -19,8 +19,8 @@ import time
 
 from conftest import BOARDS, FIRMWARE, MOCK, ROOT, micropython_path
 
-from qfota_tools.sim import model as sim_model
-from qfota_tools.sim.pty_sim import PtySimulator
+from qfota_tools.simulators.ec200 import model as sim_model
+from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
 SOURCE = "EC200TCNDAR02A07M16_01.001.01.001"
 TARGET = "EC200TCNDAR02A08M16_01.001.01.001"

@@ -17,9 +17,9 @@ import time
 
 import pytest
 
-from qfota_tools.board_sim import BoardSim, mpremote
-from qfota_tools.sim.model import FAST, Modem
-from qfota_tools.sim.pty_sim import PtySimulator
+from qfota_tools.simulators.board_sim import BoardSim, mpremote
+from qfota_tools.simulators.ec200.model import FAST, Modem
+from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from qfota_tools.board_sim import BoardSim, mpremote, startup_code
+from qfota_tools.simulators.board_sim import BoardSim, mpremote, startup_code
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from qfota_tools import build_mpy, build_package, deploy
-from qfota_tools.board_sim import BoardSim, mpremote
+from qfota_tools.commands import deploy
+from qfota_tools.devtools import build_mpy, build_package
+from qfota_tools.simulators.board_sim import BoardSim, mpremote
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,7 +47,7 @@ def snapshot(root):
 
 def test_package_json_is_fresh():
     assert (REPO / "package.json").read_text() == build_package.render(), (
-        "package.json is stale: run python -m qfota_tools.build_package"
+        "package.json is stale: run python -m qfota_tools.devtools.build_package"
     )
 
 

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from qfota_tools.sim import model as sim_model
-from qfota_tools.sim.pty_sim import PtySimulator
+from qfota_tools.simulators.ec200 import model as sim_model
+from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
 RUNTIMES = ("cpython", "micropython")
 # Short waits: the simulator's FAST timing answers in milliseconds.

@@ -12,8 +12,8 @@ import threading
 
 import pytest
 
-from qfota_tools.sim import fetch as fetch_mod
-from qfota_tools.sim.fetch import fetch, redact
+from qfota_tools.simulators.ec200 import fetch as fetch_mod
+from qfota_tools.simulators.ec200.fetch import fetch, redact
 
 # pyftpdlib imports asyncore/asynchat, deprecated in 3.11
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from qfota_tools.sim import model as model_mod
-from qfota_tools.sim.model import FAST, FAULT_NAMES, Modem
+from qfota_tools.simulators.ec200 import model as model_mod
+from qfota_tools.simulators.ec200.model import FAST, FAULT_NAMES, Modem
 
 QUIET = dict(FAST, noise_ms=0)
 FOTA_RE = re.compile(rb'\+QIND:\s*"FOTA"\s*,\s*"\s*(\w+)"(?:\s*,\s*(\d+))?', re.I)

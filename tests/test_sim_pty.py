@@ -13,8 +13,8 @@ import tty
 
 import pytest
 
-from qfota_tools.sim.model import FAST, Modem
-from qfota_tools.sim.pty_sim import PtySimulator
+from qfota_tools.simulators.ec200.model import FAST, Modem
+from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
 QUIET = dict(FAST, noise_ms=0)
 

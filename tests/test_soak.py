@@ -1,14 +1,14 @@
 """The soak (``make soak``), small: a dozen random updates on both runtimes, no WRONG, no HANG.
 
-The full run is ``python -m qfota_tools.soak`` (200 updates); this keeps it working and
+The full run is ``python -m qfota_tools.devtools.soak`` (200 updates); this keeps it working and
 checks its own parts: the expectation table covers every fault of the simulator, and the
 chaos layer chops the modem's output without losing or reordering a byte.
 """
 
 import random
 
-from qfota_tools import soak
-from qfota_tools.sim.model import FAULT_NAMES
+from qfota_tools.devtools import soak
+from qfota_tools.simulators.ec200.model import FAULT_NAMES
 
 
 def test_every_simulator_fault_has_an_expectation():

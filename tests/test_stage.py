@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from qfota_tools import remote, stage
-from qfota_tools.board_sim import BoardSim, mpremote
+from qfota_tools.commands import stage
+from qfota_tools.simulators.board_sim import BoardSim, mpremote
+from qfota_tools.transport import remote
 
 pytestmark = pytest.mark.timeout(120)
 

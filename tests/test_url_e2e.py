@@ -15,8 +15,8 @@ import threading
 
 import pytest
 
-from qfota_tools.sim import model as sim_model
-from qfota_tools.sim.pty_sim import PtySimulator
+from qfota_tools.simulators.ec200 import model as sim_model
+from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyftpdlib's asyncore
 

@@ -12,11 +12,11 @@ import sys
 
 # (subcommand, module): the order here is the order in ``qfota --help``.
 SUBCOMMANDS = (
-    ("update", "qfota_tools.update"),
-    ("sim", "qfota_tools.sim.cli"),
-    ("board-sim", "qfota_tools.board_sim"),
-    ("stage", "qfota_tools.stage"),
-    ("deploy", "qfota_tools.deploy"),
+    ("update", "qfota_tools.commands.update"),
+    ("sim", "qfota_tools.simulators.ec200.cli"),
+    ("board-sim", "qfota_tools.simulators.board_sim"),
+    ("stage", "qfota_tools.commands.stage"),
+    ("deploy", "qfota_tools.commands.deploy"),
 )
 
 

@@ -4,8 +4,8 @@
 ``qfota/*.py`` and ``main.py`` under its target (``/lib`` by default; ``qfota deploy``
 uses ``/``)::
 
-    $ python -m qfota_tools.build_package            # rewrite package.json
-    $ python -m qfota_tools.build_package --check    # exit 1 when it is stale
+    $ python -m qfota_tools.devtools.build_package            # rewrite package.json
+    $ python -m qfota_tools.devtools.build_package --check    # exit 1 when it is stale
 
 ``tests/test_deploy.py`` fails when package.json is stale.
 """
@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def version(repo=REPO):
@@ -44,7 +44,7 @@ def render(repo=REPO):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m qfota_tools.build_package")
+    parser = argparse.ArgumentParser(prog="python -m qfota_tools.devtools.build_package")
     parser.add_argument("--check", action="store_true", help="exit 1 if package.json is stale")
     args = parser.parse_args(argv)
     path = REPO / "package.json"
@@ -52,7 +52,7 @@ def main(argv=None):
     current = path.read_text() if path.exists() else None
     if args.check:
         if current != text:
-            print("package.json is stale: run python -m qfota_tools.build_package")
+            print("package.json is stale: run python -m qfota_tools.devtools.build_package")
             return 1
         return 0
     if current != text:

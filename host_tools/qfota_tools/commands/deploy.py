@@ -33,7 +33,8 @@ from pathlib import Path
 import serial
 from mpremote.transport import TransportError
 
-from qfota_tools import build_mpy, build_package, remote
+from qfota_tools.devtools import build_mpy, build_package
+from qfota_tools.transport import remote
 
 REPO = build_package.REPO
 BOARDS = ("rp2", "esp32", "stm32", "unix")

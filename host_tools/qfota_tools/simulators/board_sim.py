@@ -30,7 +30,7 @@ Command line (prints the device path on the first stdout line, runs until Ctrl-C
 
 From tests::
 
-    from qfota_tools.board_sim import BoardSim
+    from qfota_tools.simulators.board_sim import BoardSim
     with BoardSim(tmp_path / "board") as dev:
         subprocess.run(["mpremote", "connect", dev, "exec", "print(1)"], check=True)
 """

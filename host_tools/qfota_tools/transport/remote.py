@@ -3,7 +3,7 @@
 mpremote's Python API (``mpremote.transport_serial.SerialTransport``) is unstable; we pin
 mpremote (1.29.0) and keep every use of it in this module and its two callers::
 
-    from qfota_tools import remote
+    from qfota_tools.transport import remote
     t = remote.connect("/dev/ttyACM0")      # in the raw REPL, after a soft reset
     remote.run(t, remote.HELPERS)
     print(remote.call(t, "_qf_size('/main.py')"))

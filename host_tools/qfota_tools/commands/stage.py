@@ -28,7 +28,8 @@ How (mpremote's ``SerialTransport`` is the link):
 
 From Python::
 
-    from qfota_tools import remote, stage
+    from qfota_tools.commands import stage
+from qfota_tools.transport import remote
     t = remote.connect("/dev/pts/5")
     result = stage.stage(t, "fw.bin", "/sd/fota", source_rev="A", target_rev="B")
     remote.close(t)
@@ -43,7 +44,7 @@ import time
 import serial
 from mpremote.transport import TransportError
 
-from qfota_tools import remote
+from qfota_tools.transport import remote
 
 CHUNK = 8192  # image bytes per frame
 ACK_TIMEOUT = 30.0  # s: one frame written to flash or SD and acknowledged

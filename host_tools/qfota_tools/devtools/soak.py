@@ -1,8 +1,8 @@
 """``make soak``: many simulated updates with random faults, timing and read splitting.
 
-    python -m qfota_tools.soak                      # 200 runs, both runtimes, 2 at a time
-    python -m qfota_tools.soak --runs 40 --runtime micropython --seed 7
-    python -m qfota_tools.soak --seed 7 --only 13 -v   # replay one run, with its output
+    python -m qfota_tools.devtools.soak                      # 200 runs, both runtimes, 2 at a time
+    python -m qfota_tools.devtools.soak --runs 40 --runtime micropython --seed 7
+    python -m qfota_tools.devtools.soak --seed 7 --only 13 -v   # replay one run, with its output
 
 Each run draws, from ``--seed`` and its index, one fault of the simulator's list (or
 none), an image of 20-100 KB, FILE mode or a URL mode (HTTP or FTP: the simulator's
@@ -36,8 +36,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from qfota_tools.sim.model import FAST, FAULT_NAMES, Modem
-from qfota_tools.sim.pty_sim import PtySimulator
+from qfota_tools.simulators.ec200.model import FAST, FAULT_NAMES, Modem
+from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
 RUNTIMES = ("cpython", "micropython")
 
@@ -418,7 +418,7 @@ def describe(r):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        prog="python -m qfota_tools.soak", description=(__doc__ or "").split("\n\n")[0]
+        prog="python -m qfota_tools.devtools.soak", description=(__doc__ or "").split("\n\n")[0]
     )
     ap.add_argument("--runs", type=int, default=200, help="number of updates (default 200)")
     ap.add_argument("--runtime", choices=("cpython", "micropython", "both"), default="both")
@@ -474,7 +474,10 @@ def main(argv=None):
     )
     for r in bad:
         print("%s: %s: %s" % (r["verdict"], describe(r), r["why"]))
-        print("  replay: python -m qfota_tools.soak --seed %d --only %d -v" % (seed, r["index"]))
+        print(
+            "  replay: python -m qfota_tools.devtools.soak --seed %d --only %d -v"
+            % (seed, r["index"])
+        )
     return 1 if bad else 0
 
 

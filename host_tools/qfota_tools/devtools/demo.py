@@ -5,7 +5,7 @@ on a pty, and runs ``qfota update --runtime micropython`` against it: the very c
 MCU runs, on the MicroPython unix port. Ends with the revision change and the
 simulator's own check of what it received.
 
-    python -m qfota_tools.demo [--size N] [--baud N] [--runtime cpython|micropython]
+    python -m qfota_tools.devtools.demo [--size N] [--baud N] [--runtime cpython|micropython]
 """
 
 import argparse
@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from qfota_tools.sim import model as sim_model
-from qfota_tools.sim.cli import md5_of
-from qfota_tools.sim.pty_sim import PtySimulator
+from qfota_tools.simulators.ec200 import model as sim_model
+from qfota_tools.simulators.ec200.cli import md5_of
+from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
 NOTE_EXAMPLE_SIZE = 4_884_688  # AT+QFOTADL="FILE:4884688",1,50 in the note's example
 

