@@ -15,7 +15,7 @@ It prints the same lines as the CPython runtime and exits with the same status.
 import json
 import sys
 
-from qfota.report import run_options
+from qfota.runner import run_options
 from qfota.tty import TtyPort
 
 PORT = "/dev/ttyUSB0"

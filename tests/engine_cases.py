@@ -227,7 +227,7 @@ def case_no_byte_before_filestart():
         try:
             d.run()
         except FotaError as e:
-            assert e.stage == "FILESTART" and e.timeout, str(e)
+            assert e.stage == "FILESTART" and e.kind == "timeout", str(e)
         else:
             raise AssertionError("ran without FILESTART")
     assert m.bytes_before_filestart == 0 and len(m.data) == 0
@@ -680,7 +680,7 @@ def case_recover_silent_modem():
     try:
         _recover(m)
     except FotaError as e:
-        assert e.stage == "RECOVER" and e.timeout, str(e)
+        assert e.stage == "RECOVER" and e.kind == "timeout", str(e)
     else:
         raise AssertionError("no error")
 

@@ -20,7 +20,7 @@ import gc
 import os
 
 from qfota.compat import heap_lock, heap_unlock, sleep_us, ticks_diff, ticks_ms, ticks_us
-from qfota.errors import FotaError
+from qfota.errors import TIMEOUT, FotaError
 from qfota.session import EV_SENT, FLOW_HW, FLOW_NONE, Session
 
 RX_EVERY_MAX = 65536  # with flow control, read the port for URCs at least this often (bytes)
@@ -130,6 +130,7 @@ class Driver:
                     self.session.stage,
                     None,
                     "timeout: the port took no byte for %d ms" % self.stall_ms,
+                    TIMEOUT,
                 )
             else:
                 port.wait_writable(10)
@@ -146,9 +147,9 @@ class Driver:
             heap_unlock()
             self._locked = False
 
-    def _fail(self, detail):
+    def _fail(self, detail, kind=None):
         self._unlock()  # the exception itself needs the heap
-        raise FotaError("STREAM", None, detail)
+        raise FotaError("STREAM", None, detail, kind)
 
     def _complete(self):
         self._unlock()
@@ -258,7 +259,9 @@ class Driver:
             self._stall_since = now
         elif ticks_diff(now, self._stall_since) > self.stall_ms:
             self.session.sent = at
-            self._fail("timeout: the modem took no byte for %d ms (CTS held)" % self.stall_ms)
+            self._fail(
+                "timeout: the modem took no byte for %d ms (CTS held)" % self.stall_ms, TIMEOUT
+            )
         self.session.sent = at
         self._poll_rx()
         if not self.session.streaming:
@@ -316,7 +319,7 @@ class Driver:
                         if s.image_sent(w):
                             self._complete()
                     elif ticks_diff(ticks_ms(), last) > stall:
-                        self._fail("timeout: the port took no byte for %d ms" % stall)
+                        self._fail("timeout: the port took no byte for %d ms" % stall, TIMEOUT)
                     else:
                         port.wait_writable(1)
                 off += k

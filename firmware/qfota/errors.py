@@ -119,34 +119,44 @@ def meaning(code, stage=None):
     return "unknown error code %d (not in the Application Note)" % code
 
 
-def all_codes():
-    """Every code of the note's chapter 4 (for tests and docs)."""
-    codes = list(range(601, 631)) + list(range(701, 731)) + [500, 504, 506]
-    return codes
+# Kinds of failure; each has its exit status (``qfota`` and the app return it).
+REFUSED = "refused"  # bad input or a gate said no: nothing reached the modem's FOTA
+FAILED = "failed"  # stopped for another stated reason
+MODEM = "modem"  # the modem reported an error code
+TIMEOUT = "timeout"  # a wait ran out
+INTERRUPTED = "interrupted"  # the user (or a signal) stopped it
+
+EXIT = {REFUSED: 2, FAILED: 1, MODEM: 3, TIMEOUT: 4, INTERRUPTED: 130}
 
 
 class FotaError(Exception):
-    """The one exception qfota raises: where it stopped, the code, and why.
+    """The one exception qfota raises: where it stopped, the code, why, and what kind.
 
     ``stage`` is the note's own word for the step (``FILESTART``, ``FILEEND``,
     ``END``, ...) or qfota's (``PARAMS``, ``PREFLIGHT``, ``STREAM``, ``REBOOT``).
     ``code`` is the modem's numeric code when it gave one, else ``None``.
     ``detail`` says the rest (a timeout, a refusal, what the modem printed).
+    ``kind`` is one of REFUSED, FAILED, MODEM, TIMEOUT, INTERRUPTED; by default MODEM
+    when there is a code, REFUSED for the PARAMS stage, else FAILED. ``exit_status``
+    follows from it.
     """
 
-    def __init__(self, stage, code=None, detail=None):
+    def __init__(self, stage, code=None, detail=None, kind=None):
         super().__init__(stage, code, detail)
         self.stage = stage
         self.code = code
         self.detail = detail
+        if kind is None:
+            kind = MODEM if code is not None else REFUSED if stage == "PARAMS" else FAILED
+        self.kind = kind
 
     @property
     def meaning(self):
         return meaning(self.code, self.stage)
 
     @property
-    def timeout(self):
-        return self.detail is not None and self.detail.startswith("timeout")
+    def exit_status(self):
+        return EXIT[self.kind]
 
     def __str__(self):
         parts = [self.stage]
@@ -155,6 +165,11 @@ class FotaError(Exception):
         if self.detail:
             parts.append(self.detail)
         return ": ".join(parts)
+
+
+def refuse(stage, detail):
+    """A ``FotaError`` of kind REFUSED (bad input: nothing sent)."""
+    return FotaError(stage, None, detail, REFUSED)
 
 
 def redact(text):

@@ -19,7 +19,7 @@ a clock or touches a port; the same code runs on MicroPython and CPython.
 
 from qfota import urc
 from qfota.compat import const, ticks_add, ticks_diff
-from qfota.errors import FotaError, redact
+from qfota.errors import TIMEOUT, FotaError, redact
 from qfota.lines import LineFramer
 
 # Events reported to ``on_event(event, a, b)``.
@@ -362,9 +362,9 @@ class Session:
         if self.on_event is not None:
             self.on_event(ev, a, b)
 
-    def _fail(self, code=None, detail=None, stage=None):
+    def _fail(self, code=None, detail=None, stage=None, kind=None):
         self.streaming = False
-        raise FotaError(stage or self._stage_name(self._state), code, detail)
+        raise FotaError(stage or self._stage_name(self._state), code, detail, kind)
 
     def _wait(self, now, key, extra=0):
         self._deadline = ticks_add(now, self.timeouts[key] + extra)
@@ -502,7 +502,11 @@ class Session:
         }.get(st)
         if what is None:
             what = "no answer to %s" % redact(self._cmd_text()) if self._cmd else "no answer"
-        self._fail(None, "timeout after %d s: %s" % (self.timeouts[self._wait_key] // 1000, what))
+        self._fail(
+            None,
+            "timeout after %d s: %s" % (self.timeouts[self._wait_key] // 1000, what),
+            kind=TIMEOUT,
+        )
 
     # ---------------------------------------------------------------- lines
     def _on_line(self, buf, n):

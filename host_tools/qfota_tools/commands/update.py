@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import qfota
-from qfota.report import run_options
+from qfota.runner import run_options
 from qfota.session import TIMEOUTS
 
 FIRMWARE = Path(qfota.__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def _compiled():
 # the garbage of each import before the next, which keeps a small heap unfragmented.
 _RUN = """
 import gc
-for m in ("qfota.errors", "qfota.session", "qfota.driver", "qfota.report", "qfota.tty", "unix"):
+for m in ("qfota.errors", "qfota.session", "qfota.driver", "qfota.report", "qfota.runner", "qfota.tty", "unix"):
     __import__(m)
     gc.collect()
 import sys, os, json, unix
