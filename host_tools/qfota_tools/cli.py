@@ -15,6 +15,7 @@ SUBCOMMANDS = (
     ("update", "qfota_tools.commands.update"),
     ("sim", "qfota_tools.simulators.ec200.cli"),
     ("board-sim", "qfota_tools.simulators.board_sim"),
+    ("pico-sim", "qfota_tools.simulators.pico"),
     ("stage", "qfota_tools.commands.stage"),
     ("deploy", "qfota_tools.commands.deploy"),
 )

@@ -1,0 +1,395 @@
+"""``qfota pico-sim``: an emulated Raspberry Pi Pico running the real MicroPython rp2 firmware.
+
+Prints two pty paths: the USB-CDC REPL (for ``mpremote``, ``qfota deploy``, ``qfota stage``)
+and UART0 (GP0 TX, GP1 RX), then serves until Ctrl-C or SIGTERM. ``--modem`` joins UART0
+to the EC200 simulator instead, in this process, through pipes: its flow control holds the
+board's UART through the CTS stand-in, so ``flow hw`` really pauses the writer.
+
+The emulator is ``rp2040js`` (npm, pinned in host_tools/pico/package.json) driven by
+host_tools/pico/bridge.mjs under Node >= 18; ``make venv`` installs it. It needs the
+MicroPython RPI_PICO firmware (``--firmware`` or ``QFOTA_PICO_FIRMWARE``: the official UF2
+from https://micropython.org/download/RPI_PICO/) and the RP2040 B1 boot ROM (``--bootrom``
+or ``QFOTA_PICO_BOOTROM``: 16 KB, as the rp2040js project carries it in demo/bootrom.ts).
+``--flash FILE`` keeps the 2 MB flash (and its filesystem) across runs.
+"""
+
+import argparse
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import tty
+from pathlib import Path
+
+BRIDGE_DIR = Path(
+    os.environ.get("QFOTA_PICO_BRIDGE") or Path(__file__).resolve().parents[2] / "pico"
+)
+HOW_TO_SUPPLY = (
+    "the emulated Pico needs the MicroPython RPI_PICO firmware and the RP2040 B1 boot ROM: "
+    "--firmware/--bootrom or QFOTA_PICO_FIRMWARE/QFOTA_PICO_BOOTROM "
+    "(the UF2 from https://micropython.org/download/RPI_PICO/, the boot ROM from rp2040js's "
+    "demo/bootrom.ts)"
+)
+
+
+class PicoError(Exception):
+    """The emulator cannot start (missing fixture, Node or bridge): one line for the user."""
+
+
+def fixtures(firmware=None, bootrom=None):
+    """(firmware, bootrom) from the arguments, else the environment; PicoError if missing."""
+    fw = firmware or os.environ.get("QFOTA_PICO_FIRMWARE")
+    rom = bootrom or os.environ.get("QFOTA_PICO_BOOTROM")
+    if not fw or not rom:
+        raise PicoError(HOW_TO_SUPPLY)
+    for what, p in (("firmware", fw), ("boot ROM", rom)):
+        if not os.path.isfile(p):
+            raise PicoError("%s not found: %s" % (what, p))
+    if os.path.getsize(rom) != 16384:
+        raise PicoError("boot ROM must be 16384 bytes: %s" % rom)
+    return fw, rom
+
+
+def bridge_ready():
+    """None when Node and the bridge's node_modules are there, else what is missing."""
+    if not shutil.which("node"):
+        return "node (>= 18) is not on PATH"
+    if not (BRIDGE_DIR / "node_modules" / "rp2040js").is_dir():
+        return "rp2040js is not installed: npm ci --prefix %s (make venv does it)" % BRIDGE_DIR
+    return None
+
+
+def _pty():
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    return master, slave, os.ttyname(slave)
+
+
+class PicoSim:
+    """One emulated Pico; the REPL and UART0 on ptys, or UART0 joined to ``modem``.
+
+    ``modem`` is an ``ec200.model.Modem`` (sans-I/O); inspect it under ``self.lock``.
+    ``stop()`` ends the emulator cleanly, ``power_cut()`` kills it (the flash file holds
+    whatever the firmware had written at that instant: writes go straight to it).
+    """
+
+    def __init__(
+        self, firmware, bootrom, flash=None, modem=None, cts_window=4096, node="node", log=None
+    ):
+        self.firmware, self.bootrom, self.flash = firmware, bootrom, flash
+        self.modem = modem
+        self.cts_window = cts_window
+        self.node = node
+        self.log = log
+        self.lock = threading.Lock()
+        self.events = []
+        self.repl_path = self.uart_path = None
+        self.uart_tx = 0  # board -> host bytes over UART0
+        self.uart_rx = 0
+        self.max_in_flight = 0  # board -> host bytes not yet taken by the modem/pty
+        self.held_ms = 0.0  # wall time the modem held (not taking bytes while some waited)
+        self.error = None
+        self._proc = None
+        self._thread = None
+        self._stopping = False
+        self._wlock = threading.Lock()
+        self._t0 = time.monotonic()
+        self._fds = []
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def start(self, timeout=20.0):
+        missing = bridge_ready()
+        if missing:
+            raise PicoError(missing)
+        cmd = [self.node, str(BRIDGE_DIR / "bridge.mjs")]
+        cmd += ["--firmware", self.firmware, "--bootrom", self.bootrom]
+        cmd += ["--cts-window", str(self.cts_window)]
+        if self.flash:
+            cmd += ["--flash", str(self.flash)]
+        self._repl_m, self._repl_s, self.repl_path = _pty()
+        self._fds = [self._repl_m, self._repl_s]
+        if self.modem is None:
+            self._uart_m, self._uart_s, self.uart_path = _pty()
+            self._fds += [self._uart_m, self._uart_s]
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._fds += [self._wake_r, self._wake_w]
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(BRIDGE_DIR)
+        )
+        self._thread = threading.Thread(target=self._run, name="qfota-pico", daemon=True)
+        self._thread.start()
+        if not self.wait_event("ready", timeout):
+            self.stop()
+            raise PicoError("the emulated Pico did not start in %.0f s" % timeout)
+        return self.repl_path, self.uart_path
+
+    def wait_event(self, prefix, timeout, start=0):
+        """The first event from index ``start`` beginning with ``prefix``; None on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self.events[start:]:
+                if e.startswith(prefix):
+                    return e
+            if time.monotonic() >= deadline or (self._proc and self._proc.poll() is not None):
+                return None
+            time.sleep(0.02)
+
+    def stop(self, timeout=5.0):
+        """End the emulator (flash file complete) and close the ptys."""
+        if self._proc and self._proc.poll() is None:
+            try:
+                self._send(b"Q", b"")
+                self._proc.wait(timeout)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+                self._proc.wait(timeout)
+        self._close()
+
+    def power_cut(self):
+        """Kill the emulator at once, as pulling the board's power would."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait(5)
+        self._close()
+
+    def _close(self):
+        self._stopping = True
+        if self._fds:
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError:
+                pass
+        if self._thread:
+            self._thread.join(5)
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
+        if self._proc and self._proc.stdout:
+            self._proc.stdout.close()
+        if self._proc and self._proc.stdin:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def now_ms(self):
+        return int((time.monotonic() - self._t0) * 1000)
+
+    # ---- the relay ------------------------------------------------------------------------
+    def _send(self, kind, payload):
+        with self._wlock:
+            stdin = self._proc.stdin
+            stdin.write(kind + struct.pack(">I", len(payload)) + payload)
+            stdin.flush()
+
+    def _run(self):
+        try:
+            self._loop()
+        except Exception as exc:  # kept for tests and the CLI
+            if not self._stopping:
+                self.error = exc
+                raise
+
+    def _loop(self):
+        out = self._proc.stdout
+        out_fd = out.fileno()
+        os.set_blocking(out_fd, False)
+        poller = select.poll()
+        poller.register(out_fd, select.POLLIN)
+        poller.register(self._repl_m, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        joined = self.modem is not None
+        if not joined:
+            poller.register(self._uart_m, select.POLLIN)
+        buf = bytearray()
+        repl_out = bytearray()
+        uart_out = bytearray()  # board -> host bytes not yet taken
+        held_since = None
+        while not self._stopping:
+            timeout = 1000
+            # board -> modem (or pty), acknowledged as taken: the CTS stand-in's measure
+            taken = 0
+            if joined:
+                m = self.modem
+                with self.lock:
+                    now = self.now_ms()
+                    if uart_out:
+                        taken = m.write(bytes(uart_out), now)
+                        del uart_out[:taken]
+                    got = m.read(now)
+                    due = m.next_due_ms(now)
+                    room_due = m.room_due_ms(now, 256) if uart_out else None
+                if got:
+                    self.uart_rx += len(got)
+                    self._send(b"U", got)
+                for d in (due, room_due):
+                    if d is not None:
+                        timeout = min(timeout, max(1, d - now) if d > now else 1)
+                if uart_out and room_due is None:
+                    timeout = min(timeout, 20)
+            elif uart_out:
+                try:
+                    taken = os.write(self._uart_m, uart_out)
+                    del uart_out[:taken]
+                except (BlockingIOError, InterruptedError):
+                    timeout = min(timeout, 5)
+            if taken:
+                self._send(b"A", struct.pack(">I", taken))
+            if uart_out and not taken:
+                held_since = held_since or time.monotonic()
+            elif held_since is not None:
+                self.held_ms += (time.monotonic() - held_since) * 1000
+                held_since = None
+            if repl_out:
+                try:
+                    n = os.write(self._repl_m, repl_out)
+                    del repl_out[:n]
+                except (BlockingIOError, InterruptedError):
+                    timeout = min(timeout, 5)
+            for fd, ev in poller.poll(timeout):
+                if fd == self._wake_r:
+                    try:
+                        os.read(fd, 64)
+                    except BlockingIOError:
+                        pass
+                elif fd == out_fd:
+                    try:
+                        data = os.read(out_fd, 1 << 16)
+                    except BlockingIOError:
+                        continue
+                    if not data:
+                        self._stopping = True
+                        break
+                    buf += data
+                    while len(buf) >= 5:
+                        (n,) = struct.unpack(">I", buf[1:5])
+                        if len(buf) < 5 + n:
+                            break
+                        kind, payload = buf[0:1], bytes(buf[5 : 5 + n])
+                        del buf[: 5 + n]
+                        if kind == b"R":
+                            repl_out += payload
+                        elif kind == b"U":
+                            uart_out += payload
+                            self.uart_tx += n
+                            self.max_in_flight = max(self.max_in_flight, len(uart_out))
+                        elif kind == b"E":
+                            text = payload.decode("utf-8", "replace")
+                            self.events.append(text)
+                            if self.log:
+                                self.log("* " + text)
+                elif ev & select.POLLIN:
+                    try:
+                        data = os.read(fd, 4096)
+                    except (BlockingIOError, OSError):
+                        data = b""
+                    if data:
+                        self._send(b"R" if fd == self._repl_m else b"U", data)
+                elif ev & (select.POLLHUP | select.POLLERR):
+                    time.sleep(0.01)
+
+
+# ---- the command ----------------------------------------------------------------------------
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "pico-sim",
+        help="an emulated Raspberry Pi Pico (real MicroPython rp2 firmware) on two ptys",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--firmware", help="MicroPython RPI_PICO .uf2 (or $QFOTA_PICO_FIRMWARE)")
+    p.add_argument("--bootrom", help="RP2040 B1 boot ROM, 16 KB (or $QFOTA_PICO_BOOTROM)")
+    p.add_argument("--flash", metavar="FILE", help="keep the 2 MB flash in FILE across runs")
+    p.add_argument("--link-repl", metavar="PATH", help="also make PATH a symlink to the REPL pty")
+    p.add_argument("--link-uart", metavar="PATH", help="also make PATH a symlink to the UART0 pty")
+    p.add_argument(
+        "--modem",
+        action="store_true",
+        help="join UART0 to the EC200 simulator (no UART0 pty); sim options below apply",
+    )
+    p.add_argument("--image", metavar="FILE", help="--modem: the package the modem expects")
+    p.add_argument("--revision", default="EC200TCNDAR02A07M16_01.001.01.001")
+    p.add_argument("--new-revision", default="EC200TCNDAR02A08M16_01.001.01.001")
+    p.add_argument("--modem-baud", type=int, default=921600, help="--modem: its line rate")
+    p.add_argument("--fast", action="store_true", help="--modem: tens of ms for every delay")
+    p.add_argument("--verbose", "-v", action="store_true", help="log the emulator's events")
+    p.set_defaults(func=run)
+
+
+def _link(path, target):
+    if os.path.islink(path):
+        os.unlink(path)
+    os.symlink(target, path)
+
+
+def run(args):
+    try:
+        fw, rom = fixtures(args.firmware, args.bootrom)
+        for what, path in (("--image", args.image),):
+            if path and not os.path.isfile(path):
+                raise PicoError("%s: no such file: %s" % (what, path))
+    except PicoError as exc:
+        print("qfota pico-sim: %s" % exc, file=sys.stderr)
+        return 2
+    modem = None
+    if args.modem:
+        from .ec200.cli import md5_of
+        from .ec200.model import FAST, Modem
+
+        modem = Modem(
+            revision=args.revision,
+            new_revision=args.new_revision,
+            expect_md5=md5_of(args.image) if args.image else None,
+            baud=args.modem_baud,
+            timing=FAST if args.fast else None,
+        )
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.verbose else None
+    sim = PicoSim(fw, rom, flash=args.flash, modem=modem, log=log)
+    try:
+        repl, uart = sim.start()
+    except PicoError as exc:
+        print("qfota pico-sim: %s" % exc, file=sys.stderr)
+        return 2
+    if args.link_repl:
+        _link(args.link_repl, repl)
+    if args.link_uart and uart:
+        _link(args.link_uart, uart)
+    print("repl: %s" % repl)
+    print("uart0: %s" % (uart or "joined to the EC200 simulator"), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    last = None
+    try:
+        while not stop.wait(0.5):
+            if sim._proc.poll() is not None:
+                print("qfota pico-sim: the emulator ended", file=sys.stderr)
+                return 1
+            if modem is not None:
+                with sim.lock:
+                    state = (modem.revision, modem.updates_completed)
+                if state != last:
+                    print("modem: revision %s, updates %d" % state, flush=True)
+                    last = state
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0
