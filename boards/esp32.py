@@ -13,12 +13,15 @@ a level shifter, e.g. a TXB0104 with VCCA = 1.8 V from the module's VDD_EXT, VCC
     ESP32            level shifter         EC200T main UART
     GPIO17 U2 TX     ->  3.3 V -> 1.8 V ->  RXD   (module input)
     GPIO16 U2 RX     <-  1.8 V -> 3.3 V <-  TXD   (module output)
-    GPIO27 U2 RTS    ->  3.3 V -> 1.8 V ->  CTS   (module input: "MCU may receive")
-    GPIO26 U2 CTS    <-  1.8 V -> 3.3 V <-  RTS   (module output: "module may receive")
+    GPIO27 U2 RTS    ->  3.3 V -> 1.8 V ->  RTS   (module input: "MCU may receive")
+    GPIO26 U2 CTS    <-  1.8 V -> 3.3 V <-  CTS   (module output: "module may receive")
     GND              ---------------------  GND
 
     SD card (3.3 V, machine.SDCard slot 2 = SPI): GPIO18 SCK, GPIO23 MOSI, GPIO19 MISO,
     GPIO5 CS, 3V3, GND.
+
+Quectel names its pins from the module's (DCE) side: data lines cross, flow-control lines
+go straight (MCU RTS -> module RTS, MCU CTS <- module CTS; FIELD_NOTES).
 
 The trap (FIELD_NOTES): an esp32 ``UART.write`` blocks until all its bytes are in the
 TX ring buffer, ignores ``timeout``, and blocks forever while the modem holds CTS.

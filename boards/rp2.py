@@ -1,12 +1,15 @@
-"""Board: Raspberry Pi Pico (RP2040/RP2350), modem on UART0 with RTS/CTS, SD card on SPI1.
+"""Board: Raspberry Pi Pico (RP2040/RP2350), modem on UART0 with RTS/CTS; images on an SD
+card on SPI1 when one answers, else on the internal flash.
 
-Deployed as ``/board.py`` (``qfota deploy --board rp2``); needs micropython-lib's SD card
-driver: ``mpremote mip install sdcard``. ``qfota.app`` uses ``open_port``,
-``mount_storage``, ``JOURNAL_PATH`` and ``reset``::
+Deployed as ``/board.py`` (``qfota deploy --board rp2``). An SD card needs micropython-lib's
+driver (``mpremote mip install sdcard``); without the driver or a card, images live in
+``/fota`` on the internal flash (``qfota stage IMG --to :/fota ...``): a Pico has 1.4 MB of
+LittleFS, boards with 4-16 MB of flash (Pico 2, many RP2040 boards) much more.
+``qfota.app`` uses ``open_port``, ``mount_storage``, ``JOURNAL_PATH`` and ``reset``::
 
     import board
     port = board.open_port()           # qfota.uart.UartPort over UART0, RTS/CTS on
-    root = board.mount_storage()       # "/sd"
+    root = board.mount_storage()       # "/sd", or "" (internal flash): the app reads root + "/fota"
 
 Wiring (the EC200T main UART is 1.8 V logic, the Pico 3.3 V: every signal goes through
 a level shifter, e.g. a TXB0104 with VCCA = 1.8 V from the module's VDD_EXT, VCCB = 3V3)::
@@ -14,14 +17,16 @@ a level shifter, e.g. a TXB0104 with VCCA = 1.8 V from the module's VDD_EXT, VCC
     Pico            level shifter         EC200T main UART
     GP0  UART0 TX   ->  3.3 V -> 1.8 V ->  RXD   (module input)
     GP1  UART0 RX   <-  1.8 V -> 3.3 V <-  TXD   (module output)
-    GP3  UART0 RTS  ->  3.3 V -> 1.8 V ->  CTS   (module input: "MCU may receive")
-    GP2  UART0 CTS  <-  1.8 V -> 3.3 V <-  RTS   (module output: "module may receive")
+    GP3  UART0 RTS  ->  3.3 V -> 1.8 V ->  RTS   (module input: "MCU may receive")
+    GP2  UART0 CTS  <-  1.8 V -> 3.3 V <-  CTS   (module output: "module may receive")
     GND             ---------------------  GND
 
-    SD card (3.3 V): GP10 SCK, GP11 MOSI, GP12 MISO, GP13 CS, 3V3, GND.
+    SD card (3.3 V, optional): GP10 SCK, GP11 MOSI, GP12 MISO, GP13 CS, 3V3, GND.
 
-The Quectel pin names are from the module's side: the MCU's RTS drives the module's
-CTS. rp2 writes return a partial count when CTS holds the line (``timeout=0``), so the
+Quectel names its pins from the module's (DCE) side, as RS-232 does: its RTS is an input
+and its CTS an output. So the data lines cross and the flow-control lines go straight:
+MCU RTS -> module RTS, MCU CTS <- module CTS (FIELD_NOTES, "Wiring the flow-control
+lines"). rp2 writes return a partial count when CTS holds the line (``timeout=0``), so the
 engine's stall timeout bounds every wait; no watchdog is needed.
 """
 
@@ -40,6 +45,7 @@ SD_SCK, SD_MOSI, SD_MISO, SD_CS = 10, 11, 12, 13
 SD_BAUD = 10_000_000
 
 STORAGE = "/sd"
+FLASH_ROOT = ""  # the internal flash's LittleFS is mounted at /: the app reads /fota
 JOURNAL_PATH = "/qfota_journal.json"  # internal flash (LittleFS: rename is atomic)
 
 
@@ -61,17 +67,24 @@ def open_port(flow_hw=True):
 
 
 def mount_storage():
-    """Mount the SD card at /sd (once); OSError when there is none."""
+    """The storage root: the SD card at /sd (mounted once) when one answers, else the
+    internal flash (``""``: the app then reads ``/fota``)."""
     import vfs
 
     for _fs, path in vfs.mount():
         if path == STORAGE:
             return STORAGE
-    import sdcard  # micropython-lib: mpremote mip install sdcard
+    try:
+        import sdcard  # micropython-lib: mpremote mip install sdcard
+    except ImportError:
+        return FLASH_ROOT
     from machine import SPI
 
-    spi = SPI(SPI_ID, sck=Pin(SD_SCK), mosi=Pin(SD_MOSI), miso=Pin(SD_MISO))
-    vfs.mount(sdcard.SDCard(spi, Pin(SD_CS, Pin.OUT), baudrate=SD_BAUD), STORAGE)
+    try:
+        spi = SPI(SPI_ID, sck=Pin(SD_SCK), mosi=Pin(SD_MOSI), miso=Pin(SD_MISO))
+        vfs.mount(sdcard.SDCard(spi, Pin(SD_CS, Pin.OUT), baudrate=SD_BAUD), STORAGE)
+    except OSError:  # no card in the slot, or it does not answer
+        return FLASH_ROOT
     return STORAGE
 
 

@@ -16,13 +16,16 @@ through a level shifter, e.g. a TXB0104 with VCCA = 1.8 V from the module's VDD_
     pyboard           level shifter         EC200T main UART
     X3 (PA2) TX       ->  3.3 V -> 1.8 V ->  RXD   (module input)
     X4 (PA3) RX       <-  1.8 V -> 3.3 V <-  TXD   (module output)
-    X2 (PA1) RTS      ->  3.3 V -> 1.8 V ->  CTS   (module input: "MCU may receive")
-    X1 (PA0) CTS      <-  1.8 V -> 3.3 V <-  RTS   (module output: "module may receive")
+    X2 (PA1) RTS      ->  3.3 V -> 1.8 V ->  RTS   (module input: "MCU may receive")
+    X1 (PA0) CTS      <-  1.8 V -> 3.3 V <-  CTS   (module output: "module may receive")
     GND               ---------------------  GND
 
     SD card: the pyboard's own slot, mounted at /sd at boot when a card is in. (The board
     then also runs /sd/main.py, not /flash/main.py: deploy to the card, or create
     /flash/SKIPSD and let ``mount_storage`` mount it.)
+
+Quectel names its pins from the module's (DCE) side: data lines cross, flow-control lines
+go straight (MCU RTS -> module RTS, MCU CTS <- module CTS; FIELD_NOTES).
 
 stm32 writes are synchronous, with no TX buffer: with CTS enabled a write waits up to
 ``timeout`` ms and returns what went out (None for nothing), so every wait is bounded.

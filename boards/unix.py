@@ -2,7 +2,7 @@
 
 Wiring: a USB-serial adapter (3.3 V or 1.8 V logic to match the module's VDD_EXT, see
 the module's hardware design) to the modem's main UART: adapter TXD -> module RXD,
-adapter RXD <- module TXD, adapter RTS -> module CTS, adapter CTS <- module RTS, GND -> GND.
+adapter RXD <- module TXD, adapter RTS -> module RTS, adapter CTS <- module CTS, GND -> GND.
 Or the module's USB AT port (``--usb``), which needs no wiring.
 
 Run by ``qfota update --runtime micropython`` as::
