@@ -18,7 +18,14 @@ def run_options(opts, open_port, out=print):
     from qfota.driver import update
 
     mem = opts.get("mem", False) and hasattr(gc, "mem_alloc")  # a MicroPython figure
-    rep = Reporter(out, live=opts.get("live", False), verbose=opts.get("verbose", False), mem=mem)
+    rep = Reporter(
+        out,
+        live=opts.get("live", False),
+        verbose=opts.get("verbose", False),
+        mem=mem,
+        json=opts.get("json", False),
+        log=opts.get("log"),
+    )
     flow_hw = opts.get("flow", "hw") == "hw"
     kwargs = {
         "upgrade_mode": opts.get("mode", 1),

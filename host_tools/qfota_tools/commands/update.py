@@ -9,15 +9,21 @@ micropython`` runs the very same ``firmware/`` code on the MicroPython unix port
 """
 
 import json
+import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import qfota
+from qfota.errors import INTERRUPTED, REFUSED, FotaError
+from qfota.report import Reporter
 from qfota.runner import run_options
 from qfota.session import TIMEOUTS
+from qfota.tty import _BAUDS
+from qfota.urls import check_url
 
 FIRMWARE = Path(qfota.__file__).resolve().parent.parent
 REPO = FIRMWARE.parent
@@ -79,14 +85,301 @@ def micropython_env(mpy=False):
     return env
 
 
+# ---------------------------------------------------------------- validation
+# One validation for both runtimes, here in the CPython front, before either starts and
+# before the port is opened: a refusal is one line naming the option and the value,
+# exit 2, and no byte reaches the modem. The engine checks again (both must hold).
+
+NOTE_RATE_MAX = 15000  # the note: at most 15 KB/s without flow control (NOR flash)
+RATE_MIN = 129  # the driver paces pieces of 32 bytes: it needs more than 4 a second
+RATE_ABSOLUTE_MAX = 1_000_000
+CHUNK_MIN, CHUNK_MAX = 32, 65536
+TIMEOUT_MAX_S = 24 * 3600
+CID_MAX = 15  # AT+QICSGP=? on the EC200T: (1-15)
+APN_MAX = 100  # 3GPP TS 23.003: an APN is at most 100 octets
+MIN_VOLTAGE_MAX = 5000
+DEFAULT_MAX_IMAGE = 64 << 20
+MICROPYTHON_ONLY = ("heapsize", "mpy", "mem", "lock_heap")
+SIGNAL_GRACE_S = 5.0  # micropython runtime: time the child has for its last line after a signal
+
+
+class Refused(Exception):
+    """Bad input, found before anything was opened or sent. ``str()`` is the line."""
+
+
+def _show(value):
+    """``value`` as it goes into the one-line message: printable ASCII as is, anything
+    else escaped (a CR or LF in an option must not break the line)."""
+    text = str(value)
+    for ch in text:
+        if not 32 <= ord(ch) <= 126:
+            return ascii(text)
+    return text
+
+
+def _refuse(option, value, why):
+    if value is None:
+        raise Refused(option + ": " + why)
+    raise Refused("%s %s: %s" % (option, _show(value), why))
+
+
+def redact_url(url):
+    """``url`` with everything between the user's ``:`` and the last ``@`` as ``***``.
+
+    Stricter than ``qfota.errors.redact`` (which stops at the first ``/``, quote, space
+    or comma): used on URLs that have not passed validation yet."""
+    i = url.find("://")
+    at = url.rfind("@")
+    if i < 0 or at < i:
+        return url
+    colon = url.find(":", i + 3, at)
+    if colon < 0:
+        return url
+    return url[: colon + 1] + "***" + url[at:]
+
+
+def _bad_char(text, extra=""):
+    """The first character of ``text`` that must not go inside an AT command, described;
+    None when there is none. CR/LF would end the command, a quote would end the string."""
+    for ch in text:
+        o = ord(ch)
+        if ch == "\r":
+            return "a carriage return (CR)"
+        if ch == "\n":
+            return "a line feed (LF)"
+        if ch == '"':
+            return "a double quote"
+        if o < 32 or o == 127:
+            return "a control character (0x%02x)" % o
+        if o > 126:
+            return "a non-ASCII character"
+        if ch in extra:
+            return "a %r" % ch
+    return None
+
+
 def _timeout_arg(text):
-    name, _, value = text.partition("=")
+    """``NAME=SECONDS`` -> (``name_ms``, milliseconds); Refused names the problem."""
+    name, eq, value = text.partition("=")
     key = name if name.endswith("_ms") else name + "_ms"
     if key not in TIMEOUTS:
-        raise ValueError(text)
-    return key, int(float(value) * 1000)
+        _refuse(
+            "--timeout",
+            text,
+            "unknown name %r (names: %s)" % (name, ", ".join(k[:-3] for k in TIMEOUTS)),
+        )
+    if not eq:
+        _refuse("--timeout", text, "give NAME=SECONDS")
+    try:
+        secs = float(value)
+    except ValueError:
+        secs = None
+    if secs is None or not math.isfinite(secs):
+        _refuse("--timeout", text, "%r is not a number of seconds" % value)
+    if secs <= 0:
+        _refuse("--timeout", text, "%s must be more than 0 s" % name)
+    if secs > TIMEOUT_MAX_S:
+        _refuse("--timeout", text, "%s must be at most %d s (24 h)" % (name, TIMEOUT_MAX_S))
+    return key, max(1, int(round(secs * 1000)))
 
 
+def _read_password(args):
+    if args.password_env is not None and args.password_file is not None:
+        _refuse("--password-env", None, "give --password-env or --password-file, not both")
+    if args.password_env is not None:
+        name = args.password_env
+        if not name or name not in os.environ:
+            _refuse("--password-env", name, "no such environment variable")
+        return "--password-env", os.environ[name]
+    path = args.password_file
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(4096)
+    except OSError as e:
+        _refuse("--password-file", path, "cannot read it (%s)" % (e.strerror or e))
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        _refuse("--password-file", path, "the password holds a non-ASCII character")
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    return "--password-file", text
+
+
+def _check_url(args):
+    """The URL as the modem will get it (password inserted), or Refused."""
+    url = args.url
+    shown = redact_url(url)
+    bad = _bad_char(url)
+    if bad:
+        _refuse("--url", shown, "holds %s" % bad)
+    i = url.find("://")
+    at = url.rfind("@")
+    userinfo = url[i + 3 : at] if 0 <= i < at else ""
+    bad = _bad_char(userinfo, extra="/,")
+    if bad:  # "/" or "," in the user or password: the modem and redact() would misparse
+        _refuse("--url", shown, "the user or password holds %s" % bad)
+    if args.password_env is not None or args.password_file is not None:
+        option, password = _read_password(args)
+        if not url.lower().startswith("ftp://"):
+            _refuse(option, None, "a password goes only into an ftp:// URL")
+        if at < 0 or not userinfo:
+            _refuse(option, None, "the URL names no user (ftp://USER@server/file)")
+        if ":" in userinfo:
+            _refuse(option, None, "the URL has a password already")
+        if not password:
+            _refuse(option, None, "the password is empty")
+        bad = _bad_char(password, extra="/, ")
+        if bad:
+            _refuse(option, None, "the password holds %s" % bad)
+        url = url[:at] + ":" + password + url[at:]
+    try:
+        check_url(url)
+    except FotaError as e:
+        rule = (e.detail or "").rsplit(": ", 1)[0]  # "URL <rule>: <the URL, redacted>"
+        rule = rule[4:] if rule.startswith("URL ") else rule
+        raise Refused("--url %s: %s" % (_show(redact_url(url)), rule)) from None
+    return url
+
+
+def _check_image(args):
+    path = args.image
+    try:
+        st = os.stat(path)
+    except OSError:
+        _refuse("--image", path, "image not found")
+    if not os.path.isfile(path):
+        _refuse("--image", path, "not a regular file")
+    if st.st_size <= 0:
+        _refuse("--image", path, "image is empty")
+    if st.st_size > args.max_image_size:
+        _refuse(
+            "--image",
+            path,
+            "%d bytes, above --max-image-size %d" % (st.st_size, args.max_image_size),
+        )
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        _refuse("--image", path, "image not readable (%s)" % (e.strerror or e))
+
+
+def _given(args, name):
+    return getattr(args, name) not in (None, False)
+
+
+def validate(args):
+    """The options dict for ``run_options`` from parsed arguments; raises ``Refused``."""
+    if args.runtime == "cpython":
+        for name in MICROPYTHON_ONLY:
+            if _given(args, name):
+                _refuse("--" + name.replace("_", "-"), None, "only with --runtime micropython")
+    if args.heapsize is not None:
+        h = args.heapsize
+        digits = h[:-1] if h[-1:] in ("K", "k", "M", "m") else h
+        if not digits.isdigit() or not digits or not 0 < int(digits):
+            _refuse("--heapsize", h, "give a size such as 64K or 2M")
+    if args.protocol_download:
+        _refuse(
+            "--protocol-download",
+            None,
+            'protocol-download file mode ("FILE:<length>",2, answer 010003) is not '
+            "supported: its framing is not published (ask Quectel support)",
+        )
+    if args.max_image_size <= 0:
+        _refuse("--max-image-size", args.max_image_size, "must be more than 0 bytes")
+    if args.image is not None:
+        for name in ("apn", "cid", "password_env", "password_file"):
+            if _given(args, name):
+                _refuse("--" + name.replace("_", "-"), None, "applies to --url only")
+        _check_image(args)
+        url = None
+    else:
+        for name in ("usb", "flow", "rate", "chunk", "rate_above_note_limit", "lock_heap"):
+            if _given(args, name):
+                _refuse("--" + name.replace("_", "-"), None, "applies to --image only")
+        url = _check_url(args)
+    if args.apn is not None:
+        bad = _bad_char(args.apn)
+        if bad:
+            _refuse("--apn", ascii(args.apn), "holds %s" % bad)
+        if len(args.apn) > APN_MAX:
+            _refuse("--apn", args.apn, "longer than %d characters" % APN_MAX)
+    if args.cid is not None and not 1 <= args.cid <= CID_MAX:
+        _refuse("--cid", args.cid, "must be 1-%d" % CID_MAX)
+    if args.baud not in _BAUDS:
+        _refuse(
+            "--baud", args.baud, "not a rate the module takes (%s)" % ", ".join(map(str, _BAUDS))
+        )
+    flow = args.flow or "hw"
+    if args.rate is not None:
+        if flow == "hw":
+            _refuse(
+                "--rate", args.rate, "applies to --flow none only (flow control paces the line)"
+            )
+        top = RATE_ABSOLUTE_MAX if args.rate_above_note_limit else NOTE_RATE_MAX
+        if not RATE_MIN <= args.rate <= top:
+            why = "must be %d-%d bytes/s" % (RATE_MIN, top)
+            if args.rate > NOTE_RATE_MAX and not args.rate_above_note_limit:
+                why += " (the note's limit without flow control; above it only with --rate-above-note-limit)"
+            _refuse("--rate", args.rate, why)
+    elif args.rate_above_note_limit:
+        _refuse("--rate-above-note-limit", None, "only with --flow none and --rate")
+    if args.chunk is not None and (not CHUNK_MIN <= args.chunk <= CHUNK_MAX or args.chunk % 16):
+        _refuse("--chunk", args.chunk, "must be a multiple of 16, %d-%d" % (CHUNK_MIN, CHUNK_MAX))
+    if args.mode not in (0, 1):
+        _refuse("--mode", args.mode, "upgrade_mode must be 0 or 1")
+    for opt, value, name in (
+        ("--download-urcs", args.download_urcs, "download_URC_max"),
+        ("--update-urcs", args.update_urcs, "update_URC_max"),
+    ):
+        if not (value == 0 or 5 <= value <= 100):
+            _refuse(opt, value, "%s must be 0 or 5-100" % name)
+    if args.min_voltage is not None and not 0 < args.min_voltage <= MIN_VOLTAGE_MAX:
+        _refuse("--min-voltage", args.min_voltage, "must be 1-%d mV" % MIN_VOLTAGE_MAX)
+    timeouts = {}
+    for t in args.timeout:
+        k, v = _timeout_arg(t)
+        timeouts[k] = v
+    if not args.port:
+        _refuse("--port", repr(args.port), "give the modem's serial device")
+    if args.log is not None:
+        try:
+            with open(args.log, "a"):
+                pass
+        except OSError as e:
+            _refuse("--log", args.log, "cannot write it (%s)" % (e.strerror or e))
+    live = (sys.stdout.isatty() and not args.json) if args.live is None else args.live
+    return {
+        "port": args.port,
+        "image": args.image,
+        "url": url,
+        "flow": flow,
+        "usb": args.usb,
+        "mode": args.mode,
+        "download_urcs": args.download_urcs,
+        "update_urcs": args.update_urcs,
+        "baud": args.baud,
+        "rate": args.rate if args.rate is not None else NOTE_RATE_MAX,
+        "chunk": args.chunk if args.chunk is not None else 4096,
+        "cid": args.cid,
+        "apn": args.apn,
+        "min_voltage_mv": args.min_voltage,
+        "timeouts": timeouts or None,
+        "protocol_download": False,
+        "lock_heap": args.lock_heap,
+        "mem": args.mem,
+        "live": live,
+        "verbose": args.verbose,
+        "json": args.json,
+        "log": args.log,
+    }
+
+
+# ---------------------------------------------------------------- the command
 def add_parser(sub):
     p = sub.add_parser(
         "update",
@@ -98,12 +391,12 @@ def add_parser(sub):
     src.add_argument("--url", help="ftp://, http:// or https:// URL the modem fetches itself")
     p.add_argument("--port", required=True, help="serial device of the modem's AT port")
     p.add_argument(
-        "--flow", choices=("hw", "none"), default="hw", help="hardware flow control (default hw)"
+        "--flow", choices=("hw", "none"), help="FILE mode: hardware flow control (default hw)"
     )
     p.add_argument(
         "--usb",
         action="store_true",
-        help='the port is the module\'s USB AT port: AT+QCFG="usbifc",2,2',
+        help='FILE mode: the port is the module\'s USB AT port: AT+QCFG="usbifc",2,2',
     )
     p.add_argument(
         "--mode",
@@ -117,16 +410,49 @@ def add_parser(sub):
     p.add_argument(
         "--update-urcs", type=int, default=100, help="<update_URC_max>: 0 or 5-100 (default 100)"
     )
-    p.add_argument("--baud", type=int, default=115200, help="line rate (default 115200)")
+    p.add_argument(
+        "--baud",
+        type=int,
+        default=115200,
+        help="line rate, one of %s (default 115200)" % ", ".join(map(str, _BAUDS)),
+    )
     p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython")
     p.add_argument(
-        "--rate", type=int, default=15000, help="bytes/s without flow control (default 15000)"
+        "--rate",
+        type=int,
+        help="--flow none: bytes/s, %d-%d (default %d, the note's limit)"
+        % (RATE_MIN, NOTE_RATE_MAX, NOTE_RATE_MAX),
     )
     p.add_argument(
-        "--chunk", type=int, default=4096, help="bytes read from the image at a time (default 4096)"
+        "--rate-above-note-limit",
+        action="store_true",
+        help="allow --rate above the note's 15000 bytes/s (a NOR-flash module loses bytes)",
     )
-    p.add_argument("--cid", type=int, help="URL mode: PDP context id (1-16)")
+    p.add_argument(
+        "--chunk",
+        type=int,
+        help="FILE mode: bytes read from the image at a time, a multiple of 16, %d-%d "
+        "(default 4096)" % (CHUNK_MIN, CHUNK_MAX),
+    )
+    p.add_argument(
+        "--max-image-size",
+        type=int,
+        default=DEFAULT_MAX_IMAGE,
+        metavar="BYTES",
+        help="refuse larger images (default %d, 64 MiB)" % DEFAULT_MAX_IMAGE,
+    )
+    p.add_argument("--cid", type=int, help="URL mode: PDP context id (1-%d)" % CID_MAX)
     p.add_argument("--apn", help="URL mode: APN to configure on the context")
+    p.add_argument(
+        "--password-env",
+        metavar="NAME",
+        help="URL mode: the FTP password from this environment variable (URL: ftp://USER@...)",
+    )
+    p.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="URL mode: the FTP password from this file (its first line)",
+    )
     p.add_argument(
         "--min-voltage",
         type=int,
@@ -138,18 +464,18 @@ def add_parser(sub):
         action="append",
         default=[],
         metavar="NAME=SECONDS",
-        help="override a wait: %s" % ", ".join(k[:-3] for k in TIMEOUTS),
+        help="override a wait (0 < SECONDS <= 86400): %s" % ", ".join(k[:-3] for k in TIMEOUTS),
     )
     p.add_argument(
         "--protocol-download",
         action="store_true",
-        help='ask for "FILE:<length>",2 (refused: not public)',
+        help='ask for "FILE:<length>",2 (refused: its framing is not public)',
     )
     p.add_argument("--heapsize", help="micropython runtime: heap size, e.g. 64K")
     p.add_argument(
         "--lock-heap",
         action="store_true",
-        help="stream under micropython.heap_lock() (proves no allocation)",
+        help="micropython runtime: stream under micropython.heap_lock() (proves no allocation)",
     )
     p.add_argument(
         "--mem", action="store_true", help="micropython runtime: print the peak heap at the end"
@@ -166,54 +492,96 @@ def add_parser(sub):
         help="one live progress line (default: when a terminal)",
     )
     p.add_argument(
+        "--json", action="store_true", help="one JSON object per line per event, for scripts"
+    )
+    p.add_argument("--log", metavar="FILE", help="append every line, timestamped, to FILE")
+    p.add_argument(
         "-v", "--verbose", action="store_true", help="print every AT line (passwords redacted)"
     )
     p.set_defaults(func=run)
 
 
 def options(args):
-    timeouts = {}
-    for t in args.timeout:
-        try:
-            k, v = _timeout_arg(t)
-        except ValueError:
-            print(
-                "qfota: failed: PARAMS: unknown --timeout %s (names: %s)" % (t, ", ".join(TIMEOUTS))
-            )
-            raise SystemExit(2) from None
-        timeouts[k] = v
-    live = sys.stdout.isatty() if args.live is None else args.live
-    return {
-        "port": args.port,
-        "image": args.image,
-        "url": args.url,
-        "flow": args.flow,
-        "usb": args.usb,
-        "mode": args.mode,
-        "download_urcs": args.download_urcs,
-        "update_urcs": args.update_urcs,
-        "baud": args.baud,
-        "rate": args.rate,
-        "chunk": args.chunk,
-        "cid": args.cid,
-        "apn": args.apn,
-        "min_voltage_mv": args.min_voltage,
-        "timeouts": timeouts or None,
-        "protocol_download": args.protocol_download,
-        "lock_heap": args.lock_heap,
-        "mem": args.mem,
-        "live": live,
-        "verbose": args.verbose,
-    }
+    """Validated options (kept for callers of the old name); raises ``Refused``."""
+    return validate(args)
 
 
-def run_cpython(opts, out=print):
+# ---------------------------------------------------------------- signals
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP while an update runs: remembers the first one and calls
+    ``action(signum)``; restores the old handlers on exit."""
+
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self, action):
+        self.action = action
+        self.signum = None
+        self.count = 0
+        self._old = {}
+
+    def _handler(self, signum, frame):
+        self.count += 1
+        if self.signum is None:
+            self.signum = signum
+        self.action(signum)
+
+    def __enter__(self):
+        for name in self.NAMES:
+            s = getattr(signal, name)
+            self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+    def status(self, default):
+        """128 + the signal number (130 SIGINT, 143 SIGTERM, 129 SIGHUP), else ``default``."""
+        return default if self.signum is None else 128 + self.signum
+
+    @property
+    def name(self):
+        return signal.Signals(self.signum).name if self.signum else ""
+
+
+def _raise_interrupt(signum):
+    raise KeyboardInterrupt
+
+
+def _reporter(opts, out=print):
+    return Reporter(out, live=False, json=opts.get("json", False), log=opts.get("log"))
+
+
+def run_cpython(opts, lock=None, out=print):
     from qfota_tools.transport.serial_port import SerialPort
 
-    return run_options(opts, lambda flow_hw: SerialPort(opts["port"], opts["baud"], flow_hw), out)
+    def open_port(flow_hw):
+        return SerialPort(opts["port"], opts["baud"], flow_hw, lock=lock)
+
+    with _Signals(_raise_interrupt) as sigs:
+        try:
+            status = run_options(opts, open_port, out)
+        except KeyboardInterrupt:
+            # The engine did not turn it into its own line: say it here.
+            err = FotaError(
+                "INTERRUPTED", None, "stopped by %s" % (sigs.name or "SIGINT"), INTERRUPTED
+            )
+            status = _reporter(opts, out).result(err=err)
+        return sigs.status(status)
 
 
-def run_micropython(opts, heapsize=None, mpy=False):
+def _pdeathsig():
+    """In the child: SIGKILL when the parent dies (even by SIGKILL), so no orphan keeps
+    talking to the modem."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort, Linux only
+        pass
+
+
+def run_micropython(opts, heapsize=None, mpy=False, lock=None):
     cmd = [micropython_binary()]
     if heapsize:
         cmd += ["-X", "heapsize=%s" % heapsize]
@@ -221,11 +589,71 @@ def run_micropython(opts, heapsize=None, mpy=False):
     env = micropython_env(mpy)
     env["QFOTA_OPTS"] = json.dumps(opts)  # not argv: see boards/unix.py
     sys.stdout.flush()
-    return subprocess.call(cmd, env=env)
+    state = {"forwarded": False}
+    # Its own process group: a Ctrl-C in the terminal reaches only this process, which
+    # forwards exactly one SIGINT (two would interrupt the child's closing line).
+    proc = subprocess.Popen(cmd, env=env, process_group=0, preexec_fn=_pdeathsig)
+
+    def forward(signum):
+        if proc.poll() is not None:
+            return
+        if state["forwarded"]:
+            proc.kill()  # a second signal: no more waiting
+            return
+        state["forwarded"] = True
+        try:
+            proc.send_signal(signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    with _Signals(forward) as sigs:
+        if lock is not None:
+            lock.exclusive_when_open(proc.pid, lambda: proc.poll() is None)
+        try:
+            while True:
+                try:
+                    rc = proc.wait(timeout=SIGNAL_GRACE_S if state["forwarded"] else 0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    if state["forwarded"]:
+                        proc.kill()
+                        rc = proc.wait(timeout=10)
+                        break
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        if rc < 0:
+            rc = 128 - rc
+        return sigs.status(rc)
 
 
 def run(args):
-    opts = options(args)
-    if args.runtime == "micropython":
-        return run_micropython(opts, args.heapsize, args.mpy)
-    return run_cpython(opts)
+    try:
+        opts = validate(args)
+    except Refused as e:
+        # Build a reporter as far as the options allow (--json, --log) for the one line.
+        log = args.log
+        if log is not None:
+            try:
+                with open(log, "a"):
+                    pass
+            except OSError:
+                log = None
+        rep = Reporter(print, json=bool(getattr(args, "json", False)), log=log)
+        return rep.result(err=FotaError("PARAMS", None, str(e), REFUSED))
+    from qfota_tools.transport.portlock import PortBusy, PortLock
+
+    try:
+        lock = PortLock(opts["port"])
+    except PortBusy as e:
+        return _reporter(opts).result(err=FotaError("PORT", None, e.strerror, REFUSED))
+    except OSError as e:
+        why = "cannot open %s: %s" % (opts["port"], e.strerror or e)
+        return _reporter(opts).result(err=FotaError("PORT", None, why, REFUSED))
+    try:
+        if args.runtime == "micropython":
+            return run_micropython(opts, args.heapsize, args.mpy, lock=lock)
+        return run_cpython(opts, lock=lock)
+    finally:
+        lock.release()

@@ -5,6 +5,11 @@ descriptor so a write that cannot go out returns 0 instead of raising, as
 ``machine.UART`` does.
 
     port = SerialPort("/dev/ttyUSB0", 921600, flow_hw=True)
+
+The port is held exclusively (``portlock.PortLock``: flock, then TIOCEXCL once pyserial
+has it open): a second updater gets ``PortBusy`` before any byte or line setting reaches
+the device. Pass ``lock=`` a ``PortLock`` taken earlier (``qfota update`` takes it before
+anything else, to refuse a busy port with exit 2); the caller then releases it.
 """
 
 import errno
@@ -13,13 +18,20 @@ import select
 
 import serial
 
+from .portlock import PortLock
+
 
 class SerialPort:
-    def __init__(self, device, baud=115200, flow_hw=True):
+    def __init__(self, device, baud=115200, flow_hw=True, lock=None):
+        self._own_lock = lock is None
+        self.lock = PortLock(device) if lock is None else lock
         try:
             self.serial = serial.Serial(device, baud, timeout=0, write_timeout=0, rtscts=flow_hw)
         except (serial.SerialException, ValueError) as exc:
+            if self._own_lock:
+                self.lock.release()
             raise OSError(str(exc)) from None
+        self.lock.exclusive()
         self.fd = self.serial.fileno()
 
     def readinto(self, buf):
@@ -50,4 +62,8 @@ class SerialPort:
         return bool(w)
 
     def close(self):
-        self.serial.close()
+        try:
+            self.serial.close()
+        finally:
+            if self._own_lock:
+                self.lock.release()
