@@ -216,19 +216,19 @@ def plan(seed, index, runtimes):
 
 def command(p, port, image):
     cmd = [sys.executable, "-m", "qfota_tools.cli", "update", "--runtime", p["runtime"]]
-    cmd += ["--port", port, "--flow", p["flow"], "--mode", str(p["mode"])]
+    cmd += ["--port", port, "--mode", str(p["mode"])]
     if p["source"] == "file":
-        cmd += ["--image", image]
+        # Options of FILE mode only: qfota update refuses them with --url.
+        cmd += ["--image", image, "--flow", p["flow"], "--chunk", str(p["chunk"])]
+        if p["usb"]:
+            cmd.append("--usb")
+        if p["lock_heap"] and p["runtime"] == "micropython":
+            cmd.append("--lock-heap")
     else:
         cmd += ["--url", URLS[p["source"]], "--cid", "1"]
         if p["apn"]:
             cmd += ["--apn", "cmnet"]
     cmd += ["--download-urcs", str(p["download_urcs"]), "--update-urcs", str(p["update_urcs"])]
-    cmd += ["--chunk", str(p["chunk"])]
-    if p["usb"]:
-        cmd.append("--usb")
-    if p["lock_heap"] and p["runtime"] == "micropython":
-        cmd.append("--lock-heap")
     for t in TIMEOUTS:
         cmd += ["--timeout", t]
     return cmd
