@@ -21,11 +21,22 @@ SUBCOMMANDS = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit 2): no usage block, no traceback. Subcommand
+    parsers are of the same class."""
+
+    def error(self, message):
+        self.exit(2, "%s: error: %s (see %s --help)\n" % (self.prog, message, self.prog))
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    import qfota
+
+    parser = Parser(
         prog="qfota",
         description="FOTA updates for Quectel EC200T/EC200S/EG912Y modems.",
     )
+    parser.add_argument("--version", action="version", version="qfota " + qfota.__version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for _name, module in SUBCOMMANDS:
         try:
