@@ -17,6 +17,7 @@ from qfota_tools.transport import remote
 pytestmark = pytest.mark.timeout(120)
 
 SIZE = 200_000
+REVS = ("--source-rev", "R1", "--target-rev", "R2")
 
 
 @pytest.fixture
@@ -76,9 +77,23 @@ def test_stage_copies_image_and_manifest(board, image):
 
 def test_stage_to_flash_folder(board, image):
     root, dev = board
-    assert qfota("stage", str(image), "--device", dev, "--to", ":/fw").returncode == 0
+    assert (
+        qfota(
+            "stage",
+            str(image),
+            "--device",
+            dev,
+            "--to",
+            ":/fw",
+            "--source-rev",
+            "R1",
+            "--target-rev",
+            "R2",
+        ).returncode
+        == 0
+    )
     assert (root / "fw" / "ec200.bin").read_bytes() == image.read_bytes()
-    assert json.loads((root / "fw" / "ec200.bin.json").read_text())["source_revision"] is None
+    assert json.loads((root / "fw" / "ec200.bin.json").read_text())["source_revision"] == "R1"
 
 
 def test_resume_after_interrupted_copy(board, image):
@@ -117,7 +132,7 @@ def test_resume_after_killed_process(board, tmp_path):
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(2 << 20))
     part = root / "sd" / "fota" / "big.bin.part"
-    argv = [sys.executable, "-m", "qfota_tools.cli", "stage", str(big), "--device", dev]
+    argv = [sys.executable, "-m", "qfota_tools.cli", "stage", str(big), "--device", dev, *REVS]
     proc = subprocess.Popen(argv + ["--chunk", "256"], stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -130,7 +145,7 @@ def test_resume_after_killed_process(board, tmp_path):
     killed_at = part.stat().st_size
     assert 0 < killed_at < big.stat().st_size
 
-    again = qfota("stage", str(big), "--device", dev)
+    again = qfota("stage", str(big), "--device", dev, "--source-rev", "R1", "--target-rev", "R2")
     assert again.returncode == 0, again.stderr
     resumed = int(again.stdout.split("resumed at ")[1].split(")")[0])
     assert resumed >= killed_at - 256  # at most the frame in flight is redone
@@ -154,7 +169,9 @@ def test_part_of_another_image_starts_over(board, image):
 def test_full_board_refused_before_copying(tmp_path, image):
     root = tmp_path / "full"
     with BoardSim(root, free_bytes=100_000) as dev:
-        proc = qfota("stage", str(image), "--device", dev)
+        proc = qfota(
+            "stage", str(image), "--device", dev, "--source-rev", "R1", "--target-rev", "R2"
+        )
     assert proc.returncode == 1
     assert "lacks room" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -179,19 +196,53 @@ def test_wrong_hash_detected(board, image):
     assert os.listdir(root / "sd" / "fota") == []  # no image, no manifest, no part
 
 
-def test_errors_are_one_line(tmp_path, image):
-    proc = qfota("stage", str(image), "--device", str(tmp_path / "no-such-port"))
-    assert proc.returncode == 1
+def _refused(proc, *words):
+    """Exit 2, one line naming the problem, no traceback."""
+    assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("qfota stage: ") and "Traceback" not in proc.stderr
-    proc = qfota("stage", str(tmp_path / "missing.bin"), "--device", "/dev/null")
-    assert proc.returncode == 1 and "no such file" in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    for w in words:
+        assert w in proc.stderr, proc.stderr
+
+
+def test_device_that_cannot_be_opened(tmp_path, image):
+    proc = qfota("stage", str(image), "--device", str(tmp_path / "no-such-port"), *REVS)
+    _refused(proc, "cannot open the board", "no-such-port")
+
+
+def test_missing_image_refused(tmp_path):
+    proc = qfota("stage", str(tmp_path / "missing.bin"), "--device", "/dev/null", *REVS)
+    _refused(proc, "no such file")
+
+
+def test_empty_image_refused(tmp_path):
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    # /dev/null is no board: the refusal must come before anything is opened
+    _refused(qfota("stage", str(empty), "--device", "/dev/null", *REVS), "empty")
+
+
+def test_board_path_needs_colon(image):
+    proc = qfota("stage", str(image), "--device", "/dev/null", "--to", "/sd/fota", *REVS)
+    _refused(proc, "--to", "':'")
+
+
+@pytest.mark.parametrize("drop", ["--source-rev", "--target-rev"])
+def test_revisions_required(image, drop):
+    revs = {"--source-rev": "R1", "--target-rev": "R2"}
+    del revs[drop]
+    args = [x for kv in revs.items() for x in kv]
+    proc = qfota("stage", str(image), "--device", "/dev/null", *args)
+    _refused(proc, "--source-rev and --target-rev are required")
 
 
 def test_small_device_heap(tmp_path, image):
     """The receiver and the hashing fit a microcontroller-sized heap."""
     root = tmp_path / "small"
     with BoardSim(root, heapsize="96K") as dev:
-        proc = qfota("stage", str(image), "--device", dev)
+        proc = qfota(
+            "stage", str(image), "--device", dev, "--source-rev", "R1", "--target-rev", "R2"
+        )
     assert proc.returncode == 0, proc.stderr
     assert (root / "sd" / "fota" / "ec200.bin").read_bytes() == image.read_bytes()
 
@@ -207,6 +258,17 @@ def test_frames_escape_ctrl_c(board, tmp_path):
     data = (b"\x03\x1b#;\x1b;\x1b#\x03\x03\x1b\x1b\x04\x02\x01\r\n" * 3000)[:40_000] + b"\x1b"
     nasty.write_bytes(data)
     assert all(b"\x03" not in stage.frame(data[i : i + 999]) for i in range(0, len(data), 999))
-    proc = qfota("stage", str(nasty), "--device", dev, "--chunk", "999")
+    proc = qfota(
+        "stage",
+        str(nasty),
+        "--device",
+        dev,
+        "--chunk",
+        "999",
+        "--source-rev",
+        "R1",
+        "--target-rev",
+        "R2",
+    )
     assert proc.returncode == 0, proc.stderr
     assert (root / "sd" / "fota" / "nasty.bin").read_bytes() == data

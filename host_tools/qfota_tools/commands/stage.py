@@ -328,23 +328,42 @@ def add_parser(subparsers):
     p.add_argument("image", help="the firmware image (delta package) to stage")
     p.add_argument("--device", help="serial port of the board (default: first USB serial)")
     p.add_argument("--to", default=":/sd/fota", help="folder on the board (default :/sd/fota)")
-    p.add_argument("--source-rev", help="revision the modem must run before the update")
-    p.add_argument("--target-rev", help="revision the modem runs after the update")
+    p.add_argument("--source-rev", help="revision the modem must run before the update (required)")
+    p.add_argument("--target-rev", help="revision the modem runs after the update (required)")
     p.add_argument("--chunk", type=int, default=CHUNK, help="bytes per frame (default %(default)s)")
     p.set_defaults(func=run)
 
 
-def run(args):
+def _refusal(args):
+    """What is wrong with the command line (one line), or None; checked before connecting."""
     if not os.path.isfile(args.image):
-        print("qfota stage: no such file: %s" % args.image, file=sys.stderr)
-        return 1
+        return "no such file: %s" % args.image
+    if os.path.getsize(args.image) == 0:
+        return "%s is empty: nothing to stage" % args.image
+    if not args.to.startswith(":"):
+        return "--to must be a folder on the board, starting with ':' (e.g. :/sd/fota or :/fota)"
+    if not args.source_rev or not args.target_rev:
+        return (
+            "--source-rev and --target-rev are required: the application refuses a manifest "
+            "without the revision the modem must run before and after"
+        )
     if not 48 <= args.chunk <= 65536:
-        print("qfota stage: --chunk must be within 48..65536", file=sys.stderr)
-        return 1
-    bar = _Bar("staging %s" % os.path.basename(args.image))
-    t = None
+        return "--chunk must be within 48..65536"
+    return None
+
+
+def run(args):
+    problem = _refusal(args)
+    if problem:
+        print("qfota stage: %s" % problem, file=sys.stderr)
+        return 2
     try:
         t = remote.connect(args.device)
+    except remote.RemoteError as exc:
+        print("qfota stage: cannot open the board: %s" % exc, file=sys.stderr)
+        return 2
+    bar = _Bar("staging %s" % os.path.basename(args.image))
+    try:
         res = stage(
             t, args.image, args.to, args.source_rev, args.target_rev, args.chunk, progress=bar
         )
@@ -353,8 +372,7 @@ def run(args):
         print("qfota stage: %s" % exc, file=sys.stderr)
         return 1
     finally:
-        if t is not None:
-            remote.close(t)
+        remote.close(t)
     bar.end()
     if res.up_to_date:
         print("%s already on the board (sha256 verified); manifest written" % res.path)
