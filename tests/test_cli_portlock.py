@@ -1,0 +1,187 @@
+"""One port, one updater: `qfota update` holds the port exclusively (flock, then TIOCEXCL)
+on both runtimes. A second qfota, or a port another program holds, gets "port busy",
+exit 2, and sends nothing; the first update is not disturbed.
+
+These run whole updates: they need a working engine (``firmware/qfota``).
+"""
+
+import fcntl
+import hashlib
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from qfota_tools.simulators.ec200.model import FAST, Modem
+from qfota_tools.simulators.ec200.pty_sim import PtySimulator
+from qfota_tools.transport import portlock
+
+RUNTIMES = ("cpython", "micropython")
+PACKAGE = os.urandom(40_000)
+WAITS = ["probe=3", "command=2", "filestart=2", "fileend=3", "start=3", "progress=3"]
+WAITS += ["reboot=3", "settle=3", "stall=3"]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lock") / "EC200T.bin"
+    path.write_bytes(PACKAGE)
+    return str(path)
+
+
+def qfota_cmd(port, image, runtime, *extra):
+    cmd = [sys.executable, "-m", "qfota_tools.cli", "update", "--runtime", runtime]
+    cmd += ["--port", port, "--image", image]
+    for w in WAITS:
+        cmd += ["--timeout", w]
+    return cmd + list(extra)
+
+
+def excl_flag(path):
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, portlock.TIOCGEXCL, struct.pack("i", 0)))[0]
+    finally:
+        os.close(fd)
+
+
+def can_flock(path):
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_second_qfota_is_refused_and_the_first_completes(runtime, image):
+    m = Modem(expect_md5=hashlib.md5(PACKAGE).hexdigest(), timing=FAST, baud=115200, seed=4)
+    with PtySimulator(m) as sim:
+        first = subprocess.Popen(
+            qfota_cmd(sim.path, image, runtime),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            # Mid-transfer: the package is streaming (about 11.5 KB/s at 115200 baud).
+            assert sim.wait_for(lambda mm: mm._got > 4000, 20), "the first never streamed"
+            assert excl_flag(sim.path) == 1  # TIOCEXCL is on, for either runtime
+            ncmd = len(sim.inspect(lambda mm: mm.commands))
+            second = subprocess.run(
+                qfota_cmd(sim.path, image, "cpython"), capture_output=True, text=True, timeout=30
+            )
+            third = subprocess.run(
+                qfota_cmd(sim.path, image, "micropython"),
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert sim.inspect(lambda mm: len(mm.commands)) == ncmd
+            out, _ = first.communicate(timeout=60)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait(10)
+    for proc in (second, third):
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stdout.strip().splitlines() == [
+            "qfota: failed: PORT: port busy: %s (another program holds it exclusively)" % sim.path
+        ]
+        assert proc.stderr == ""
+    # Nothing of the others landed in the package: the modem took it whole and upgraded.
+    assert first.returncode == 0, out
+    assert m.received_md5 == hashlib.md5(PACKAGE).hexdigest()
+    assert m.outcome == "END 0"
+    assert [c for c in m.commands if c.upper().startswith('AT+QFOTADL="')] == [
+        'AT+QFOTADL="FILE:%d",1,0,100' % len(PACKAGE)
+    ]
+
+
+_HOLDER = textwrap.dedent(
+    """
+    import fcntl, os, sys
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)
+    if sys.argv[2] == "excl":
+        fcntl.ioctl(fd, 0x540C)  # TIOCEXCL
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes our stdin
+    if sys.argv[2] == "excl":
+        fcntl.ioctl(fd, 0x540D)  # TIOCNXCL
+    """
+)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize(
+    "how,why",
+    [
+        ("excl", "another program holds it exclusively"),
+        ("flock", "another qfota or program has it locked"),
+    ],
+)
+def test_port_held_by_another_program(runtime, how, why, image):
+    m = Modem(timing=dict(FAST, noise_ms=0))
+    with PtySimulator(m) as sim:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, sim.path, how],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            proc = subprocess.run(
+                qfota_cmd(sim.path, image, runtime), capture_output=True, text=True, timeout=30
+            )
+        finally:
+            holder.stdin.close()
+            holder.wait(10)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stdout.strip() == "qfota: failed: PORT: port busy: %s (%s)" % (sim.path, why)
+        time.sleep(0.05)
+        assert sim.bytes_in == 0
+        assert m.commands == []
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_lock_is_released_after_the_update(runtime, image):
+    m = Modem(expect_md5=hashlib.md5(PACKAGE).hexdigest(), timing=FAST, baud=0, seed=2)
+    with PtySimulator(m) as sim:
+        proc = subprocess.run(
+            qfota_cmd(sim.path, image, runtime), capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert excl_flag(sim.path) == 0
+        assert can_flock(sim.path)
+
+
+def test_portlock_unit(tmp_path):
+    # PortLock itself, on a pty with no simulator: busy while held, free after release.
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    try:
+        lock = portlock.PortLock(path)
+        with pytest.raises(portlock.PortBusy, match="another qfota or program has it locked"):
+            portlock.PortLock(path)
+        lock.exclusive()
+        assert excl_flag(path) == 1
+        with pytest.raises(portlock.PortBusy, match="holds it exclusively"):
+            portlock.PortLock(path)
+        lock.release()
+        assert excl_flag(path) == 0
+        portlock.PortLock(path).release()
+        with pytest.raises(FileNotFoundError):
+            portlock.PortLock(str(tmp_path / "nodev"))
+    finally:
+        os.close(master)
+        os.close(slave)
