@@ -708,3 +708,113 @@ def test_fault_stall_room_due_counts_only_the_room_left_before_it():
     d.run(QUIET["download_idle_ms"] * 4)
     assert "FILEEND" not in d.words() and m.outcome is None
     assert len(m.received) == half and m.room(d.now) == 0
+
+
+# ---------------------------------------------------------------- profile "note"
+NOTE_OK = [
+    "AT",
+    "ATI",
+    "AT+QFOTADL=?",
+    "AT+IFC=2,2",
+    'AT+QCFG="usbifc",2,2',
+    'AT+QCFG="USBIFC",2,2',
+    'AT+QCFG="usbifc"',
+    'AT+QICSGP=2,1,"cmnet","","",1',
+    'AT+QFOTA="fota/cid",2',
+    "AT+QIACT=2",
+]
+NOTE_ERROR = [
+    "ATE0",
+    "ATE1",
+    "AT&W",
+    "AT+QGMR",
+    "AT+GMR",
+    "AT+CBC",
+    "AT+CMEE=1",
+    "AT+CSQ",
+    "AT+IFC=0,0",
+    "AT+IFC?",
+    "AT+IFC=?",
+    'AT+QCFG="usbifc",0,0',
+    "AT+QIACT?",
+    "AT+QIACT=?",
+    "AT+QICSGP=1",
+    'AT+QICSGP=1,1,"cmnet"',
+    'AT+QICSGP=1,1,"cmnet","u","p",1',
+    "AT+QICSGP=?",
+    'AT+QFOTA="fota/cid"',
+    "AT+QFOTA?",
+    "AT+QIDEACT=1",
+]
+
+
+@pytest.mark.parametrize("line", NOTE_OK)
+def test_note_profile_answers_documented_commands(line):
+    d = Drv(Modem(timing=QUIET, profile="note"))
+    out = d.cmd(line, ms=FAST["pdp_ms"] + 20)
+    assert out.endswith(b"\r\nOK\r\n"), out
+    # The default profile answers them too.
+    d = Drv(Modem(timing=QUIET))
+    assert d.cmd(line, ms=FAST["pdp_ms"] + 20).endswith(b"\r\nOK\r\n")
+
+
+@pytest.mark.parametrize("line", NOTE_ERROR)
+def test_note_profile_refuses_everything_else(line):
+    m = Modem(timing=QUIET, profile="note")
+    d = Drv(m)
+    echo = (line + "\r").encode()
+    out = d.cmd(line, ms=FAST["pdp_ms"] + 20)
+    assert out == echo + b"\r\nERROR\r\n", out
+    assert m.echo and m.cmee == 0 and not m.flow_hw and m.active == {}
+    assert m.commands == [line]
+
+
+def test_note_profile_error_for_undocumented_forms_the_default_profile_answers():
+    # The difference the profile makes (else both could answer ERROR to everything).
+    for line in ("ATE0", "AT+QGMR", "AT+CBC", "AT+QIACT?", "AT+QICSGP=1", 'AT+QFOTA="fota/cid"'):
+        assert Drv(Modem(timing=QUIET)).cmd(line).endswith(b"OK\r\n"), line
+
+
+def test_note_profile_pdp_and_reads():
+    m = Modem(timing=QUIET, profile="note")
+    d = Drv(m)
+    assert d.cmd('AT+QCFG="usbifc"').endswith(b'+QCFG: "usbifc",0,0\r\n\r\nOK\r\n')
+    assert d.cmd("AT+IFC=2,2").endswith(b"OK\r\n") and m.flow_hw
+    assert d.cmd('AT+QCFG="usbifc"').endswith(b'+QCFG: "usbifc",2,2\r\n\r\nOK\r\n')
+    assert b"Revision: EC200TCNDAR02A07M16" in d.cmd("ATI")
+    assert d.cmd('AT+QICSGP=1,1,"internet","","",1').endswith(b"OK\r\n")
+    assert m.contexts[1] == [1, "internet", "", "", 1]
+    assert d.cmd('AT+QFOTA="fota/cid",1').endswith(b"OK\r\n") and m.fota_cid == 1
+    assert d.cmd("AT+QIACT=1", ms=FAST["pdp_ms"] + 20).endswith(b"OK\r\n")
+    assert 1 in m.active
+    # Already active: ERROR, as in the default profile.
+    assert d.cmd("AT+QIACT=1", ms=FAST["pdp_ms"] + 20).endswith(b"\r\nERROR\r\n")
+
+
+def test_note_profile_file_update_with_documented_commands_only():
+    m = Modem(timing=QUIET, expect_md5=IMAGE_MD5, profile="note")
+    d = Drv(m)
+    assert d.cmd("AT+IFC=2,2").endswith(b"OK\r\n")
+    d.cmd('AT+QFOTADL="FILE:%d",1,5,10' % IMAGE_LEN, ms=FAST["filestart_ms"] + 20)
+    d.stream(IMAGE)
+    assert d.run_until(lambda mm: mm.updates_completed == 1)
+    assert m.outcome == "END 0" and m.received_md5 == IMAGE_MD5
+
+
+def test_unknown_profile_refused():
+    with pytest.raises(ValueError, match="unknown profile"):
+        Modem(profile="nope")
+
+
+def test_fast_idle_is_robust():
+    # A loaded 2-core machine paused the line 0.5 s mid-transfer: the FAST preset must
+    # not end the transfer (FILEEND 500) on such a pause.
+    m = Modem(timing=QUIET, expect_md5=IMAGE_MD5)
+    d = Drv(m)
+    d.cmd("AT+IFC=2,2")
+    d.cmd('AT+QFOTADL="FILE:%d",1,0,10' % IMAGE_LEN, ms=FAST["filestart_ms"] + 20)
+    d.stream(IMAGE[:3000])
+    d.run(1500)
+    d.stream(IMAGE[3000:])
+    assert d.run_until(lambda mm: mm.outcome is not None and mm.outcome.startswith("END"))
+    assert m.outcome == "END 0"

@@ -296,3 +296,67 @@ def test_stall_reads_exactly_up_to_half_then_says_nothing(sim_factory):
     time.sleep(0.5)
     assert time.process_time() - cpu0 < 0.05
     h.close()
+
+
+@pytest.mark.parametrize(
+    "args,expect",
+    [
+        (
+            ["--image", "/nonexistent/fw.bin"],
+            "qfota sim: --image /nonexistent/fw.bin: no such file",
+        ),
+        (["--link", "/nonexistent-dir/modem"], "qfota sim: --link /nonexistent-dir/modem: no such"),
+        (["--baud", "-1"], "qfota sim: --baud -1: must be 0 or more"),
+        (["--voltage-mv", "-3900"], "qfota sim: --voltage-mv -3900: must be 0 or more"),
+        (["--rx-buffer", "0"], "qfota sim: --rx-buffer 0: must be 1 or more"),
+        (["--fetch-timeout", "-2"], "qfota sim: --fetch-timeout -2.0: must be 0.001 or more"),
+        (["--fetch-timeout", "nan"], "qfota sim: --fetch-timeout nan: must be 0.001 or more"),
+        (["--exit-after", "-1"], "qfota sim: --exit-after -1: must be 1 or more"),
+        (["--seed", "-3"], "qfota sim: --seed -3: must be 0 or more"),
+        (["--profile", "nope"], "argument --profile: invalid choice: 'nope'"),
+        (["--baud", "fast"], "argument --baud: invalid int value: 'fast'"),
+    ],
+)
+def test_cli_refuses_bad_arguments_in_one_line(args, expect):
+    r = subprocess.run(
+        [sys.executable, "-m", "qfota_tools.cli", "sim", "--fast", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stdout == ""  # no pty path: it never started
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], r.stderr
+
+
+def test_cli_link_over_a_regular_file_is_refused(tmp_path):
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    r = subprocess.run(
+        [sys.executable, "-m", "qfota_tools.cli", "sim", "--fast", "--link", str(keep)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "qfota sim: --link %s: exists and is not a symlink (not replacing it)" % keep
+    )
+    assert keep.read_text() == "mine"
+
+
+def test_cli_note_profile():
+    p = _qfota("--fast", "--profile", "note")
+    try:
+        assert p.stdout is not None
+        h = Host(p.stdout.readline().decode().strip())
+        assert h.cmd("AT+QGMR", expect=b"ERROR\r\n").endswith(b"\r\nERROR\r\n")
+        assert b"Revision: EC200TCNDAR02A07M16" in h.cmd("ATI")
+        assert h.cmd("ATE0", expect=b"ERROR\r\n").endswith(b"\r\nERROR\r\n")
+        h.close()
+        p.terminate()
+        assert p.wait(timeout=5) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

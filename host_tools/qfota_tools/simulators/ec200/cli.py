@@ -6,12 +6,13 @@ Prints the pty path on the first line of stdout, then serves until Ctrl-C or SIG
 
 import argparse
 import hashlib
+import os
 import signal
 import sys
 import threading
 import time
 
-from .model import FAST, FAULT_NAMES, FAULTS, REAL, Modem
+from .model import FAST, FAULT_NAMES, FAULTS, PROFILES, REAL, Modem
 
 
 def _fault_help():
@@ -60,6 +61,12 @@ def add_parser(subparsers):
         action="store_true",
         help="tens of ms instead of realistic seconds for every delay",
     )
+    p.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="default",
+        help="note: answer only the Application Note's documented commands, ERROR to the rest",
+    )
     p.add_argument("--seed", type=int, default=0, help="picks URC shapes and noise (deterministic)")
     p.add_argument("--voltage-mv", type=int, default=3900, help="what AT+CBC reports")
     p.add_argument(
@@ -95,17 +102,56 @@ def md5_of(path):
     return h.hexdigest()
 
 
+def _refusal(args):
+    """The one-line reason to refuse the arguments, or None."""
+    bad = [f for f in args.fault if f not in FAULT_NAMES]
+    if bad:
+        return "unknown fault %s (see --fault list)" % ", ".join(bad)
+    for name, minimum in (
+        ("baud", 0),
+        ("voltage_mv", 0),
+        ("rx_buffer", 1),
+        ("fetch_timeout", 0.001),
+        ("exit_after", 1),
+        ("exit_grace", 0),
+        ("seed", 0),
+    ):
+        value = getattr(args, name)
+        if value is not None and not value >= minimum:  # also catches nan
+            return "--%s %s: must be %s or more" % (name.replace("_", "-"), value, minimum)
+    if args.image is not None:
+        if not os.path.isfile(args.image):
+            return "--image %s: no such file" % args.image
+        if not os.access(args.image, os.R_OK):
+            return "--image %s: not readable" % args.image
+    if args.link is not None:
+        parent = os.path.dirname(os.path.abspath(args.link))
+        if not os.path.isdir(parent):
+            return "--link %s: no such folder %s" % (args.link, parent)
+        if os.path.lexists(args.link) and not os.path.islink(args.link):
+            return "--link %s: exists and is not a symlink (not replacing it)" % args.link
+        if not os.access(parent, os.W_OK):
+            return "--link %s: cannot write in %s" % (args.link, parent)
+    if args.cafile is not None and not os.path.isfile(args.cafile):
+        return "--cafile %s: no such file" % args.cafile
+    return None
+
+
 def run(args):
     from .pty_sim import PtySimulator
 
     if "list" in args.fault:
         print(_fault_help())
         return 0
-    bad = [f for f in args.fault if f not in FAULT_NAMES]
-    if bad:
-        print("qfota sim: unknown fault %s (see --fault list)" % ", ".join(bad), file=sys.stderr)
+    why = _refusal(args)
+    if why:
+        print("qfota sim: %s" % why, file=sys.stderr)
         return 2
-    expect = md5_of(args.image) if args.image else None
+    try:
+        expect = md5_of(args.image) if args.image else None
+    except OSError as e:
+        print("qfota sim: --image %s: %s" % (args.image, e.strerror or e), file=sys.stderr)
+        return 2
     model = Modem(
         revision=args.revision,
         new_revision=args.new_revision,
@@ -117,6 +163,7 @@ def run(args):
         voltage_mv=args.voltage_mv,
         rx_buffer=args.rx_buffer,
         keep_received=False,
+        profile=args.profile,
     )
     t0 = time.monotonic()
 
@@ -136,12 +183,18 @@ def run(args):
         stop.set()
 
     old = signal.signal(signal.SIGTERM, on_signal)
-    path = sim.start()
+    try:
+        path = sim.start()
+    except OSError as e:  # the link could not be made after all (a race, a full disk)
+        sim.stop()
+        signal.signal(signal.SIGTERM, old)
+        print("qfota sim: %s" % (e.strerror or e), file=sys.stderr)
+        return 2
     print(path, flush=True)
     if args.log:
         log(
-            "EC200 simulator on %s (%s, baud %d, faults: %s)"
-            % (path, model.revision, args.baud, ", ".join(args.fault) or "none")
+            "EC200 simulator on %s (%s, baud %d, profile %s, faults: %s)"
+            % (path, model.revision, args.baud, args.profile, ", ".join(args.fault) or "none")
         )
     done_at = None
     try:

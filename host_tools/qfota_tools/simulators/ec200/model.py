@@ -75,6 +75,19 @@ Faults (``faults=(...)``, combinable; ``FAULTS`` holds the same list for the CLI
 - ``no-qgmr``: AT+QGMR answers ``ERROR``; ATI still gives the revision.
 - ``dead``: never says anything at all (a port with no modem behind it).
 
+Profiles (``profile=``): ``"default"`` answers the commands above the way Quectel modules
+do. ``"note"`` answers only what the Application Note documents and ``ERROR`` to
+anything else, for proving a host depends on nothing more:
+- ``AT`` (the command prefix itself) and ``ATI`` (chapter 2.1: the source revision);
+- ``AT+QFOTADL=?`` and every write form of ``AT+QFOTADL`` (chapter 3.2.1);
+- ``AT+IFC=2,2`` (3.2.1.3, step 2);
+- ``AT+QCFG="usbifc",2,2`` and its read ``AT+QCFG="usbifc"`` (3.2.1.3, example);
+- ``AT+QICSGP=<cid>,1,"<apn>","","",1``, ``AT+QFOTA="fota/cid",<cid>`` and
+  ``AT+QIACT=<cid>``, write forms only (3.2.1.1/3.2.1.2 examples).
+Everything else answers ``ERROR``: ``ATE0`` (echo stays on), ``AT+QGMR``, ``AT+CBC``,
+``AT+CMEE``, ``AT&W``, ``AT+IFC=0,0``, ``AT+QIACT?``, the read forms of ``AT+QICSGP`` and
+``AT+QFOTA``... ``AT+QIACT=<cid>`` on an active context answers ``ERROR`` in both.
+
 ``m.outcome`` is the last terminal event: ``"FILEEND 500"``, ``"HTTPEND 708"``,
 ``"FTPEND 625"``, ``"END 0"``, ``"END 506"``, ``"RESET"`` (reset-mid-transfer). ``m.history``
 lists what happened in clean form (``"FILESTART"``, ``"DOWNLOADING 3"``, ``"REBOOT"``...).
@@ -103,6 +116,8 @@ FAULTS = (
 )
 FAULT_NAMES = tuple(f[0] for f in FAULTS)
 
+PROFILES = ("default", "note")
+
 # Delays in ms: realistic values, and a FAST preset for tests and the demo.
 REAL = {
     "cmd_ms": 20,  # command -> response
@@ -124,7 +139,9 @@ FAST = {
     "cmd_ms": 1,
     "filestart_ms": 20,
     "url_start_ms": 10,
-    "download_idle_ms": 500,
+    # A quiet line this long ends a FILE transfer with FILEEND,500: well above any pause
+    # a loaded 2-core machine puts between two writes of the host (0.5 s was seen).
+    "download_idle_ms": 2500,
     "fileend_ms": 5,
     "dl_step_ms": 2,
     "start_ms": 20,
@@ -191,6 +208,45 @@ def _int(v, lo, hi):
     return n
 
 
+def _note_documented(body):
+    """Whether ``AT<body>`` is a command form the Application Note documents."""
+    ub = body.upper()
+    if ub in ("", "I"):
+        return True
+    try:
+        if ub == "+QFOTADL=?":
+            return True
+        if ub.startswith("+QFOTADL="):
+            return True  # every write form; the command checks its own arguments
+        if ub.startswith("+IFC="):
+            return [a[0] for a in _args(body[5:])] == ["2", "2"]
+        if ub.startswith("+QCFG="):
+            args = _args(body[6:])
+            vals = [(a[0].lower(), a[1]) for a in args]
+            return vals in ([("usbifc", True)], [("usbifc", True), ("2", False), ("2", False)])
+        if ub.startswith("+QICSGP="):
+            a = _args(body[8:])
+            return (
+                len(a) == 6
+                and not a[0][1]
+                and a[0][0].isdigit()
+                and a[1] == ("1", False)
+                and a[2][1]
+                and a[3] == ("", True)
+                and a[4] == ("", True)
+                and a[5] == ("1", False)
+            )
+        if ub.startswith("+QFOTA="):
+            a = _args(body[7:])
+            return len(a) == 2 and a[0] == ("fota/cid", True) and a[1][0].isdigit()
+        if ub.startswith("+QIACT="):
+            a = _args(body[7:])
+            return len(a) == 1 and not a[0][1] and a[0][0].isdigit()
+    except ValueError:
+        return False
+    return False
+
+
 def _urc_max(v):
     n = _int(v, 0, 100)
     if 0 < n < 5:
@@ -214,7 +270,11 @@ class Modem:
         rx_drain_bps=15360,
         fc_buffer=None,
         keep_received=True,
+        profile="default",
     ):
+        if profile not in PROFILES:
+            raise ValueError("unknown profile: %s" % profile)
+        self.profile = profile
         for f in faults:
             if f not in FAULT_NAMES:
                 raise ValueError("unknown fault: %s" % f)
@@ -670,6 +730,8 @@ class Modem:
             return  # no AT prefix: not a command line
         self.commands.append(s)
         body = s[2:]
+        if self.profile == "note" and not _note_documented(body):
+            return self._respond(t, [], "ERROR")
         ub = body.upper()
         if ub in ("", "&W", "V1", "Q0", "&F", "Z", "E", "E0", "E1", "I", "I0"):
             if ub in ("E", "E0"):
