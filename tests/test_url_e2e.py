@@ -2,6 +2,11 @@
 EC200 simulator, which really fetches the package from real HTTP and FTP servers that
 this test starts on 127.0.0.1. Failures must come back as the note's codes; the FTP
 password must never appear in anything qfota prints.
+
+Every test runs against two modems: the simulator's default profile, and the ``note``
+profile, which answers only the commands the Application Note documents (ERROR to read
+forms such as ``AT+QIACT?``, ``AT+QICSGP=<cid>``, ``AT+QFOTA="fota/cid"``, and to
+``ATE0``, ``AT+QGMR``): qfota must not depend on anything the note does not show.
 """
 
 import functools
@@ -21,6 +26,7 @@ from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyftpdlib's asyncore
 
 RUNTIMES = ("cpython", "micropython")
+PROFILES = ("default", "note")
 PASSWORD = "s3cret:pw@42"
 PACKAGE = os.urandom(40_000)
 WAITS = [
@@ -78,9 +84,13 @@ def ftp_port(files):
     srv.close_all()
 
 
-def update(url, runtime, *extra, faults=()):
+def update(url, runtime, *extra, faults=(), profile="default"):
     m = sim_model.Modem(
-        expect_md5=hashlib.md5(PACKAGE).hexdigest(), faults=faults, timing=sim_model.FAST, seed=5
+        expect_md5=hashlib.md5(PACKAGE).hexdigest(),
+        faults=faults,
+        timing=sim_model.FAST,
+        seed=5,
+        profile=profile,
     )
     cmd = [sys.executable, "-m", "qfota_tools.cli", "update", "--runtime", runtime, "--url", url]
     for w in WAITS:
@@ -92,8 +102,9 @@ def update(url, runtime, *extra, faults=()):
     return m, proc
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_http_happy(runtime, http_url):
+def test_http_happy(runtime, profile, http_url):
     m, proc = update(
         http_url + "/EC200T.bin",
         runtime,
@@ -103,6 +114,7 @@ def test_http_happy(runtime, http_url):
         "internet",
         "--download-urcs",
         "10",
+        profile=profile,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.last.startswith("qfota: done: EC200TCNDAR02A07M16") and "A08M16" in proc.last
@@ -115,10 +127,13 @@ def test_http_happy(runtime, http_url):
     assert any(c.startswith('AT+QFOTADL="HTTP://127.0.0.1:') for c in cmds)
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_ftp_happy_and_password_never_printed(runtime, ftp_port):
+def test_ftp_happy_and_password_never_printed(runtime, profile, ftp_port):
     url = "ftp://fota:%s@127.0.0.1:%d/EC200T.bin" % (PASSWORD, ftp_port)
-    m, proc = update(url, runtime, "--cid", "1", "--apn", "internet", "--verbose", "--mode", "0")
+    m, proc = update(
+        url, runtime, "--cid", "1", "--apn", "internet", "--verbose", "--mode", "0", profile=profile
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert m.received_md5 == hashlib.md5(PACKAGE).hexdigest()
     assert "AT+QFOTADL=" in proc.stdout  # --verbose printed the command ...
@@ -127,6 +142,7 @@ def test_ftp_happy_and_password_never_printed(runtime, ftp_port):
     assert "s3cret" not in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize(
     "user,password,path,code,meaning",
@@ -136,16 +152,17 @@ def test_ftp_happy_and_password_never_printed(runtime, ftp_port):
     ],
     ids=["wrong-login", "missing-file"],
 )
-def test_ftp_failures(runtime, ftp_port, user, password, path, code, meaning):
+def test_ftp_failures(runtime, profile, ftp_port, user, password, path, code, meaning):
     url = "ftp://%s:%s@127.0.0.1:%d/%s" % (user, password, ftp_port, path)
-    m, proc = update(url, runtime, "--cid", "1", "--apn", "internet", "--verbose")
+    m, proc = update(url, runtime, "--cid", "1", "--apn", "internet", "--verbose", profile=profile)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert proc.last == "qfota: failed: FTPEND: %d: %s" % (code, meaning), proc.last
     assert password not in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_ftp_refused_connection(runtime):
+def test_ftp_refused_connection(runtime, profile):
     import socket
 
     s = socket.socket()
@@ -153,29 +170,49 @@ def test_ftp_refused_connection(runtime):
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     m, proc = update(
-        "ftp://fota:x@127.0.0.1:%d/EC200T.bin" % port, runtime, "--cid", "1", "--apn", "internet"
+        "ftp://fota:x@127.0.0.1:%d/EC200T.bin" % port,
+        runtime,
+        "--cid",
+        "1",
+        "--apn",
+        "internet",
+        profile=profile,
     )
     assert proc.returncode == 3, proc.stdout
     assert proc.last == "qfota: failed: FTPEND: 605: Network error", proc.last
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_http_not_found(runtime, http_url):
-    m, proc = update(http_url + "/nope.bin", runtime, "--cid", "1", "--apn", "internet")
+def test_http_not_found(runtime, profile, http_url):
+    m, proc = update(
+        http_url + "/nope.bin", runtime, "--cid", "1", "--apn", "internet", profile=profile
+    )
     assert proc.returncode == 3, proc.stdout
     assert proc.last == "qfota: failed: HTTPEND: 711: HTTP(S) URL error", proc.last
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_http_without_pdp_context(runtime, http_url):
-    # No --cid: qfota leaves the context alone; the module's fota/cid context is down.
-    m, proc = update(http_url + "/EC200T.bin", runtime)
-    assert proc.returncode == 3, proc.stdout
-    assert proc.last == "qfota: failed: HTTPEND: 708: HTTP(S) network not configured", proc.last
+def test_http_without_apn_brings_the_fota_context_up(runtime, profile, http_url):
+    # No --apn, no --cid, and the module's context is down: qfota makes sure the fota
+    # context (cid 1 by default) is active before AT+QFOTADL, as the note's examples do,
+    # instead of letting the module end with HTTPEnd 708 (issue 11).
+    m, proc = update(http_url + "/EC200T.bin", runtime, profile=profile)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert m.outcome == "END 0"
+    cmds = [c.upper() for c in m.commands]
+    assert 'AT+QFOTA="FOTA/CID",1' in cmds, cmds
+    assert "AT+QIACT=1" in cmds, cmds
+    assert not any(c.startswith("AT+QICSGP=1,") for c in cmds), cmds  # no APN given
+    assert cmds.index("AT+QIACT=1") < next(
+        i for i, c in enumerate(cmds) if c.startswith('AT+QFOTADL="HTTP')
+    )
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_pdp_deactivated_during_download(runtime, http_url):
+def test_pdp_deactivated_during_download(runtime, profile, http_url):
     m, proc = update(
         http_url + "/EC200T.bin",
         runtime,
@@ -184,15 +221,22 @@ def test_pdp_deactivated_during_download(runtime, http_url):
         "--apn",
         "internet",
         faults=("pdp-inactive",),
+        profile=profile,
     )
     assert proc.returncode == 3, proc.stdout
     assert proc.last == "qfota: failed: HTTPEND: 708: HTTP(S) network not configured", proc.last
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_pdp_steps_skipped_when_in_place(runtime, http_url):
+def test_pdp_steps_skipped_when_in_place(runtime, profile, http_url):
     # Second update on the same modem: context configured and active already.
-    m = sim_model.Modem(expect_md5=hashlib.md5(PACKAGE).hexdigest(), timing=sim_model.FAST, seed=9)
+    m = sim_model.Modem(
+        expect_md5=hashlib.md5(PACKAGE).hexdigest(),
+        timing=sim_model.FAST,
+        seed=9,
+        profile=profile,
+    )
     m.contexts[1] = [1, "internet", "", "", 1]
     m.active[1] = "10.0.0.7"
     cmd = [
@@ -214,5 +258,12 @@ def test_pdp_steps_skipped_when_in_place(runtime, http_url):
         )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cmds = [c.upper() for c in m.commands]
-    assert not any(c.startswith("AT+QICSGP=1,") for c in cmds), cmds
-    assert "AT+QIACT=1" not in cmds, cmds
+    if profile == "default":
+        # The read forms showed the context configured and active: nothing rewritten.
+        assert not any(c.startswith("AT+QICSGP=1,") for c in cmds), cmds
+        assert "AT+QIACT=1" not in cmds, cmds
+    else:
+        # The reads answer ERROR: the documented writes go out, and an ERROR to
+        # AT+QIACT=1 (already active) does not stop the update.
+        assert 'AT+QICSGP=1,1,"INTERNET","","",1' in cmds, cmds
+    assert m.contexts[1][1] == "internet" and m.outcome == "END 0"
