@@ -116,6 +116,11 @@ class Reporter:
                         "total": total,
                     }
                 )
+            if self._log is not None:  # the log reads the same in both modes
+                mark = pct // self.step * self.step
+                if self._shown.get("log " + key, -1) < mark:
+                    self._shown["log " + key] = mark
+                    self._logline("qfota: %s %d%%%s" % (label, pct, extra))
             return
         if self._activity is not None and self._activity != label:
             return  # one activity at a time: the other one is still running
@@ -218,7 +223,7 @@ class Reporter:
     def result(self, session=None, err=None):
         """The closing line (or JSON object); returns the exit status."""
         self._close_live()
-        rec = {"event": "result"}
+        rec = {"event": "result"}  # type: dict
         if session is not None and session.stream_ms:
             ms = session.stream_ms
             rec["sent"] = session.sent
@@ -270,9 +275,9 @@ class Reporter:
                 rec["upgrade_reported_success"] = True
             rec["ok"] = False
             rec["exit"] = status
-            text = "failed: " + redact(text)
+            text = "failed: " + (redact(text) or "")
         if self.json:
-            rec["text"] = redact(text)
+            rec["text"] = text
             self._emit(rec)
             self._logline("qfota: " + text)
         else:
