@@ -310,6 +310,7 @@ const UARTDR = 0x0,
   TXINTR = 1 << 5,
   TXFF = 1 << 5,
   CTSEN = 1 << 15;
+// held: reads of UARTFR that found TXFF because of the CTS stand-in (the writer waited)
 const uartHost = { rx: [], inFlight: 0, txTotal: 0, ackTotal: 0, held: 0 };
 function wireUart(mcu, clock) {
   const u = mcu.uart[0];
@@ -319,7 +320,9 @@ function wireUart(mcu, clock) {
   };
   Object.defineProperty(u, 'flags', {
     get() {
-      return (this.rxFIFO.full ? 1 << 6 : 0) | (this.rxFIFO.empty ? 1 << 4 : 0) | (ctsHolding() ? TXFF : 1 << 7);
+      const hold = ctsHolding();
+      if (hold) uartHost.held++;
+      return (this.rxFIFO.full ? 1 << 6 : 0) | (this.rxFIFO.empty ? 1 << 4 : 0) | (hold ? TXFF : 1 << 7);
     },
   });
   const origWrite = u.writeUint32.bind(u);
@@ -463,6 +466,7 @@ function quit() {
   if (quitting) return;
   quitting = true;
   flushUart();
+  event(`stats uart_tx=${uartHost.txTotal} cts_held_reads=${uartHost.held} emulated_ms=${Math.round(clock.nanos / 1e6)}`);
   flushOut();
   if (flashFd !== null) fs.closeSync(flashFd);
   process.stdout.write('', () => process.exit(0));

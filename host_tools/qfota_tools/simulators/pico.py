@@ -151,7 +151,16 @@ class PicoSim:
             except (OSError, subprocess.TimeoutExpired):
                 self._proc.kill()
                 self._proc.wait(timeout)
+        if self._thread:
+            self._thread.join(timeout)  # it ends at the bridge's EOF, its last events read
         self._close()
+
+    def stats(self):
+        """The bridge's last ``stats`` event as a dict of ints (after ``stop()``)."""
+        for e in reversed(self.events):
+            if e.startswith("stats "):
+                return {k: int(v) for k, v in (kv.split("=") for kv in e.split()[1:])}
+        return {}
 
     def power_cut(self):
         """Kill the emulator at once, as pulling the board's power would."""
@@ -253,7 +262,7 @@ class PicoSim:
                     timeout = min(timeout, 5)
             if taken:
                 self._send(b"A", struct.pack(">I", taken))
-            if uart_out and not taken:
+            if uart_out:  # bytes wait for the modem: its CTS holds them
                 held_since = held_since or time.monotonic()
             elif held_since is not None:
                 self.held_ms += (time.monotonic() - held_since) * 1000

@@ -1,0 +1,168 @@
+"""qfota on the real MicroPython rp2 firmware, on an emulated Pico (``qfota pico-sim``).
+
+The real mpremote deploys and stages over the emulated USB-CDC REPL; the board's own
+``main.py`` runs the application, which updates the EC200 model over UART0. With
+``CI=true`` missing fixtures fail the run; elsewhere these tests are skipped.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import time
+
+import pytest
+from pico_rig import NEW_REV, OLD_REV, cli, deployed_flash, find_fixtures, modem, mpremote
+from pico_rig import read_console as console
+
+from qfota_tools.simulators import pico
+
+pytestmark = pytest.mark.timeout(240)
+
+try:
+    FW, ROM = find_fixtures()
+except pico.PicoError as exc:
+    if os.environ.get("CI") == "true":
+        pytest.fail("emulated Pico: %s" % exc, pytrace=False)
+    pytest.skip("emulated Pico: %s" % exc, allow_module_level=True)
+
+REVS = ("--source-rev", OLD_REV, "--target-rev", NEW_REV)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A flash with the engine deployed (``--mpy``) once per worker; tests copy it."""
+    path = tmp_path_factory.mktemp("pico") / "deployed.bin"
+    proc = deployed_flash(path, FW, ROM)
+    assert proc.returncode == 0, proc.stderr
+    assert "deployed board rp2" in proc.stdout
+    return path
+
+
+@pytest.fixture
+def flash(template, tmp_path):
+    path = tmp_path / "flash.bin"
+    shutil.copy(template, path)
+    return path
+
+
+def image(tmp_path, size, seed=1):
+    data = hashlib.sha256(b"%d" % seed).digest() * (size // 32)
+    data = bytes(b ^ (i * 7 & 0xFF) for i, b in enumerate(data))
+    path = tmp_path / "ec200.bin"
+    path.write_bytes(data)
+    return path, hashlib.md5(data).hexdigest()
+
+
+def stage_to_flash(repl, img, *extra):
+    proc = cli("stage", str(img), "--device", repl, "--to", ":/fota", *REVS, *extra)
+    assert proc.returncode == 0, proc.stderr
+    assert "sha256 verified on the device" in proc.stdout
+    return proc
+
+
+def test_reset_keeps_files_and_reports_watchdog(flash):
+    """``mpremote reset`` (machine.reset) gives a fresh RP2040 on the same flash."""
+    with pico.PicoSim(FW, ROM, flash=str(flash)) as sim:
+        repl = sim.repl_path
+        assert mpremote(repl, "exec", "open('/mark','w').write('x')").returncode == 0
+        assert mpremote(repl, "reset").returncode == 0
+        assert sim.wait_event("reset watchdog", 10)
+        out = mpremote(
+            repl, "exec", "import machine,os;print(machine.reset_cause(),'mark' in os.listdir())"
+        )
+        assert out.stdout.split() == ["3", "True"], out
+
+
+def _update(flash, tmp_path, flow, size, line=921600):
+    img, md5 = image(tmp_path, size)
+    m = modem(md5, flow_baud=line)
+    sim = pico.PicoSim(FW, ROM, flash=str(flash), modem=m)
+    repl, _ = sim.start()
+    try:
+        stage_to_flash(repl, img)
+        if flow == "none":
+            cfg = tmp_path / "qfota.cfg"
+            cfg.write_text(json.dumps({"flow": "none"}))
+            assert mpremote(repl, "fs", "cp", str(cfg), ":/fota/qfota.cfg").returncode == 0
+        assert mpremote(repl, "reset").returncode == 0  # main.py runs the app at boot
+        text = console(repl, b"qfota: done", 150)
+    finally:
+        sim.stop()
+    return sim, m, text
+
+
+def test_app_updates_modem_over_uart0_flow_hw(flash, tmp_path):
+    # A modem line at 115200 baud: slower than the board writes, so its CTS must hold it.
+    sim, m, text = _update(flash, tmp_path, "hw", 40_000, line=115200)
+    assert "qfota: done" in text, text
+    assert m.revision == NEW_REV and m.updates_completed == 1 and m.md5_ok
+    assert "AT+IFC=2,2" in m.commands and m.overflow_bytes == 0
+    # The modem's CTS held the board's writer: bytes waited for it, up to the window
+    # the stand-in allows, and the writer paused (no byte lost, nothing overran).
+    assert sim.held_ms > 1000, sim.held_ms
+    assert sim.stats()["cts_held_reads"] > 100, sim.events[-1]
+    assert sim.max_in_flight >= sim.cts_window, sim.max_in_flight
+    assert sim.max_in_flight < sim.cts_window + 4096 + 64
+
+
+def test_app_updates_modem_over_uart0_flow_none(flash, tmp_path):
+    sim, m, text = _update(flash, tmp_path, "none", 24_000)
+    assert "qfota: done" in text, text
+    assert m.revision == NEW_REV and m.updates_completed == 1 and m.md5_ok
+    # Paced: nothing lost in the modem's 1 KiB buffer, though nothing ever held the writer.
+    assert "AT+IFC=2,2" not in m.commands and m.overflow_bytes == 0
+    assert sim.stats()["cts_held_reads"] == 0, sim.events[-1]
+
+
+def test_power_cut_mid_transfer_resumes_from_journal(flash, tmp_path):
+    size = 128_000
+    img, md5 = image(tmp_path, size, seed=2)
+    m = modem(md5)
+    sim = pico.PicoSim(FW, ROM, flash=str(flash), modem=m)
+    repl, _ = sim.start()
+    try:
+        stage_to_flash(repl, img)
+        assert mpremote(repl, "reset").returncode == 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with sim.lock:
+                got = len(m.received)
+            if got >= size // 3:
+                break
+            time.sleep(0.01)
+        assert size // 3 <= got < size, got
+    finally:
+        sim.power_cut()  # the MCU loses power in the middle of the transfer
+    with sim.lock:
+        assert m.updates_completed == 0
+    sim2 = pico.PicoSim(FW, ROM, flash=str(flash), modem=m)
+    repl, _ = sim2.start()
+    try:
+        text = console(repl, b"qfota: done", 150)
+    finally:
+        sim2.stop()
+    assert "qfota: done" in text, text
+    assert m.revision == NEW_REV and m.updates_completed == 1 and m.md5_ok, m.history
+    # The half-sent transfer ended on the modem (quiet line: FILEEND with an error) before
+    # the board began the next one.
+    starts = [i for i, h in enumerate(m.history) if h.startswith("FILESTART")]
+    assert len(starts) == 2, m.history
+    assert any(h.startswith("FILEEND") and h != "FILEEND 0" for h in m.history[: starts[1]])
+    assert "resum" in text.lower() or "journal" in text.lower() or "recover" in text.lower()
+
+
+def test_image_with_wrong_hash_refused_on_device(flash, tmp_path):
+    img, md5 = image(tmp_path, 20_000, seed=3)
+    m = modem(md5)
+    with pico.PicoSim(FW, ROM, flash=str(flash), modem=m) as sim:
+        repl = sim.repl_path
+        stage_to_flash(repl, img)
+        flip = "f=open('/fota/ec200.bin','r+b');f.seek(1000);b=f.read(1);f.seek(1000);f.write(bytes([b[0]^1]));f.close()"
+        assert mpremote(repl, "exec", flip).returncode == 0
+        assert mpremote(repl, "reset").returncode == 0
+        text = console(repl, b">>> ", 60)
+    assert "refused" in text and "sha256" in text, text
+    with sim.lock:
+        assert not any("QFOTADL" in c for c in m.commands), m.commands
+        assert len(m.received) == 0 and m.revision == OLD_REV
