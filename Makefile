@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MPY := $(BIN)/micropython
 IMAGE := out/demo.bin
+# The emulated Pico's Node bridge (qfota pico-sim): rp2040js, pinned by the lock file.
+PICO_STAMP := host_tools/pico/node_modules/.installed
 
-.PHONY: all venv test lint fmt demo bench soak mpy typings clean
+.PHONY: all venv test lint fmt demo demo-pico bench soak mpy typings clean
 
 all: test
 
@@ -17,7 +19,16 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-venv: $(STAMP)
+venv: $(STAMP) $(PICO_STAMP)
+
+$(PICO_STAMP): host_tools/pico/package.json host_tools/pico/package-lock.json
+	npm ci --prefix host_tools/pico --no-audit --no-fund --loglevel=error
+	touch $(PICO_STAMP)
+
+# Emulated Pico fixtures: the MicroPython RPI_PICO UF2 and the RP2040 B1 boot ROM
+# (../shared/pico in CI; set QFOTA_PICO_FIRMWARE/QFOTA_PICO_BOOTROM elsewhere).
+export QFOTA_PICO_FIRMWARE ?= $(wildcard $(CURDIR)/../shared/pico/RPI_PICO-v1.28.0.uf2)
+export QFOTA_PICO_BOOTROM ?= $(wildcard $(CURDIR)/../shared/pico/bootrom-b1.bin)
 
 # MicroPython stubs for pyright, one folder per board (each provides its own `machine`):
 # typings/<board>/ gets micropython-<board>-stubs and the stdlib stubs, pinned.
@@ -44,15 +55,20 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP) lint
+test: $(STAMP) $(PICO_STAMP) lint
 	$(BIN)/pytest -q -n 2
 
 # The README's first command: a full update against the EC200 simulator, on MicroPython.
 demo: $(STAMP)
 	$(BIN)/python -m qfota_tools.devtools.demo
 
-bench: $(STAMP)
+# The whole chain on the emulated Pico: deploy, stage, boot, update, the revision after.
+demo-pico: $(STAMP) $(PICO_STAMP)
+	$(BIN)/python -m qfota_tools.devtools.demo_pico
+
+bench: $(STAMP) $(PICO_STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/pico_bench.py
 
 soak: $(STAMP)
 	$(BIN)/python -m qfota_tools.devtools.soak
