@@ -47,11 +47,6 @@ def _secs(ms):
     return "%d s" % ((ms + 500) // 1000)
 
 
-def _stamp():
-    t = time.localtime()
-    return "%04d-%02d-%02d %02d:%02d:%02d" % (t[0], t[1], t[2], t[3], t[4], t[5])
-
-
 class Reporter:
     def __init__(self, out, live=False, verbose=False, step=10, mem=False, json=False, log=None):
         self.out = out
@@ -61,84 +56,66 @@ class Reporter:
         self.step = step
         self._t0 = None
         self._shown = {}
-        self._open_line = False
-        self._live_len = 0  # length of the live line on screen (to blank a remnant)
-        self._activity = None  # the progress shown now; another waits until it ends
-        self._sent = 0
-        self._total = 0
+        self._open = 0  # length of the open live line (0: none)
+        self._act = None  # the progress shown now; another waits until it ends
+        self._sent = self._total = 0
         self._stage = None
         self._end_ok = False  # END,0 came (the REBOOT stage followed START/UPDATING)
-        self.log_path = log
-        self._log = None
-        if log:
-            self._log = open(log, "a")
+        self._log = open(log, "a") if log else None
         # mem=True: the live heap (gc.collect, then gc.mem_alloc) at every event, and its
         # high-water mark at the end. Nothing is allocated while the package streams
         # (heap_lock proves it), so events are where the heap peaks.
         self.mem = mem
         self.heap_max = 0
 
-    # ---------------------------------------------------------------- output
-    def _logline(self, text):
+    def _text(self, text, show):
+        """``qfota: text`` to the log file, and to ``out`` when ``show``."""
+        text = "qfota: " + text
         if self._log is not None:
-            self._log.write(_stamp() + " " + text + "\n")
+            t = time.localtime()
+            self._log.write("%04d-%02d-%02d %02d:%02d:%02d " % t[:6] + text + "\n")
             self._log.flush()
+        if show:
+            if self._open:
+                self.out("")
+                self._open = 0
+            self.out(text)
 
-    def _emit(self, obj):
+    def _obj(self, obj):
         self.out(_json.dumps(obj))
-
-    def _close_live(self):
-        if self._open_line:
-            self.out("")
-            self._open_line = False
-            self._live_len = 0
 
     def line(self, text):
         """One line of text (``qfota: `` in front); in JSON mode a ``log`` event."""
-        self._logline("qfota: " + text)
+        self._text(text, not self.json)
         if self.json:
-            self._emit({"event": "log", "text": text})
-            return
-        self._close_live()
-        self.out("qfota: " + text)
+            self._obj({"event": "log", "text": text})
 
-    def _progress(self, key, label, pct, extra="", done=0, total=0):
+    def _progress(self, label, pct, extra, done, total):
         pct = 100 if pct > 100 else pct
         if self.json:
-            if self._shown.get(key, -1) != pct:
-                self._shown[key] = pct
-                self._emit(
-                    {
-                        "event": "progress",
-                        "activity": label,
-                        "percent": pct,
-                        "done": done,
-                        "total": total,
-                    }
-                )
-            if self._log is not None:  # the log reads the same in both modes
-                mark = pct // self.step * self.step
-                if self._shown.get("log " + key, -1) < mark:
-                    self._shown["log " + key] = mark
-                    self._logline("qfota: %s %d%%%s" % (label, pct, extra))
-            return
-        if self._activity is not None and self._activity != label:
-            return  # one activity at a time: the other one is still running
-        self._activity = None if pct >= 100 else label
-        mark = pct // self.step * self.step
-        if self._shown.get(key, -1) < mark:
-            self._shown[key] = mark
-            self._logline("qfota: %s %d%%%s" % (label, pct, extra))
-            if not self.live:
-                self.out("qfota: %s %d%%%s" % (label, pct, extra))
+            if self._shown.get(label) != pct:
+                self._shown[label] = pct
+                obj = {"event": "progress", "activity": label, "percent": pct}
+                obj["done"] = done
+                obj["total"] = total
+                self._obj(obj)
+        else:
+            if self._act is not None and self._act != label:
+                return  # one activity at a time: the other one is still running
+            self._act = None if pct >= 100 else label
+        text = "%s %d%%%s" % (label, pct, extra)
         if self.live:
-            text = "qfota: %s %3d%%%s" % (label, pct, extra)
-            pad = self._live_len - len(text)
-            self.out("\r" + text + (" " * pad if pad > 0 else ""), end="")
-            self._live_len = len(text)
-            self._open_line = True
-            if pct >= 100:
-                self._close_live()
+            live = "qfota: %s %3d%%%s" % (label, pct, extra)
+            pad = self._open - len(live)
+            self.out("\r" + live + " " * (pad if pad > 0 else 0), end="")
+            self._open = len(live)
+        mark = pct // self.step * self.step
+        if self._shown.get(label + "%", -1) < mark:
+            self._shown[label + "%"] = mark
+            self._text(text, not self.json and not self.live)
+        if self._open and pct >= 100:
+            self.out("")
+            self._open = 0
 
     def _send_progress(self, a, b):
         now = ticks_ms()
@@ -147,16 +124,15 @@ class Reporter:
         ms = ticks_diff(now, self._t0)
         self._sent = a
         self._total = b
+        extra = "  %d of %d bytes" % (a, b)
         # The port's buffers take the first kilobytes at once: a rate (and the time left)
         # means something only after a second.
         if ms >= 1000 and a > 0:
             rate = a * 1000 // ms
-            extra = "  %d of %d bytes, %d B/s" % (a, b, rate)
+            extra += ", %d B/s" % rate
             if a < b and rate > 0:
                 extra += ", %s left" % _secs((b - a) * 1000 // rate)
-        else:
-            extra = "  %d of %d bytes" % (a, b)
-        self._progress("sent", _SEND, a * 100 // b if b else 100, extra, a, b)
+        self._progress(_SEND, a * 100 // b if b else 100, extra, a, b)
 
     # ---------------------------------------------------------------- events
     def event(self, ev, a, b):
@@ -165,123 +141,95 @@ class Reporter:
             used = gc.mem_alloc()
             if used > self.heap_max:
                 self.heap_max = used
+        j = self.json
         if ev == S.EV_STAGE:
             prev = self._stage
             self._stage = a
             if a == "STREAM":
                 self._t0 = ticks_ms()  # the rate counts from the first package byte
-            elif prev == "STREAM" and self._total and self._sent < self._total:
-                if a == "FILEEND":  # the session leaves STREAM only once all was written
-                    self._send_progress(self._total, self._total)
+            elif prev == "STREAM" and a == "FILEEND" and self._sent < self._total:
+                # the session leaves STREAM for FILEEND only once all was written
+                self._send_progress(self._total, self._total)
             if a == "REBOOT" and prev in ("START", "UPDATING"):
                 self._end_ok = True  # END,0: any other END raised instead
-            if self._activity is not None and a in ("START", "REBOOT") and not self.json:
-                self._activity = None
-                self._close_live()
-            if self.json:
-                self._emit({"event": "stage", "stage": a})
+            if a in ("START", "REBOOT"):
+                self._act = None
+            if j:
+                self._obj({"event": "stage", "stage": a})
             elif self.verbose:
                 self.line("stage " + a)
         elif ev == S.EV_REVISION:
-            if self.json:
-                self._emit({"event": "revision", "which": a, "revision": b})
-                self._logline("qfota: revision %s: %s" % (a, b))
-            else:
-                self.line("revision %s: %s" % (a, b))
+            self._text("revision %s: %s" % (a, b), not j)
+            if j:
+                self._obj({"event": "revision", "which": a, "revision": b})
         elif ev == S.EV_SENT:
             self._send_progress(a, b)
-        elif ev == S.EV_DOWNLOADING:
+        elif ev == S.EV_DOWNLOADING or ev == S.EV_UPDATING:
             if b:
-                self._progress("dl", _DL, a * 100 // b, "", a, b)
-        elif ev == S.EV_UPDATING:
-            if b:
-                if self._activity == _DL:
-                    self._activity = None  # the download is over when the upgrade runs
-                self._progress("up", _UP, a * 100 // b, "", a, b)
+                if ev == S.EV_UPDATING and self._act == _DL:
+                    self._act = None  # the download is over when the upgrade runs
+                self._progress(_DL if ev == S.EV_DOWNLOADING else _UP, a * 100 // b, "", a, b)
         elif ev == S.EV_REBOOT:
-            if self.json:
-                self._emit({"event": "reboot", "count": a})
-                self._logline("qfota: modem rebooted")
-            else:
-                self.line("modem rebooted")
+            self._text("modem rebooted", not j)
+            if j:
+                self._obj({"event": "reboot", "count": a})
         elif ev == S.EV_LOG:
             self.line(redact(a))
-        elif ev == S.EV_TX and self.verbose:
-            self._trace("tx", "> ", a)
-        elif ev == S.EV_RX and self.verbose:
-            self._trace("rx", "< ", a)
-
-    def _trace(self, kind, mark, text):
-        text = redact(text)
-        if self.json:
-            self._emit({"event": kind, "line": text})
-            self._logline("qfota: " + mark + text)
-        else:
-            self.line(mark + text)
+        elif (ev == S.EV_TX or ev == S.EV_RX) and self.verbose:
+            text = redact(a) or ""
+            self._text(("> " if ev == S.EV_TX else "< ") + text, not j)
+            if j:
+                self._obj({"event": "tx" if ev == S.EV_TX else "rx", "line": text})
 
     # ---------------------------------------------------------------- the end
     def result(self, session=None, err=None):
         """The closing line (or JSON object); returns the exit status."""
-        self._close_live()
+        j = self.json
         rec = {"event": "result"}  # type: dict
         if session is not None and session.stream_ms:
             ms = session.stream_ms
             rec["sent"] = session.sent
             rec["stream_s"] = ms / 1000
-            if not self.json:
-                self.line(
-                    "sent %d bytes in %s (%d B/s)"
-                    % (session.sent, _secs(ms), session.sent * 1000 // ms)
-                )
+            self._text(
+                "sent %d bytes in %s (%d B/s)"
+                % (session.sent, _secs(ms), session.sent * 1000 // ms),
+                not j,
+            )
         if self.mem:
-            total = gc.mem_free() + gc.mem_alloc()
             rec["heap_high_water"] = self.heap_max
-            if not self.json:
-                self.line(
-                    "heap: live high-water %d bytes (after a collect at every event) of %d"
-                    % (self.heap_max, total)
-                )
+            self._text(
+                "heap: live high-water %d bytes (after a collect at every event) of %d"
+                % (self.heap_max, gc.mem_free() + gc.mem_alloc()),
+                not j,
+            )
         if err is None and session is not None:
-            rec["ok"] = True
-            rec["exit"] = EXIT_OK
+            status = EXIT_OK
+            text = "done: %s -> %s" % (session.revision_before, session.revision_after)
             rec["revision_before"] = session.revision_before
             rec["revision_after"] = session.revision_after
-            text = "done: %s -> %s" % (session.revision_before, session.revision_after)
-            status = EXIT_OK
         else:
             status = exit_code(err)
-            if isinstance(err, FotaError):
-                text = str(err)
-                rec["stage"] = err.stage
-                rec["code"] = err.code
-                rec["meaning"] = meaning(err.code, err.stage) if err.code is not None else ""
-                rec["kind"] = err.kind
-                rec["detail"] = redact(err.detail) if err.detail else ""
-            else:
-                text = "internal error: %s: %s" % (type(err).__name__, err)
-                rec["stage"] = None
-                rec["code"] = None
-                rec["meaning"] = ""
-                rec["kind"] = "failed"
-                rec["detail"] = redact(text)
-            end_ok = self._end_ok or (
-                session is not None and getattr(session, "end_code", None) == 0
-            )
-            if end_ok and not (isinstance(err, FotaError) and err.stage == "END"):
+            fe = isinstance(err, FotaError)
+            text = str(err) if fe else "internal error: %s: %s" % (type(err).__name__, err)
+            rec["stage"] = err.stage if fe else None
+            rec["code"] = err.code if fe else None
+            rec["meaning"] = meaning(err.code, err.stage) if fe else ""
+            rec["kind"] = err.kind if fe else "failed"
+            rec["detail"] = redact((err.detail if fe else text) or "")
+            end_ok = self._end_ok or getattr(session, "end_code", None) == 0
+            if end_ok and not (fe and err.stage == "END"):
                 text += (
                     " (the upgrade itself reported success, END 0; the modem did not answer"
                     " after it: check it with ATI or qfota recover)"
                 )
                 rec["upgrade_reported_success"] = True
-            rec["ok"] = False
-            rec["exit"] = status
             text = "failed: " + (redact(text) or "")
-        if self.json:
-            rec["text"] = text
-            self._emit(rec)
-            self._logline("qfota: " + text)
-        else:
-            self.line(text)
+        rec["ok"] = status == EXIT_OK
+        rec["exit"] = status
+        rec["text"] = text
+        self._text(text, not j)
+        if j:
+            self._obj(rec)
         if self._log is not None:
             self._log.close()
             self._log = None
