@@ -151,7 +151,9 @@ def case_happy_flow_none_paced():
         return orig(buf, off, n)
 
     uart.write = spy
-    s = update(UartPort(uart), img, flow=S.FLOW_NONE, timeouts=FAST, rate=64000)
+    s = update(
+        UartPort(uart), img, flow=S.FLOW_NONE, timeouts=FAST, rate=64000, rate_above_note=True
+    )
     assert s.revision_after == REV_B.decode()
     assert bytes(m.data) == content(img)
     assert b"AT+IFC=0,0" in m.commands and b"AT+IFC=2,2" not in m.commands
@@ -352,17 +354,19 @@ def case_reset_mid_transfer():
     expect_error(m, image("rdy", 300_000), "STREAM", None, "rebooted")
 
 
-def case_protocol_download_010003():
-    m = modem(replies=replies({b'AT+QFOTADL="FILE:*': b"\r\n010003\r\n"}))
-    expect_error(
-        m,
-        image("proto"),
-        "QFOTADL",
-        None,
-        "not supported: framing not published",
-        protocol_download=True,
+def case_protocol_download_refused_before_sending():
+    m = modem()
+    e = expect_error(
+        m, image("proto"), "PARAMS", None, "framing is not published", protocol_download=True
     )
-    assert b'AT+QFOTADL="FILE:3000",2' in m.commands
+    assert e.kind == "refused", e.kind
+    assert m.commands == [] and len(m.data) == 0, m.commands
+
+
+def case_010003_answer_is_a_stated_failure():
+    # A modem that answers the note's protocol-download reply to the FILE command anyway.
+    m = modem(replies=replies({b'AT+QFOTADL="FILE:*': b"\r\n010003\r\n"}))
+    expect_error(m, image("proto2"), "QFOTADL", None, "010003")
     assert len(m.data) == 0
 
 
@@ -459,8 +463,9 @@ def case_refuse_unknown_timeout():
 def _url_replies(end_name=b"HTTPEND", end_code=0, active=True, **over):
     r = replies()
     del r[b'AT+QFOTADL="FILE:*']
-    r[b"AT+QICSGP=1"] = b'\r\n+QICSGP: 1,"cmnet","","",1\r\n' + OK
-    r[b'AT+QFOTA="FOTA/CID"'] = b'\r\n+QFOTA: "fota/cid",1\r\n' + OK
+    # Only the note's write forms, and AT+QIACT? (the read forms are undocumented).
+    r[b'AT+QICSGP=1,1,"CMNET","","",1'] = OK
+    r[b'AT+QFOTA="FOTA/CID",1'] = OK
     r[b"AT+QIACT?"] = (b'\r\n+QIACT: 1,1,1,"10.1.2.3"\r\n' if active else b"") + OK
     r[b"AT+QIACT=1"] = OK
     start = b"HTTPSTART" if end_name == b"HTTPEND" else b"FTPSTART"
@@ -487,19 +492,63 @@ def case_url_http_happy_pdp_in_place():
     assert s.revision_after == REV_B.decode()
     assert b'AT+QFOTADL="http://10.0.0.2:8080/EC200T.bin",1,5,100' in m.commands, m.commands
     assert not any(c.startswith(b"AT+QIACT=") for c in m.commands), "PDP activated although active"
-    assert not any(c.startswith(b"AT+QICSGP=1,") for c in m.commands)
+    # The note's sequence: AT+QICSGP (an APN was given), AT+QFOTA="fota/cid", then the context.
+    pdp = [c for c in m.commands if c.startswith((b"AT+QICSGP", b"AT+QFOTA=", b"AT+QIACT"))]
+    assert pdp == [b'AT+QICSGP=1,1,"cmnet","","",1', b'AT+QFOTA="fota/cid",1', b"AT+QIACT?"], pdp
 
 
 def case_url_pdp_setup_when_missing():
-    rep = _url_replies(active=False)
-    rep[b"AT+QICSGP=1"] = b'\r\n+QICSGP: 1,"","","",0\r\n' + OK
-    rep[b'AT+QICSGP=1,1,"CMNET","","",1'] = OK
-    rep[b'AT+QFOTA="FOTA/CID"'] = b'\r\n+QFOTA: "fota/cid",2\r\n' + OK
-    rep[b'AT+QFOTA="FOTA/CID",1'] = OK
-    m = ScriptedModem(rep)
+    m = ScriptedModem(_url_replies(active=False))
     s, ev = _run_url(m, "http://10.0.0.2/EC200T.bin", cid=1, apn="cmnet")
     for cmd in (b'AT+QICSGP=1,1,"cmnet","","",1', b'AT+QFOTA="fota/cid",1', b"AT+QIACT=1"):
         assert cmd in m.commands, (cmd, m.commands)
+
+
+def case_url_without_apn_still_brings_the_context_up():
+    # Without --apn the fota context must still be named and active before AT+QFOTADL.
+    m = ScriptedModem(_url_replies(active=False))
+    s, ev = _run_url(m, "http://10.0.0.2/EC200T.bin")
+    pdp = [c for c in m.commands if c.startswith((b"AT+QICSGP", b"AT+QFOTA=", b"AT+QIACT"))]
+    assert pdp == [b'AT+QFOTA="fota/cid",1', b"AT+QIACT?", b"AT+QIACT=1"], pdp
+    assert s.revision_after == REV_B.decode()
+
+
+def case_url_note_only_modem_pdp():
+    # A modem that answers ERROR to AT+QIACT? (not in the note) and to AT+QIACT=1 (its
+    # context is active already): qfota goes on with the documented writes and downloads.
+    rep = _url_replies()
+    rep[b"AT+QIACT?"] = b"\r\nERROR\r\n"
+    rep[b"AT+QIACT=1"] = b"\r\nERROR\r\n"
+    m = ScriptedModem(rep)
+    s, ev = _run_url(m, "http://10.0.0.2/EC200T.bin", apn="cmnet")
+    assert s.revision_after == REV_B.decode()
+    assert b"AT+QIACT=1" in m.commands
+    assert any("may be active already" in a for a, b in ev.kinds(S.EV_LOG)), ev.kinds(S.EV_LOG)
+
+
+def case_url_qiact_error_when_known_inactive_fails():
+    rep = _url_replies(active=False)
+    rep[b"AT+QIACT=1"] = b"\r\nERROR\r\n"
+    m = ScriptedModem(rep)
+    try:
+        _run_url(m, "http://10.0.0.2/EC200T.bin")
+    except FotaError as e:
+        assert e.stage == "PDP" and "AT+QIACT=1" in str(e), str(e)
+    else:
+        raise AssertionError("no error")
+    assert not any(c.startswith(b'AT+QFOTADL="') for c in m.commands)
+
+
+def case_apn_injection_refused():
+    m = ScriptedModem(_url_replies())
+    for apn in ("x\rATI", 'a"b', "caf\u00e9", "a\nb"):
+        try:
+            _run_url(m, "http://10.0.0.2/EC200T.bin", apn=apn)
+        except FotaError as e:
+            assert e.stage == "PARAMS" and e.kind == "refused" and "APN" in str(e), str(e)
+        else:
+            raise AssertionError("accepted APN %r" % apn)
+    assert m.commands == [], m.commands
 
 
 def case_url_ftp_login_failed_redacted():
@@ -555,45 +604,107 @@ def case_url_refusals():
 
 
 # ---------------------------------------------------------------- allocation
-class SinkPort:
-    """Takes everything, says nothing, allocates nothing."""
+class LockPort:
+    """A FILE-mode modem as a port that allocates nothing while it takes the package:
+    answers commands (the driver writes those unlocked), then counts package bytes and
+    hands out prepared bytes with a plain loop, so a whole ``update(lock_heap=True)``
+    runs through the public API with the stream under ``heap_lock``."""
 
-    def __init__(self):
-        self.n = 0
+    def __init__(self, length):
+        self.length = length
+        self.count = 0
+        self.sum = 0  # a running check of what arrived: a lost or repeated byte shows
+        self.data_mode = False
+        self.out = b""
+        self.pos = 0
+        self.line = bytearray()
+        self.revs = [REV_A, REV_B]
+        self.after = urc(b"FILEEND", 0) + upgrade_tail(updating=5) + b"\r\nRDY\r\n"
 
     def readinto(self, buf):
-        return 0
-
-    def write(self, buf, off, n):
-        self.n += n
+        out = self.out
+        i = self.pos
+        n = 0
+        m = len(buf)
+        while i < len(out) and n < m:
+            buf[n] = out[i]
+            n += 1
+            i += 1
+        self.pos = i
         return n
 
+    def write(self, buf, off, n):
+        if self.data_mode:
+            k = self.length - self.count
+            if n < k:
+                k = n
+            i = off
+            end = off + k
+            acc = self.sum
+            while i < end:
+                acc = (acc * 31 + buf[i]) & 0xFFFF
+                i += 1
+            self.sum = acc
+            self.count += k
+            if self.count >= self.length:
+                self.data_mode = False
+                self.out = self.after  # an existing object: no allocation
+                self.pos = 0
+            return n
+        for i in range(off, off + n):
+            c = buf[i]
+            if c == 13:
+                self._command(bytes(self.line))
+                self.line = bytearray()
+            elif c != 10:
+                self.line.append(c)
+        return n
+
+    def _command(self, cmd):
+        reply = OK
+        if cmd == b"AT+QGMR":
+            reply = b"\r\n" + self.revs.pop(0) + b"\r\n" + OK
+        elif cmd == b"AT+QFOTADL=?":
+            reply = b"\r\n+QFOTADL: <url>,(0,1),(0,5-100),(0,5-100)\r\n" + OK
+        elif cmd.startswith(b'AT+QFOTADL="FILE:'):
+            reply = OK + urc(b"FILESTART")
+            self.data_mode = True
+        self.out = self.out[self.pos :] + reply
+        self.pos = 0
+
     def wait(self, ms):
-        return False
+        return self.pos < len(self.out)
 
     def wait_writable(self, ms):
         return True
 
+    def close(self):
+        pass
 
-def _stream_locked(flow, size, rate=15000):
+
+def _expected_sum(path):
+    acc = 0
+    for c in content(path):
+        acc = (acc * 31 + c) & 0xFFFF
+    return acc
+
+
+def _update_locked(flow, size, **kw):
     img = image("lock%d" % flow, size)
-    sess = S.Session(length=size, flow=flow)
-    port = SinkPort()
-    d = Driver(port, sess, chunk=1024, rate=rate, lock_heap=True)
-    sess.streaming = True
-    with open(img, "rb") as f:
-        d.image = f
-        d._stream()  # raises MemoryError on MicroPython if the loop allocates
-    assert port.n == size, port.n
-    assert sess.sent == size
+    port = LockPort(size)
+    # raises MemoryError (an internal error) on MicroPython if the stream allocates
+    s = update(port, img, flow=flow, lock_heap=True, timeouts=FAST, chunk=1024, **kw)
+    assert port.count == size, port.count
+    assert port.sum == _expected_sum(img), "the package arrived changed"
+    assert s.sent == size and s.revision_after == REV_B.decode(), (s.sent, s.revision_after)
 
 
 def case_stream_hw_allocates_nothing():
-    _stream_locked(S.FLOW_HW, 300_000)
+    _update_locked(S.FLOW_HW, 300_000)
 
 
 def case_stream_paced_allocates_nothing():
-    _stream_locked(S.FLOW_NONE, 20_000, rate=200_000)
+    _update_locked(S.FLOW_NONE, 20_000, rate=200_000, rate_above_note=True)
 
 
 def case_heap_lock_is_real():

@@ -50,8 +50,11 @@ import os
 
 from qfota import session as S
 from qfota.compat import const
+from qfota.defaults import DEFAULTS as ENGINE
 from qfota.driver import recover, update
+from qfota.errors import REFUSED as KIND_REFUSED
 from qfota.errors import FotaError
+from qfota.journal import Journal as _Journal
 from qfota.report import (
     EXIT_FAILED,
     EXIT_OK,
@@ -66,15 +69,15 @@ _BUF = const(2048)  # hashing buffer: a multiple of the 512-byte SD block
 
 DEFAULTS = {
     "image": None,  # the image's file name in fota/; None: the only manifest there
-    "flow": "hw",  # "hw" (RTS/CTS, AT+IFC=2,2) or "none" (paced 32-byte pieces)
-    "upgrade_mode": 1,
-    "download_urcs": 0,
-    "update_urcs": 100,
+    "flow": ENGINE["flow"],  # "hw" (RTS/CTS, AT+IFC=2,2) or "none" (paced 32-byte pieces)
+    "upgrade_mode": ENGINE["upgrade_mode"],
+    "download_urcs": ENGINE["download_urcs"],
+    "update_urcs": ENGINE["update_urcs"],
     "min_voltage_mv": 3500,  # refuse below (AT+CBC); None skips the check
     "max_attempts": 3,  # transfers begun for one image before the app gives up on it
-    "chunk": 1024,  # bytes read from the card per write loop (a multiple of 512)
+    "chunk": ENGINE["chunk"],  # bytes read from the card per write loop (a multiple of 512)
     "lock_heap": False,
-    "timeouts": None,  # {"end_ms": ...}: see qfota.session.TIMEOUTS
+    "timeouts": None,  # {"end_ms": ...}: see qfota.defaults.TIMEOUTS
 }
 
 # Journal states.
@@ -86,43 +89,11 @@ FAILED = "failed"
 
 # Stages after which the modem may be inside a FOTA transfer or upgrade: a restart
 # must go through recover() before anything else is sent.
-_SAFE_STAGES = ("", "PREFLIGHT", "POWER", "FLOWCTRL", "PDP")
+_SAFE_STAGES = ("",) + S.SAFE_STAGES
 
 
-class Journal:
-    """A small JSON state file, replaced atomically at each change.
-
-    ``save()`` writes ``<path>.tmp`` and renames it over ``<path>`` (atomic on LittleFS
-    and POSIX; on FAT the rename removes the old file first, so ``load()`` falls back to
-    the temp file, which is complete by then).
-    """
-
-    def __init__(self, path):
-        self.path = path
-        self.tmp = path + ".tmp"
-        self.data = {}
-
-    def load(self):
-        for p in (self.path, self.tmp):
-            try:
-                with open(p) as f:
-                    data = json.load(f)
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict):
-                self.data = data
-                return data
-        self.data = {}
-        return self.data
-
-    def save(self, **changes):
-        self.data.update(changes)
-        with open(self.tmp, "w") as f:
-            f.write(json.dumps(self.data))
-        os.rename(self.tmp, self.path)
-
-    def get(self, key, default=None):
-        return self.data.get(key, default)
+class Journal(_Journal):
+    """The app's journal (``qfota.journal.Journal``) and what it says of the last run."""
 
     @property
     def in_flight(self):
@@ -217,10 +188,6 @@ def verify_image(path, m):
             "IMAGE", None, "md5 of %s is %s, the manifest says %s" % (path, md5, m["md5"])
         )
     return sha
-
-
-class _Current(Exception):
-    """Raised from the event hook: the modem already runs the target revision."""
 
 
 def load_board():
@@ -384,17 +351,15 @@ class App:
                 upgrade_mode=cfg["upgrade_mode"],
                 download_urcs=cfg["download_urcs"],
                 update_urcs=cfg["update_urcs"],
-                flow=S.FLOW_HW if cfg["flow"] == "hw" else S.FLOW_NONE,
+                flow=cfg["flow"],
                 min_voltage_mv=cfg["min_voltage_mv"],
                 timeouts=cfg["timeouts"],
+                expect_source=m["source_revision"],
+                target=m["target_revision"],
                 on_event=self._event,
             )
-        except _Current:
-            j.save(state=CURRENT, stage="", revision=m["target_revision"])
-            self.say("nothing to do: the modem already runs %s" % m["target_revision"])
-            return EXIT_OK
         except FotaError as e:
-            if e.stage in ("REVISION", "POWER", "PARAMS"):
+            if e.kind == KIND_REFUSED:
                 return self._refused(e)
             self.say("failed: %s" % e)
             j.save(state=FAILED, error=str(e), code=e.code)
@@ -403,13 +368,12 @@ class App:
             self.say("failed: %r" % (e,))
             j.save(state=FAILED, error=repr(e), code=None)
             return EXIT_FAILED
-        rev = s.revision_after
-        if rev != m["target_revision"]:
-            err = "the modem runs %s after the update, not %s" % (rev, m["target_revision"])
-            self.say("failed: " + err)
-            j.save(state=FAILED, stage="DONE", revision=rev, error=err)
-            return EXIT_FAILED
-        j.save(state=DONE, stage="DONE", revision=rev, error=None, code=None)
+        if s.result == "current":
+            j.save(state=CURRENT, stage="", revision=s.revision_before)
+            self.say("nothing to do: the modem already runs %s" % s.revision_before)
+            return EXIT_OK
+        # The session refused a revision other than the target after the update.
+        j.save(state=DONE, stage="DONE", revision=s.revision_after, error=None, code=None)
         return self.rep.result(s)
 
     def _refused(self, e):
@@ -434,15 +398,6 @@ class App:
                 j.save(stage=a)
         elif ev == S.EV_REVISION and a == "before" and j.get("state") == RUNNING:
             j.save(revision=b)
-            if b == j.get("target"):
-                raise _Current()
-            if b != j.get("source"):
-                raise FotaError(
-                    "REVISION",
-                    None,
-                    "the modem runs %s; this image updates %s to %s"
-                    % (b, j.get("source"), j.get("target")),
-                )
 
 
 def main(board=None, out=print):

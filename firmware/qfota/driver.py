@@ -1,4 +1,5 @@
-"""The driver: moves bytes between a port, the package file and a ``Session``.
+"""The driver: moves bytes between a port, the package file and a ``Session``, and
+delivers the session's events after each call into it returns.
 
 A port is anything with the MicroPython stream calls used here:
 ``readinto(buf)`` (non-blocking: a count, 0 or None), ``write(buf, off, n)`` (may take
@@ -10,133 +11,148 @@ pyserial port provide them.
     session = update(port, "/sd/fota/EC200T.bin", upgrade_mode=1, download_urcs=50)
     print(session.revision_before, "->", session.revision_after)
 
-The streaming loop allocates nothing per piece: it reads the package into one buffer
-with ``readinto`` and writes it with ``write(buf, off, n)`` (a memoryview slice would
-allocate on MicroPython). With ``lock_heap=True`` it runs under
-``micropython.heap_lock()``, unlocked only while a received line is handled.
+Every byte goes out through ``_write``: one write path with one stall policy (the port
+takes nothing for ``stall_ms``: stop, with the stage). The streaming loop allocates
+nothing: it reads the package into one buffer with ``readinto`` and writes it with
+``write(buf, off, n)`` (a memoryview slice would allocate on MicroPython). With
+``lock_heap=True`` it runs under ``micropython.heap_lock()``, unlocked only while the
+modem's lines and the session's events are handled, and before any failure is built.
+``Driver`` and ``update`` allocate the two buffers once; ``run`` allocates nothing per
+package byte.
 """
 
 import gc
 import os
 
 from qfota.compat import heap_lock, heap_unlock, sleep_us, ticks_diff, ticks_ms, ticks_us
-from qfota.errors import TIMEOUT, FotaError
-from qfota.session import EV_SENT, FLOW_HW, FLOW_NONE, Session
+from qfota.defaults import CHUNK_MAX, CHUNK_MIN, DEFAULTS, IMAGE_MAX, PIECE_MAX, RATE_MAX
+from qfota.errors import FAILED, INTERRUPTED, TIMEOUT, FotaError, refuse
+from qfota.session import Session
 
 RX_EVERY_MAX = 65536  # with flow control, read the port for URCs at least this often (bytes)
-PIECE_MAX = 32  # the note: without flow control, pieces of at most 32 bytes
-RATE_MAX = 15000  # ... and at most 15 KB/s (NOR flash parts)
+_RX = 256
 
 
-def image_length(path):
-    """Size of the package at ``path``; refuses a missing, unreadable or empty file."""
+def image_length(path, limit=IMAGE_MAX):
+    """Size of the package at ``path``; refuses a missing, unreadable, empty or too big file."""
     try:
         size = os.stat(path)[6]
     except OSError:
-        raise FotaError("PARAMS", None, "image not found: %s" % path) from None
+        raise refuse("PARAMS", "image not found: %s" % path) from None
     if size <= 0:
-        raise FotaError("PARAMS", None, "image is empty: %s" % path)
+        raise refuse("PARAMS", "image is empty: %s" % path)
+    if size > limit:
+        raise refuse("PARAMS", "image is %d bytes, above the limit of %d" % (size, limit))
     try:
         with open(path, "rb") as f:
             if len(f.read(1)) != 1:
                 raise OSError
     except OSError:
-        raise FotaError("PARAMS", None, "image not readable: %s" % path) from None
+        raise refuse("PARAMS", "image not readable: %s" % path) from None
     return size
 
 
+def _os_error(e):
+    """``[Errno 5] EIO`` on both interpreters (MicroPython prints only the number)."""
+    import errno
+
+    code = e.args[0] if e.args else None
+    if isinstance(code, int):
+        name = errno.errorcode.get(code)
+        return "[Errno %d] %s" % (code, name) if name else "[Errno %d]" % code
+    return str(e)
+
+
 class Driver:
-    """Runs a ``Session`` over ``port``; ``image`` is a file object opened ``"rb"`` (FILE mode).
+    """Runs ``session`` over ``port``; ``image`` is a file object opened ``"rb"`` (FILE mode).
 
     ``chunk``: bytes read from the file at a time (a multiple of 512 suits SD cards).
     ``rate``, ``piece``: pacing without flow control (bytes/s, bytes per write).
+    ``on_event(ev, a, b)``: the session's events, delivered between calls into it.
     """
 
     def __init__(
-        self, port, session, image=None, chunk=1024, rate=RATE_MAX, piece=PIECE_MAX, lock_heap=False
+        self,
+        port,
+        session,
+        image=None,
+        chunk=DEFAULTS["chunk"],
+        rate=DEFAULTS["rate"],
+        piece=DEFAULTS["piece"],
+        lock_heap=False,
+        on_event=None,
+        rate_above_note=False,
     ):
-        if session.flow == FLOW_NONE:
-            if not 0 < piece <= PIECE_MAX:
-                raise FotaError(
-                    "PARAMS", None, "piece must be 1-%d bytes without flow control" % PIECE_MAX
-                )
-            if not 0 < rate <= 1_000_000:
-                raise FotaError("PARAMS", None, "rate must be 1-1000000 bytes/s")
-            if rate <= 4 * piece:
-                raise FotaError("PARAMS", None, "rate must be above %d bytes/s" % (4 * piece))
-        if chunk < piece or chunk % 16:
-            raise FotaError("PARAMS", None, "chunk must be a multiple of 16 and at least one piece")
+        check_stream(session.flow_hw, chunk, rate, piece, rate_above_note)
         self.port = port
         self.session = session
         self.image = image
+        self.on_event = on_event
         self.buf = bytearray(chunk)
-        self.rx = bytearray(256)
+        self.rx = bytearray(_RX)
         self.rate = rate
         self.piece = piece
         self.lock_heap = lock_heap
-        self._locked = False
-        self._started = False
-        self._t0 = 0  # when the first package byte went out
-        self._stall_at = -1  # package offset where the port last took nothing
-        self._stall_since = 0
         self.stall_ms = session.timeouts["stall_ms"]
-        self.report_every = max(chunk, (session.length or 0) // 100)
+        self._locked = False
         # With flow control the port is read for URCs every rx_every package bytes: at
         # least twice per DOWNLOADING URC the modem will print, so at most one line waits
-        # in the receive buffer; rarely otherwise (URCs are few), so a fast sink stays fast.
-        per_urc = (
-            (session.length or 0) // (2 * session.download_urcs)
-            if session.download_urcs
-            else RX_EVERY_MAX
-        )
+        # in the receive buffer; rarely otherwise (URCs are few), so a fast line stays fast.
+        length = session.length or 0
+        urcs = session.download_urcs
+        per_urc = length // (2 * urcs) if urcs else RX_EVERY_MAX
         self.rx_every = max(chunk, min(RX_EVERY_MAX, per_urc))
 
+    # ------------------------------------------------------------ the loop
     def run(self):
         """Drive the session to its end; returns it. Raises ``FotaError``."""
         s = self.session
-        port = self.port
-        rx = self.rx
-        s.start(ticks_ms())
-        while not s.done:
-            out = s.take_output()
-            if out is not None:
-                self._write_all(out)
-            n = port.readinto(rx)
-            if n:
-                s.feed(rx, 0, n, ticks_ms())
-            if s.streaming:
-                self._stream()
-                continue
-            s.poll(ticks_ms())
-            if not n and not s.done and not s.has_output:
-                port.wait(20)
+        try:
+            s.start(ticks_ms())
+            while True:
+                self._deliver()
+                if s.done:
+                    break
+                out = s.take_output()
+                if out is not None:
+                    self._write(out, 0, len(out))
+                    continue
+                n = self._poll_rx()
+                if s.streaming:
+                    self._stream()
+                    continue
+                s.poll(ticks_ms())
+                if not n and not s.done and not s.has_output:
+                    self.port.wait(20)
+        except FotaError:
+            self._unlock()  # raised from the stream: the session holds it already
+        except KeyboardInterrupt:
+            self._unlock()
+            s.abort("interrupted: " + s.advice(), INTERRUPTED)
+        except OSError as e:
+            self._unlock()
+            s.abort(
+                "the port failed: %s (device unplugged?); %d of %d package bytes sent"
+                % (_os_error(e), s.sent, s.length or 0),
+                FAILED,
+            )
+        finally:
+            self._unlock()
+        self._deliver()
+        if s.error is not None:
+            raise s.error
         return s
 
-    # ------------------------------------------------------------ writing
-    def _write_all(self, data):
-        """A command line, whole, within ``stall_ms``."""
-        off = 0
-        n = len(data)
-        port = self.port
-        last = ticks_ms()
-        while off < n:
-            w = port.write(data, off, n - off)
-            now = ticks_ms()
-            if w:
-                off += w
-                last = now
-            elif ticks_diff(now, last) > self.stall_ms:
-                raise FotaError(
-                    self.session.stage,
-                    None,
-                    "timeout: the port took no byte for %d ms" % self.stall_ms,
-                    TIMEOUT,
-                )
-            else:
-                port.wait_writable(10)
+    def _deliver(self):
+        s = self.session
+        ev = s.next_event()
+        while ev is not None:
+            if self.on_event is not None:
+                self.on_event(ev[0], ev[1], ev[2])
+            ev = s.next_event()
 
-    # The heap is locked only around the per-piece work; handling a received line or
-    # reporting progress may allocate and runs unlocked.
+    # The heap is locked only around the per-piece work; handling a received line,
+    # delivering events and building an error may allocate and run unlocked.
     def _lock(self):
         if self.lock_heap and not self._locked:
             heap_lock()
@@ -147,42 +163,64 @@ class Driver:
             heap_unlock()
             self._locked = False
 
-    def _fail(self, detail, kind=None):
-        self._unlock()  # the exception itself needs the heap
-        raise FotaError("STREAM", None, detail, kind)
-
-    def _complete(self):
-        self._unlock()
-        s = self.session
-        s.stream_ms = ticks_diff(ticks_ms(), self._t0)  # _stream set _t0
-        s.image_complete(ticks_ms())
-        self._lock()
-
     def _poll_rx(self):
-        # Incoming URCs are read between pieces so the receive side never overflows.
+        """Read what the modem said and feed it to the session. Returns the count."""
         n = self.port.readinto(self.rx)
         if n:
-            self._feed_rx(n)
-
-    def _feed_rx(self, n):
-        self._unlock()
-        self.session.feed(self.rx, 0, n, ticks_ms())
-        self._lock()
-
-    def _report(self):
-        s = self.session
-        if s.on_event is not None:
+            relock = self._locked
             self._unlock()
-            s.on_event(EV_SENT, s.sent, s.length)
-            self._lock()
+            self.session.feed(self.rx, 0, n, ticks_ms())
+            self._deliver()
+            if relock:
+                self._lock()
+        return n or 0
 
+    # ------------------------------------------------------------ writing
+    def _write(self, buf, off, n):
+        """All of ``buf[off:off + n]``, through the port: the one write path.
+
+        While the port takes nothing the modem's lines are read (a FILEEND 500 or a
+        failure may come) and after ``stall_ms`` without a byte taken it stops. Returns
+        False when the session ended while waiting. Allocates nothing while bytes go out.
+        """
+        port = self.port
+        s = self.session
+        stalled = False
+        since = 0
+        while n > 0:
+            w = port.write(buf, off, n)
+            if w:
+                off += w
+                n -= w
+                stalled = False
+                continue
+            now = ticks_ms()
+            if not stalled:
+                stalled = True
+                since = now
+            elif ticks_diff(now, since) > self.stall_ms:
+                self._stalled()
+            self._poll_rx()
+            if s.done:
+                return False
+            port.wait_writable(5)
+        return True
+
+    def _stalled(self):
+        self._unlock()  # the error and its text need the heap
+        s = self.session
+        s.abort(
+            "timeout: the port took no byte for %d ms (CTS held); %d of %d package bytes sent"
+            % (self.stall_ms, s.sent, s.length or 0),
+            TIMEOUT,
+        )
+        raise s.error
+
+    # ------------------------------------------------------------ the package
     def _stream(self):
-        if not self._started:
-            self._started = True
-            self._t0 = ticks_ms()
         self._lock()
         try:
-            if self.session.flow == FLOW_HW:
+            if self.session.flow_hw:
                 self._stream_hw()
             else:
                 self._stream_paced()
@@ -191,82 +229,51 @@ class Driver:
 
     def _read_chunk(self):
         s = self.session
-        want = s.length - s.sent
-        f = self.image
-        if f is None:
-            self._fail("no image to send")
-            return 0
-        got = f.readinto(self.buf)
+        got = self.image.readinto(self.buf) if self.image is not None else 0
         if not got:
-            self._fail("image ended at %d of %d bytes" % (s.sent, s.length))
-        return got if got < want else want
+            self._unlock()
+            s.abort("image ended at %d of %d bytes" % (s.sent, s.length), FAILED)
+            raise s.error
+        left = s.length - s.sent
+        return got if got < left else left
+
+    def _end_of_slow_path(self):
+        """Every ``rx_every`` bytes: the modem's lines, progress, the end. False: stop."""
+        s = self.session
+        if s.sent >= s.length:
+            self._unlock()
+            s.image_complete(ticks_ms())
+            self._deliver()
+            return False
+        self._poll_rx()
+        if not s.streaming:
+            return False  # the session ended the transfer (FILEEND, or a failure)
+        self._unlock()
+        s.progress()
+        self._deliver()
+        self._lock()
+        return True
 
     def _stream_hw(self):
         """As fast as the line takes: the modem's CTS (or the pty) pushes back.
 
-        Per chunk the fast path is one ``readinto`` of the file, ``write`` calls and one
-        comparison; URC reads, progress and the end are on a slow path taken every
-        ``rx_every`` bytes, so a fast sink is not slowed down by bookkeeping.
+        Per chunk the fast path is one ``readinto`` of the file and the writes; the
+        modem's lines, progress and the end are on a slow path taken every ``rx_every``
+        bytes, so a fast line is not slowed down by bookkeeping.
         """
         s = self.session
-        port = self.port
         buf = self.buf
-        f = self.image
-        if f is None:
-            self._fail("no image to send")
-            return
-        length = s.length
-        sent = s.sent
-        last_full = length - len(buf)  # up to here a whole chunk cannot pass the end
-        next_report = sent + self.report_every
-        check = sent  # the slow path's next turn
-        self._stall_at = -1
+        check = s.sent
         while True:
-            got = f.readinto(buf)
-            if not got:
-                self._fail("image ended at %d of %d bytes" % (sent, length))
-            if sent > last_full and got > length - sent:
-                got = length - sent
-            off = 0
-            while off < got:
-                w = port.write(buf, off, got - off)
-                if w:
-                    off += w
-                else:
-                    self._write_wait(sent + off)
-            sent += got
-            if sent < check:
-                continue
-            s.sent = sent
-            if sent >= length:
-                self._complete()
+            got = self._read_chunk()
+            if not self._write(buf, 0, got):
                 return
-            self._poll_rx()
-            if not s.streaming:
-                return  # the session ended the transfer (it raises on errors)
-            if sent >= next_report:
-                next_report = sent + self.report_every
-                self._report()
-            check = sent + self.rx_every
-            if check > length:
-                check = length
-
-    def _write_wait(self, at):
-        """The port took nothing: wait a little, read URCs, and give up after ``stall_ms``."""
-        now = ticks_ms()
-        if at != self._stall_at:
-            self._stall_at = at
-            self._stall_since = now
-        elif ticks_diff(now, self._stall_since) > self.stall_ms:
-            self.session.sent = at
-            self._fail(
-                "timeout: the modem took no byte for %d ms (CTS held)" % self.stall_ms, TIMEOUT
-            )
-        self.session.sent = at
-        self._poll_rx()
-        if not self.session.streaming:
-            return
-        self.port.wait_writable(5)
+            s.image_sent(got)
+            if s.sent < check and s.sent < s.length:
+                continue
+            if not self._end_of_slow_path():
+                return
+            check = s.sent + self.rx_every
 
     def _stream_paced(self):
         """Pieces of at most ``piece`` bytes, at most ``rate`` bytes in any one second.
@@ -276,16 +283,13 @@ class Driver:
         byte-microseconds so all arithmetic stays in small integers.
         """
         s = self.session
-        port = self.port
         buf = self.buf
         piece = self.piece
         fill = self.rate - 4 * piece
         cap = 4 * piece * 1_000_000
-        stall = self.stall_ms
         tokens = piece * 1_000_000
         t = ticks_us()
-        next_report = s.sent + self.report_every
-        while s.streaming:
+        while True:
             got = self._read_chunk()
             off = 0
             while off < got:
@@ -303,77 +307,71 @@ class Driver:
                     if tokens > cap:
                         tokens = cap
                     if tokens < cost:
-                        self._poll_rx()
-                        if not s.streaming:
-                            return
                         wait = (cost - tokens) // fill
                         sleep_us(wait if wait < 1000 else 1000)
                 tokens -= cost
-                sent = 0
-                last = ticks_ms()
-                while sent < k:
-                    w = port.write(buf, off + sent, k - sent)
-                    if w:
-                        sent += w
-                        last = ticks_ms()
-                        if s.image_sent(w):
-                            self._complete()
-                    elif ticks_diff(ticks_ms(), last) > stall:
-                        self._fail("timeout: the port took no byte for %d ms" % stall, TIMEOUT)
-                    else:
-                        port.wait_writable(1)
+                if not self._write(buf, off, k):
+                    return
+                s.image_sent(k)
                 off += k
-            self._poll_rx()
-            if not s.streaming:
+            if not self._end_of_slow_path():
                 return
-            if s.sent >= next_report:
-                next_report = s.sent + self.report_every
-                self._report()
 
 
-def _os_error(e):
-    """``[Errno 25] ENOTTY`` on both interpreters (MicroPython prints only the number)."""
-    import errno
-
-    code = e.args[0] if e.args else None
-    if isinstance(code, int):
-        name = errno.errorcode.get(code)
-        return "[Errno %d] %s" % (code, name) if name else "[Errno %d]" % code
-    return str(e)
+def check_stream(flow_hw, chunk, rate, piece, rate_above_note=False):
+    """The driver's settings: refuses what the note or the buffers do not allow."""
+    if not isinstance(chunk, int) or not CHUNK_MIN <= chunk <= CHUNK_MAX or chunk % 16:
+        raise refuse(
+            "PARAMS",
+            "chunk must be a multiple of 16 from %d to %d, not %r" % (CHUNK_MIN, CHUNK_MAX, chunk),
+        )
+    if flow_hw:
+        return
+    if not isinstance(piece, int) or not 0 < piece <= PIECE_MAX:
+        raise refuse("PARAMS", "piece must be 1-%d bytes without flow control" % PIECE_MAX)
+    top = 1_000_000 if rate_above_note else RATE_MAX
+    if not isinstance(rate, int) or not 4 * piece < rate <= top:
+        raise refuse(
+            "PARAMS",
+            "rate must be %d-%d bytes/s without flow control (the note's limit is %d), not %r"
+            % (4 * piece + 1, top, RATE_MAX, rate),
+        )
+    if chunk < piece:
+        raise refuse("PARAMS", "chunk must hold at least one piece")
 
 
 def update(
     port,
     image=None,
     url=None,
-    chunk=1024,
-    rate=RATE_MAX,
-    piece=PIECE_MAX,
+    chunk=DEFAULTS["chunk"],
+    rate=DEFAULTS["rate"],
+    piece=DEFAULTS["piece"],
     lock_heap=False,
+    on_event=None,
+    rate_above_note=False,
+    max_image=IMAGE_MAX,
     **kwargs,
 ):
     """One whole update over ``port``: FILE mode with ``image`` (a path), or URL mode.
 
     ``kwargs`` go to ``Session`` (upgrade_mode, download_urcs, update_urcs, flow, usb,
-    cid, apn, min_voltage_mv, timeouts, on_event). Everything is checked before the
-    first byte goes to the modem. ``port`` may be a port, or a function that opens one:
-    then it is opened only once the checks passed, and closed at the end.
-    Returns the finished ``Session``; raises ``FotaError``.
+    cid, apn, min_voltage_mv, timeouts, expect_source, target, listen_first, trace).
+    Everything is checked before the first byte goes to the modem. ``port`` may be a
+    port, or a function that opens one: then it is opened only once the checks passed,
+    and closed at the end. Returns the finished ``Session``; raises ``FotaError``.
     """
     if (image is None) == (url is None):
-        raise FotaError("PARAMS", None, "give either an image or a URL")
+        raise refuse("PARAMS", "give either an image or a URL")
     gc.collect()  # the session and the buffers want contiguous blocks: defragment up front
     if image is not None:
-        session = Session(length=image_length(image), **kwargs)
+        session = Session(length=image_length(image, max_image), **kwargs)
     else:
         session = Session(url=url, **kwargs)
-    driver = Driver(None, session, None, chunk, rate, piece, lock_heap)
+    driver = Driver(None, session, None, chunk, rate, piece, lock_heap, on_event, rate_above_note)
     opened = not hasattr(port, "readinto")
     if opened:
-        try:
-            port = port()
-        except (OSError, ValueError) as e:
-            raise FotaError("PORT", None, "cannot open the port: %s" % _os_error(e)) from None
+        port = open_port(port)
     driver.port = port
     try:
         if image is None:
@@ -386,13 +384,48 @@ def update(
             port.close()
 
 
-def recover(port, **kwargs):
-    """After an MCU reset in the middle of an update: follow the modem to its end.
+def open_port(opener):
+    """``opener()``, with its failure as a ``FotaError`` of stage PORT."""
+    try:
+        return opener()
+    except FotaError:
+        raise
+    except (OSError, ValueError) as e:
+        text = _os_error(e) if isinstance(e, OSError) else str(e)
+        raise FotaError("PORT", None, "cannot open the port: %s" % text) from None
 
-    Listens for the upgrade's URCs (``END``, ``RDY``) and, after a quiet window (a
-    half-sent FILE transfer must not get "AT" as package data), probes with AT; ends
-    with the revision read. ``session.recovered`` holds what the modem reported of the
-    old download, if anything (e.g. ``"FILEEND 500"``). Raises ``FotaError``.
+
+def recover(port, on_event=None, **kwargs):
+    """After an MCU reset (or a cut run) in the middle of an update: follow the modem
+    to its end.
+
+    Listens quietly first (a half-sent FILE transfer must not get "AT" as package data:
+    the modem ends it itself with FILEEND 500 once the line is quiet), follows the
+    upgrade's URCs (``END``, ``RDY``), then probes with AT and reads the revision.
+    ``session.recovered`` holds what the modem reported of the old download, if anything
+    (e.g. ``"FILEEND 500"``). Raises ``FotaError``.
     """
     session = Session(recover=True, **kwargs)
-    return Driver(port, session).run()
+    opened = not hasattr(port, "readinto")
+    if opened:
+        port = open_port(port)
+    try:
+        return Driver(port, session, on_event=on_event).run()
+    finally:
+        if opened:
+            port.close()
+
+
+def info(port, on_event=None, **kwargs):
+    """Read the modem's state and change nothing: revision, ``AT+QFOTADL=?`` ranges,
+    flow-control setting, supply voltage, PDP contexts. Returns the ``Session``
+    (``revision_before``, ``supported``, ``flow_setting``, ``voltage_mv``, ``pdp``)."""
+    session = Session(info=True, **kwargs)
+    opened = not hasattr(port, "readinto")
+    if opened:
+        port = open_port(port)
+    try:
+        return Driver(port, session, on_event=on_event).run()
+    finally:
+        if opened:
+            port.close()

@@ -1,21 +1,89 @@
-"""Runs one update from an options dict: the glue of ``qfota update`` on both runtimes.
+"""Runs ``qfota update``, ``recover`` and ``info`` from an options dict, on both runtimes.
 
-Unix port and CPython only (``boards/unix.py`` and ``qfota_tools.commands.update``); it does
+Unix port and CPython only (``boards/unix.py`` and ``qfota_tools.commands``); it does
 not ship to boards, where the application (``qfota.app``) drives the engine itself.
+
+It keeps a small journal per serial port (``$QFOTA_STATE_DIR``, default
+``$HOME/.cache/qfota``): while a FILE transfer may be under way it says so, and a run
+that finds it there (the last one was cut: Ctrl-C, a signal, a pulled cable) listens
+quietly for the modem to end that transfer before it sends anything.
 """
 
 import gc
+import os
 
 from qfota import session as S
+from qfota.defaults import DEFAULTS
+from qfota.journal import Journal
 from qfota.report import Reporter
+
+# Options that go to the Session as they are (None: leave the Session's default).
+_SESSION_KEYS = (
+    "download_urcs",
+    "update_urcs",
+    "usb",
+    "cid",
+    "apn",
+    "min_voltage_mv",
+    "timeouts",
+    "expect_source",
+    "target",
+)
+
+
+def state_dir():
+    d = os.getenv("QFOTA_STATE_DIR")
+    if d:
+        return d
+    d = (os.getenv("HOME") or "/tmp") + "/.cache"
+    for p in (d, d + "/qfota"):
+        try:
+            os.mkdir(p)
+        except OSError:
+            pass  # there already (or not writable: then the journal is skipped)
+    return d + "/qfota"
+
+
+def port_journal(port):
+    name = "".join(c if c.isalpha() or c.isdigit() else "_" for c in port)
+    return Journal(state_dir() + "/port" + name + ".json")
+
+
+class _PortWatch:
+    """Keeps the port's journal while the session runs (an event hook)."""
+
+    def __init__(self, journal, rep):
+        self.j = journal
+        self.rep = rep
+        self.stage = None
+
+    def event(self, ev, a, b):
+        self.rep.event(ev, a, b)
+        if ev == S.EV_STAGE:
+            self.stage = a
+            inside = a in S.TRANSFER_STAGES
+            if inside != (self.j.get("stage") in S.TRANSFER_STAGES):
+                self._save(stage=a)
+
+    def _save(self, **kw):
+        try:
+            self.j.save(**kw)
+        except OSError:
+            pass  # a read-only home must not stop an update
+
+    def end(self, session, err):
+        stage = err.stage if err is not None and hasattr(err, "stage") else self.stage
+        if err is not None and (stage in S.TRANSFER_STAGES or self.stage in S.TRANSFER_STAGES):
+            self._save(stage=self.stage, sent=session.sent if session else 0)
+        else:
+            self.j.clear()
 
 
 def run_options(opts, open_port, out=print):
-    """One update from an options dict (the keys of ``qfota update``), reported by a
-    ``Reporter``; ``open_port(flow_hw)`` opens the port once the checks passed. Returns
-    the exit status. The same on every runtime: ``boards/unix.py`` and the CPython
-    ``qfota update`` both call it."""
-    from qfota.driver import update
+    """One ``qfota update`` (or ``recover``/``info`` with ``opts["command"]``) from an
+    options dict, reported by a ``Reporter``; ``open_port(flow_hw)`` opens the port once
+    the checks passed. Returns the exit status. The same on every runtime."""
+    from qfota import driver
 
     mem = opts.get("mem", False) and hasattr(gc, "mem_alloc")  # a MicroPython figure
     rep = Reporter(
@@ -26,30 +94,99 @@ def run_options(opts, open_port, out=print):
         json=opts.get("json", False),
         log=opts.get("log"),
     )
-    flow_hw = opts.get("flow", "hw") == "hw"
-    kwargs = {
-        "upgrade_mode": opts.get("mode", 1),
-        "download_urcs": opts.get("download_urcs", 0),
-        "update_urcs": opts.get("update_urcs", 100),
-        "flow": S.FLOW_HW if flow_hw else S.FLOW_NONE,
-        "usb": opts.get("usb", False),
-        "on_event": rep.event,
-        "protocol_download": opts.get("protocol_download", False),
-        "trace": opts.get("verbose", False),
-    }
-    for key in ("cid", "apn", "min_voltage_mv", "timeouts"):
+    command = opts.get("command", "update")
+    flow_hw = opts.get("flow", DEFAULTS["flow"]) == "hw"
+    kwargs = {"trace": opts.get("verbose", False), "flow": "hw" if flow_hw else "none"}
+    for key in _SESSION_KEYS:
         if opts.get(key) is not None:
             kwargs[key] = opts[key]
+    journal = port_journal(opts.get("port") or "port")
+    journal.load()
+    watch = _PortWatch(journal, rep)
+    session = None
     try:
-        s = update(
-            lambda: open_port(flow_hw),
-            image=opts.get("image"),
-            url=opts.get("url"),
-            chunk=opts.get("chunk", 4096),
-            rate=opts.get("rate", 15000),
-            lock_heap=opts.get("lock_heap", False),
-            **kwargs,
-        )
-        return rep.result(s)
+        if command == "info":
+            session = driver.info(lambda: open_port(flow_hw), on_event=rep.event, **kwargs)
+            return show_info(session, out, opts.get("json", False))
+        if command == "recover":
+            session = driver.recover(lambda: open_port(flow_hw), on_event=watch.event, **kwargs)
+        else:
+            if journal.get("stage") in S.TRANSFER_STAGES:
+                rep.line(
+                    "the last run on this port stopped in %s: listening for the modem to end "
+                    "that transfer before sending anything" % journal.get("stage")
+                )
+                kwargs["listen_first"] = True
+            session = driver.update(
+                lambda: open_port(flow_hw),
+                image=opts.get("image"),
+                url=opts.get("url"),
+                upgrade_mode=opts.get("mode", DEFAULTS["upgrade_mode"]),
+                chunk=opts.get("chunk", DEFAULTS["chunk"]),
+                rate=opts.get("rate", DEFAULTS["rate"]),
+                rate_above_note=opts.get("rate_above_note", False),
+                lock_heap=opts.get("lock_heap", False),
+                on_event=watch.event,
+                **kwargs,
+            )
+        watch.end(session, None)
+        if session.result == "current":
+            rep.line("nothing to do: the modem already runs %s" % session.revision_before)
+            return 0
+        return rep.result(session)
     except Exception as e:  # noqa: BLE001 - every failure becomes one closing line
+        if command != "info":
+            watch.end(session, e)
         return rep.result(err=e)
+
+
+def info_dict(s):
+    """What ``qfota info`` read, as one dict (None where the modem did not say)."""
+    ranges = None
+    if s.supported:
+        names = ("upgrade_mode", "download_URC_max", "update_URC_max")
+        ranges = {}
+        for name, group in zip(names, s.supported):
+            ranges[name] = ",".join(
+                "%d" % lo if lo == hi else "%d-%d" % (lo, hi) for lo, hi in group
+            )
+    return {
+        "revision": s.revision_before,
+        "flow_control": s.flow_setting,
+        "qfotadl_ranges": ranges,
+        "voltage_mv": s.voltage_mv,
+        "pdp": None if s.pdp is None else [{"cid": c, "active": st == 1} for c, st in s.pdp],
+    }
+
+
+def show_info(s, out, as_json=False):
+    d = info_dict(s)
+    if as_json:
+        import json
+
+        out(json.dumps(d))
+        return 0
+    pdp = d["pdp"]
+    rows = (
+        ("revision", d["revision"]),
+        ("flow control", d["flow_control"]),
+        (
+            "AT+QFOTADL=? ranges",
+            d["qfotadl_ranges"]
+            and ", ".join("%s %s" % kv for kv in sorted(d["qfotadl_ranges"].items())),
+        ),
+        ("supply voltage", d["voltage_mv"] and "%d mV" % d["voltage_mv"]),
+        (
+            "PDP contexts",
+            pdp is not None
+            and (
+                ", ".join(
+                    "%d %s" % (p["cid"], "active" if p["active"] else "inactive") for p in pdp
+                )
+                or "none active"
+            ),
+        ),
+    )
+    for k, v in rows:
+        out("%-20s %s" % (k, v if v else "(not answered)"))
+    return 0

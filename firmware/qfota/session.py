@@ -1,162 +1,177 @@
-"""The FOTA protocol as a sans-I/O state machine: bytes in, commands out, no waiting.
+"""The FOTA protocol as a sans-I/O state machine: bytes in, command lines and events out.
 
-A driver (``qfota.driver``) owns the port and the clock and moves bytes::
+A driver (``qfota.driver``) owns the port, the clock and the package file::
 
-    s = Session(FileSource(4884688), upgrade_mode=1, download_urcs=50)
+    s = Session(length=4884688, upgrade_mode=1, download_urcs=50)
     s.start(now)
     while not s.done:
-        cmd = s.take_output()          # a command line to write, or None
-        ...write it...
+        out = s.take_output()          # a command line to write, or None
         s.feed(rx, 0, n, now)          # whatever the modem said
-        if s.streaming: ...write package bytes...; s.image_sent(k, now)
-        s.poll(now)                    # deadlines; raises FotaError when one passes
+        ev = s.next_event()            # (EV_*, a, b) tuples, delivered after feed returns
+        if s.streaming: ...write package bytes...; s.image_sent(k)
+        s.poll(now)                    # deadlines and probes
+    if s.error: raise s.error
 
-Every failure is a ``FotaError(stage, code, detail)``. ``on_event`` may raise to stop the
-session: raised from the ``EV_REVISION`` "before" event it stops the update before flow
-control or ``AT+QFOTADL`` is sent (the app refuses a modem on the wrong revision so). The session never sleeps, reads
-a clock or touches a port; the same code runs on MicroPython and CPython.
+Two phases. Up to ``AT+QFOTADL`` the session runs a plan of AT steps (``qfota.steps``:
+a table). After it, the note's URCs move it through the states of ``_URC_NEXT``
+(FILESTART, STREAM, FILEEND or FTPSTART/FTPEND, HTTPSTART/HTTPEND, START, UPDATING,
+REBOOT), then a last plan (VERIFY) reads the revision the modem runs after its reboot.
+Nothing here sleeps, reads a clock, touches a port or calls back into the caller: every
+public call returns, and a failure makes the session terminal (``done``, ``error``
+holds the ``FotaError``); a terminal session sends nothing more.
 """
 
+from qfota import steps as P
 from qfota import urc
+from qfota.at import CME, OK, PROTO, AtChannel, printable, text
 from qfota.compat import const, ticks_add, ticks_diff
-from qfota.errors import TIMEOUT, FotaError, redact
+from qfota.defaults import APN_MAX, CID_MAX, DEFAULTS, TIMEOUT_MAX_MS, TIMEOUTS
+from qfota.errors import INTERRUPTED, MODEM, REFUSED, TIMEOUT, FotaError, redact, refuse
 from qfota.lines import LineFramer
 
-# Events reported to ``on_event(event, a, b)``.
+# Events: (EV_*, a, b), taken with ``next_event()``.
 EV_STAGE = const(1)  # a: stage name
 EV_REVISION = const(2)  # a: "before" | "after", b: revision
-EV_SENT = const(3)  # a: package bytes sent, b: total (from the driver)
+EV_SENT = const(3)  # a: package bytes sent, b: total
 EV_DOWNLOADING = const(4)  # a: URC index, b: download_URC_max
 EV_UPDATING = const(5)  # a: URC index, b: update_URC_max
 EV_LOG = const(6)  # a: text (a line not understood, a warning)
 EV_REBOOT = const(7)  # a: reboots seen since AT+QFOTADL
 EV_TX = const(8)  # a: command line sent (redacted)
 EV_RX = const(9)  # a: line received (redacted)
-EV_DONE = const(10)  # a: revision after
+EV_DONE = const(10)  # a: revision after (or now, for info and "current")
 
 FLOW_NONE = const(0)
 FLOW_HW = const(1)
 
-# Defaults from FIELD_NOTES ("Timing others use"), in ms; all settable.
-TIMEOUTS = {
-    "probe_ms": 10_000,  # modem answers AT before we start
-    "command_ms": 5_000,  # an ordinary command's final response
-    "pdp_ms": 150_000,  # AT+QIACT
-    "filestart_ms": 10_000,  # OK/FILESTART after AT+QFOTADL="FILE:..."
-    "stall_ms": 10_000,  # the UART takes no byte for this long (CTS held)
-    "fileend_ms": 30_000,  # FILEEND after the last byte
-    "dlstart_ms": 60_000,  # FTPSTART/HTTPSTART after AT+QFOTADL=<url>
-    "download_ms": 1_800_000,  # whole URL download when no progress URCs come
-    "progress_ms": 120_000,  # between two progress URCs (DOWNLOADING/UPDATING)
-    "start_ms": 60_000,  # START after the download ended
-    "end_ms": 300_000,  # END after START when no UPDATING URCs come
-    "reboot_ms": 60_000,  # RDY after a reboot
-    "settle_ms": 15_000,  # modem answers AT again after a reboot
-}
-
-# States. _STAGE maps each to the name a failure reports.
-_PROBE = const(0)
-_ECHO = const(1)
-_REV = const(2)
-_REV_ATI = const(3)
-_TEST = const(4)
-_CBC = const(5)
-_FLOW = const(6)
-_FLOW_READ = const(7)
-_CSGP_READ = const(8)
-_CSGP = const(9)
-_FCID_READ = const(10)
-_FCID = const(11)
-_ACT_READ = const(12)
-_ACT = const(13)
-_FOTADL = const(14)
-_FILESTART = const(15)
-_STREAM = const(16)
-_FILEEND = const(17)
-_DLSTART = const(18)
-_DLEND = const(19)
-_START = const(20)
-_UPDATING = const(21)
-_REBOOT = const(22)
-_SETTLE = const(23)
-_POST_ECHO = const(24)
-_POST_REV = const(25)
-_POST_REV_ATI = const(26)
-_DONE = const(27)
-_RECOVER = const(28)
-
-_STAGE = (
-    "PREFLIGHT",
-    "PREFLIGHT",
-    "PREFLIGHT",
-    "PREFLIGHT",
+# Stages, in the order an update passes them; the app's journal and the CLI use these.
+STAGES = (
+    "RECOVER",
     "PREFLIGHT",
     "POWER",
     "FLOWCTRL",
-    "FLOWCTRL",
-    "PDP",
-    "PDP",
-    "PDP",
-    "PDP",
-    "PDP",
     "PDP",
     "QFOTADL",
     "FILESTART",
     "STREAM",
     "FILEEND",
-    "DLSTART",  # replaced by FTPSTART/HTTPSTART
-    "DLEND",  # replaced by FTPEND/HTTPEND
+    "FTPSTART",
+    "FTPEND",
+    "HTTPSTART",
+    "HTTPEND",
     "START",
     "UPDATING",
     "REBOOT",
-    "REBOOT",
-    "VERIFY",
-    "VERIFY",
     "VERIFY",
     "DONE",
-    "RECOVER",
 )
+# Before these are over nothing of a transfer reached the modem: safe to start afresh.
+SAFE_STAGES = ("PREFLIGHT", "POWER", "FLOWCTRL", "PDP", "INFO")
+# In these the modem may be inside a FILE transfer: an "AT" would be package data.
+TRANSFER_STAGES = ("QFOTADL", "FILESTART", "STREAM", "FILEEND")
 
-# AT channel: what the pending command is waiting for.
-_IDLE = const(0)
-_WAITING = const(1)
+# The URC phase, in the manner of h11: (state, URC) -> next state. The states are the
+# note's words. URCs not listed are logged and ignored; codes and progress are in code.
+_URC_NEXT = {
+    ("FILESTART", urc.FILESTART): "STREAM",
+    ("STREAM", urc.FILEEND): "START",
+    ("FILEEND", urc.FILEEND): "START",
+    ("FTPSTART", urc.FTPSTART): "FTPEND",
+    ("FTPSTART", urc.FTPEND): "START",
+    ("FTPEND", urc.FTPEND): "START",
+    ("HTTPSTART", urc.HTTPSTART): "HTTPEND",
+    ("HTTPSTART", urc.HTTPEND): "START",
+    ("HTTPEND", urc.HTTPEND): "START",
+    ("START", urc.START): "UPDATING",
+    ("START", urc.UPDATING): "UPDATING",  # a START line lost or garbled
+    ("START", urc.RESTORE): "UPDATING",
+    ("START", urc.END): "REBOOT",
+    ("UPDATING", urc.END): "REBOOT",
+    # recovery: the modem may be anywhere in an update begun before we started
+    ("RECOVER", urc.START): "UPDATING",
+    ("RECOVER", urc.UPDATING): "UPDATING",
+    ("RECOVER", urc.RESTORE): "UPDATING",
+    ("RECOVER", urc.END): "REBOOT",
+}
 
-_PROBE_QUIET = const(
-    1500
-)  # ms without an OK after a probe answered, when several went out  # echo lines longer than this are compared by prefix only
-_BODY_MAX = const(20)  # lines kept of one response (16 PDP contexts fit); the rest is noise
-
-
+# The wait of each URC state (None: none; the driver bounds the stream by stall_ms).
+_WAIT = {
+    "FILESTART": None,  # carried over from AT+QFOTADL: FILESTART within filestart_ms
+    "STREAM": None,
+    "FILEEND": "fileend_ms",
+    "FTPSTART": "dlstart_ms",
+    "HTTPSTART": "dlstart_ms",
+    "FTPEND": "download_ms",
+    "HTTPEND": "download_ms",
+    "START": "start_ms",
+    "UPDATING": "end_ms",
+    "REBOOT": "reboot_ms",
+}
+# What was missing when a URC state's wait ran out.
+_MISSING = {
+    "FILESTART": 'no +QIND: "FOTA","FILESTART"',
+    "FILEEND": 'no +QIND: "FOTA","FILEEND" after the last byte',
+    "FTPSTART": 'no +QIND: "FOTA","FTPSTART"',
+    "HTTPSTART": 'no +QIND: "FOTA","HTTPSTART"',
+    "FTPEND": 'no +QIND: "FOTA","FTPEND"',
+    "HTTPEND": 'no +QIND: "FOTA","HTTPEND"',
+    "START": 'no +QIND: "FOTA","START"',
+    "UPDATING": 'no +QIND: "FOTA","UPDATING"/"END"',
+}
+_START_OF = {"file": urc.FILESTART, "ftp": urc.FTPSTART, "http": urc.HTTPSTART}
+_KINDS_OF = {
+    "file": (urc.FILESTART, urc.FILEEND),
+    "ftp": (urc.FTPSTART, urc.FTPEND),
+    "http": (urc.HTTPSTART, urc.HTTPEND),
+}
 _DOWNLOAD_KINDS = (urc.FTPSTART, urc.FTPEND, urc.HTTPSTART, urc.HTTPEND, urc.FILESTART, urc.FILEEND)
+_END_KINDS = (urc.FILEEND, urc.FTPEND, urc.HTTPEND, urc.END)
 
-
-def _text(buf, n):
-    """``buf[:n]`` as text; bytes outside printable ASCII as ``\\xNN`` (MicroPython's
-    ``decode`` has no ``errors="replace"`` and raises on bad UTF-8)."""
-    if _printable(buf, n):
-        return bytes(buf[:n]).decode()
-    out = []
-    for i in range(n):
-        c = buf[i]
-        out.append(chr(c) if 32 <= c <= 126 else "\\x%02x" % c)
-    return "".join(out)
-
-
-def _printable(buf, n):
-    for i in range(n):
-        c = buf[i]
-        if c < 32 or c > 126:
-            return False
-    return True
+_PROBE_EVERY = const(1000)  # ms between probes
+_PROBE_QUIET = const(1500)  # ms without an OK after a probe answered, when several went out
+_RESTARTS_MAX = const(3)
+_REPORTS = const(100)  # EV_SENT at most this many times per transfer
+_EVENTS_MAX = const(32)  # events queued between two next_event() calls, beyond the vital ones
+CHATTY_EVENTS = (EV_LOG, EV_TX, EV_RX, EV_DOWNLOADING, EV_UPDATING, EV_SENT)
 
 
 def check_params(upgrade_mode, download_urcs, update_urcs):
     """The note's ranges: upgrade_mode 0|1, URC max values 0 or 5-100."""
     if upgrade_mode not in (0, 1):
-        raise FotaError("PARAMS", None, "upgrade_mode must be 0 or 1, not %r" % (upgrade_mode,))
+        raise refuse("PARAMS", "upgrade_mode must be 0 or 1, not %r" % (upgrade_mode,))
     for name, v in (("download_URC_max", download_urcs), ("update_URC_max", update_urcs)):
         if not isinstance(v, int) or not (v == 0 or 5 <= v <= 100):
-            raise FotaError("PARAMS", None, "%s must be 0 or 5-100, not %r" % (name, v))
+            raise refuse("PARAMS", "%s must be 0 or 5-100, not %r" % (name, v))
+
+
+def check_text(name, value, limit):
+    """Refuses a string that is to stand inside an AT command unless it is printable
+    ASCII without quotes, at most ``limit`` bytes: nothing a user types may end the
+    command line or start another (``x\\rATI``)."""
+    if not isinstance(value, str):
+        raise refuse("PARAMS", "%s must be text" % name)
+    for ch in value:
+        c = ord(ch)
+        if c < 32 or c > 126 or ch == '"':
+            raise refuse(
+                "PARAMS", "%s holds a quote, control or non-ASCII character (%r)" % (name, ch)
+            )
+    if len(value) > limit:
+        raise refuse("PARAMS", "%s is longer than %d characters" % (name, limit))
+
+
+def check_timeouts(timeouts):
+    """``{name: ms}`` with known names and 0 < ms <= a day; returns the whole table."""
+    out = dict(TIMEOUTS)
+    for k, v in (timeouts or {}).items():
+        if k not in TIMEOUTS:
+            raise refuse("PARAMS", "unknown timeout %r (names: %s)" % (k, ", ".join(TIMEOUTS)))
+        if not isinstance(v, int) or not 0 < v <= TIMEOUT_MAX_MS:
+            raise refuse(
+                "PARAMS", "timeout %s must be 1-%d ms, not %r" % (k[:-3], TIMEOUT_MAX_MS, v)
+            )
+        out[k] = v
+    return out
 
 
 def parse_ranges(text):
@@ -182,124 +197,144 @@ def _in_ranges(v, ranges):
 
 
 class Session:
-    """One FOTA update. FILE mode with ``length``, URL mode with ``url``.
+    """One FOTA update: FILE mode with ``length``, URL mode with ``url``; or, with
+    ``recover=True``, following an update begun before (an MCU reset) to its end; or,
+    with ``info=True``, reading the modem's state and changing nothing.
 
-    ``flow``: FLOW_HW sends ``AT+IFC=2,2`` (``usb=True``: ``AT+QCFG="usbifc",2,2`` and reads
-    it back); FLOW_NONE sends ``AT+IFC=0,0`` and the driver paces the stream.
-    ``protocol_download=True`` asks for the note's ``"FILE:<length>",2`` mode, which is
-    recognised (``010003``) and then refused: its framing is not published.
+    ``flow``: FLOW_HW (or "hw") sends ``AT+IFC=2,2`` (``usb=True``:
+    ``AT+QCFG="usbifc",2,2``, read back); FLOW_NONE ("none") ``AT+IFC=0,0`` and the
+    driver paces the stream. ``expect_source``/``target``: the revision gate (already
+    at ``target``: nothing to do, ``result == "current"``; running neither: refused;
+    not at ``target`` after the update: failed). ``listen_first``: listen quietly for
+    ``fileend_ms`` before the first probe (the last run may have cut a transfer).
+    Everything is checked here, before a byte goes to the modem.
     """
 
     def __init__(
         self,
         length=None,
         url=None,
-        upgrade_mode=1,
-        download_urcs=0,
-        update_urcs=100,
+        upgrade_mode=DEFAULTS["upgrade_mode"],
+        download_urcs=DEFAULTS["download_urcs"],
+        update_urcs=DEFAULTS["update_urcs"],
         flow=FLOW_HW,
         usb=False,
         cid=None,
         apn=None,
         min_voltage_mv=None,
         timeouts=None,
-        on_event=None,
         protocol_download=False,
         recover=False,
+        info=False,
+        listen_first=False,
+        expect_source=None,
+        target=None,
         trace=False,
     ):
-        # Everything is checked here, before a byte goes to the modem.
-        if recover:
-            self.scheme = "file"
+        self.scheme = "file"
+        if recover or info:
+            pass
         elif (length is None) == (url is None):
-            raise FotaError("PARAMS", None, "give either an image length or a URL")
+            raise refuse("PARAMS", "give either an image length or a URL")
         elif length is not None and (not isinstance(length, int) or length <= 0):
-            raise FotaError("PARAMS", None, "image length must be > 0, not %r" % (length,))
-        else:
-            self.scheme = "file"
+            raise refuse("PARAMS", "image length must be > 0, not %r" % (length,))
         if url is not None:
             from qfota.urls import check_url  # URL mode only: not loaded for FILE mode
 
             self.scheme = check_url(url)[0]
+            if self.scheme == "https":
+                self.scheme = "http"
+        if protocol_download:
+            raise refuse(
+                "PARAMS",
+                'protocol-download file mode ("FILE:<length>",2) is not supported: '
+                "its framing is not published by the vendor",
+            )
         check_params(upgrade_mode, download_urcs, update_urcs)
-        if cid is not None and not (isinstance(cid, int) and 1 <= cid <= 16):
-            raise FotaError("PARAMS", None, "cid must be 1-16, not %r" % (cid,))
-        if apn is not None and (len(apn) > 62 or '"' in apn):
-            raise FotaError("PARAMS", None, "APN must be at most 62 characters without quotes")
-        if flow not in (FLOW_HW, FLOW_NONE):
-            raise FotaError("PARAMS", None, "flow must be hw or none")
-        self.timeouts = dict(TIMEOUTS)
-        if timeouts:
-            for k, v in timeouts.items():
-                if k not in TIMEOUTS:
-                    raise FotaError("PARAMS", None, "unknown timeout %r" % (k,))
-                if not isinstance(v, int) or v <= 0:
-                    raise FotaError("PARAMS", None, "timeout %s must be > 0 ms" % k)
-                self.timeouts[k] = v
+        if cid is not None and not (isinstance(cid, int) and 1 <= cid <= CID_MAX):
+            raise refuse("PARAMS", "cid must be 1-%d, not %r" % (CID_MAX, cid))
+        if apn is not None:
+            check_text("APN", apn, APN_MAX)
+        for name, rev in (("expected source revision", expect_source), ("target", target)):
+            if rev is not None:
+                check_text(name, rev, 80)
+        if flow not in (FLOW_HW, FLOW_NONE, "hw", "none"):
+            raise refuse("PARAMS", "flow must be hw or none, not %r" % (flow,))
+        self.timeouts = check_timeouts(timeouts)
         self.length = length
         self.url = url
         self.upgrade_mode = upgrade_mode
         self.download_urcs = download_urcs
         self.update_urcs = update_urcs
-        self.flow = flow
+        self.flow_hw = flow in (FLOW_HW, "hw")
+        self.flow = FLOW_HW if self.flow_hw else FLOW_NONE
         self.usb = usb
-        self.cid = cid if cid is not None else (1 if apn is not None else None)
+        self.cid = cid if cid is not None else DEFAULTS["cid"]
         self.apn = apn
         self.min_voltage_mv = min_voltage_mv
-        self.protocol_download = protocol_download
         self.recover = recover
+        self.listen_first = listen_first
+        self.expect_source = expect_source
+        self.target = target
         self.trace = trace  # report every line sent and received (EV_TX, EV_RX)
-        self.recovered = (
-            None  # recover mode: the last download/upgrade URC seen, e.g. "FILEEND 500"
-        )
-        self.on_event = on_event
-        if self.scheme == "file":
-            self._dl_names = ("FILESTART", "FILEEND")
-            self._dl_kinds = (urc.FILESTART, urc.FILEEND)
-        elif self.scheme == "ftp":
-            self._dl_names = ("FTPSTART", "FTPEND")
-            self._dl_kinds = (urc.FTPSTART, urc.FTPEND)
-        else:
-            self._dl_names = ("HTTPSTART", "HTTPEND")
-            self._dl_kinds = (urc.HTTPSTART, urc.HTTPEND)
-        self._dl_max = 0  # highest DOWNLOADING / UPDATING index seen
-        self._up_max = 0
 
+        if recover:
+            self._plan = list(P.RECOVER)
+        elif info:
+            self._plan = P.info_plan(self)
+        else:
+            self._plan = P.plan(self)
+        self._args = P.args(self)
+        self.mode = "recover" if recover else "info" if info else "update"
+
+        # What the modem told us.
         self.revision_before = None
         self.revision_after = None
         self.voltage_mv = None
         self.supported = None  # ranges from AT+QFOTADL=?
+        self.flow_setting = None  # info: AT+IFC? / AT+QCFG="usbifc" as read
+        self.pdp = None  # [(cid, state)] from AT+QIACT?
+        self.recovered = None  # recovery: the last download/upgrade URC seen ("FILEEND 500")
         self.sent = 0  # package bytes the driver has written
-        self.stream_ms = 0  # first to last package byte, measured by the driver
+        self.stream_ms = 0  # first to last package byte
         self.downloading = 0  # last DOWNLOADING index
         self.updating = 0  # last UPDATING index
         self.reboots = 0  # RDY seen after AT+QFOTADL
-        self.end_code = None
+        self.end_code = None  # <err> of +QIND: "FOTA","END"
+        self.result = None  # "updated" | "current" | "recovered" | "info"
+        self.error = None
+        self.events_dropped = 0
         self.done = False
         self.streaming = False
 
-        self._state = _PROBE
-        self._restarts = 0
+        self.state = None  # a step's name in the AT phases, a URC state after AT+QFOTADL
+        self._stage = None
+        self._phase = None  # the plan being run (a tuple or list of step names)
+        self._i = 0  # index of the current step in it
         self._now = 0
+        self._deadline = None
         self._wait_key = "probe_ms"
-        self._filestart_seen = False
-        self._dlstart_seen = False
-        self._deadline = 0
+        self._probes = 0  # probes sent in this probing step
         self._resend_at = 0
-        self._probes = 0  # "AT" probes sent in this probing phase
-        self._answered = False  # one was answered: now waiting out the others' OKs
+        self._answered = False  # a probe was answered: waiting out the others' OKs
         self._quiet_until = 0
+        self._restarts = 0
+        self._started_early = False  # FILESTART/FTPSTART before the OK to AT+QFOTADL
+        self._pdp_inactive = False  # AT+QIACT? answered and the context was not active
+        self._dl_max = 0  # highest DOWNLOADING / UPDATING index seen
+        self._up_max = 0
+        self._t_stream = 0
+        self._next_report = 0
+        self._report_every = max(1, (length or 0) // _REPORTS)
         self._out = None
-        self._cmd = None  # the pending command line, for echo detection
-        self._at = _IDLE
-        self._prefix = None
-        self._body = []
+        self._events = []
+        self._at = AtChannel()
         self._urc = urc.UrcParser()
         self._framer = LineFramer(self._on_line)
 
     # ---------------------------------------------------------------- driver API
     def start(self, now):
-        self._enter(_RECOVER if self.recover else _PROBE, now)
+        self._guard(self._run_plan, self._plan, now)
 
     def take_output(self):
         """The next command line to write (bytes), or None."""
@@ -307,345 +342,229 @@ class Session:
         self._out = None
         return out
 
+    @property
+    def has_output(self):
+        return self._out is not None
+
+    def next_event(self):
+        """The oldest event not yet taken, ``(EV_*, a, b)``, or None."""
+        if self._events:
+            return self._events.pop(0)
+        return None
+
     def feed(self, data, start, end, now):
         """Bytes from the modem: ``data[start:end]``."""
+        if self.done:
+            return
         self._now = now
-        self._framer.feed(data, start, end)
+        self._guard(self._framer.feed, data, start, end)
+
+    def poll(self, now):
+        """Deadlines and probes."""
+        if not self.done:
+            self._guard(self._poll, now, None)
 
     def image_sent(self, n):
         """The driver wrote ``n`` more package bytes; True once all are out. Allocates nothing."""
         self.sent += n
         return self.sent >= self.length
 
+    def progress(self):
+        """Queue EV_SENT when the package has gone another step of ``_REPORTS`` further."""
+        if self.sent >= self._next_report:
+            self._next_report = self.sent + self._report_every
+            self._event(EV_SENT, self.sent, self.length)
+
     def image_complete(self, now):
         """The driver wrote the last byte: now wait for FILEEND."""
-        self.streaming = False
-        if self._state == _STREAM:
-            self._enter(_FILEEND, now)
-
-    def poll(self, now):
-        """Check the current wait's deadline; resend probes. Raises FotaError."""
         if self.done:
             return
-        st = self._state
-        if st in (_PROBE, _SETTLE, _RECOVER):
-            if self._answered:
-                if ticks_diff(now, self._quiet_until) >= 0:
-                    self._after(st, now)
-            elif ticks_diff(now, self._resend_at) >= 0:
-                self._resend_at = ticks_add(now, 1000 if st != _RECOVER else 2000)
-                self._probes += 1
-                self._command(b"AT")
-        if ticks_diff(now, self._deadline) >= 0:
-            self._timeout(now)
+        self.streaming = False
+        self.stream_ms = ticks_diff(now, self._t_stream)
+        self._next_report = 0
+        self.progress()
+        if self.state == "STREAM":
+            self._guard(self._enter, "FILEEND", now)
 
-    @property
-    def has_output(self):
-        return self._out is not None
+    def abort(self, reason, kind=INTERRUPTED):
+        """Stop here: the session becomes terminal with ``FotaError(stage, None, reason, kind)``."""
+        if not self.done:
+            self._terminate(FotaError(self.stage, None, reason, kind))
 
     @property
     def stage(self):
-        return self._stage_name(self._state)
+        return self._stage or "PREFLIGHT"
+
+    def advice(self):
+        """What the modem is doing now and what to do, for a run cut short here."""
+        st = self.stage
+        if self.result is not None:
+            return "the update is over"
+        if st in SAFE_STAGES or (st == "PREFLIGHT" and not self.recover):
+            return "nothing was sent that changes the modem; it runs its old firmware"
+        if st in TRANSFER_STAGES:
+            return (
+                "the modem may still be inside the FILE transfer (%d of %d bytes sent); the "
+                "note has no abort: it ends the transfer itself (FILEEND 500) once the line "
+                "stays quiet. Run `qfota recover` (or `qfota update` again): it waits for that "
+                "end without sending into the transfer" % (self.sent, self.length or 0)
+            )
+        if st in ("FTPSTART", "FTPEND", "HTTPSTART", "HTTPEND"):
+            return (
+                "the modem is downloading the package itself and upgrades when it is done: "
+                "keep it powered and follow it with `qfota recover`"
+            )
+        if st in ("START", "UPDATING", "REBOOT", "RECOVER"):
+            return (
+                "the modem may be upgrading: do not power it off (note, chapter 5: power loss "
+                "during the upgrade cannot be recovered); follow it with `qfota recover`"
+            )
+        return "the upgrade reported its end; `qfota recover` reads the revision it runs now"
 
     # ---------------------------------------------------------------- internals
-    def _stage_name(self, state):
-        if state == _DLSTART:
-            return self._dl_names[0]
-        if state == _DLEND:
-            return self._dl_names[1]
-        return _STAGE[state]
+    def _guard(self, fn, a, b, c=None):
+        # Every public call ends here: a failure makes the session terminal instead of
+        # raising through the driver's loop.
+        try:
+            if c is None:
+                fn(a, b)
+            else:
+                fn(a, b, c)
+        except FotaError as e:
+            self._terminate(e)
 
-    def _cmd_text(self):
-        return self._cmd.decode() if self._cmd is not None else ""
+    def _terminate(self, err):
+        self.error = err
+        self.done = True
+        self.streaming = False
+        self._out = None
+        self._deadline = None
+        self._at.cancel()
 
     def _event(self, ev, a=None, b=None):
-        if self.on_event is not None:
-            self.on_event(ev, a, b)
+        # A chatty modem fed in one large piece must not grow the queue: past
+        # _EVENTS_MAX, log, trace and progress events are counted, not kept.
+        if len(self._events) >= _EVENTS_MAX and ev in CHATTY_EVENTS:
+            self.events_dropped += 1
+            return
+        self._events.append((ev, a, b))
 
     def _fail(self, code=None, detail=None, stage=None, kind=None):
-        self.streaming = False
-        raise FotaError(stage or self._stage_name(self._state), code, detail, kind)
+        raise FotaError(stage or self.stage, code, detail, kind)
+
+    def _set_stage(self, stage):
+        if stage != self._stage:
+            self._stage = stage
+            self._event(EV_STAGE, stage)
 
     def _wait(self, now, key, extra=0):
         self._deadline = ticks_add(now, self.timeouts[key] + extra)
         self._wait_key = key
 
-    def _command(self, line, prefix=None):
-        self._cmd = line
-        self._prefix = prefix
-        self._body = []
-        self._at = _WAITING
-        self._out = line + b"\r"
+    def _send(self, line, prefix=None):
+        self._out = self._at.send(line, prefix)
         if self.trace:
             self._event(EV_TX, redact(line.decode()))
 
-    def _enter(self, state, now, cmd_timeout="command_ms"):
-        prev = self._state
-        self._state = state
+    # ------------------------------------------------ AT phase: running the plan
+    def _run_plan(self, plan, now, i=0):
+        self._phase = plan
+        self._step(i, now)
+
+    def _step(self, i, now):
+        plan = self._phase
+        if i >= len(plan):
+            self._plan_done(now)
+            return
+        self._i = i
+        name = plan[i]
+        stage, cmd, prefix, wait, _on_err, _on_ok = P.STEPS[name]
+        self.state = name
+        self._set_stage(stage)
+        self._wait(now, wait)
         self._answered = False
-        if self._stage_name(prev) != self._stage_name(state) or state == _PROBE:
-            self._event(EV_STAGE, self._stage_name(state))
-        self._wait(now, cmd_timeout)
-        if state == _PROBE or state == _SETTLE:
-            self._wait(now, "probe_ms" if state == _PROBE else "settle_ms")
-            self._resend_at = ticks_add(now, 1000)
-            self._answered = False
+        self._probes = 0
+        if cmd is None:
+            return  # listen only
+        args = self._args.get(name)
+        if args is not None:
+            cmd = cmd % args
+        self._send(cmd, prefix)
+        if P.STEPS[name][4] == P.RETRY:
             self._probes = 1
-            self._command(b"AT")
-        elif state == _ECHO or state == _POST_ECHO:
-            self._command(b"ATE0")
-        elif state == _REV or state == _POST_REV:
-            self._command(b"AT+QGMR")
-        elif state == _REV_ATI or state == _POST_REV_ATI:
-            self._command(b"ATI")
-        elif state == _TEST:
-            self._command(b"AT+QFOTADL=?", b"+QFOTADL:")
-        elif state == _CBC:
-            self._command(b"AT+CBC", b"+CBC:")
-        elif state == _FLOW:
-            v = b"2,2" if self.flow == FLOW_HW else b"0,0"
-            self._command((b'AT+QCFG="usbifc",' if self.usb else b"AT+IFC=") + v)
-        elif state == _FLOW_READ:
-            self._command(b'AT+QCFG="usbifc"', b"+QCFG:")
-        elif state == _CSGP_READ:
-            self._command(b"AT+QICSGP=%d" % self.cid, b"+QICSGP:")
-        elif state == _CSGP:
-            self._command(b'AT+QICSGP=%d,1,"%s","","",1' % (self.cid, (self.apn or "").encode()))
-        elif state == _FCID_READ:
-            self._command(b'AT+QFOTA="fota/cid"', b"+QFOTA:")
-        elif state == _FCID:
-            self._command(b'AT+QFOTA="fota/cid",%d' % self.cid)
-        elif state == _ACT_READ:
-            self._command(b"AT+QIACT?", b"+QIACT:")
-        elif state == _ACT:
-            self._wait(now, "pdp_ms")
-            self._command(b"AT+QIACT=%d" % self.cid)
-        elif state == _FOTADL:
-            self._wait(now, "filestart_ms" if self.scheme == "file" else "command_ms")
-            self._filestart_seen = False
-            self._dlstart_seen = False
-            self._command(self._fotadl_line())
-        elif state == _FILESTART:
-            pass  # deadline carried over from _FOTADL: FILESTART within filestart_ms
-        elif state == _STREAM:
-            self.streaming = True
-        elif state == _FILEEND:
-            self._wait(now, "fileend_ms")
-        elif state == _DLSTART:
-            self._wait(now, "dlstart_ms")
-        elif state == _DLEND:
-            self._wait(now, "progress_ms" if self.download_urcs else "download_ms")
-        elif state == _START:
-            # upgrade_mode 0: the module reboots before upgrading; allow for it.
-            extra = self.timeouts["reboot_ms"] if self.upgrade_mode == 0 else 0
-            self._wait(now, "start_ms", extra)
-        elif state == _UPDATING:
-            self._wait(now, "progress_ms" if self.update_urcs else "end_ms")
-        elif state == _REBOOT:
-            self._wait(now, "reboot_ms")
-        elif state == _RECOVER:
-            # After an MCU reset: the modem may be mid-upgrade (listen for END/RDY) or
-            # still in a half-sent FILE transfer, where an "AT" would be taken as package
-            # data: so listen quietly first, and only then probe.
-            self._deadline = ticks_add(now, self.timeouts["end_ms"] + self.timeouts["reboot_ms"])
-            self._wait_key = "end_ms"
-            self._resend_at = ticks_add(now, self.timeouts["fileend_ms"])
-            self._answered = False
-            self._probes = 0
-        elif state == _DONE:
-            self.done = True
-            self._event(EV_DONE, self.revision_after)
-
-    def _fotadl_line(self):
-        if self.scheme == "file":
-            if self.protocol_download:
-                return b'AT+QFOTADL="FILE:%d",2' % self.length
-            target = b"FILE:%d" % self.length
-        else:
-            target = (self.url or "").encode()
-        return b'AT+QFOTADL="%s",%d,%d,%d' % (
-            target,
-            self.upgrade_mode,
-            self.download_urcs,
-            self.update_urcs,
-        )
-
-    def _timeout(self, now):
-        st = self._state
-        if st == _REBOOT:
-            # No RDY seen: some modules print END after their reboot. Probe instead.
-            self._event(
-                EV_LOG,
-                "no RDY within %d ms after END; probing with AT" % self.timeouts["reboot_ms"],
-            )
-            self._enter(_SETTLE, now)
-            return
-        if st == _TEST and self._at == _WAITING:
-            # AT+QFOTADL=? is optional: older firmware may not answer it.
-            self._event(EV_LOG, "AT+QFOTADL=? not answered; using the note's ranges")
-            self._at = _IDLE
-            self._after(st, now)
-            return
-        what = {
-            _PROBE: "the modem did not answer AT",
-            _RECOVER: "the modem neither finished an update nor answered AT",
-            _SETTLE: "the modem did not answer AT after its reboot",
-            _FOTADL: "no OK / FILESTART after AT+QFOTADL"
-            if self.scheme == "file"
-            else "no OK after AT+QFOTADL",
-            _FILESTART: 'no +QIND: "FOTA","FILESTART"',
-            _FILEEND: 'no +QIND: "FOTA","FILEEND" after the last byte',
-            _DLSTART: 'no +QIND: "FOTA","%s"' % self._dl_names[0],
-            _DLEND: 'no +QIND: "FOTA","%s"' % self._dl_names[1],
-            _START: 'no +QIND: "FOTA","START"',
-            _UPDATING: 'no +QIND: "FOTA","UPDATING"/"END"',
-        }.get(st)
-        if what is None:
-            what = "no answer to %s" % redact(self._cmd_text()) if self._cmd else "no answer"
-        self._fail(
-            None,
-            "timeout after %d s: %s" % (self.timeouts[self._wait_key] // 1000, what),
-            kind=TIMEOUT,
-        )
-
-    # ---------------------------------------------------------------- lines
-    def _on_line(self, buf, n):
-        now = self._now
-        kind = self._urc.parse(buf, n)
-        if self.trace:
-            self._event(EV_RX, redact(_text(buf, n)))
-        if kind == urc.NONE:
-            if self._at == _WAITING:
-                self._response(buf, n, now)
-            elif self._answered and n == 2 and urc.starts_with(buf, 0, n, b"OK"):
-                self._stray_ok(now)  # a late answer to an earlier probe
-            return
-        if kind == urc.INCOMPLETE:
-            self._event(EV_LOG, "incomplete FOTA line ignored: %r" % bytes(buf[:n]))
-            return
-        if kind == urc.RDY or kind == urc.BOOT:
-            self._on_boot(kind, now)
-            return
-        self._on_fota(kind, self._urc.value, now)
-
-    def _response(self, buf, n, now):
-        # Echo: the command line itself (echo is on again after every reboot).
-        cmd = self._cmd
-        if cmd is not None and n == len(cmd) and urc.starts_with(buf, 0, n, cmd):
-            return
-        if urc.starts_with(buf, 0, n, b"OK") and n == 2:
-            self._at = _IDLE
-            self._ok(now)
-        elif n == 5 and urc.starts_with(buf, 0, n, b"ERROR"):
-            self._at = _IDLE
-            self._error(None, now)
-        elif urc.starts_with(buf, 0, n, b"+CME ERROR:"):
-            self._at = _IDLE
-            self._error(_text(buf, n)[11:].strip(), now)
-        elif n == 6 and urc.starts_with(buf, 0, n, b"010003"):
-            self._at = _IDLE
-            self._fail(
-                None,
-                "protocol-download file mode answered 010003; not supported: framing not published by the vendor",
-            )
-        elif not _printable(buf, n):
-            self._event(EV_LOG, "garbage line ignored (%d bytes)" % n)
-        elif len(self._body) >= _BODY_MAX:
-            pass  # a chatty or broken modem must not grow memory while we wait
-        elif self._prefix is not None:
-            if urc.starts_with(buf, 0, n, self._prefix):
-                self._body.append(bytes(buf[:n]).decode())
-        elif buf[0] != 43:  # '+': other URCs are not part of a bare response
-            self._body.append(bytes(buf[:n]).decode())
-
-    def _error(self, cme, now):
-        st = self._state
-        if st == _REV:
-            self._enter(_REV_ATI, now)
-            return
-        if st == _POST_REV:
-            self._enter(_POST_REV_ATI, now)
-            return
-        if st == _TEST or (st == _CBC and self.min_voltage_mv is None):
-            self._event(EV_LOG, "%s not supported by this modem" % self._cmd_text())
-            self._after(st, now)
-            return
-        if st == _PROBE or st == _SETTLE or st == _RECOVER:
-            return  # keep probing
-        what = "+CME ERROR: %s" % cme if cme is not None else "ERROR"
-        self._fail(None, "modem answered %s to %s" % (what, redact(self._cmd_text())))
-
-    def _ok(self, now):
-        st = self._state
-        body = self._body
-        if st == _PROBE or st == _SETTLE or st == _RECOVER:
-            self._probe_answered(now)
-            return
-        if st == _REV or st == _POST_REV:
-            rev = body[0].strip() if body else ""
-            if not rev:
-                self._enter(_REV_ATI if st == _REV else _POST_REV_ATI, now)
-                return
-            self._set_revision(st, rev, now)
-            return
-        if st == _REV_ATI or st == _POST_REV_ATI:
-            rev = ""
-            for line in body:
-                if line.lower().startswith("revision:"):
-                    rev = line[9:].strip()
-            if not rev:
-                self._fail(None, "no revision in the answer to ATI")
-            self._set_revision(st, rev, now)
-            return
-        if st == _TEST:
-            self._check_supported(body)
-        elif st == _CBC:
-            self._check_voltage(body)
-        elif st == _FLOW_READ:
-            if not body or body[0].replace(" ", "").lower() != '+qcfg:"usbifc",2,2':
-                self._fail(
-                    None, 'AT+QCFG="usbifc" reads back %r, not 2,2' % (body[0] if body else "")
-                )
-        elif st == _CSGP_READ:
-            want = '"%s"' % self.apn
-            if not body or want not in body[0]:
-                self._enter(_CSGP, now)
-                return
-        elif st == _FCID_READ:
-            if not body or not body[0].replace(" ", "").endswith(",%d" % self.cid):
-                self._enter(_FCID, now)
-                return
-        elif st == _ACT_READ:
-            for line in body:
-                fields = line[7:].replace(" ", "").split(",")
-                if fields and fields[0] == str(self.cid) and len(fields) > 1 and fields[1] == "1":
-                    self._after(_ACT, now)
-                    return
-            self._enter(_ACT, now)
-            return
-        elif st == _FOTADL:
+            self._resend_at = ticks_add(now, _PROBE_EVERY)
+        if name == "qfotadl":
+            self._started_early = False
             if self.scheme == "file":
-                if self._filestart_seen:
-                    self._enter(_STREAM, now)
-                else:
-                    self._state = _FILESTART
-                    self._event(EV_STAGE, "FILESTART")
+                self._wait(now, "filestart_ms")
+
+    def _next(self, now, skip=0):
+        self._step(self._i + 1 + skip, now)
+
+    def _plan_done(self, now):
+        if self._phase is P.VERIFY or self.recover:
+            self._finish("recovered" if self.recover else "updated")
+        else:
+            self._finish("info")
+
+    def _finish(self, result):
+        if result == "updated" and self.revision_after is not None:
+            rev = self.revision_after
+            if self.target is not None and rev != self.target:
+                self._fail(
+                    None,
+                    "the modem runs %s after the update, not %s" % (rev, self.target),
+                    "VERIFY",
+                )
+            if self.target is None and rev == self.revision_before:
+                self._fail(
+                    None,
+                    "the modem reported END 0 but still runs %s after its reboot" % rev,
+                    "VERIFY",
+                )
+        self.result = result
+        self.state = "DONE"
+        self._set_stage("DONE")
+        self._deadline = None
+        self.done = True
+        self._event(EV_DONE, self.revision_after or self.revision_before)
+
+    def _in_step(self):
+        return self.state in P.STEPS
+
+    def _answer(self, kind, now):
+        name = self.state
+        _stage, _cmd, _prefix, _wait, on_err, on_ok = P.STEPS[name]
+        if kind == OK:
+            if on_err == P.RETRY:
+                self._probe_answered(now)
                 return
-            if self._dlstart_seen:
-                self._enter(_DLEND, now)
-            else:
-                self._enter(_DLSTART, now)
+            skip = getattr(self, on_ok)(self._at.body, now) if on_ok else None
+            if self.state == name and not self.done:  # the handler did not move on itself
+                self._next(now, 1 if skip == P.SKIP else 0)
             return
-        elif st == _PROBE:
-            pass
-        self._after(st, now)
+        if kind == PROTO:
+            self._fail(
+                None, "the modem answered 010003 (protocol-download file mode): not supported"
+            )
+        # ERROR or +CME ERROR
+        if on_err == P.RETRY:
+            return  # keep probing
+        what = "+CME ERROR: %s" % self._at.cme if kind == CME else "ERROR"
+        if on_err == P.FAIL:
+            self._fail(None, "modem answered %s to %s" % (what, redact(self._at.command_text())))
+        if on_err in (P.NEXT, P.OPTIONAL):
+            self._event(EV_LOG, "%s answered %s: going on" % (self._at.command_text(), what))
+            self._next(now)
+            return
+        getattr(self, on_err)(what, now)
 
     def _probe_answered(self, now):
         """An ``AT`` probe was answered. When several went out (a slow or booting modem),
         the others may still answer: wait until the line has had no OK for
         ``_PROBE_QUIET`` ms, or a late OK would be taken for the next command's."""
         if self._probes <= 1:
-            self._after(self._state, now)
+            self._next(now)
             return
         self._answered = True
         self._stray_ok(now)
@@ -654,137 +573,266 @@ class Session:
         self._quiet_until = ticks_add(now, _PROBE_QUIET)
         self._deadline = ticks_add(self._quiet_until, 1000)
 
-    def _after(self, st, now):
-        """Move on from a finished command state."""
-        if st == _PROBE:
-            self._enter(_ECHO, now)
-        elif st == _ECHO:
-            self._enter(_REV, now)
-        elif st == _TEST:
-            self._enter(_CBC, now) if self.min_voltage_mv is not None else self._after(_CBC, now)
-        elif st == _CBC:
-            if self.scheme == "file":
-                self._enter(_FLOW, now)
-            elif self.cid is not None:
-                self._enter(_CSGP_READ if self.apn is not None else _FCID_READ, now)
-            else:
-                self._enter(_FOTADL, now)
-        elif st == _FLOW:
-            self._enter(_FLOW_READ if self.usb and self.flow == FLOW_HW else _FOTADL, now)
-        elif st == _FLOW_READ:
-            self._enter(_FOTADL, now)
-        elif st == _CSGP_READ or st == _CSGP:
-            self._enter(_FCID_READ, now)
-        elif st == _FCID_READ or st == _FCID:
-            self._enter(_ACT_READ, now)
-        elif st == _ACT_READ or st == _ACT:
-            self._enter(_FOTADL, now)
-        elif st == _SETTLE or st == _RECOVER:
-            self._enter(_POST_ECHO, now)
-        elif st == _POST_ECHO:
-            self._enter(_POST_REV, now)
+    def _poll(self, now, _unused):
+        name = self.state
+        if name in P.STEPS and P.STEPS[name][4] == P.RETRY:
+            if self._answered:
+                if ticks_diff(now, self._quiet_until) >= 0:
+                    self._next(now)
+                    return
+            elif ticks_diff(now, self._resend_at) >= 0:
+                self._resend_at = ticks_add(now, _PROBE_EVERY)
+                self._probes += 1
+                self._send(P.STEPS[name][1])
+        if self._deadline is not None and ticks_diff(now, self._deadline) >= 0:
+            self._timeout(now)
 
-    def _set_revision(self, st, rev, now):
-        if st == _REV or st == _REV_ATI:
-            self.revision_before = rev
-            self._event(EV_REVISION, "before", rev)
-            self._enter(_TEST, now)
-        else:
+    def _timeout(self, now):
+        name = self.state
+        limit = "timeout after %d s: " % (self.timeouts[self._wait_key] // 1000)
+        if name in P.STEPS:
+            stage, cmd, _p, _w, on_err, _ok = P.STEPS[name]
+            if on_err == P.OPTIONAL:
+                if cmd is not None:
+                    self._event(EV_LOG, "%s not answered: going on" % cmd.decode())
+                self._at.cancel()
+                self._next(now)
+                return
+            if name == "qfotadl" and self.scheme == "file":
+                what = "no OK / FILESTART after AT+QFOTADL"
+            elif cmd == b"AT":
+                what = {
+                    "await": "the modem neither finished an update nor answered AT",
+                    "settle": "the modem did not answer AT after its reboot",
+                }.get(name, "the modem did not answer AT")
+            else:
+                what = "no answer to %s" % redact(self._at.command_text())
+            self._fail(None, limit + what, kind=TIMEOUT)
+        if name == "REBOOT":
+            # No RDY: some modules print END after their reboot, or the RDY was lost.
+            self._event(
+                EV_LOG,
+                "no RDY within %d ms after END; probing with AT" % self.timeouts["reboot_ms"],
+            )
+            self._run_plan(P.VERIFY, now)
+            return
+        self._fail(None, limit + _MISSING.get(name, "no answer"), kind=TIMEOUT)
+
+    # ------------------------------------------------ answers read by the steps
+    def _got_qgmr(self, body, now):
+        rev = body[0].strip() if body else ""
+        if not rev:
+            return None  # no revision in the answer: ATI is next
+        self._set_revision(rev)
+        return P.SKIP
+
+    def _got_ati(self, body, now):
+        rev = ""
+        for line in body:
+            if line.lower().startswith("revision:"):
+                rev = line[9:].strip()
+        if not rev:
+            self._fail(None, "no revision in the answer to ATI")
+        self._set_revision(rev)
+
+    def _set_revision(self, rev):
+        if self._stage == "VERIFY":
             self.revision_after = rev
             self._event(EV_REVISION, "after", rev)
-            if rev == self.revision_before:
-                self._event(EV_LOG, "revision unchanged after the update: %s" % rev)
-            self._enter(_DONE, now)
+            return
+        self.revision_before = rev
+        self._event(EV_REVISION, "before", rev)
+        if self.mode != "update":
+            return
+        if self.target is not None and rev == self.target:
+            self._finish("current")
+        elif self.expect_source is not None and rev != self.expect_source:
+            raise FotaError(
+                "REVISION",
+                None,
+                "the modem runs %s; this image updates %s to %s"
+                % (rev, self.expect_source, self.target or "another revision"),
+                REFUSED,
+            )
 
-    def _check_supported(self, body):
+    def _got_ranges(self, body, now):
         if not body:
             return
         # +QFOTADL: <url>,(0,1),(0,5-100),(0,5-100)
-        text = body[0]
+        line = body[0]
         groups = []
-        i = text.find("(")
+        i = line.find("(")
         while i >= 0:
-            j = text.find(")", i)
+            j = line.find(")", i)
             if j < 0:
                 break
             try:
-                groups.append(parse_ranges(text[i : j + 1]))
+                groups.append(parse_ranges(line[i : j + 1]))
             except ValueError:
-                self._event(EV_LOG, "cannot read AT+QFOTADL=? answer: %r" % text)
-                return
-            i = text.find("(", j)
+                groups = []
+                break
+            i = line.find("(", j)
         if len(groups) < 3:
-            self._event(EV_LOG, "cannot read AT+QFOTADL=? answer: %r" % text)
+            self._event(EV_LOG, "cannot read AT+QFOTADL=? answer: %r" % line)
             return
         self.supported = groups
+        if self.mode != "update":
+            return
         names = ("upgrade_mode", "download_URC_max", "update_URC_max")
         values = (self.upgrade_mode, self.download_urcs, self.update_urcs)
         for name, v, ranges in zip(names, values, groups):
             if not _in_ranges(v, ranges):
-                raise FotaError(
-                    "PARAMS", None, "%s %d is not supported by this modem %s" % (name, v, text)
-                )
+                raise refuse("PARAMS", "%s %d is not supported by this modem %s" % (name, v, line))
 
-    def _check_voltage(self, body):
+    def _got_cbc(self, body, now):
         # +CBC: <bcs>,<bcl>,<voltage mV>
         try:
             mv = int(body[0].split(",")[2].strip())
         except (IndexError, ValueError):
+            if self.mode != "update":
+                return
             self._fail(None, "cannot read the voltage from AT+CBC: %r" % (body[0] if body else ""))
         self.voltage_mv = mv
-        if self.min_voltage_mv is not None and mv < self.min_voltage_mv:
-            self._fail(
+        if self.min_voltage_mv is not None and mv < self.min_voltage_mv and self.mode == "update":
+            raise FotaError(
+                "POWER",
                 None,
-                "supply %d mV below %d mV: power loss during the upgrade is unrecoverable (note, chapter 5)"
-                % (mv, self.min_voltage_mv),
+                "supply %d mV below %d mV: power loss during the upgrade is unrecoverable "
+                "(note, chapter 5)" % (mv, self.min_voltage_mv),
+                REFUSED,
             )
 
-    # ---------------------------------------------------------------- URCs
-    def _on_boot(self, kind, now):
-        st = self._state
+    def _got_usbifc(self, body, now):
+        if not body or body[0].replace(" ", "").lower() != '+qcfg:"usbifc",2,2':
+            self._fail(None, 'AT+QCFG="usbifc" reads back %r, not 2,2' % (body[0] if body else ""))
+
+    def _got_ifc(self, body, now):
+        if body:
+            self.flow_setting = body[0].split(":", 1)[1].strip().replace('"usbifc",', "")
+
+    def _got_qiact(self, body, now):
+        # +QIACT: <cid>,<state>,<type>[,<address>]
+        pdp = []
+        for line in body:
+            fields = line[7:].replace(" ", "").split(",")
+            if len(fields) > 1 and fields[0].isdigit() and fields[1].isdigit():
+                pdp.append((int(fields[0]), int(fields[1])))
+        self.pdp = pdp
+        for cid, state in pdp:
+            if cid == self.cid and state == 1:
+                return P.SKIP  # already active: no AT+QIACT=<cid>
+        self._pdp_inactive = True
+        return None
+
+    def _qiact_error(self, what, now):
+        if self._pdp_inactive:
+            self._fail(None, "modem answered %s to AT+QIACT=%d" % (what, self.cid))
+        # AT+QIACT? was not answered, so the context may be active already (modems answer
+        # ERROR then): go on; the download says 708/605 if the network is not there.
+        self._event(
+            EV_LOG, "AT+QIACT=%d answered %s: the context may be active already" % (self.cid, what)
+        )
+        self._next(now)
+
+    def _got_qfotadl(self, body, now):
+        start = _START_OF[self.scheme]
+        if self._started_early:
+            self._enter(_URC_NEXT[(urc.NAMES[start].decode(), start)], now)
+        else:
+            self._enter(urc.NAMES[start].decode(), now)
+
+    # ------------------------------------------------ URC phase
+    def _enter(self, state, now):
+        self.state = state
+        self._set_stage(state)
+        key = _WAIT.get(state)
+        self.streaming = state == "STREAM"
+        if state == "STREAM":
+            self._t_stream = now
+            self._deadline = None
+        elif state in ("FTPEND", "HTTPEND") and self.download_urcs:
+            self._wait(now, "progress_ms")
+        elif state == "START":
+            # upgrade_mode 0: the module reboots before upgrading; allow for it.
+            self._wait(now, key, self.timeouts["reboot_ms"] if self.upgrade_mode == 0 else 0)
+        elif state == "UPDATING" and self.update_urcs:
+            self._wait(now, "progress_ms")
+        elif key is not None:
+            self._wait(now, key)
+
+    def _on_line(self, buf, n):
+        now = self._now
+        kind = self._urc.parse(buf, n)
+        if self.trace:
+            self._event(EV_RX, redact(text(buf, n)))
+        if kind == urc.NONE:
+            if self._at.waiting:
+                answer = self._at.take(buf, n)
+                if answer:
+                    self._answer(answer, now)
+                elif self._at.garbage:
+                    self._at.garbage = 0
+                    self._event(EV_LOG, "garbage line ignored (%d bytes)" % n)
+            elif self._answered and n == 2 and urc.starts_with(buf, 0, n, b"OK"):
+                self._stray_ok(now)  # a late answer to an earlier probe
+            elif not printable(buf, n):
+                self._event(EV_LOG, "garbage line ignored (%d bytes)" % n)
+            return
+        if kind == urc.INCOMPLETE:
+            self._event(EV_LOG, "incomplete FOTA line ignored: %r" % bytes(buf[:n]))
+            return
         if kind == urc.BOOT:
             return
-        if st <= _FOTADL:
-            # A reboot before the update began: commands in flight are lost; start over.
-            if st != _PROBE:
-                self._restarts += 1
-                if self._restarts > 3:
-                    self._fail(None, "the modem keeps rebooting (RDY) before the update")
-                self._event(EV_LOG, "modem rebooted during preflight; starting over")
-                self._enter(_PROBE, now)
+        if kind == urc.RDY:
+            self._on_rdy(now)
             return
-        if st in (_FILESTART, _STREAM, _FILEEND, _DLSTART, _DLEND):
+        self._on_fota(kind, self._urc.value, now)
+
+    def _on_rdy(self, now):
+        st = self.state
+        stage = self.stage
+        if st == "listen" and not self.recover:
+            self._next(now)  # a rerun found the modem rebooting: probe it now
+            return
+        if stage in SAFE_STAGES or stage == "QFOTADL":
+            # A reboot before the update began: commands in flight are lost; start over.
+            self._restarts += 1
+            if self._restarts > _RESTARTS_MAX:
+                self._fail(None, "the modem keeps rebooting (RDY) before the update")
+            self._event(EV_LOG, "modem rebooted during %s; starting over" % stage)
+            self._at.cancel()
+            self._run_plan(self._plan, now, self._plan.index("probe"))
+            return
+        if stage in TRANSFER_STAGES or st in ("FTPSTART", "FTPEND", "HTTPSTART", "HTTPEND"):
             self._fail(None, "the modem rebooted (RDY) during the download")
         self.reboots += 1
         self._event(EV_REBOOT, self.reboots)
-        if st == _REBOOT or st == _RECOVER:
-            self._enter(_SETTLE, now)
+        if st in ("REBOOT", "listen", "await") or stage == "VERIFY" or st == "settle":
+            self._at.cancel()
+            self._run_plan(P.VERIFY, now)
 
     def _on_fota(self, kind, value, now):
-        st = self._state
-        if st < _FOTADL and not self.recover:
-            # Left over from an earlier, aborted update: not ours.
-            self._event(
-                EV_LOG,
-                "FOTA URC before AT+QFOTADL ignored: %s %d" % (urc.NAMES[kind].decode(), value),
-            )
+        st = self.state
+        name = urc.NAMES[kind].decode()
+        listening = st in ("listen", "await")
+        if self._in_step() and st != "qfotadl" and not listening:
+            # Before AT+QFOTADL: left over from an earlier, aborted update; after the
+            # upgrade: a repeated line. Not ours either way.
+            when = "before AT+QFOTADL" if self.stage in SAFE_STAGES else "in " + self.stage
+            self._event(EV_LOG, "FOTA URC %s ignored: %s %d" % (when, name, value))
             return
-        if kind in _DOWNLOAD_KINDS and kind not in self._dl_kinds and not self.recover:
-            self._event(
-                EV_LOG,
-                "%s ignored: this is a %s download" % (urc.NAMES[kind].decode(), self.scheme),
-            )
+        if listening:
+            self._on_recovery_urc(kind, name, value, now)
             return
-        # A progress URC re-arms its wait only when it goes further than any before: a
-        # module repeating the same line (a retrying bootloader) cannot wait forever.
+        if kind in _DOWNLOAD_KINDS and kind not in _KINDS_OF[self.scheme]:
+            self._event(EV_LOG, "%s ignored: this is a %s download" % (name, self.scheme))
+            return
+        if kind in _END_KINDS and value != 0:
+            if kind == urc.END:
+                self.end_code = value
+            self._fail(value, None, "HTTPEND" if kind == urc.HTTPEND else name, MODEM)
         if kind == urc.DOWNLOADING:
-            advanced = value > self._dl_max
-            if advanced:
-                self._dl_max = value
-            self.downloading = value
-            self._event(EV_DOWNLOADING, value, self.download_urcs)
-            if st == _DLEND and self.download_urcs and advanced:
-                self._wait(now, "progress_ms")
+            self._progress_urc(value, now)
             return
         if kind == urc.UPDATING or kind == urc.RESTORE:
             advanced = value > self._up_max
@@ -792,57 +840,64 @@ class Session:
                 self._up_max = value
             self.updating = value
             self._event(EV_UPDATING, value, self.update_urcs)
-            if st == _START or st == _RECOVER:
-                self._state = _UPDATING
-                st = _START
-                advanced = True
-            if st in (_START, _UPDATING) and advanced:
+            if st == "START":
+                self._enter("UPDATING", now)
+            elif st == "UPDATING" and advanced:
                 self._wait(now, "progress_ms" if self.update_urcs else "end_ms")
             return
-        if kind == urc.FILESTART:
-            if st == _FOTADL:
-                self._filestart_seen = True  # before OK: stream once OK arrives
-            elif st == _FILESTART:
-                self._enter(_STREAM, now)
-            else:
-                self._event(EV_LOG, "FILESTART out of turn ignored")
+        if st == "qfotadl":
+            if kind == _START_OF[self.scheme]:
+                self._started_early = True  # before the OK: go on once it arrives
             return
-        if kind == urc.FTPSTART or kind == urc.HTTPSTART:
-            if st == _FOTADL:
-                self._dlstart_seen = True
-            elif st == _DLSTART:
-                self._enter(_DLEND, now)
-            return
-        if kind == urc.FILEEND or kind == urc.FTPEND or kind == urc.HTTPEND:
-            stage = "FILEEND" if kind == urc.FILEEND else self._dl_names[1]
-            if st == _RECOVER:
-                self.recovered = "%s %d" % (urc.NAMES[kind].decode(), value)
-                self._event(EV_LOG, "recovering: the modem reports %s" % self.recovered)
-                if value == 0:
-                    self._enter(_START, now)
-                return
-            if value != 0:
-                self._fail(value, None, stage)
-            if kind == urc.FILEEND and self.length is not None and self.sent < self.length:
-                self._fail(
-                    0,
-                    "FILEEND before all bytes were sent (%d of %d)" % (self.sent, self.length),
-                    stage,
-                )
-            if st in (_FILEEND, _STREAM, _DLEND, _DLSTART, _FOTADL):
-                self.streaming = False
-                self._enter(_START, now)
-            return
-        if kind == urc.START:
-            if st in (_START, _FILEEND, _DLEND, _RECOVER):
-                self._enter(_UPDATING, now)
-            return
+        if kind == urc.FILEEND and self.sent < (self.length or 0):
+            self._fail(
+                0, "FILEEND before all bytes were sent (%d of %d)" % (self.sent, self.length)
+            )
         if kind == urc.END:
             self.end_code = value
-            if value != 0:
-                self._fail(value, None, "END")
-            if st in (_START, _UPDATING, _RECOVER):
-                self._enter(_REBOOT, now)
-            else:
-                self._event(EV_LOG, "END out of turn ignored")
+        nxt = _URC_NEXT.get((st, kind))
+        if nxt is None:
+            self._event(EV_LOG, "%s out of turn ignored (in %s)" % (name, st))
             return
+        self._enter(nxt, now)
+
+    def _progress_urc(self, value, now):
+        # A progress URC re-arms its wait only when it goes further than any before: a
+        # module repeating the same line (a retrying bootloader) cannot wait forever.
+        advanced = value > self._dl_max
+        if advanced:
+            self._dl_max = value
+        self.downloading = value
+        self._event(EV_DOWNLOADING, value, self.download_urcs)
+        if self.state in ("FTPEND", "HTTPEND") and self.download_urcs and advanced:
+            self._wait(now, "progress_ms")
+
+    def _on_recovery_urc(self, kind, name, value, now):
+        """A FOTA URC while we listen before probing: an update begun before this session."""
+        if kind in _END_KINDS and kind != urc.END:
+            self.recovered = "%s %d" % (name, value)
+            self._event(EV_LOG, "recovering: the modem reports %s" % self.recovered)
+            if value == 0 and self.recover:
+                self._enter("START", now)
+            elif value != 0:
+                self._next(now)  # the old transfer is over: probe now
+            return
+        if not self.recover:
+            # A rerun found the modem in the middle of an earlier update.
+            self._fail(
+                None,
+                "the modem is in the middle of an earlier update (%s): follow it with "
+                "`qfota recover`" % name,
+                "RECOVER",
+            )
+        if kind == urc.END:
+            self.end_code = value
+            self.recovered = "END %d" % value
+            if value != 0:
+                self._fail(value, None, "END", MODEM)
+        elif kind == urc.UPDATING or kind == urc.RESTORE:
+            self.updating = value
+            self._event(EV_UPDATING, value, self.update_urcs)
+        nxt = _URC_NEXT.get(("RECOVER", kind))
+        if nxt is not None:
+            self._enter(nxt, now)

@@ -6,14 +6,15 @@
 'AT+QFOTADL="ftp://test:***@10.0.0.1/a.bin"'
 """
 
-from qfota.errors import FotaError, redact  # noqa: F401 - redact lives in errors
+from qfota.errors import redact, refuse  # noqa: F401 - redact is used from here
 
 URL_MAX = 255  # <url>: maximum length 255 bytes
 FTP_FIELD_MAX = 50  # <username>, <password>, <serverURL>, <file_path>: 50 bytes each
 
 
 def _refuse(rule, url):
-    raise FotaError("PARAMS", None, "URL %s: %s" % (rule, redact(url)))
+    # The URL itself is not repeated: a malformed one may hide its password from redact().
+    raise refuse("PARAMS", "URL %s" % rule)
 
 
 def _port(text, url):
@@ -32,8 +33,8 @@ def check_url(url):
     if len(url.encode()) > URL_MAX:
         _refuse("longer than %d bytes (%d)" % (URL_MAX, len(url.encode())), url)
     for ch in url:
-        if ch == '"' or ord(ch) < 33 or ord(ch) == 127:
-            _refuse("has a quote, space or control character", url)
+        if ch == '"' or ord(ch) < 33 or ord(ch) > 126:
+            _refuse("has a quote, space, control or non-ASCII character", url)
     i = url.find("://")
     scheme = url[:i].lower() if i > 0 else ""
     if scheme not in ("ftp", "http", "https"):

@@ -1,0 +1,102 @@
+"""The AT channel: one command in flight, its echo, its final answer, a bounded body.
+
+    ch = AtChannel()
+    out = ch.send(b"AT+QGMR")          # b"AT+QGMR\\r": the bytes to write
+    ch.take(line, n)                   # each line from the modem while it waits
+    -> NONE (echo, a body line, or not ours), OK, ERROR, CME, PROTO
+
+Final answers: ``OK``, ``ERROR``, ``+CME ERROR: <n>`` (``cme`` holds ``<n>``) and the
+note's ``010003`` (protocol-download file mode). The echo of the command (echo is on
+again after every reboot) is recognised and dropped. ``body`` keeps at most ``BODY_MAX``
+lines, only those beginning with ``prefix`` when one is given, so a chatty or broken
+modem cannot grow memory while we wait. ``send`` allocates the line and ``take`` the
+body lines it keeps; nothing else allocates.
+"""
+
+from qfota.compat import const
+from qfota.urc import starts_with
+
+NONE = const(0)
+OK = const(1)
+ERROR = const(2)
+CME = const(3)
+PROTO = const(4)  # 010003: the note's answer in protocol-download file mode
+
+BODY_MAX = const(20)  # lines kept of one response (16 PDP contexts fit)
+_PLUS = const(43)
+
+
+def printable(buf, n):
+    for i in range(n):
+        c = buf[i]
+        if c < 32 or c > 126:
+            return False
+    return True
+
+
+def text(buf, n):
+    """``buf[:n]`` as text; bytes outside printable ASCII as ``\\xNN`` (MicroPython's
+    ``decode`` has no ``errors="replace"`` and raises on bad UTF-8)."""
+    if printable(buf, n):
+        return bytes(buf[:n]).decode()
+    out = []
+    for i in range(n):
+        c = buf[i]
+        out.append(chr(c) if 32 <= c <= 126 else "\\x%02x" % c)
+    return "".join(out)
+
+
+class AtChannel:
+    def __init__(self):
+        self.cmd = None  # the command line in flight (without CR), for the echo
+        self.prefix = None
+        self.body = []
+        self.cme = None
+        self.waiting = False
+        self.garbage = 0  # unprintable lines dropped while waiting
+
+    def send(self, line, prefix=None):
+        """Start waiting for ``line``'s answer; returns the bytes to write."""
+        self.cmd = line
+        self.prefix = prefix
+        self.body = []
+        self.cme = None
+        self.waiting = True
+        return line + b"\r"
+
+    def cancel(self):
+        self.waiting = False
+
+    def take(self, buf, n):
+        """One line that is not a URC; what it means for the command in flight."""
+        if not self.waiting:
+            return NONE
+        cmd = self.cmd
+        if cmd is not None and n == len(cmd) and starts_with(buf, 0, n, cmd):
+            return NONE  # our own echo
+        if n == 2 and starts_with(buf, 0, n, b"OK"):
+            self.waiting = False
+            return OK
+        if n == 5 and starts_with(buf, 0, n, b"ERROR"):
+            self.waiting = False
+            return ERROR
+        if starts_with(buf, 0, n, b"+CME ERROR:"):
+            self.waiting = False
+            self.cme = text(buf, n)[11:].strip()
+            return CME
+        if n == 6 and starts_with(buf, 0, n, b"010003"):
+            self.waiting = False
+            return PROTO
+        if not printable(buf, n):
+            self.garbage += 1
+        elif len(self.body) >= BODY_MAX:
+            pass
+        elif self.prefix is not None:
+            if starts_with(buf, 0, n, self.prefix):
+                self.body.append(bytes(buf[:n]).decode())
+        elif buf[0] != _PLUS:  # other URCs are no part of a bare response
+            self.body.append(bytes(buf[:n]).decode())
+        return NONE
+
+    def command_text(self):
+        return self.cmd.decode() if self.cmd is not None else ""
