@@ -1,10 +1,12 @@
-"""The soak (``make soak``), small: a dozen random updates on both runtimes, no WRONG, no HANG.
+"""The soak (``make soak``), small: a dozen random updates on both runtimes, no WRONG, no HANG,
+on a fresh seed each run (printed; ``QFOTA_SOAK_SEED=N`` replays it).
 
 The full run is ``python -m qfota_tools.devtools.soak`` (200 updates); this keeps it working and
 checks its own parts: the expectation table covers every fault of the simulator, and the
 chaos layer chops the modem's output without losing or reordering a byte.
 """
 
+import os
 import random
 
 from qfota_tools.devtools import soak
@@ -74,12 +76,31 @@ def test_chaos_keeps_every_byte_in_order():
     assert bytes(talker.taken) == sent
 
 
+def soak_seed():
+    """A fresh seed each run (``QFOTA_SOAK_SEED`` replays one), printed so that pytest shows
+    it with a failure and a failure names its replay command."""
+    seed = os.environ.get("QFOTA_SOAK_SEED")
+    seed = int(seed) if seed else random.SystemRandom().randrange(1, 1_000_000)
+    print("soak seed %d (replay: QFOTA_SOAK_SEED=%d pytest tests/test_soak.py)" % (seed, seed))
+    return seed
+
+
+def test_soak_seed_is_fresh_and_replayable(monkeypatch, capsys):
+    monkeypatch.delenv("QFOTA_SOAK_SEED", raising=False)
+    seeds = {soak_seed() for _ in range(5)}
+    assert len(seeds) > 1
+    monkeypatch.setenv("QFOTA_SOAK_SEED", "31333")
+    assert soak_seed() == 31333
+    assert "soak seed 31333 (replay: QFOTA_SOAK_SEED=31333" in capsys.readouterr().out
+
+
 def test_soak_small_both_runtimes():
-    results = soak.soak(runs=12, runtimes=soak.RUNTIMES, seed=7, jobs=2, bound=40)
+    seed = soak_seed()
+    results = soak.soak(runs=12, runtimes=soak.RUNTIMES, seed=seed, jobs=2, bound=40)
     bad = [r for r in results if r["verdict"] in ("WRONG", "HANG")]
-    assert not bad, "\n".join(
-        "%s: %s: %s\n%s" % (r["verdict"], soak.describe(r), r["why"], r["out"][-2000:]) for r in bad
+    assert not bad, "seed %d:\n" % seed + "\n".join(
+        "%s: %s: %s\n  replay: python -m qfota_tools.devtools.soak --seed %d --only %d -v\n%s"
+        % (r["verdict"], soak.describe(r), r["why"], seed, r["index"], r["out"][-2000:])
+        for r in bad
     )
     assert {r["runtime"] for r in results} == set(soak.RUNTIMES)
-    verdicts = {r["verdict"] for r in results}
-    assert verdicts == {"ok", "expected"}, verdicts  # both kinds of outcome were soaked
