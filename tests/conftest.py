@@ -48,6 +48,13 @@ def run_micropython(args, env_path=(), timeout=300, heapsize=None, **kw):
     )
 
 
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path, monkeypatch):
+    """Each test its own qfota state (the per-port journal of qfota update): ptys are
+    reused, and a cut transfer recorded by one test must not make another listen first."""
+    monkeypatch.setenv("QFOTA_STATE_DIR", str(tmp_path))
+
+
 @pytest.fixture(scope="session")
 def micropython():
     """Path of the real MicroPython interpreter; the suite fails (not skips) without it."""

@@ -258,12 +258,15 @@ def test_pdp_steps_skipped_when_in_place(runtime, profile, http_url):
         )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cmds = [c.upper() for c in m.commands]
+    # The note's writes go out (an APN was given); no undocumented read forms.
+    assert 'AT+QICSGP=1,1,"INTERNET","","",1' in cmds, cmds
+    assert 'AT+QFOTA="FOTA/CID",1' in cmds, cmds
+    assert not any(c in ("AT+QICSGP=1", 'AT+QFOTA="FOTA/CID"') for c in cmds), cmds
     if profile == "default":
-        # The read forms showed the context configured and active: nothing rewritten.
-        assert not any(c.startswith("AT+QICSGP=1,") for c in cmds), cmds
+        # AT+QIACT? showed the context active: it is not activated again.
         assert "AT+QIACT=1" not in cmds, cmds
     else:
-        # The reads answer ERROR: the documented writes go out, and an ERROR to
-        # AT+QIACT=1 (already active) does not stop the update.
-        assert 'AT+QICSGP=1,1,"INTERNET","","",1' in cmds, cmds
+        # AT+QIACT? answers ERROR: AT+QIACT=1 goes out, and its ERROR (already active)
+        # does not stop the update.
+        assert "AT+QIACT=1" in cmds, cmds
     assert m.contexts[1][1] == "internet" and m.outcome == "END 0"

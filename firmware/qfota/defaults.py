@@ -22,8 +22,8 @@ RATE_MAX = 15000  # the note: at most 15 KB/s without flow control (NOR flash pa
 PIECE_MAX = 32  # the note: pieces of at most 32 bytes without flow control
 CHUNK_MIN = 32
 CHUNK_MAX = 65536
-CID_MAX = 16
-APN_MAX = 62
+CID_MAX = 15  # AT+QICSGP=? on the EC200T: (1-15)
+APN_MAX = 100  # 3GPP TS 23.003: an APN is at most 100 octets
 TIMEOUT_MAX_MS = 86_400_000  # no single wait is longer than a day
 IMAGE_MAX = 64 << 20  # the largest package qfota sends unless told otherwise
 

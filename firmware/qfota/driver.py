@@ -128,12 +128,16 @@ class Driver:
             self._unlock()  # raised from the stream: the session holds it already
         except KeyboardInterrupt:
             self._unlock()
-            s.abort("interrupted: " + s.advice(), INTERRUPTED)
+            from qfota.advice import advice
+
+            s.abort("interrupted: " + advice(s), INTERRUPTED)
         except OSError as e:
             self._unlock()
+            from qfota.advice import advice
+
             s.abort(
-                "the port failed: %s (device unplugged?); %d of %d package bytes sent"
-                % (_os_error(e), s.sent, s.length or 0),
+                "the port failed: %s (device unplugged?); %d of %d package bytes sent; %s"
+                % (_os_error(e), s.sent, s.length or 0, advice(s)),
                 FAILED,
             )
         finally:

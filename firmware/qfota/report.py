@@ -204,7 +204,16 @@ class Reporter:
             )
         if err is None and session is not None:
             status = EXIT_OK
-            text = "done: %s -> %s" % (session.revision_before, session.revision_after)
+            result = getattr(session, "result", None)
+            if result == "current":
+                text = "nothing to do: the modem already runs %s" % session.revision_before
+            elif result == "recovered":
+                text = "done: the modem runs %s" % session.revision_after
+                if getattr(session, "recovered", None):
+                    text += " (it reported %s)" % session.recovered
+            else:
+                text = "done: %s -> %s" % (session.revision_before, session.revision_after)
+            rec["result"] = result
             rec["revision_before"] = session.revision_before
             rec["revision_after"] = session.revision_after
         else:
@@ -217,7 +226,7 @@ class Reporter:
             rec["kind"] = err.kind if fe else "failed"
             rec["detail"] = redact((err.detail if fe else text) or "")
             end_ok = self._end_ok or getattr(session, "end_code", None) == 0
-            if end_ok and not (fe and err.stage == "END"):
+            if end_ok and fe and err.kind == "timeout":
                 text += (
                     " (the upgrade itself reported success, END 0; the modem did not answer"
                     " after it: check it with ATI or qfota recover)"

@@ -11,9 +11,10 @@ quietly for the modem to end that transfer before it sends anything.
 
 import gc
 import os
+import time
 
 from qfota import session as S
-from qfota.defaults import DEFAULTS
+from qfota.defaults import DEFAULTS, IMAGE_MAX
 from qfota.journal import Journal
 from qfota.report import Reporter
 
@@ -67,7 +68,7 @@ class _PortWatch:
 
     def _save(self, **kw):
         try:
-            self.j.save(**kw)
+            self.j.save(time=time.time(), **kw)
         except OSError:
             pass  # a read-only home must not stop an update
 
@@ -77,6 +78,16 @@ class _PortWatch:
             self._save(stage=self.stage, sent=session.sent if session else 0)
         else:
             self.j.clear()
+
+
+def _cut_recently(journal, timeouts):
+    """The last run on this port stopped inside a FILE transfer, so recently that the
+    modem may still be in it (it ends one within ``fileend_ms`` of quiet): listen first."""
+    if journal.get("stage") not in S.TRANSFER_STAGES:
+        return False
+    window = (timeouts or {}).get("fileend_ms") or S.TIMEOUTS["fileend_ms"]
+    age = time.time() - (journal.get("time") or 0)
+    return 0 <= age <= window / 1000 + 1
 
 
 def run_options(opts, open_port, out=print):
@@ -106,12 +117,16 @@ def run_options(opts, open_port, out=print):
     session = None
     try:
         if command == "info":
-            session = driver.info(lambda: open_port(flow_hw), on_event=rep.event, **kwargs)
+            from qfota.info import show_info
+
+            # One table (or one JSON object): the events only with -v.
+            ev = rep.event if opts.get("verbose") else None
+            session = driver.info(lambda: open_port(flow_hw), on_event=ev, **kwargs)
             return show_info(session, out, opts.get("json", False))
         if command == "recover":
             session = driver.recover(lambda: open_port(flow_hw), on_event=watch.event, **kwargs)
         else:
-            if journal.get("stage") in S.TRANSFER_STAGES:
+            if _cut_recently(journal, kwargs.get("timeouts")):
                 rep.line(
                     "the last run on this port stopped in %s: listening for the modem to end "
                     "that transfer before sending anything" % journal.get("stage")
@@ -125,68 +140,14 @@ def run_options(opts, open_port, out=print):
                 chunk=opts.get("chunk", DEFAULTS["chunk"]),
                 rate=opts.get("rate", DEFAULTS["rate"]),
                 rate_above_note=opts.get("rate_above_note", False),
+                max_image=opts.get("max_image", IMAGE_MAX),
                 lock_heap=opts.get("lock_heap", False),
                 on_event=watch.event,
                 **kwargs,
             )
         watch.end(session, None)
-        if session.result == "current":
-            rep.line("nothing to do: the modem already runs %s" % session.revision_before)
-            return 0
         return rep.result(session)
     except Exception as e:  # noqa: BLE001 - every failure becomes one closing line
         if command != "info":
             watch.end(session, e)
         return rep.result(err=e)
-
-
-def info_dict(s):
-    """What ``qfota info`` read, as one dict (None where the modem did not say)."""
-    ranges = None
-    if s.supported:
-        names = ("upgrade_mode", "download_URC_max", "update_URC_max")
-        ranges = {}
-        for name, group in zip(names, s.supported):
-            ranges[name] = ",".join(
-                "%d" % lo if lo == hi else "%d-%d" % (lo, hi) for lo, hi in group
-            )
-    return {
-        "revision": s.revision_before,
-        "flow_control": s.flow_setting,
-        "qfotadl_ranges": ranges,
-        "voltage_mv": s.voltage_mv,
-        "pdp": None if s.pdp is None else [{"cid": c, "active": st == 1} for c, st in s.pdp],
-    }
-
-
-def show_info(s, out, as_json=False):
-    d = info_dict(s)
-    if as_json:
-        import json
-
-        out(json.dumps(d))
-        return 0
-    pdp = d["pdp"]
-    rows = (
-        ("revision", d["revision"]),
-        ("flow control", d["flow_control"]),
-        (
-            "AT+QFOTADL=? ranges",
-            d["qfotadl_ranges"]
-            and ", ".join("%s %s" % kv for kv in sorted(d["qfotadl_ranges"].items())),
-        ),
-        ("supply voltage", d["voltage_mv"] and "%d mV" % d["voltage_mv"]),
-        (
-            "PDP contexts",
-            pdp is not None
-            and (
-                ", ".join(
-                    "%d %s" % (p["cid"], "active" if p["active"] else "inactive") for p in pdp
-                )
-                or "none active"
-            ),
-        ),
-    )
-    for k, v in rows:
-        out("%-20s %s" % (k, v if v else "(not answered)"))
-    return 0

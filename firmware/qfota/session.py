@@ -279,7 +279,7 @@ class Session:
         self.trace = trace  # report every line sent and received (EV_TX, EV_RX)
 
         if recover:
-            self._plan = list(P.RECOVER)
+            self._plan = list(P.RECOVER)  # type: list[str]
         elif info:
             self._plan = P.info_plan(self)
         else:
@@ -307,9 +307,9 @@ class Session:
         self.done = False
         self.streaming = False
 
-        self.state = None  # a step's name in the AT phases, a URC state after AT+QFOTADL
+        self.state = ""  # a step's name in the AT phases, a URC state after AT+QFOTADL
         self._stage = None
-        self._phase = None  # the plan being run (a tuple or list of step names)
+        self._phase = ()  # type: tuple[str, ...] | list[str]  # the plan being run
         self._i = 0  # index of the current step in it
         self._now = 0
         self._deadline = None
@@ -394,32 +394,6 @@ class Session:
     @property
     def stage(self):
         return self._stage or "PREFLIGHT"
-
-    def advice(self):
-        """What the modem is doing now and what to do, for a run cut short here."""
-        st = self.stage
-        if self.result is not None:
-            return "the update is over"
-        if st in SAFE_STAGES or (st == "PREFLIGHT" and not self.recover):
-            return "nothing was sent that changes the modem; it runs its old firmware"
-        if st in TRANSFER_STAGES:
-            return (
-                "the modem may still be inside the FILE transfer (%d of %d bytes sent); the "
-                "note has no abort: it ends the transfer itself (FILEEND 500) once the line "
-                "stays quiet. Run `qfota recover` (or `qfota update` again): it waits for that "
-                "end without sending into the transfer" % (self.sent, self.length or 0)
-            )
-        if st in ("FTPSTART", "FTPEND", "HTTPSTART", "HTTPEND"):
-            return (
-                "the modem is downloading the package itself and upgrades when it is done: "
-                "keep it powered and follow it with `qfota recover`"
-            )
-        if st in ("START", "UPDATING", "REBOOT", "RECOVER"):
-            return (
-                "the modem may be upgrading: do not power it off (note, chapter 5: power loss "
-                "during the upgrade cannot be recovered); follow it with `qfota recover`"
-            )
-        return "the upgrade reported its end; `qfota recover` reads the revision it runs now"
 
     # ---------------------------------------------------------------- internals
     def _guard(self, fn, a, b, c=None):

@@ -66,7 +66,7 @@ INFO = ("probe", "echo_off", "qgmr", "ati", "ranges", "cbc_get", "qiact_get")
 
 def plan(s):
     """The steps up to AT+QFOTADL for session ``s``, in order; built once."""
-    p = list(_REVISION)
+    p = list(_REVISION)  # type: list[str]
     if s.listen_first:
         p.insert(0, "listen")
     p.append("ranges")
@@ -89,7 +89,7 @@ def plan(s):
 
 
 def info_plan(s):
-    p = list(INFO)
+    p = list(INFO)  # type: list[str]
     p.insert(5, "usbifc_get" if s.usb else "ifc?")
     return p
 

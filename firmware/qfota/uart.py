@@ -9,16 +9,26 @@
 None when nothing went out: both are handled by the driver. On esp32, ``write`` blocks
 while CTS is held; ``max_write`` keeps each call small so a board's watchdog (fed by
 ``on_idle``) bounds the wait (FIELD_NOTES).
+
+``txbuf``: the UART's transmit buffer size, to give only what it has room for. When the
+ring buffer is full, rp2's ``UART.write`` (even with ``timeout=0``) spins byte by byte
+until a millisecond passes, and goes on byte by byte, with a lock and a clock read per
+byte, while the line drains: at 921,600 baud that took 60% of an RP2040 in a whole
+update. With ``txbuf`` set, a write takes at most the room left since the UART was last
+seen idle (``txdone()``), so each call copies into the ring buffer and returns; when
+there is no room the driver sleeps (``wait_writable``) while the interrupt drains it.
 """
 
 from qfota.compat import sleep_ms
 
 
 class UartPort:
-    def __init__(self, uart, max_write=0, on_idle=None):
+    def __init__(self, uart, max_write=0, on_idle=None, txbuf=0):
         self.uart = uart
         self.max_write = max_write
         self.on_idle = on_idle
+        self.txbuf = txbuf
+        self._queued = 0  # bytes written since the UART was last seen idle (txbuf set)
 
     def readinto(self, buf):
         if not self.uart.any():
@@ -28,6 +38,17 @@ class UartPort:
     def write(self, buf, off, n):
         if self.max_write and n > self.max_write:
             n = self.max_write
+        if self.txbuf:
+            if self._queued and self.uart.txdone():
+                self._queued = 0
+            room = self.txbuf - self._queued
+            if room <= 0:
+                return 0
+            if n > room:
+                n = room
+            w = self.uart.write(buf, off, n) or 0
+            self._queued += w
+            return w
         return self.uart.write(buf, off, n) or 0
 
     def wait(self, ms):

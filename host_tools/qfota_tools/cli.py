@@ -13,6 +13,7 @@ import sys
 # (subcommand, module): the order here is the order in ``qfota --help``.
 SUBCOMMANDS = (
     ("update", "qfota_tools.commands.update"),
+    ("recover, info", "qfota_tools.commands.modem"),
     ("sim", "qfota_tools.simulators.ec200.cli"),
     ("board-sim", "qfota_tools.simulators.board_sim"),
     ("pico-sim", "qfota_tools.simulators.pico"),

@@ -18,10 +18,21 @@ import sys
 from pathlib import Path
 
 import qfota
+from qfota.defaults import (
+    APN_MAX,
+    CHUNK_MAX,
+    CHUNK_MIN,
+    CID_MAX,
+    DEFAULTS,
+    IMAGE_MAX,
+    PIECE_MAX,
+    RATE_MAX,
+    TIMEOUT_MAX_MS,
+    TIMEOUTS,
+)
 from qfota.errors import INTERRUPTED, REFUSED, FotaError
 from qfota.report import Reporter
 from qfota.runner import run_options
-from qfota.session import TIMEOUTS
 from qfota.tty import _BAUDS
 from qfota.urls import check_url
 
@@ -66,7 +77,9 @@ def _compiled():
 # the garbage of each import before the next, which keeps a small heap unfragmented.
 _RUN = """
 import gc
-for m in ("qfota.errors", "qfota.session", "qfota.driver", "qfota.report", "qfota.runner", "qfota.tty", "unix"):
+for m in ("qfota.compat", "qfota.errors", "qfota.defaults", "qfota.urc", "qfota.lines", "qfota.at",
+          "qfota.steps", "qfota.session", "qfota.driver", "qfota.report", "qfota.journal",
+          "qfota.runner", "qfota.tty", "unix"):
     __import__(m)
     gc.collect()
 import sys, os, json, unix
@@ -90,15 +103,12 @@ def micropython_env(mpy=False):
 # before the port is opened: a refusal is one line naming the option and the value,
 # exit 2, and no byte reaches the modem. The engine checks again (both must hold).
 
-NOTE_RATE_MAX = 15000  # the note: at most 15 KB/s without flow control (NOR flash)
-RATE_MIN = 129  # the driver paces pieces of 32 bytes: it needs more than 4 a second
+NOTE_RATE_MAX = RATE_MAX
+RATE_MIN = 4 * PIECE_MAX + 1  # the driver paces pieces of 32 bytes: more than 4 a second
 RATE_ABSOLUTE_MAX = 1_000_000
-CHUNK_MIN, CHUNK_MAX = 32, 65536
-TIMEOUT_MAX_S = 24 * 3600
-CID_MAX = 15  # AT+QICSGP=? on the EC200T: (1-15)
-APN_MAX = 100  # 3GPP TS 23.003: an APN is at most 100 octets
+TIMEOUT_MAX_S = TIMEOUT_MAX_MS // 1000
 MIN_VOLTAGE_MAX = 5000
-DEFAULT_MAX_IMAGE = 64 << 20
+DEFAULT_MAX_IMAGE = IMAGE_MAX
 MICROPYTHON_ONLY = ("heapsize", "mpy", "mem", "lock_heap")
 SIGNAL_GRACE_S = 5.0  # micropython runtime: time the child has for its last line after a signal
 
@@ -310,10 +320,7 @@ def validate(args):
             _refuse("--apn", args.apn, "longer than %d characters" % APN_MAX)
     if args.cid is not None and not 1 <= args.cid <= CID_MAX:
         _refuse("--cid", args.cid, "must be 1-%d" % CID_MAX)
-    if args.baud not in _BAUDS:
-        _refuse(
-            "--baud", args.baud, "not a rate the module takes (%s)" % ", ".join(map(str, _BAUDS))
-        )
+    check_revisions(args)
     flow = args.flow or "hw"
     if args.rate is not None:
         if flow == "hw":
@@ -340,12 +347,7 @@ def validate(args):
             _refuse(opt, value, "%s must be 0 or 5-100" % name)
     if args.min_voltage is not None and not 0 < args.min_voltage <= MIN_VOLTAGE_MAX:
         _refuse("--min-voltage", args.min_voltage, "must be 1-%d mV" % MIN_VOLTAGE_MAX)
-    timeouts = {}
-    for t in args.timeout:
-        k, v = _timeout_arg(t)
-        timeouts[k] = v
-    if not args.port:
-        _refuse("--port", repr(args.port), "give the modem's serial device")
+    timeouts = check_port_options(args)
     if args.log is not None:
         try:
             with open(args.log, "a"):
@@ -363,12 +365,16 @@ def validate(args):
         "download_urcs": args.download_urcs,
         "update_urcs": args.update_urcs,
         "baud": args.baud,
-        "rate": args.rate if args.rate is not None else NOTE_RATE_MAX,
-        "chunk": args.chunk if args.chunk is not None else 4096,
+        "rate": args.rate if args.rate is not None else DEFAULTS["rate"],
+        "rate_above_note": args.rate_above_note_limit,
+        "chunk": args.chunk if args.chunk is not None else DEFAULTS["chunk"],
+        "max_image": args.max_image_size,
+        "expect_source": args.expect_source,
+        "target": args.target,
         "cid": args.cid,
         "apn": args.apn,
         "min_voltage_mv": args.min_voltage,
-        "timeouts": timeouts or None,
+        "timeouts": timeouts,
         "protocol_download": False,
         "lock_heap": args.lock_heap,
         "mem": args.mem,
@@ -401,22 +407,34 @@ def add_parser(sub):
     p.add_argument(
         "--mode",
         type=int,
-        default=1,
-        help="<upgrade_mode>: 0 reboot before upgrading, 1 at once (default 1)",
+        default=DEFAULTS["upgrade_mode"],
+        help="<upgrade_mode>: 0 reboot before upgrading, 1 at once (default %d)"
+        % DEFAULTS["upgrade_mode"],
     )
     p.add_argument(
-        "--download-urcs", type=int, default=0, help="<download_URC_max>: 0 or 5-100 (default 0)"
-    )
-    p.add_argument(
-        "--update-urcs", type=int, default=100, help="<update_URC_max>: 0 or 5-100 (default 100)"
-    )
-    p.add_argument(
-        "--baud",
+        "--download-urcs",
         type=int,
-        default=115200,
-        help="line rate, one of %s (default 115200)" % ", ".join(map(str, _BAUDS)),
+        default=DEFAULTS["download_urcs"],
+        help="<download_URC_max>: 0 or 5-100 (default %d)" % DEFAULTS["download_urcs"],
     )
-    p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython")
+    p.add_argument(
+        "--update-urcs",
+        type=int,
+        default=DEFAULTS["update_urcs"],
+        help="<update_URC_max>: 0 or 5-100 (default %d)" % DEFAULTS["update_urcs"],
+    )
+    p.add_argument(
+        "--expect-source",
+        metavar="REV",
+        help="refuse unless the modem runs REV (or --target already: nothing to do)",
+    )
+    p.add_argument(
+        "--target",
+        metavar="REV",
+        help="the revision the image installs: already running it is nothing to do; "
+        "any other revision after the update is a failure",
+    )
+    add_port_options(p)
     p.add_argument(
         "--rate",
         type=int,
@@ -432,7 +450,7 @@ def add_parser(sub):
         "--chunk",
         type=int,
         help="FILE mode: bytes read from the image at a time, a multiple of 16, %d-%d "
-        "(default 4096)" % (CHUNK_MIN, CHUNK_MAX),
+        "(default %d)" % (CHUNK_MIN, CHUNK_MAX, DEFAULTS["chunk"]),
     )
     p.add_argument(
         "--max-image-size",
@@ -628,20 +646,55 @@ def run_micropython(opts, heapsize=None, mpy=False, lock=None):
         return sigs.status(rc)
 
 
-def run(args):
-    try:
-        opts = validate(args)
-    except Refused as e:
-        # Build a reporter as far as the options allow (--json, --log) for the one line.
-        log = args.log
-        if log is not None:
-            try:
-                with open(log, "a"):
-                    pass
-            except OSError:
-                log = None
-        rep = Reporter(print, json=bool(getattr(args, "json", False)), log=log)
-        return rep.result(err=FotaError("PARAMS", None, str(e), REFUSED))
+def add_port_options(p):
+    """The options every command that talks to the modem shares (update, recover, info)."""
+    p.add_argument(
+        "--baud",
+        type=int,
+        default=DEFAULTS["baud"],
+        help="line rate, one of %s (default %d)" % (", ".join(map(str, _BAUDS)), DEFAULTS["baud"]),
+    )
+    p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython")
+
+
+def check_revisions(args):
+    for opt, rev in (("--expect-source", args.expect_source), ("--target", args.target)):
+        if rev is not None:
+            bad = _bad_char(rev)
+            if bad or not rev.strip() or len(rev) > 80:
+                _refuse(opt, ascii(rev), "holds %s" % bad if bad else "give a revision")
+
+
+def check_port_options(args):
+    """``--port``, ``--baud``, ``--timeout``: the checks every command shares; the timeouts."""
+    if not args.port:
+        _refuse("--port", repr(args.port), "give the modem's serial device")
+    if args.baud not in _BAUDS:
+        _refuse(
+            "--baud", args.baud, "not a rate the module takes (%s)" % ", ".join(map(str, _BAUDS))
+        )
+    timeouts = {}
+    for t in args.timeout:
+        k, v = _timeout_arg(t)
+        timeouts[k] = v
+    return timeouts or None
+
+
+def refused(args, why):
+    """Report a refusal found before anything was opened: one line, exit 2."""
+    log = getattr(args, "log", None)
+    if log is not None:
+        try:
+            with open(log, "a"):
+                pass
+        except OSError:
+            log = None
+    rep = Reporter(print, json=bool(getattr(args, "json", False)), log=log)
+    return rep.result(err=FotaError("PARAMS", None, why, REFUSED))
+
+
+def launch(opts, runtime="cpython", heapsize=None, mpy=False):
+    """Run validated ``opts`` on ``runtime`` with the port locked; returns the exit status."""
     from qfota_tools.transport.portlock import PortBusy, PortLock
 
     try:
@@ -652,8 +705,16 @@ def run(args):
         why = "cannot open %s: %s" % (opts["port"], e.strerror or e)
         return _reporter(opts).result(err=FotaError("PORT", None, why, REFUSED))
     try:
-        if args.runtime == "micropython":
-            return run_micropython(opts, args.heapsize, args.mpy, lock=lock)
+        if runtime == "micropython":
+            return run_micropython(opts, heapsize, mpy, lock=lock)
         return run_cpython(opts, lock=lock)
     finally:
         lock.release()
+
+
+def run(args):
+    try:
+        opts = validate(args)
+    except Refused as e:
+        return refused(args, str(e))
+    return launch(opts, args.runtime, args.heapsize, args.mpy)
