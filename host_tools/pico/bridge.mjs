@@ -1,6 +1,7 @@
 // qfota's bridge over rp2040js: an emulated Raspberry Pi Pico running a MicroPython UF2.
 //
 //   node bridge.mjs --firmware FW.uf2 --bootrom BOOTROM.bin [--flash FILE] [--cts-window N]
+//                   [--tx-baud N|line]
 //
 // stdin/stdout carry frames: one type byte, a 4-byte big-endian length, the payload.
 //   to the host   'R' USB-CDC bytes from the board   'U' UART0 TX bytes
@@ -302,39 +303,83 @@ class Clock extends SimulationClock {
   }
 }
 
-// ---- UART0: gap 4 (TX interrupt), gap 5 (paced RX), the CTS stand-in ---------------------
+// ---- UART0: gap 4 (TX FIFO and interrupt), gap 5 (paced RX), the CTS stand-in ----------
+// The TX side is a PL011's: a 32-byte FIFO drained at the line rate (--tx-baud: a number,
+// or "line" for the baud rate the firmware programmed; default 7812500, the RP2040's
+// fastest, clk_peri / 16). TXRIS rises when the FIFO drains through the trigger level of
+// UARTIFLS (a transition, as the PL011 TRM says), so the firmware's TX interrupt runs once
+// per refill of the FIFO, not once per byte. While the CTS stand-in holds, the FIFO stops
+// draining: it fills, UARTFR.TXFF reads 1 and the writer waits, as behind a modem's CTS.
 const UARTDR = 0x0,
   UARTFR = 0x18,
-  UARTCR = 0x30,
-  UARTICR = 0x44,
+  UARTIFLS = 0x34,
   TXINTR = 1 << 5,
   TXFF = 1 << 5,
-  CTSEN = 1 << 15;
-// held: reads of UARTFR that found TXFF because of the CTS stand-in (the writer waited)
+  TXFE = 1 << 7,
+  BUSY = 1 << 3,
+  CTSEN = 1 << 15,
+  TX_FIFO = 32;
+const TX_BAUD = args['tx-baud'] || '7812500';
+// held: reads of UARTFR that found TXFF while the CTS stand-in held the line
 const uartHost = { rx: [], inFlight: 0, txTotal: 0, ackTotal: 0, held: 0 };
+// emulated ns while the TX FIFO held bytes (the line busy), and how much of it the core ran
+const cpu = { txNs: 0, txBusyNs: 0, txIrqs: 0 };
+let txActive = () => false;
+let iflsOf = () => 0;
 function wireUart(mcu, clock) {
   const u = mcu.uart[0];
+  const fifo = [];
+  let ifls = 0x12; // reset value: both trigger levels at 1/2
   const ctsHolding = () => !!(u.ctrlRegister & CTSEN) && uartHost.inFlight >= CTS_WINDOW;
+  const trigger = () => [4, 8, 16, 24, 28][ifls & 7] ?? 16;
+  const byteNs = () => {
+    const baud = TX_BAUD === 'line' ? (u.baudDivider ? u.baudRate : 115200) : Number(TX_BAUD);
+    return Math.max(1, Math.round(1e10 / baud)); // 10 bits a character
+  };
+  txActive = () => fifo.length > 0;
+  iflsOf = () => ifls;
   u.checkInterrupts = function () {
     this.rp2040.setInterrupt(this.irq, !!(this.interruptStatus & this.interruptMask));
   };
   Object.defineProperty(u, 'flags', {
     get() {
-      const hold = ctsHolding();
-      if (hold) uartHost.held++;
-      return (this.rxFIFO.full ? 1 << 6 : 0) | (this.rxFIFO.empty ? 1 << 4 : 0) | (hold ? TXFF : 1 << 7);
+      const full = fifo.length >= TX_FIFO;
+      if (full && ctsHolding()) uartHost.held++;
+      return (
+        (this.rxFIFO.full ? 1 << 6 : 0) |
+        (this.rxFIFO.empty ? 1 << 4 : 0) |
+        (full ? TXFF : 0) |
+        (fifo.length ? BUSY : TXFE)
+      );
     },
   });
+  const txAlarm = clock.createAlarm(() => {
+    if (!fifo.length || ctsHolding()) return; // held: ctsReleased() starts it again
+    const before = fifo.length;
+    txBuf.push(fifo.shift());
+    uartHost.inFlight++;
+    uartHost.txTotal++;
+    if (txBuf.length >= 4096) flushUart();
+    const level = trigger();
+    if (before > level && fifo.length <= level) {
+      u.interruptStatus |= TXINTR; // drained through the trigger level
+      cpu.txIrqs++;
+      u.checkInterrupts();
+    }
+    if (fifo.length) txAlarm.schedule(byteNs());
+  });
+  const origRead = u.readUint32.bind(u);
+  u.readUint32 = (offset) => (offset === UARTIFLS ? ifls : origRead(offset));
   const origWrite = u.writeUint32.bind(u);
   u.writeUint32 = (offset, value) => {
     if (offset === UARTDR) {
-      if (ctsHolding()) return; // a real FIFO would be full: the byte is not taken
-      txBuf.push(value & 0xff);
-      uartHost.inFlight++;
-      uartHost.txTotal++;
-      if (txBuf.length >= 4096) flushUart();
-      u.interruptStatus |= TXINTR; // the byte has left the FIFO
-      u.checkInterrupts();
+      if (fifo.length >= TX_FIFO) return; // a full FIFO drops the byte, as a PL011's does
+      fifo.push(value & 0xff);
+      if (!txAlarm.scheduled && !ctsHolding()) txAlarm.schedule(byteNs());
+      return;
+    }
+    if (offset === UARTIFLS) {
+      ifls = value & 0x3f;
       return;
     }
     origWrite(offset, value);
@@ -352,10 +397,7 @@ function wireUart(mcu, clock) {
   }
   uartHost.kick = armRx;
   uartHost.ctsReleased = () => {
-    if (!ctsHolding()) {
-      u.interruptStatus |= TXINTR;
-      u.checkInterrupts();
-    }
+    if (fifo.length && !txAlarm.scheduled && !ctsHolding()) txAlarm.schedule(byteNs());
   };
 }
 let txBuf = [];
@@ -466,7 +508,7 @@ function quit() {
   if (quitting) return;
   quitting = true;
   flushUart();
-  event(`stats uart_tx=${uartHost.txTotal} cts_held_reads=${uartHost.held} emulated_ms=${Math.round(clock.nanos / 1e6)}`);
+  event(`stats uart_tx=${uartHost.txTotal} cts_held_reads=${uartHost.held} emulated_ms=${Math.round(clock.nanos / 1e6)} tx_ns=${Math.round(cpu.txNs)} tx_busy_ns=${Math.round(cpu.txBusyNs)} tx_irqs=${cpu.txIrqs} ifls=${iflsOf()}`);
   flushOut();
   if (flashFd !== null) fs.closeSync(flashFd);
   process.stdout.write('', () => process.exit(0));
@@ -506,10 +548,13 @@ function run() {
       }
       const emuTarget = idleEmu + (now - idleWall) * 1e6;
       const next = clock.nextAlarm ? clock.nextAlarm.nanos : Infinity;
+      const tx = txActive();
       if (next <= emuTarget) {
+        if (tx) cpu.txNs += next - clock.nanos;
         clock.tick(next - clock.nanos);
         continue;
       }
+      if (tx) cpu.txNs += Math.max(0, emuTarget - clock.nanos);
       clock.tick(Math.max(0, emuTarget - clock.nanos));
       flushUart();
       const waitMs = Math.min(20, Math.max(0, (next - clock.nanos) / 1e6));
@@ -517,7 +562,14 @@ function run() {
       return;
     }
     idleWall = 0;
-    for (let i = 0; i < 20000 && !core.waiting; i++) clock.tick(core.executeInstruction() * CYCLE_NS);
+    for (let i = 0; i < 20000 && !core.waiting; i++) {
+      const ns = core.executeInstruction() * CYCLE_NS;
+      if (txActive()) {
+        cpu.txNs += ns;
+        cpu.txBusyNs += ns;
+      }
+      clock.tick(ns);
+    }
     if (performance.now() > sliceEnd) break;
   }
   flushUart();

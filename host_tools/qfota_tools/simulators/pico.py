@@ -81,11 +81,20 @@ class PicoSim:
     """
 
     def __init__(
-        self, firmware, bootrom, flash=None, modem=None, cts_window=4096, node="node", log=None
+        self,
+        firmware,
+        bootrom,
+        flash=None,
+        modem=None,
+        cts_window=4096,
+        node="node",
+        log=None,
+        tx_baud=None,
     ):
         self.firmware, self.bootrom, self.flash = firmware, bootrom, flash
         self.modem = modem
         self.cts_window = cts_window
+        self.tx_baud = tx_baud  # UART0's line: None (7,812,500: the RP2040's fastest), N, "line"
         self.node = node
         self.log = log
         self.lock = threading.Lock()
@@ -111,6 +120,8 @@ class PicoSim:
         cmd = [self.node, str(BRIDGE_DIR / "bridge.mjs")]
         cmd += ["--firmware", self.firmware, "--bootrom", self.bootrom]
         cmd += ["--cts-window", str(self.cts_window)]
+        if self.tx_baud:
+            cmd += ["--tx-baud", str(self.tx_baud)]
         if self.flash:
             cmd += ["--flash", str(self.flash)]
         self._repl_m, self._repl_s, self.repl_path = _pty()
