@@ -37,7 +37,7 @@ from qfota.uart import UartPort
 UART_ID = 0
 BAUD = 115200  # the module's default; the bootloader prints at the NV-saved rate
 TX, RX, CTS, RTS = 0, 1, 2, 3  # GP numbers: UART0's hardware CTS/RTS pins
-TXBUF = 1024
+TXBUF = 8192  # two chunks: UartPort gives the UART only what fits (bench/pico_bench.py)
 RXBUF = 1024
 
 SPI_ID = 1
@@ -63,7 +63,7 @@ def open_port(flow_hw=True):
         rxbuf=RXBUF,
         timeout=0,
     )
-    return UartPort(uart)
+    return UartPort(uart, txbuf=TXBUF)
 
 
 def mount_storage():
