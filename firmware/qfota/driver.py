@@ -128,12 +128,12 @@ class Driver:
             self._unlock()  # raised from the stream: the session holds it already
         except KeyboardInterrupt:
             self._unlock()
-            from qfota.advice import advice
+            from qfota.recovery import advice
 
             s.abort("interrupted: " + advice(s), INTERRUPTED)
         except OSError as e:
             self._unlock()
-            from qfota.advice import advice
+            from qfota.recovery import advice
 
             s.abort(
                 "the port failed: %s (device unplugged?); %d of %d package bytes sent; %s"

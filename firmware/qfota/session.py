@@ -513,7 +513,7 @@ class Session:
             if on_err == P.RETRY:
                 self._probe_answered(now)
                 return
-            skip = getattr(self, on_ok)(self._at.body, now) if on_ok else None
+            skip = self._call(on_ok, self._at.body, now) if on_ok else None
             if self.state == name and not self.done:  # the handler did not move on itself
                 self._next(now, 1 if skip == P.SKIP else 0)
             return
@@ -531,7 +531,16 @@ class Session:
             self._event(EV_LOG, "%s answered %s: going on" % (self._at.command_text(), what))
             self._next(now)
             return
-        getattr(self, on_err)(what, now)
+        self._call(on_err, what, now)
+
+    def _call(self, handler, a, now):
+        # "_name": a method here; "module.name": a function of a module loaded on first
+        # use (URL and info steps), which keeps their code out of a FILE update's heap.
+        if "." in handler:
+            mod, fn = handler.split(".")
+            __import__("qfota." + mod)
+            return getattr(getattr(__import__("qfota"), mod), fn)(self, a, now)
+        return getattr(self, handler)(a, now)
 
     def _probe_answered(self, now):
         """An ``AT`` probe was answered. When several went out (a slow or booting modem),
@@ -680,34 +689,6 @@ class Session:
         if not body or body[0].replace(" ", "").lower() != '+qcfg:"usbifc",2,2':
             self._fail(None, 'AT+QCFG="usbifc" reads back %r, not 2,2' % (body[0] if body else ""))
 
-    def _got_ifc(self, body, now):
-        if body:
-            self.flow_setting = body[0].split(":", 1)[1].strip().replace('"usbifc",', "")
-
-    def _got_qiact(self, body, now):
-        # +QIACT: <cid>,<state>,<type>[,<address>]
-        pdp = []
-        for line in body:
-            fields = line[7:].replace(" ", "").split(",")
-            if len(fields) > 1 and fields[0].isdigit() and fields[1].isdigit():
-                pdp.append((int(fields[0]), int(fields[1])))
-        self.pdp = pdp
-        for cid, state in pdp:
-            if cid == self.cid and state == 1:
-                return P.SKIP  # already active: no AT+QIACT=<cid>
-        self._pdp_inactive = True
-        return None
-
-    def _qiact_error(self, what, now):
-        if self._pdp_inactive:
-            self._fail(None, "modem answered %s to AT+QIACT=%d" % (what, self.cid))
-        # AT+QIACT? was not answered, so the context may be active already (modems answer
-        # ERROR then): go on; the download says 708/605 if the network is not there.
-        self._event(
-            EV_LOG, "AT+QIACT=%d answered %s: the context may be active already" % (self.cid, what)
-        )
-        self._next(now)
-
     def _got_qfotadl(self, body, now):
         start = _START_OF[self.scheme]
         if self._started_early:
@@ -796,7 +777,9 @@ class Session:
             self._event(EV_LOG, "FOTA URC %s ignored: %s %d" % (when, name, value))
             return
         if listening:
-            self._on_recovery_urc(kind, name, value, now)
+            from qfota.recovery import on_urc
+
+            on_urc(self, kind, name, value, now)
             return
         if kind in _DOWNLOAD_KINDS and kind not in _KINDS_OF[self.scheme]:
             self._event(EV_LOG, "%s ignored: this is a %s download" % (name, self.scheme))
@@ -845,33 +828,3 @@ class Session:
         self._event(EV_DOWNLOADING, value, self.download_urcs)
         if self.state in ("FTPEND", "HTTPEND") and self.download_urcs and advanced:
             self._wait(now, "progress_ms")
-
-    def _on_recovery_urc(self, kind, name, value, now):
-        """A FOTA URC while we listen before probing: an update begun before this session."""
-        if kind in _END_KINDS and kind != urc.END:
-            self.recovered = "%s %d" % (name, value)
-            self._event(EV_LOG, "recovering: the modem reports %s" % self.recovered)
-            if value == 0 and self.recover:
-                self._enter("START", now)
-            elif value != 0:
-                self._next(now)  # the old transfer is over: probe now
-            return
-        if not self.recover:
-            # A rerun found the modem in the middle of an earlier update.
-            self._fail(
-                None,
-                "the modem is in the middle of an earlier update (%s): follow it with "
-                "`qfota recover`" % name,
-                "RECOVER",
-            )
-        if kind == urc.END:
-            self.end_code = value
-            self.recovered = "END %d" % value
-            if value != 0:
-                self._fail(value, None, "END", MODEM)
-        elif kind == urc.UPDATING or kind == urc.RESTORE:
-            self.updating = value
-            self._event(EV_UPDATING, value, self.update_urcs)
-        nxt = _URC_NEXT.get(("RECOVER", kind))
-        if nxt is not None:
-            self._enter(nxt, now)

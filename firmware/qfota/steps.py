@@ -39,8 +39,8 @@ STEPS = {
     "usbifc?":    ("FLOWCTRL",  b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         FAIL,           "_got_usbifc"),
     "qicsgp":     ("PDP",       b'AT+QICSGP=%d,1,"%s","","",1',   None,         _CMD,         FAIL,           None),
     "fota_cid":   ("PDP",       b'AT+QFOTA="fota/cid",%d',        None,         _CMD,         FAIL,           None),
-    "qiact?":     ("PDP",       b"AT+QIACT?",                     b"+QIACT:",   _CMD,         NEXT,           "_got_qiact"),
-    "qiact":      ("PDP",       b"AT+QIACT=%d",                   None,         "pdp_ms",     "_qiact_error", None),
+    "qiact?":     ("PDP",       b"AT+QIACT?",                     b"+QIACT:",   _CMD,         NEXT,           "urls.got_qiact"),
+    "qiact":      ("PDP",       b"AT+QIACT=%d",                   None,         "pdp_ms",     "urls.qiact_error", None),
     "qfotadl":    ("QFOTADL",   b'AT+QFOTADL="%s"%s',             None,         _CMD,         FAIL,           "_got_qfotadl"),
     # recovery: listen first (a cut FILE transfer would take "AT" as package data)
     "listen":     ("RECOVER",   None,                             None,         "fileend_ms", OPTIONAL,       None),
@@ -51,10 +51,10 @@ STEPS = {
     "qgmr_after": ("VERIFY",    b"AT+QGMR",                       None,         _CMD,         NEXT,           "_got_qgmr"),
     "ati_after":  ("VERIFY",    b"ATI",                           None,         _CMD,         FAIL,           "_got_ati"),
     # qfota info: reads only
-    "ifc?":       ("INFO",      b"AT+IFC?",                       b"+IFC:",     _CMD,         OPTIONAL,       "_got_ifc"),
-    "usbifc_get": ("INFO",      b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         OPTIONAL,       "_got_ifc"),
+    "ifc?":       ("INFO",      b"AT+IFC?",                       b"+IFC:",     _CMD,         OPTIONAL,       "info.got_ifc"),
+    "usbifc_get": ("INFO",      b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         OPTIONAL,       "info.got_ifc"),
     "cbc_get":    ("INFO",      b"AT+CBC",                        b"+CBC:",     _CMD,         OPTIONAL,       "_got_cbc"),
-    "qiact_get":  ("INFO",      b"AT+QIACT?",                     b"+QIACT:",   _CMD,         OPTIONAL,       "_got_qiact"),
+    "qiact_get":  ("INFO",      b"AT+QIACT?",                     b"+QIACT:",   _CMD,         OPTIONAL,       "urls.got_qiact"),
 }
 # fmt: on
 
