@@ -8,7 +8,9 @@ Each run draws, from ``--seed`` and its index, one fault of the simulator's list
 none), an image of 20-100 KB, FILE mode or a URL mode (HTTP or FTP: the simulator's
 fetcher hands the modem that image), the simulator's FAST timing with every delay scaled
 by 0.5-3x, a line rate, the flow control, ``--mode``, ``--download-urcs``,
-``--update-urcs``, ``--chunk`` and (MicroPython) ``--lock-heap``. It then runs the real ``qfota update`` (``--runtime cpython`` or
+``--update-urcs``, ``--chunk`` and (MicroPython) ``--lock-heap``. It then runs the real
+``qfota update`` with the revision gate (``--expect-source``/``--target``: a success must
+end on the target revision) (``--runtime cpython`` or
 ``micropython``, alternately) in a subprocess against ``PtySimulator`` on a pty, with a
 chaos layer between the model and the pty: the modem's output leaves in random pieces
 (1 byte up) at random moments (0-3 ms apart), and with flow control the modem takes the
@@ -47,7 +49,7 @@ EXPECTED = {
     "none": None,
     "garbage": None,  # non-UTF-8 and over-long lines: logged, dropped, survived
     "incomplete-urc": None,  # a truncated FOTA line: logged, survived
-    "no-qgmr": None,  # AT+QGMR answers ERROR: ATI gives the revision
+    "no-qgmr": None,  # AT+QGMR answers ERROR: ATI gives the revision (soaked without the gate)
     "pdp-inactive": None,  # URL modes only: no effect on a FILE-mode update
     "qfotadl-error": (("QFOTADL",), None, 1),
     "cme-error": (("QFOTADL",), None, 1),
@@ -214,9 +216,12 @@ def plan(seed, index, runtimes):
     }
 
 
-def command(p, port, image):
+def command(p, port, image, source_rev=None, target_rev=None):
     cmd = [sys.executable, "-m", "qfota_tools.cli", "update", "--runtime", p["runtime"]]
     cmd += ["--port", port, "--mode", str(p["mode"])]
+    if source_rev and target_rev:
+        # The revision gate an operator runs with: a success must end on the target.
+        cmd += ["--expect-source", source_rev, "--target", target_rev]
     if p["source"] == "file":
         # Options of FILE mode only: qfota update refuses them with --url.
         cmd += ["--image", image, "--flow", p["flow"], "--chunk", str(p["chunk"])]
@@ -261,6 +266,7 @@ def run_one(p, workdir, bound=BOUND_S):
         # receive buffer absorbs that; the pacing is still checked (overflow_bytes == 0).
         rx_buffer=4096 if p["flow"] == "none" else 1024,
     )
+    revs = (model.revision, model.new_revision)
     chaos = Chaos(model, random.Random(p["chaos_seed"]), p["piece"], p["gap_ms"])
     sim = PtySimulator(chaos, fetcher=lambda url, timeout=None, cafile=None: (0, data, "soak"))
     port = sim.start()
@@ -268,7 +274,9 @@ def run_one(p, workdir, bound=BOUND_S):
     hang = False
     try:
         proc = subprocess.Popen(
-            command(p, port, image),
+            # Not with no-qgmr: ATI gives only the short revision (EC200TCNDAR02A07M16)
+            # and the gate compares whole strings, so it refuses (reported to the lead).
+            command(p, port, image, *(() if fault == "no-qgmr" else revs)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
