@@ -24,7 +24,7 @@ package(
         "session.py",
         "driver.py",
         "uart.py",
-        "advice.py",
+        "recovery.py",
         "report.py",
         "journal.py",
     ),
