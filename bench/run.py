@@ -308,7 +308,10 @@ def stage():
     proc = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=1200
     )
-    return proc.returncode, (proc.stdout.strip().splitlines() or ["(no output)"])
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode:
+        lines += ["FAILED: " + line for line in proc.stderr.strip().splitlines()[-1:]]
+    return proc.returncode, (lines or ["(no output)"])
 
 
 def main(argv=None):

@@ -42,6 +42,7 @@ def main():
         with BoardSim(root) as dev:
             cp = timed([*mpremote_argv(), "connect", dev, "fs", "cp", str(image), ":cp.bin"])
             qfota = [sys.executable, "-m", "qfota_tools.cli", "stage", str(image)]
+            qfota += ["--source-rev", "A07", "--target-rev", "A08"]  # required since issue 11
             st = timed(qfota + ["--device", dev, "--to", ":/sd/fota"])
         if (root / "cp.bin").read_bytes() != data:
             raise SystemExit("stage_bench: mpremote's copy differs")
