@@ -1,7 +1,7 @@
 """Board: ESP32 (DevKitC / WROOM-32), modem on UART2 with RTS/CTS, SD card in SPI mode.
 
 Deployed as ``/board.py`` (``qfota deploy --board esp32``). ``qfota.app`` uses
-``open_port``, ``mount_storage``, ``JOURNAL_PATH`` and ``reset``::
+``open_port``, ``mount_storage`` and ``JOURNAL_PATH``::
 
     import board
     port = board.open_port()           # UART2, RTS/CTS on, writes that never block
@@ -90,9 +90,3 @@ def mount_storage():
     sd = SDCard(slot=SD_SLOT, sck=Pin(SD_SCK), mosi=Pin(SD_MOSI), miso=Pin(SD_MISO), cs=Pin(SD_CS))
     vfs.mount(sd, STORAGE)
     return STORAGE
-
-
-def reset():
-    import machine
-
-    machine.reset()

@@ -5,7 +5,7 @@ Deployed as ``/board.py`` (``qfota deploy --board rp2``). An SD card needs micro
 driver (``mpremote mip install sdcard``); without the driver or a card, images live in
 ``/fota`` on the internal flash (``qfota stage IMG --to :/fota ...``): a Pico has 1.4 MB of
 LittleFS, boards with 4-16 MB of flash (Pico 2, many RP2040 boards) much more.
-``qfota.app`` uses ``open_port``, ``mount_storage``, ``JOURNAL_PATH`` and ``reset``::
+``qfota.app`` uses ``open_port``, ``mount_storage`` and ``JOURNAL_PATH``::
 
     import board
     port = board.open_port()           # qfota.uart.UartPort over UART0, RTS/CTS on
@@ -86,9 +86,3 @@ def mount_storage():
     except OSError:  # no card in the slot, or it does not answer
         return FLASH_ROOT
     return STORAGE
-
-
-def reset():
-    import machine
-
-    machine.reset()

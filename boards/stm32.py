@@ -1,7 +1,7 @@
 """Board: pyboard (STM32F405) and other stm32 boards, modem on UART(2) with RTS/CTS.
 
 Deployed as ``/board.py`` (``qfota deploy --board stm32``). ``qfota.app`` uses
-``open_port``, ``mount_storage``, ``JOURNAL_PATH`` and ``reset``::
+``open_port``, ``mount_storage`` and ``JOURNAL_PATH``::
 
     import board
     port = board.open_port()           # UART(2), RTS/CTS on
@@ -70,9 +70,3 @@ def mount_storage():
         raise OSError("no SD card in the slot")
     vfs.mount(sd, STORAGE)
     return STORAGE
-
-
-def reset():
-    import machine
-
-    machine.reset()

@@ -34,7 +34,7 @@ def run(opts, out=print):
 
 
 # ---------------------------------------------------------------- the application's board API
-# ``qfota.app`` (firmware/main.py) uses the same four names on every board. Here they
+# ``qfota.app`` (firmware/main.py) uses the same three names on every board. Here they
 # come from the environment, so one build serves a bench PC and the tests:
 #   QFOTA_PORT (tty), QFOTA_BAUD, QFOTA_STORAGE (a folder holding fota/), QFOTA_JOURNAL.
 # Under ``qfota board-sim`` the defaults are the simulated board's /sd and /.
@@ -62,11 +62,6 @@ def mount_storage():
     path = _env("QFOTA_STORAGE", STORAGE)
     os.stat(path)
     return path
-
-
-def reset():
-    """No machine.reset on the unix port: end the process (a supervisor restarts it)."""
-    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -603,6 +603,134 @@ def case_url_refusals():
         assert m.commands == []
 
 
+# ---------------------------------------------------------------- revision gate
+REV_C = b"EC200TCNDAR02A09M16_01.001.01.001"
+
+
+def _after_qgmr(m):
+    cmds = m.commands
+    return cmds[cmds.index(b"AT+QGMR") + 1 :]
+
+
+def case_gate_already_at_target_sends_nothing_more():
+    m = modem(replies=replies({b"AT+QGMR": b"\r\n" + REV_B + b"\r\n" + OK}))
+    s, ev, uart = run(m, image("gate1"), expect_source=REV_A.decode(), target=REV_B.decode())
+    assert s.result == "current" and s.revision_before == REV_B.decode(), s.result
+    assert _after_qgmr(m) == [], m.commands
+    assert len(m.data) == 0
+
+
+def case_gate_running_neither_is_refused():
+    m = modem(replies=replies({b"AT+QGMR": b"\r\n" + REV_C + b"\r\n" + OK}))
+    e = expect_error(
+        m,
+        image("gate2"),
+        "REVISION",
+        None,
+        "runs " + REV_C.decode(),
+        expect_source=REV_A.decode(),
+        target=REV_B.decode(),
+    )
+    assert e.kind == "refused" and e.exit_status == 2, (e.kind, e.exit_status)
+    assert _after_qgmr(m) == [], m.commands
+
+
+def case_revision_unchanged_after_end0_fails():
+    m = modem(replies=replies({b"AT+QGMR": b"\r\n" + REV_A + b"\r\n" + OK}))
+    e = expect_error(m, image("gate3"), "VERIFY", None, "still runs " + REV_A.decode())
+    assert e.kind == "failed", e.kind
+
+
+def case_target_differs_after_update_fails():
+    rep = replies({b"AT+QGMR": [b"\r\n" + REV_A + b"\r\n" + OK, b"\r\n" + REV_C + b"\r\n" + OK]})
+    expect_error(
+        modem(replies=rep),
+        image("gate4"),
+        "VERIFY",
+        None,
+        "not " + REV_B.decode(),
+        target=REV_B.decode(),
+    )
+
+
+# ---------------------------------------------------------------- interruption
+def _interrupt_on(kind, value=None):
+    # One Ctrl-C, at the first event of ``kind`` (a user presses it once).
+    pressed = []
+
+    def on_event(ev, a, b):
+        if ev == kind and (value is None or a == value) and not pressed:
+            pressed.append(ev)
+            raise KeyboardInterrupt
+
+    return on_event
+
+
+def case_interrupted_in_transfer_says_how_to_get_out():
+    m = modem()
+    e = expect_error(
+        m,
+        image("int1", 200_000),
+        "STREAM",
+        None,
+        "inside the FILE transfer",
+        on_event=_interrupt_on(S.EV_STAGE, "STREAM"),
+    )
+    assert e.kind == "interrupted" and e.exit_status == 130, e.kind
+    assert "qfota recover" in str(e), str(e)
+
+
+def case_interrupted_during_upgrade_says_keep_power():
+    e = expect_error(
+        modem(),
+        image("int2"),
+        "UPDATING",
+        None,
+        "do not power it off",
+        on_event=_interrupt_on(S.EV_UPDATING),
+    )
+    assert "chapter 5" in str(e) and e.kind == "interrupted", str(e)
+
+
+def case_interrupted_in_preflight_nothing_changed():
+    expect_error(
+        modem(),
+        image("int3"),
+        "PREFLIGHT",
+        None,
+        "runs its old firmware",
+        on_event=_interrupt_on(S.EV_REVISION),
+    )
+
+
+# ---------------------------------------------------------------- info
+def case_info_reads_and_changes_nothing():
+    from qfota.driver import info
+
+    rep = replies(
+        {
+            b"AT+IFC?": b"\r\n+IFC: 2,2\r\n" + OK,
+            b"AT+CBC": b"\r\n+CBC: 0,80,3900\r\n" + OK,
+            b"AT+QIACT?": b'\r\n+QIACT: 1,1,1,"10.1.2.3"\r\n' + OK,
+        }
+    )
+    m = ScriptedModem(rep)
+    uart = machine.UART(1, 115200, peer=m)
+    s = info(UartPort(uart), timeouts=FAST)
+    assert s.result == "info" and s.revision_before == REV_A.decode()
+    assert s.flow_setting == "2,2" and s.voltage_mv == 3900 and s.pdp == [(1, 1)], (
+        s.flow_setting,
+        s.voltage_mv,
+        s.pdp,
+    )
+    assert s.supported == [[(0, 0), (1, 1)], [(0, 0), (5, 100)], [(0, 0), (5, 100)]], s.supported
+    # Reads only: no write form of any command went out.
+    assert all(
+        c in (b"AT", b"ATE0", b"AT+QGMR") or c.endswith(b"?") or c == b"AT+CBC" or c.endswith(b"=?")
+        for c in m.commands
+    ), m.commands
+
+
 # ---------------------------------------------------------------- allocation
 class LockPort:
     """A FILE-mode modem as a port that allocates nothing while it takes the package:

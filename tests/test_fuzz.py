@@ -778,7 +778,7 @@ def _cpython_outcome(data):
         s.feed(data, 0, len(data), 1)
         e = s.error
         return "FotaError %s %r" % (e.stage, e.code) if e else "ok %s" % s.stage
-    except Exception as e:  # noqa: BLE001 - compared, and must not happen
+    except Exception as e:  # compared, and must not happen
         return "EXC %s" % type(e).__name__
 
 

@@ -276,7 +276,7 @@ class App:
             self.say("failed: %s" % e)
             j.save(state=FAILED, error=str(e), code=e.code)
             return exit_code(e)
-        except Exception as e:  # noqa: BLE001 - the journal keeps RECOVER: tried again next time
+        except Exception as e:  # the journal keeps RECOVER: tried again next time
             self.say("failed: %r" % (e,))
             j.save(state=FAILED, error=repr(e), code=None)
             return EXIT_FAILED
@@ -364,7 +364,7 @@ class App:
             self.say("failed: %s" % e)
             j.save(state=FAILED, error=str(e), code=e.code)
             return exit_code(e)
-        except Exception as e:  # noqa: BLE001 - a port or file error: record it, as a reset would
+        except Exception as e:  # a port or file error: record it, as a reset would
             self.say("failed: %r" % (e,))
             j.save(state=FAILED, error=repr(e), code=None)
             return EXIT_FAILED

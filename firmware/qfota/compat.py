@@ -59,10 +59,3 @@ else:
 
     def heap_unlock():
         return 0
-
-
-def hexlify(data):
-    """Lower-case hex string of ``data`` (MicroPython has no ``bytes.hex`` everywhere)."""
-    import binascii
-
-    return binascii.hexlify(data).decode()

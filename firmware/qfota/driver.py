@@ -372,18 +372,19 @@ def update(
         session = Session(length=image_length(image, max_image), **kwargs)
     else:
         session = Session(url=url, **kwargs)
-    driver = Driver(None, session, None, chunk, rate, piece, lock_heap, on_event, rate_above_note)
+    check_stream(session.flow_hw, chunk, rate, piece, rate_above_note)
     opened = not hasattr(port, "readinto")
     if opened:
         port = open_port(port)
-    driver.port = port
+    f = None
     try:
-        if image is None:
-            return driver.run()
-        with open(image, "rb") as f:
-            driver.image = f
-            return driver.run()
+        if image is not None:
+            f = open(image, "rb")
+        driver = Driver(port, session, f, chunk, rate, piece, lock_heap, on_event, rate_above_note)
+        return driver.run()
     finally:
+        if f is not None:
+            f.close()
         if opened:
             port.close()
 

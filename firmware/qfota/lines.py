@@ -28,10 +28,6 @@ class LineFramer:
         self.dropped = 0  # lines longer than the buffer, dropped
         self._overflow = False
 
-    def reset(self):
-        self.n = 0
-        self._overflow = False
-
     def feed(self, data, start, end):
         """Take ``data[start:end]``; call ``on_line(buf, n)`` for each complete line."""
         buf = self.buf

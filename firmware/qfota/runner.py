@@ -147,7 +147,7 @@ def run_options(opts, open_port, out=print):
             )
         watch.end(session, None)
         return rep.result(session)
-    except Exception as e:  # noqa: BLE001 - every failure becomes one closing line
+    except Exception as e:  # every failure becomes one closing line
         if command != "info":
             watch.end(session, e)
         return rep.result(err=e)

@@ -595,7 +595,7 @@ def _pdeathsig():
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort, Linux only
+    except Exception:  # best effort, Linux only
         pass
 
 
