@@ -35,10 +35,11 @@ board after the update: the deadline is the guard here.)
 
 from machine import UART, Pin
 
+from qfota.defaults import DEFAULTS
 from qfota.uart import UartPort
 
 UART_ID = 2
-BAUD = 115200
+BAUD = DEFAULTS["baud"]  # the module's default; its bootloader prints at the NV-saved rate
 TX, RX, RTS, CTS = 17, 16, 27, 26  # any GPIOs (the GPIO matrix); these avoid the SD pins
 TXBUF = 2048  # the ESP-IDF ring buffer: 0 or more than the 128-byte FIFO
 RXBUF = 2048

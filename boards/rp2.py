@@ -32,10 +32,11 @@ engine's stall timeout bounds every wait; no watchdog is needed.
 
 from machine import UART, Pin
 
+from qfota.defaults import DEFAULTS
 from qfota.uart import UartPort
 
 UART_ID = 0
-BAUD = 115200  # the module's default; the bootloader prints at the NV-saved rate
+BAUD = DEFAULTS["baud"]  # the module's default; its bootloader prints at the NV-saved rate
 TX, RX, CTS, RTS = 0, 1, 2, 3  # GP numbers: UART0's hardware CTS/RTS pins
 TXBUF = 8192  # two chunks: UartPort gives the UART only what fits (bench/pico_bench.py)
 RXBUF = 1024

@@ -34,10 +34,11 @@ stm32 writes are synchronous, with no TX buffer: with CTS enabled a write waits 
 
 from machine import UART
 
+from qfota.defaults import DEFAULTS
 from qfota.uart import UartPort
 
 UART_ID = 2
-BAUD = 115200
+BAUD = DEFAULTS["baud"]  # the module's default; its bootloader prints at the NV-saved rate
 TIMEOUT_MS = 10  # the longest one write may wait for CTS
 RXBUF = 2048
 

@@ -15,11 +15,12 @@ It prints the same lines as the CPython runtime and exits with the same status.
 import json
 import sys
 
+from qfota.defaults import DEFAULTS
 from qfota.runner import run_options
 from qfota.tty import TtyPort
 
 PORT = "/dev/ttyUSB0"
-BAUD = 115200
+BAUD = DEFAULTS["baud"]  # the module's default; its bootloader prints at the NV-saved rate
 
 
 def make_port(path=PORT, baud=BAUD, flow_hw=True):

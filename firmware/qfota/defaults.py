@@ -18,6 +18,7 @@ DEFAULTS = {
 }
 
 # Limits: the note's, and bounds qfota puts on its own settings.
+BAUDS = (9600, 57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000)
 RATE_MAX = 15000  # the note: at most 15 KB/s without flow control (NOR flash parts)
 PIECE_MAX = 32  # the note: pieces of at most 32 bytes without flow control
 CHUNK_MIN = 32

@@ -12,18 +12,19 @@ there, and polled with ``select.poll``. Writes go out only after ``POLLOUT`` and
 import select
 import termios
 
+from qfota.defaults import BAUDS, DEFAULTS
+
 _VMIN = 6
 _VTIME = 5
 _CFLAG = 2
 _CRTSCTS = 0x80000000  # not exported by MicroPython's termios
 _WRITE_MAX = 256
-_BAUDS = (9600, 57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000)
 
 
 class TtyPort:
-    def __init__(self, path, baud=115200, flow_hw=True):
-        if baud not in _BAUDS:
-            raise ValueError("baud must be one of %s" % (_BAUDS,))
+    def __init__(self, path, baud=DEFAULTS["baud"], flow_hw=True):
+        if baud not in BAUDS:
+            raise ValueError("baud must be one of %s" % (BAUDS,))
         self.f = open(path, "r+b", buffering=0)
         fd = self.f.fileno()
         termios.setraw(fd)

@@ -20,6 +20,7 @@ from pathlib import Path
 import qfota
 from qfota.defaults import (
     APN_MAX,
+    BAUDS,
     CHUNK_MAX,
     CHUNK_MIN,
     CID_MAX,
@@ -33,7 +34,6 @@ from qfota.defaults import (
 from qfota.errors import INTERRUPTED, REFUSED, FotaError
 from qfota.report import Reporter
 from qfota.runner import run_options
-from qfota.tty import _BAUDS
 from qfota.urls import check_url
 
 FIRMWARE = Path(qfota.__file__).resolve().parent.parent
@@ -652,7 +652,7 @@ def add_port_options(p):
         "--baud",
         type=int,
         default=DEFAULTS["baud"],
-        help="line rate, one of %s (default %d)" % (", ".join(map(str, _BAUDS)), DEFAULTS["baud"]),
+        help="line rate, one of %s (default %d)" % (", ".join(map(str, BAUDS)), DEFAULTS["baud"]),
     )
     p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython")
 
@@ -669,9 +669,9 @@ def check_port_options(args):
     """``--port``, ``--baud``, ``--timeout``: the checks every command shares; the timeouts."""
     if not args.port:
         _refuse("--port", repr(args.port), "give the modem's serial device")
-    if args.baud not in _BAUDS:
+    if args.baud not in BAUDS:
         _refuse(
-            "--baud", args.baud, "not a rate the module takes (%s)" % ", ".join(map(str, _BAUDS))
+            "--baud", args.baud, "not a rate the module takes (%s)" % ", ".join(map(str, BAUDS))
         )
     timeouts = {}
     for t in args.timeout:
