@@ -653,6 +653,20 @@ def case_target_differs_after_update_fails():
     )
 
 
+def case_gate_takes_the_short_ati_revision_for_the_long_one():
+    # A modem without AT+QGMR: ATI gives "Revision: EC200TCNDAR02A07M16"; the manifest has
+    # AT+QGMR's long form. The same revision: the update goes on (and ends on the target).
+    short_a = REV_A.split(b"_")[0]
+    ati = [b"\r\nQuectel\r\nEC200T\r\nRevision: " + r + b"\r\n" + OK for r in (short_a, REV_B)]
+    rep = replies({b"AT+QGMR": b"\r\nERROR\r\n", b"ATI": ati})
+    s, ev, uart = run(
+        modem(replies=rep), image("gate5"), expect_source=REV_A.decode(), target=REV_B.decode()
+    )
+    assert s.result == "updated" and s.revision_before == short_a.decode(), s.revision_before
+    assert S.same_revision(REV_A.decode(), short_a.decode())
+    assert not S.same_revision(REV_A.decode(), "EC200TCNDAR02A07")  # no partial names
+
+
 # ---------------------------------------------------------------- interruption
 def _interrupt_on(kind, value=None):
     # One Ctrl-C, at the first event of ``kind`` (a user presses it once).

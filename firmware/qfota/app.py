@@ -282,11 +282,11 @@ class App:
             return EXIT_FAILED
         rev = s.revision_after
         j.save(revision=rev, recovered=s.recovered)
-        if rev == j.get("target"):
+        if S.same_revision(rev, j.get("target")):
             j.save(state=DONE, stage="DONE", error=None, code=None)
             self.say("done: the modem runs %s" % rev)
             return EXIT_OK
-        if rev != j.get("source"):
+        if not S.same_revision(rev, j.get("source")):
             err = "after the reset the modem runs %s, neither %s nor %s" % (
                 rev,
                 j.get("source"),

@@ -174,6 +174,18 @@ def check_timeouts(timeouts):
     return out
 
 
+def same_revision(a, b):
+    """``AT+QGMR`` answers ``EC200TCNDAR02A07M16_01.001.01.001``, ``ATI`` only
+    ``Revision: EC200TCNDAR02A07M16`` (a modem that answers only the note's commands): the
+    same revision when equal, or when the longer is the shorter plus an ``_`` suffix."""
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    short, full = (a, b) if len(a) < len(b) else (b, a)
+    return full.startswith(short) and full[len(short)] == "_"
+
+
 def parse_ranges(text):
     """``(0,5-100)`` -> ``[(0, 0), (5, 100)]``."""
     out = []
@@ -484,13 +496,13 @@ class Session:
     def _finish(self, result):
         if result == "updated" and self.revision_after is not None:
             rev = self.revision_after
-            if self.target is not None and rev != self.target:
+            if self.target is not None and not same_revision(rev, self.target):
                 self._fail(
                     None,
                     "the modem runs %s after the update, not %s" % (rev, self.target),
                     "VERIFY",
                 )
-            if self.target is None and rev == self.revision_before:
+            if self.target is None and same_revision(rev, self.revision_before):
                 self._fail(
                     None,
                     "the modem reported END 0 but still runs %s after its reboot" % rev,
@@ -627,9 +639,9 @@ class Session:
         self._event(EV_REVISION, "before", rev)
         if self.mode != "update":
             return
-        if self.target is not None and rev == self.target:
+        if self.target is not None and same_revision(rev, self.target):
             self._finish("current")
-        elif self.expect_source is not None and rev != self.expect_source:
+        elif self.expect_source is not None and not same_revision(rev, self.expect_source):
             raise FotaError(
                 "REVISION",
                 None,

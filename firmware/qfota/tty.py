@@ -46,6 +46,10 @@ class TtyPort:
         self._pout.register(self.f, select.POLLOUT)
         # ipoll (MicroPython) polls without allocating; CPython has only poll.
         self._ipoll = hasattr(self._pin, "ipoll")
+        # The first ipoll of a poll object allocates its result tuple: do it here, not
+        # inside a stream that runs under heap_lock.
+        self._ready(self._pin, 0)
+        self._ready(self._pout, 0)
 
     def _ready(self, p, ms):
         if self._ipoll:

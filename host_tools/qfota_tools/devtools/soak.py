@@ -49,7 +49,7 @@ EXPECTED = {
     "none": None,
     "garbage": None,  # non-UTF-8 and over-long lines: logged, dropped, survived
     "incomplete-urc": None,  # a truncated FOTA line: logged, survived
-    "no-qgmr": None,  # AT+QGMR answers ERROR: ATI gives the revision (soaked without the gate)
+    "no-qgmr": None,  # AT+QGMR answers ERROR: ATI gives the (short) revision
     "pdp-inactive": None,  # URL modes only: no effect on a FILE-mode update
     "qfotadl-error": (("QFOTADL",), None, 1),
     "cme-error": (("QFOTADL",), None, 1),
@@ -274,9 +274,9 @@ def run_one(p, workdir, bound=BOUND_S):
     hang = False
     try:
         proc = subprocess.Popen(
-            # Not with no-qgmr: ATI gives only the short revision (EC200TCNDAR02A07M16)
-            # and the gate compares whole strings, so it refuses (reported to the lead).
-            command(p, port, image, *(() if fault == "no-qgmr" else revs)),
+            # With no-qgmr too: ATI gives only the short revision (EC200TCNDAR02A07M16),
+            # which the gate takes for the same revision as AT+QGMR's long form.
+            command(p, port, image, *revs),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
