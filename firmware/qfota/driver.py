@@ -373,6 +373,22 @@ def update(
     else:
         session = Session(url=url, **kwargs)
     check_stream(session.flow_hw, chunk, rate, piece, rate_above_note)
+    return _drive(
+        port,
+        session,
+        image,
+        chunk=chunk,
+        rate=rate,
+        piece=piece,
+        lock_heap=lock_heap,
+        on_event=on_event,
+        rate_above_note=rate_above_note,
+    )
+
+
+def _drive(port, session, image=None, **driver_kw):
+    """Run ``session`` over ``port`` (opened here, after every check, when it is a function
+    that opens one) with the package file ``image``; close what was opened here."""
     opened = not hasattr(port, "readinto")
     if opened:
         port = open_port(port)
@@ -380,8 +396,7 @@ def update(
     try:
         if image is not None:
             f = open(image, "rb")
-        driver = Driver(port, session, f, chunk, rate, piece, lock_heap, on_event, rate_above_note)
-        return driver.run()
+        return Driver(port, session, f, **driver_kw).run()
     finally:
         if f is not None:
             f.close()
@@ -410,27 +425,11 @@ def recover(port, on_event=None, **kwargs):
     ``session.recovered`` holds what the modem reported of the old download, if anything
     (e.g. ``"FILEEND 500"``). Raises ``FotaError``.
     """
-    session = Session(recover=True, **kwargs)
-    opened = not hasattr(port, "readinto")
-    if opened:
-        port = open_port(port)
-    try:
-        return Driver(port, session, on_event=on_event).run()
-    finally:
-        if opened:
-            port.close()
+    return _drive(port, Session(recover=True, **kwargs), on_event=on_event)
 
 
 def info(port, on_event=None, **kwargs):
     """Read the modem's state and change nothing: revision, ``AT+QFOTADL=?`` ranges,
     flow-control setting, supply voltage, PDP contexts. Returns the ``Session``
     (``revision_before``, ``supported``, ``flow_setting``, ``voltage_mv``, ``pdp``)."""
-    session = Session(info=True, **kwargs)
-    opened = not hasattr(port, "readinto")
-    if opened:
-        port = open_port(port)
-    try:
-        return Driver(port, session, on_event=on_event).run()
-    finally:
-        if opened:
-            port.close()
+    return _drive(port, Session(info=True, **kwargs), on_event=on_event)
