@@ -105,3 +105,22 @@ def test_recover_refuses_bad_input(runtime):
         proc.stdout.strip()
         == "qfota: failed: PARAMS: --timeout fileend=0: fileend must be more than 0 s"
     )
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_recover_json_and_info_usb(runtime):
+    m = Modem(timing=FAST, seed=8)
+    with PtySimulator(m) as sim:
+        rec = qfota(
+            "recover", "--port", sim.path, "--runtime", runtime, "--json", "--timeout", "fileend=1"
+        )
+        info = qfota("info", "--port", sim.path, "--runtime", runtime, "--usb", "--json")
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    objs = [json.loads(line) for line in rec.stdout.splitlines()]
+    result = objs[-1]
+    assert result["event"] == "result" and result["result"] == "recovered", result
+    assert result["exit"] == 0 and result["revision_after"] == m.revision, result
+    assert info.returncode == 0, info.stdout + info.stderr
+    d = json.loads(info.stdout)
+    assert d["flow_control"] is not None, d  # read from AT+QCFG="usbifc", not AT+IFC?
+    assert 'AT+QCFG="usbifc"' in m.commands and "AT+IFC?" not in m.commands, m.commands
