@@ -113,7 +113,9 @@ def test_resume_after_interrupted_copy(board, image):
             stage.stage(t, str(image), chunk=4096, progress=stop_after_5)
     finally:
         remote.close(t)
-    assert part.stat().st_size == 5 * 4096  # complete frames only
+    # Complete frames only: the 5 acknowledged and at most the WINDOW - 1 then in flight.
+    kept = part.stat().st_size
+    assert kept % 4096 == 0 and 5 * 4096 <= kept <= (5 + stage.WINDOW - 1) * 4096
     assert not (root / "sd" / "fota" / "ec200.bin.json").exists()
 
     t = remote.connect(dev)
@@ -121,8 +123,8 @@ def test_resume_after_interrupted_copy(board, image):
         res = stage.stage(t, str(image), chunk=4096)
     finally:
         remote.close(t)
-    assert res.resumed_from == 5 * 4096
-    assert res.sent == SIZE - 5 * 4096  # appended, not restarted
+    assert res.resumed_from == kept
+    assert res.sent == SIZE - kept  # appended, not restarted
     assert (root / "sd" / "fota" / "ec200.bin").read_bytes() == image.read_bytes()
     assert not part.exists()
 
@@ -150,6 +152,43 @@ def test_resume_after_killed_process(board, tmp_path):
     resumed = int(again.stdout.split("resumed at ")[1].split(")")[0])
     assert resumed >= killed_at - 256  # at most the frame in flight is redone
     assert (root / "sd" / "fota" / "big.bin").read_bytes() == big.read_bytes()
+
+
+# Device code: open() in append mode gives a file whose 4th write fails (a full card).
+FAILING_OPEN = """
+_real_open = open
+class _Failing:
+    def __init__(self, f):
+        self.f, self.n = f, 0
+    def write(self, d):
+        self.n += 1
+        if self.n > 3:
+            raise OSError(28)
+        return self.f.write(d)
+    def __enter__(self):
+        return self
+    def __exit__(self, *a):
+        self.f.close()
+def open(p, m='r'):
+    f = _real_open(p, m)
+    return _Failing(f) if 'a' in m else f
+"""
+
+
+def test_write_error_mid_copy(board, image):
+    """A write that fails with frames in flight: the receiver drains them, the error comes
+    back as one line and the raw REPL is clean for the next command."""
+    root, dev = board
+    t = remote.connect(dev)
+    try:
+        remote.run(t, FAILING_OPEN)
+        with pytest.raises(stage.StageError, match="on the device: OSError.*28"):
+            stage.stage(t, str(image), chunk=4096)
+        assert remote.call(t, "6 * 7") == 42
+    finally:
+        remote.close(t)
+    assert (root / "sd" / "fota" / "ec200.bin.part").stat().st_size == 3 * 4096
+    assert not (root / "sd" / "fota" / "ec200.bin.json").exists()
 
 
 def test_part_of_another_image_starts_over(board, image):

@@ -15,9 +15,11 @@ How (mpremote's ``SerialTransport`` is the link):
 
 - Faster than ``mpremote fs cp``, which sends 256-byte ``repr()`` literals (about 2.9
   bytes on the wire per image byte), one exec each: one small receiver runs on the device
-  and reads frames of ``--chunk`` image bytes from stdin, binary with Ctrl-C and ESC
-  escaped (about 1.01 bytes per byte; a real Ctrl-C still interrupts it), acknowledging
-  each frame (stop-and-wait: no device buffer can overrun).
+  and reads frames of ``--chunk`` image bytes from stdin, binary with each Ctrl-C replaced
+  and its offset listed (about 1.02 bytes per byte; a real Ctrl-C still interrupts it),
+  acknowledging each frame once written; the host keeps ``WINDOW`` frames in flight
+  (USB CDC holds what the board has not read: no device buffer can overrun). Three execs
+  besides the copy: helpers and questions, the copy, verify-rename-manifest.
 - Resumable: the image goes to ``<name>.part``; a later run hashes the part on the device,
   appends after it when it is a prefix of the image, and starts over otherwise.
 - Verified: sha256 of the whole file, read back from the board's storage, on the device;
@@ -29,7 +31,7 @@ How (mpremote's ``SerialTransport`` is the link):
 From Python::
 
     from qfota_tools.commands import stage
-from qfota_tools.transport import remote
+    from qfota_tools.transport import remote
     t = remote.connect("/dev/pts/5")
     result = stage.stage(t, "fw.bin", "/sd/fota", source_rev="A", target_rev="B")
     remote.close(t)
@@ -46,51 +48,107 @@ from mpremote.transport import TransportError
 
 from qfota_tools.transport import remote
 
-CHUNK = 8192  # image bytes per frame
+CHUNK = 8192  # image bytes per frame: a multiple of littlefs's 4096-byte block
+WINDOW = 3  # frames in flight before the host waits for an acknowledgement
 ACK_TIMEOUT = 30.0  # s: one frame written to flash or SD and acknowledged
 MANIFEST_ROOM = 1024  # bytes reserved for the manifest
 
-# Frames: "R" or "E", the body's length in 5 hex digits, the body. "E" bodies have each
-# ESC (0x1b) sent as ESC ";" and each Ctrl-C (0x03) as ESC "#": no Ctrl-C ever reaches the
-# board, so a real Ctrl-C still interrupts the receiver (KeyboardInterrupt).
+# Frames: a 10-byte ASCII header, type + body length (5 hex digits) + a count (4 hex digits).
+# "D": the count is how many Ctrl-C (0x03) bytes the image piece holds; their offsets follow
+# (4 hex digits each), then the piece with each 0x03 sent as 0x00 (the receiver puts them
+# back): no Ctrl-C ever reaches the board, so a real Ctrl-C still interrupts the receiver
+# (KeyboardInterrupt), and the body needs no decoding pass. "E" (a piece dense in 0x03):
+# the body has each ESC (0x1b) sent as ESC ";" and each 0x03 as ESC "#". "A": the host's
+# answer to "!" (the receiver failed), after which the receiver raises its error.
+# The receiver acknowledges each frame with "." once it is written; the host keeps up to
+# WINDOW frames in flight, so the link never idles while the board writes. USB CDC holds
+# what the board has not read yet (the OUT endpoint is NAKed): no buffer can overrun.
 RECEIVER = """
 def _qf_recv(p, n, ch):
     import sys
-    rd = sys.stdin.buffer
+    from binascii import unhexlify
+    rd = sys.stdin.buffer.readinto
     w = sys.stdout.write
-    h = bytearray(6)
+    h = bytearray(10)
+    hv = memoryview(h)
     b = bytearray(2 * ch)
     m = memoryview(b)
-    def get(buf, k):
-        got = 0
-        while got < k:
-            r = rd.readinto(buf[got:k])
+    def get(v, k):
+        g = 0
+        while g < k:
+            r = rd(v[g:k])
             if r == 0:
                 raise OSError(5)
-            got += r or 0
+            g += r or 0
+    e = None
     with open(p, 'ab') as f:
         w('R')
-        while n > 0:
-            get(memoryview(h), 6)
-            k = int(bytes(h[1:]), 16)
-            get(m, k)
-            if h[0] == 69:
-                d = bytes(m[:k]).replace(b'\\x1b#', b'\\x03').replace(b'\\x1b;', b'\\x1b')
+        while n > 0 or e:
+            get(hv, 10)
+            if h[0] == 65:
+                raise e
+            k = int(bytes(h[1:6]), 16)
+            c = 4 * int(bytes(h[6:]), 16)
+            get(m, c + k)
+            if e:
+                continue
+            try:
+                if h[0] == 69:
+                    d = bytes(m[:k]).replace(b'\\x1b#', b'\\x03').replace(b'\\x1b;', b'\\x1b')
+                else:
+                    if c:
+                        q = unhexlify(m[:c])
+                        for i in range(0, len(q), 2):
+                            b[c + (q[i] << 8 | q[i + 1])] = 3
+                    d = m[c:c + k]
                 f.write(d)
                 n -= len(d)
-            else:
-                f.write(m[:k])
-                n -= k
-            w('.')
+                w('.')
+            except Exception as x:
+                e = x
+                w('!')
+def _qf_room(p):
+    while _qf_size(p) < 0 and p != '/':
+        p = p[:p.rfind('/')] or '/'
+    return _qf_free(p)
+def _qf_fin(p, d, mp, sha, man):
+    h = _qf_hash(p)
+    if h != sha:
+        _qf_rm(p)
+    else:
+        os.rename(p, d)
+        _qf_put(mp, man)
+    return h
 """
+ABORT = b"A000000000"
+
+
+def compact(code):
+    """Device code with one space per indentation level: fewer bytes over the link."""
+    out = []
+    for line in code.splitlines():
+        body = line.lstrip(" ")
+        out.append(" " * ((len(line) - len(body)) // 4) + body)
+    return "\n".join(out) + "\n"
+
+
+DEVICE_CODE = compact(remote.HELPERS + RECEIVER)
 
 
 def frame(piece):
-    """One frame of image bytes for the receiver."""
-    if b"\x03" in piece or b"\x1b" in piece:
+    """One frame of image bytes (at most 65536) for the receiver; it holds no Ctrl-C."""
+    c = piece.count(3)
+    if not c:
+        return b"D%05x0000" % len(piece) + piece
+    if 32 * c > len(piece):
         body = piece.replace(b"\x1b", b"\x1b;").replace(b"\x03", b"\x1b#")
-        return b"E%05x" % len(body) + body
-    return b"R%05x" % len(piece) + piece
+        return b"E%05x0000" % len(body) + body
+    at, i = [], piece.find(3)
+    while i >= 0:
+        at.append(b"%04x" % i)
+        i = piece.find(3, i + 1)
+    head = b"D%05x%04x" % (len(piece), c)
+    return head + b"".join(at) + piece.replace(b"\x03", b"\x00")
 
 
 class StageError(Exception):
@@ -184,9 +242,11 @@ def _expect(t, want):
         return
     if not got:
         raise StageError("the board did not answer for %.0f s" % t.serial.timeout)
+    if got == b"!":  # a write failed: the receiver drains the frames in flight, then raises
+        t.serial.write(ABORT)
+        got = t.serial.read(1)
     if got == b"\x04":  # the receiver ended: its traceback follows, then the prompt
-        err = t.read_until(1, b"\x04", timeout=5)
-        t.read_until(1, b">", timeout=5)
+        err = t.read_until(1, b"\x04", timeout=5)  # the prompt ">" is the next exec's
         exc = StageError("on the device: " + remote.error_line(err.rstrip(b"\x04")))
         exc.ended = True
         raise exc
@@ -198,27 +258,32 @@ def _abort(t):
     """After an interrupted transfer: Ctrl-C the receiver, drain, back at the prompt."""
     try:
         t.serial.write(b"\x03")
-        t.read_until(1, b"\x04>", timeout=2, timeout_overall=5)
+        t.read_until(1, b"\x04>", timeout=2, timeout_overall=10)
     except (OSError, TransportError, serial.SerialException):
         pass
 
 
-def _send(t, part, data, offset, chunk, progress):
+def _send(t, part, data, offset, chunk, progress, window=WINDOW, before=""):
+    """Copy ``data[offset:]`` to the end of ``part``; ``before``: device code run first."""
     total = len(data)
-    t.exec_raw_no_follow("_qf_recv(%r, %d, %d)" % (part, total - offset, chunk))
+    t.exec_raw_no_follow(before + "_qf_recv(%r, %d, %d)" % (part, total - offset, chunk))
     ser = t.serial
     saved = ser.timeout
     ser.timeout = ACK_TIMEOUT
-    pos = offset
+    pos = done = offset
+    sizes = []  # image bytes of each frame in flight
     try:
         _expect(t, b"R")
-        while pos < total:
-            piece = data[pos : pos + chunk]
-            ser.write(frame(piece))
+        while done < total:
+            while pos < total and len(sizes) < window:
+                piece = data[pos : pos + chunk]
+                ser.write(frame(piece))
+                sizes.append(len(piece))
+                pos += len(piece)
             _expect(t, b".")
-            pos += len(piece)
+            done += sizes.pop(0)
             if progress:
-                progress(pos, total)
+                progress(done, total)
         out, err = t.follow(timeout=ACK_TIMEOUT)
     except BaseException as exc:
         if not getattr(exc, "ended", False):
@@ -228,7 +293,7 @@ def _send(t, part, data, offset, chunk, progress):
         ser.timeout = saved
     if err:
         raise StageError("on the device: " + remote.error_line(err))
-    return pos - offset
+    return done - offset
 
 
 def stage(
@@ -240,6 +305,7 @@ def stage(
     chunk=CHUNK,
     progress=None,
     after_copy=None,
+    window=WINDOW,
 ):
     """Stage ``image`` (a local path) into folder ``to`` on the board behind transport ``t``.
 
@@ -254,20 +320,23 @@ def stage(
     dst = _join(folder, name)
     part, man_path = dst + ".part", dst + ".json"
     info = manifest(name, data, source_rev, target_rev)
-    man_text = json.dumps(info, indent=1) + "\n"
+    man_text = (json.dumps(info, indent=1) + "\n").encode()
     result = Result(dst, len(data), info["sha256"])
 
     try:
-        remote.run(t, remote.HELPERS + RECEIVER)
-        if folder == "/sd" or folder.startswith("/sd/"):
-            if remote.call(t, "_qf_size('/sd')") < 0:
-                raise StageError("the board has no /sd (SD card not mounted?); use --to :/fota")
-        dst_size, part_size, old_man = remote.call(
-            t, "_qf_size(%r), _qf_size(%r), _qf_size(%r)" % (dst, part, man_path)
+        # One exec defines the helpers and the receiver and asks all we need to know.
+        dst_size, part_size, old_man, sd, free = remote.call(
+            t,
+            "_qf_size(%r), _qf_size(%r), _qf_size(%r), _qf_size('/sd'), _qf_room(%r)"
+            % (dst, part, man_path, folder),
+            prelude=DEVICE_CODE,
         )
+        if (folder == "/sd" or folder.startswith("/sd/")) and sd < 0:
+            raise StageError("the board has no /sd (SD card not mounted?); use --to :/fota")
         slow = 30 + len(data) / 50e3  # s of silence allowed while the device hashes
         if dst_size == len(data) and remote.call(t, "_qf_hash(%r)" % dst, slow) == info["sha256"]:
             result.up_to_date = True
+            remote.run(t, "_qf_rm(%r)\n_qf_put(%r, %r)" % (part, man_path, man_text))
         else:
             if part_size > len(data):
                 part_size = -1
@@ -276,43 +345,37 @@ def stage(
                 if remote.call(t, "_qf_hash(%r, %d)" % (part, part_size), slow) != local:
                     part_size = -1
             offset = max(part_size, 0)
-            _check_room(t, folder, len(data) - offset, max(dst_size, 0) + max(old_man, 0))
+            need = len(data) - offset + MANIFEST_ROOM
+            reclaim = max(dst_size, 0) + max(old_man, 0)
+            if free + reclaim < need:
+                raise StageError(
+                    "the board lacks room in %s: %d bytes needed, %d free; nothing copied"
+                    % (folder, need, free + reclaim)
+                )
             # From here on the board changes: first the manifest goes, then the old image.
-            remote.run(t, "_qf_rm(%r)\n_qf_rm(%r)\n_qf_mkdirs(%r)" % (man_path, dst, folder))
+            before = "_qf_rm(%r)\n_qf_rm(%r)\n_qf_mkdirs(%r)\n" % (man_path, dst, folder)
             if part_size < 0:
-                remote.run(t, "_qf_rm(%r)" % part)
+                before += "_qf_rm(%r)\n" % part
             result.resumed_from = offset
-            result.sent = _send(t, part, data, offset, chunk, progress)
+            result.sent = _send(t, part, data, offset, chunk, progress, window, before)
             if after_copy:
                 after_copy()
-            got = remote.call(t, "_qf_hash(%r)" % part, slow)
+            # Verified (sha256 of the part read back from storage), renamed, manifest written.
+            got = remote.call(
+                t, "_qf_fin(%r, %r, %r, %r, %r)" % (part, dst, man_path, info["sha256"], man_text),
+                slow,
+            )  # fmt: skip
             if got != info["sha256"]:
-                remote.run(t, "_qf_rm(%r)" % part)
                 raise StageError(
                     "sha256 mismatch on the device: %s, expected %s (part removed; run again)"
                     % (got, info["sha256"])
                 )
-            remote.run(t, "os.rename(%r, %r)" % (part, dst))
-        remote.run(t, "_qf_rm(%r)\n_qf_put(%r, %r)" % (part, man_path, man_text.encode()))
     except remote.RemoteError as exc:
         raise StageError(str(exc)) from None
     except (TransportError, serial.SerialException, OSError) as exc:
         raise StageError("link: %s" % exc) from None
     result.seconds = time.monotonic() - t0
     return result
-
-
-def _check_room(t, folder, need, reclaim):
-    """Refuse when the board cannot hold ``need`` more bytes (``reclaim`` will be freed)."""
-    probe = folder
-    while remote.call(t, "_qf_size(%r)" % probe) < 0 and probe != "/":
-        probe = probe.rsplit("/", 1)[0] or "/"
-    free = remote.call(t, "_qf_free(%r)" % probe)
-    if free + reclaim < need + MANIFEST_ROOM:
-        raise StageError(
-            "the board lacks room in %s: %d bytes needed, %d free; nothing copied"
-            % (folder, need + MANIFEST_ROOM, free + reclaim)
-        )
 
 
 def add_parser(subparsers):

@@ -118,9 +118,10 @@ def run(t, code, timeout=10):
     return out.decode(errors="replace")
 
 
-def call(t, expr, timeout=10):
-    """Evaluate a Python literal-valued expression on the device."""
-    text = run(t, "print(repr((%s)))" % expr, timeout).strip()
+def call(t, expr, timeout=10, prelude=""):
+    """Evaluate a Python literal-valued expression on the device (``prelude``: code run
+    first, in the same exec)."""
+    text = run(t, "%sprint(repr((%s)))" % (prelude, expr), timeout).strip()
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
