@@ -1,6 +1,10 @@
 """Figures on the emulated Pico (real MicroPython rp2 firmware), written into README.md.
 
     python bench/pico_bench.py [--no-readme]
+    python bench/pico_bench.py --stage [--rounds N] [--no-readme]   # figure 4 alone
+
+``--stage`` measures figure 4 only (one emulator, about a minute) and rewrites only its
+row of the README block.
 
 Every figure comes from a whole update run by the app (``qfota.app.main()``, as main.py
 runs it): the engine's Driver streaming the package from littlefs through
@@ -116,6 +120,13 @@ def update_run(fw, rom, tmp, name, size=96_000, tx_baud=FASTEST, baud=None, prob
     return int(sent.group(3)), int(sent.group(1)), lows, sim.stats()
 
 
+STAGE_ROW = "| `qfota stage` vs `mpremote fs cp`, 128 KB, best of %d alternating (wall) |"
+
+
+def stage_row(s, c, rounds):
+    return STAGE_ROW % rounds + " %.1f s vs %.1f s: **%.1fx** |" % (s, c, c / s)
+
+
 def stage_vs_cp(fw, rom, tmp, rounds=2, size=128 * 1024):
     flash = tmp / "flash-cp.bin"
     img = tmp / "f128k.bin"
@@ -167,8 +178,7 @@ def main():
         "engine event / every chunk's first `port.write`) | %d B / %d B (%d B after it) |" % lows,
         "| lowest `gc.mem_free()` after a `gc.collect()` at every engine event (the live "
         "heap's low) | %d B |" % live[0],
-        "| `qfota stage` vs `mpremote fs cp`, 128 KB, best of 2 alternating (wall) | "
-        "%.1f s vs %.1f s: **%.1fx** |" % (s, c, c / s),
+        stage_row(s, c, 2),
     ]
     text = "\n".join(lines)
     print(text)
@@ -184,10 +194,32 @@ def main():
             print("README.md has no %s block: not written" % START)
 
 
+def main_stage(rounds):
+    """Figure 4 alone; rewrites its row of the README block."""
+    fw, rom = find_fixtures()
+    with tempfile.TemporaryDirectory() as d:
+        s, c = stage_vs_cp(fw, rom, Path(d), rounds=rounds)
+    row = stage_row(s, c, rounds)
+    print(row)
+    if "--no-readme" not in sys.argv:
+        body = README.read_text()
+        head, rest = body.split(START, 1) if START in body else (body, "")
+        block, tail = rest.split(END, 1) if END in rest else ("", "")
+        old = [x for x in block.splitlines() if x.startswith("| `qfota stage` vs")]
+        if old:
+            README.write_text(head + START + block.replace(old[0], row) + END + tail)
+        else:
+            print("README.md has no stage row in its %s block: not written" % START)
+
+
 if __name__ == "__main__":
     if shutil.which("node") is None:
         raise SystemExit("node (>= 18) is needed for the emulated Pico")
     try:
-        main()
+        if "--stage" in sys.argv:
+            n = sys.argv.index("--rounds") + 1 if "--rounds" in sys.argv else 0
+            main_stage(int(sys.argv[n]) if n else 3)
+        else:
+            main()
     except pico.PicoError as exc:
         raise SystemExit("pico_bench: %s" % exc) from None
