@@ -120,7 +120,10 @@ def update_run(fw, rom, tmp, name, size=96_000, tx_baud=FASTEST, baud=None, prob
     return int(sent.group(3)), int(sent.group(1)), lows, sim.stats()
 
 
-STAGE_ROW = "| `qfota stage` vs `mpremote fs cp`, 128 KB, best of %d alternating (wall) |"
+STAGE_ROW = (
+    "| `qfota stage` vs `mpremote fs cp`, 128 KB, best of %d alternating (wall; "
+    "alone: `bench/pico_bench.py --stage`) |"
+)
 
 
 def stage_row(s, c, rounds):
