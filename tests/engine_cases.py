@@ -569,6 +569,13 @@ def case_url_password_never_in_events():
     assert "***" in ev.text()
 
 
+def case_url_password_with_a_comma_never_in_events():
+    m = ScriptedModem(_url_replies(b"FTPEND", 0), echo=True)
+    s, ev = _run_url(m, "ftp://test:s3c,retpw@10.0.0.2:2121/EC200T.bin", cid=1)
+    assert "s3c,retpw" not in ev.text() and "retpw" not in ev.text(), "password leaked"
+    assert "test:***@10.0.0.2" in ev.text()
+
+
 def case_url_http_error_code():
     m = ScriptedModem(_url_replies(b"HTTPEND", 711))
     try:

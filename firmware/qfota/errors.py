@@ -80,9 +80,10 @@ def redact(text):
             return out + rest
         head = rest[: i + 3]
         tail = rest[i + 3 :]
-        # The authority ends at the first '/', quote or space; a password may hold '@'.
+        # The authority ends at the first '/', quote or space (not at a comma: a password
+        # may hold one, and '@'); the last '@' before that ends the password.
         stop = len(tail)
-        for ch in '/" ,':
+        for ch in '/" ':
             k = tail.find(ch)
             if 0 <= k < stop:
                 stop = k
