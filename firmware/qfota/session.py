@@ -144,18 +144,35 @@ def check_params(upgrade_mode, download_urcs, update_urcs):
             raise refuse("PARAMS", "%s must be 0 or 5-100, not %r" % (name, v))
 
 
+def bad_char(text, extra=""):
+    """The first character of ``text`` that must not stand inside an AT command, described;
+    None when there is none. CR/LF would end the command line, a quote the string."""
+    for ch in text:
+        o = ord(ch)
+        if ch == "\r":
+            return "a carriage return (CR)"
+        if ch == "\n":
+            return "a line feed (LF)"
+        if ch == '"':
+            return "a double quote"
+        if o < 32 or o == 127:
+            return "a control character (0x%02x)" % o
+        if o > 126:
+            return "a non-ASCII character"
+        if ch in extra:
+            return "a %r" % ch
+    return None
+
+
 def check_text(name, value, limit):
     """Refuses a string that is to stand inside an AT command unless it is printable
     ASCII without quotes, at most ``limit`` bytes: nothing a user types may end the
     command line or start another (``x\\rATI``)."""
     if not isinstance(value, str):
         raise refuse("PARAMS", "%s must be text" % name)
-    for ch in value:
-        c = ord(ch)
-        if c < 32 or c > 126 or ch == '"':
-            raise refuse(
-                "PARAMS", "%s holds a quote, control or non-ASCII character (%r)" % (name, ch)
-            )
+    bad = bad_char(value)
+    if bad:
+        raise refuse("PARAMS", "%s holds %s" % (name, bad))
     if len(value) > limit:
         raise refuse("PARAMS", "%s is longer than %d characters" % (name, limit))
 

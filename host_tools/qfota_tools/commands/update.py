@@ -34,6 +34,7 @@ from qfota.defaults import (
 from qfota.errors import INTERRUPTED, REFUSED, FotaError
 from qfota.report import Reporter
 from qfota.runner import run_options
+from qfota.session import bad_char
 from qfota.urls import check_url
 
 FIRMWARE = Path(qfota.__file__).resolve().parent.parent
@@ -148,26 +149,6 @@ def redact_url(url):
     return url[: colon + 1] + "***" + url[at:]
 
 
-def _bad_char(text, extra=""):
-    """The first character of ``text`` that must not go inside an AT command, described;
-    None when there is none. CR/LF would end the command, a quote would end the string."""
-    for ch in text:
-        o = ord(ch)
-        if ch == "\r":
-            return "a carriage return (CR)"
-        if ch == "\n":
-            return "a line feed (LF)"
-        if ch == '"':
-            return "a double quote"
-        if o < 32 or o == 127:
-            return "a control character (0x%02x)" % o
-        if o > 126:
-            return "a non-ASCII character"
-        if ch in extra:
-            return "a %r" % ch
-    return None
-
-
 def _timeout_arg(text):
     """``NAME=SECONDS`` -> (``name_ms``, milliseconds); Refused names the problem."""
     name, eq, value = text.partition("=")
@@ -222,13 +203,13 @@ def _check_url(args):
     """The URL as the modem will get it (password inserted), or Refused."""
     url = args.url
     shown = redact_url(url)
-    bad = _bad_char(url)
+    bad = bad_char(url)
     if bad:
         _refuse("--url", shown, "holds %s" % bad)
     i = url.find("://")
     at = url.rfind("@")
     userinfo = url[i + 3 : at] if 0 <= i < at else ""
-    bad = _bad_char(userinfo, extra="/,")
+    bad = bad_char(userinfo, extra="/,")
     if bad:  # "/" or "," in the user or password: the modem and redact() would misparse
         _refuse("--url", shown, "the user or password holds %s" % bad)
     if args.password_env is not None or args.password_file is not None:
@@ -241,7 +222,7 @@ def _check_url(args):
             _refuse(option, None, "the URL has a password already")
         if not password:
             _refuse(option, None, "the password is empty")
-        bad = _bad_char(password, extra="/, ")
+        bad = bad_char(password, extra="/, ")
         if bad:
             _refuse(option, None, "the password holds %s" % bad)
         url = url[:at] + ":" + password + url[at:]
@@ -313,7 +294,7 @@ def validate(args):
                 _refuse("--" + name.replace("_", "-"), None, "applies to --image only")
         url = _check_url(args)
     if args.apn is not None:
-        bad = _bad_char(args.apn)
+        bad = bad_char(args.apn)
         if bad:
             _refuse("--apn", ascii(args.apn), "holds %s" % bad)
         if len(args.apn) > APN_MAX:
@@ -660,7 +641,7 @@ def add_port_options(p):
 def check_revisions(args):
     for opt, rev in (("--expect-source", args.expect_source), ("--target", args.target)):
         if rev is not None:
-            bad = _bad_char(rev)
+            bad = bad_char(rev)
             if bad or not rev.strip() or len(rev) > 80:
                 _refuse(opt, ascii(rev), "holds %s" % bad if bad else "give a revision")
 
