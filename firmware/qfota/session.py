@@ -296,7 +296,6 @@ class Session:
         self.download_urcs = download_urcs
         self.update_urcs = update_urcs
         self.flow_hw = flow in (FLOW_HW, "hw")
-        self.flow = FLOW_HW if self.flow_hw else FLOW_NONE
         self.usb = usb
         self.cid = cid if cid is not None else DEFAULTS["cid"]
         self.apn = apn
