@@ -5,18 +5,18 @@ the module's hardware design) to the modem's main UART: adapter TXD -> module RX
 adapter RXD <- module TXD, adapter RTS -> module RTS, adapter CTS <- module CTS, GND -> GND.
 Or the module's USB AT port (``--usb``), which needs no wiring.
 
-Run by ``qfota update --runtime micropython`` as::
+Standalone, one update with the same lines and exit status as ``qfota update``::
 
     QFOTA_OPTS='{"port": "/dev/ttyUSB0", "image": "EC200T.bin"}' MICROPYPATH=firmware:boards micropython boards/unix.py
 
-It prints the same lines as the CPython runtime and exits with the same status.
+``qfota update --runtime micropython`` runs ``qfota.relay`` instead: the engine alone in
+MicroPython, what happens written as lines that the CLI (CPython) reports.
 """
 
 import json
 import sys
 
 from qfota.defaults import DEFAULTS
-from qfota.runner import run_options
 from qfota.tty import TtyPort
 
 PORT = "/dev/ttyUSB0"
@@ -29,6 +29,8 @@ def make_port(path=PORT, baud=BAUD, flow_hw=True):
 
 def run(opts, out=print):
     """Run one update from an options dict (the keys of ``qfota update``); returns the exit status."""
+    from qfota.runner import run_options
+
     return run_options(
         opts, lambda flow_hw: make_port(opts["port"], opts.get("baud", BAUD), flow_hw), out
     )

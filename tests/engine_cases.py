@@ -123,6 +123,52 @@ def expect_error(m, img, stage, code=None, detail=None, **kw):
     raise AssertionError("no FotaError; expected %s" % stage)
 
 
+# ---------------------------------------------------------------- the table of steps
+def case_a_step_added_to_the_table_runs():
+    # What DEVELOPERS.md tells a newcomer: a row in STEPS, its name in plan(). Here the
+    # signal quality (AT+CSQ) after the revision, read by a function of the row's own.
+    from qfota import steps
+
+    read = []
+
+    def got_csq(s, body, now):
+        read.append((s.stage, body))
+
+    plan = steps.plan
+    steps.STEPS["csq"] = ("PREFLIGHT", b"AT+CSQ", b"+CSQ:", "command_ms", steps.FAIL, got_csq)
+    steps.plan = lambda s: plan(s)[:4] + ["csq"] + plan(s)[4:]  # after the revision steps
+    try:
+        img = image("csq")
+        m = modem(replies=replies({b"AT+CSQ": b"\r\n+CSQ: 20,99\r\n" + OK}))
+        s, ev, _u = run(m, img)
+    finally:
+        steps.plan = plan
+        del steps.STEPS["csq"]
+    assert read == [("PREFLIGHT", ["+CSQ: 20,99"])], read
+    sent = m.commands
+    assert sent.index(b"AT+CSQ") == sent.index(b"AT+QGMR") + 1, sent
+    assert sent.index(b"AT+QFOTADL=?") == sent.index(b"AT+CSQ") + 1, sent
+    assert ("AT+CSQ", None) in ev.kinds(S.EV_TX), ev.text()
+    assert s.revision_after == REV_B.decode() and bytes(m.data) == content(img)
+
+
+def case_a_step_added_to_the_table_fails_as_its_row_says():
+    # The same row with on ERROR = FAIL: the modem's ERROR stops the update in the row's
+    # stage, before AT+QFOTADL, naming the command.
+    from qfota import steps
+
+    plan = steps.plan
+    steps.STEPS["csq"] = ("PREFLIGHT", b"AT+CSQ", b"+CSQ:", "command_ms", steps.FAIL, None)
+    steps.plan = lambda s: plan(s)[:4] + ["csq"] + plan(s)[4:]
+    try:
+        m = modem(replies=replies({b"AT+CSQ": b"\r\nERROR\r\n"}))
+        expect_error(m, image("csq_err"), "PREFLIGHT", detail="ERROR to AT+CSQ")
+    finally:
+        steps.plan = plan
+        del steps.STEPS["csq"]
+    assert not any(c.startswith(b"AT+QFOTADL=") for c in m.commands), m.commands
+
+
 # ---------------------------------------------------------------- happy paths
 def case_happy_flow_hw_mode1():
     img = image("hw1")

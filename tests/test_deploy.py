@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(120)
 
 REPO = build_package.REPO
 ENGINE = sorted(p.name for p in (REPO / "firmware" / "qfota").glob("*.py"))
-HOST_ONLY = ["info.py", "runner.py", "tty.py"]  # unix port / host only: never on an MCU
+HOST_ONLY = ["info.py", "relay.py", "runner.py", "tty.py"]  # unix port / host only: never on an MCU
 SHIPPED = sorted(set(ENGINE) - set(HOST_ONLY))  # what an MCU board gets
 PACKAGES = ("qfota-core", "qfota-url", "qfota-app")  # for every board
 UNIX = "qfota-unix"  # the unix port only (boards/unix.py imports qfota.tty and qfota.runner)

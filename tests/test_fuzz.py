@@ -34,6 +34,7 @@ from qfota import session as S
 from qfota import urc as U
 from qfota.at import BODY_MAX, AtChannel
 from qfota.compat import ticks_add
+from qfota.defaults import TIMEOUTS
 from qfota.errors import FotaError
 from qfota.lines import LINE_MAX, LineFramer
 from qfota.report import EXIT_TIMEOUT, exit_code
@@ -858,7 +859,7 @@ def stopped(variant, until, dl=5, up=5, answered=True):
     return s
 
 
-T = S.TIMEOUTS
+T = TIMEOUTS
 # wait -> (session factory, ms until it fails, stage, words of the detail)
 WAITS = {
     "probe_ms": (

@@ -22,6 +22,15 @@ ERROR = const(2)
 CME = const(3)
 PROTO = const(4)  # 010003: the note's answer in protocol-download file mode
 
+# What a step of qfota.steps does on ERROR: stop; log it and go on; go on after an ERROR
+# or no answer at all; keep sending until its wait runs out. Here, not in qfota.steps, so
+# the session can read a step's row once the table itself is released (the stream's heap).
+FAIL = const(0)
+NEXT = const(1)
+OPTIONAL = const(2)
+RETRY = const(3)
+SKIP = const(1)  # a reader's answer: the step after this one is not needed
+
 BODY_MAX = const(20)  # lines kept of one response (16 PDP contexts fit)
 _PLUS = const(43)
 

@@ -9,6 +9,20 @@ import sys
 
 MICROPYTHON = sys.implementation.name == "micropython"
 
+
+def release(name):
+    """Forget module ``qfota.<name>`` so that its code can be collected once nothing else
+    holds it (MicroPython keeps bytecode in the heap). The next import loads it afresh.
+    A no-op on CPython, where code costs nothing that matters here and a test may hold
+    the module it patched."""
+    if MICROPYTHON:
+        sys.modules.pop("qfota." + name, None)
+        try:
+            delattr(sys.modules["qfota"], name)  # import set it on the package
+        except (KeyError, AttributeError):
+            pass
+
+
 if MICROPYTHON:
     from time import (  # type: ignore
         sleep_ms,

@@ -11,7 +11,10 @@ DEFAULTS = {
     "update_urcs": 100,  # <update_URC_max>: 0 (none) or 5-100
     "flow": "hw",  # "hw": RTS/CTS (AT+IFC=2,2); "none": paced pieces (AT+IFC=0,0)
     "baud": 115200,  # the module's default rate; its bootloader prints at the NV-saved one
-    "chunk": 4096,  # bytes read from the image per write loop (a multiple of 512: SD blocks)
+    # bytes read from the image per write loop: a multiple of 512 (SD blocks), small for a
+    # small heap (the whole update fits MicroPython's -X heapsize=64K with 1024; make
+    # bench); a board with RAM to spare sets more (boards/rp2.py: 4096, littlefs blocks)
+    "chunk": 1024,
     "rate": 15000,  # without flow control: at most this many bytes in any one second
     "piece": 32,  # ... in pieces of at most this many bytes
     "cid": 1,  # URL modes: the PDP context AT+QFOTA="fota/cid" names

@@ -17,8 +17,9 @@ nothing: it reads the package into one buffer with ``readinto`` and writes it wi
 ``write(buf, off, n)`` (a memoryview slice would allocate on MicroPython). With
 ``lock_heap=True`` it runs under ``micropython.heap_lock()``, unlocked only while the
 modem's lines and the session's events are handled, and before any failure is built.
-``Driver`` and ``update`` allocate the two buffers once; ``run`` allocates nothing per
-package byte.
+``Driver`` allocates the two buffers once, the package buffer (the largest block) first,
+before the port is read, and lets it go once the package is out; ``run`` allocates
+nothing per package byte.
 """
 
 import gc
@@ -27,10 +28,36 @@ import os
 from qfota.compat import heap_lock, heap_unlock, sleep_us, ticks_diff, ticks_ms, ticks_us
 from qfota.defaults import CHUNK_MAX, CHUNK_MIN, DEFAULTS, IMAGE_MAX, PIECE_MAX, RATE_MAX
 from qfota.errors import FAILED, INTERRUPTED, TIMEOUT, FotaError, refuse
-from qfota.session import Session
+from qfota.session import FLOW_HW, Session
 
 RX_EVERY_MAX = 65536  # with flow control, read the port for URCs at least this often (bytes)
 _RX = 256
+
+
+def _mem_free():
+    return gc.mem_free() if hasattr(gc, "mem_free") else -1
+
+
+def check_stream(flow_hw, chunk, rate, piece, rate_above_note=False):
+    """The driver's settings: refuses what the note or the buffers do not allow."""
+    if not isinstance(chunk, int) or not CHUNK_MIN <= chunk <= CHUNK_MAX or chunk % 16:
+        raise refuse(
+            "PARAMS",
+            "chunk must be a multiple of 16 from %d to %d, not %r" % (CHUNK_MIN, CHUNK_MAX, chunk),
+        )
+    if flow_hw:
+        return
+    if not isinstance(piece, int) or not 0 < piece <= PIECE_MAX:
+        raise refuse("PARAMS", "piece must be 1-%d bytes without flow control" % PIECE_MAX)
+    top = 1_000_000 if rate_above_note else RATE_MAX
+    if not isinstance(rate, int) or not 4 * piece < rate <= top:
+        raise refuse(
+            "PARAMS",
+            "rate must be %d-%d bytes/s without flow control (the note's limit is %d), not %r"
+            % (4 * piece + 1, top, RATE_MAX, rate),
+        )
+    if chunk < piece:
+        raise refuse("PARAMS", "chunk must hold at least one piece")
 
 
 def image_length(path, limit=IMAGE_MAX):
@@ -88,7 +115,19 @@ class Driver:
         self.session = session
         self.image = image
         self.on_event = on_event
-        self.buf = bytearray(chunk)
+        self.buf = None
+        if image is not None:
+            gc.collect()  # the largest block an update needs: make room for it first
+            try:
+                self.buf = bytearray(chunk)
+            except MemoryError:
+                raise FotaError(
+                    "MEMORY",
+                    None,
+                    "no room for the %d-byte package buffer (%d bytes free): give a smaller"
+                    " chunk; nothing was sent" % (chunk, _mem_free()),
+                    FAILED,
+                ) from None
         self.rx = bytearray(_RX)
         self.rate = rate
         self.piece = piece
@@ -120,6 +159,7 @@ class Driver:
                 n = self._poll_rx()
                 if s.streaming:
                     self._stream()
+                    self.buf = None  # the package is out (or the session ended): free its room
                     continue
                 s.poll(ticks_ms())
                 if not n and not s.done and not s.has_output:
@@ -322,28 +362,6 @@ class Driver:
                 return
 
 
-def check_stream(flow_hw, chunk, rate, piece, rate_above_note=False):
-    """The driver's settings: refuses what the note or the buffers do not allow."""
-    if not isinstance(chunk, int) or not CHUNK_MIN <= chunk <= CHUNK_MAX or chunk % 16:
-        raise refuse(
-            "PARAMS",
-            "chunk must be a multiple of 16 from %d to %d, not %r" % (CHUNK_MIN, CHUNK_MAX, chunk),
-        )
-    if flow_hw:
-        return
-    if not isinstance(piece, int) or not 0 < piece <= PIECE_MAX:
-        raise refuse("PARAMS", "piece must be 1-%d bytes without flow control" % PIECE_MAX)
-    top = 1_000_000 if rate_above_note else RATE_MAX
-    if not isinstance(rate, int) or not 4 * piece < rate <= top:
-        raise refuse(
-            "PARAMS",
-            "rate must be %d-%d bytes/s without flow control (the note's limit is %d), not %r"
-            % (4 * piece + 1, top, RATE_MAX, rate),
-        )
-    if chunk < piece:
-        raise refuse("PARAMS", "chunk must hold at least one piece")
-
-
 def update(
     port,
     image=None,
@@ -367,12 +385,13 @@ def update(
     """
     if (image is None) == (url is None):
         raise refuse("PARAMS", "give either an image or a URL")
+    check_stream(kwargs.get("flow", "hw") in ("hw", FLOW_HW), chunk, rate, piece, rate_above_note)
+    length = image_length(image, max_image) if image is not None else None
     gc.collect()  # the session and the buffers want contiguous blocks: defragment up front
     if image is not None:
-        session = Session(length=image_length(image, max_image), **kwargs)
+        session = Session(length=length, **kwargs)
     else:
         session = Session(url=url, **kwargs)
-    check_stream(session.flow_hw, chunk, rate, piece, rate_above_note)
     return _drive(
         port,
         session,

@@ -67,6 +67,7 @@ class Reporter:
         # (heap_lock proves it), so events are where the heap peaks.
         self.mem = mem
         self.heap_max = 0
+        self.heap_total = None  # None: this process's heap
 
     def _text(self, text, show):
         """``qfota: text`` to the log file, and to ``out`` when ``show``."""
@@ -199,7 +200,7 @@ class Reporter:
             rec["heap_high_water"] = self.heap_max
             self._text(
                 "heap: live high-water %d bytes (after a collect at every event) of %d"
-                % (self.heap_max, gc.mem_free() + gc.mem_alloc()),
+                % (self.heap_max, self.heap_total or gc.mem_free() + gc.mem_alloc()),
                 not j,
             )
         if err is None and session is not None:

@@ -14,7 +14,7 @@ import os
 import time
 
 from qfota import session as S
-from qfota.defaults import DEFAULTS, IMAGE_MAX
+from qfota.defaults import DEFAULTS, IMAGE_MAX, TIMEOUTS
 from qfota.journal import Journal
 from qfota.report import Reporter
 
@@ -85,16 +85,21 @@ def _cut_recently(journal, timeouts):
     modem may still be in it (it ends one within ``fileend_ms`` of quiet): listen first."""
     if journal.get("stage") not in S.TRANSFER_STAGES:
         return False
-    window = (timeouts or {}).get("fileend_ms") or S.TIMEOUTS["fileend_ms"]
+    window = (timeouts or {}).get("fileend_ms") or TIMEOUTS["fileend_ms"]
     age = time.time() - (journal.get("time") or 0)
     return 0 <= age <= window / 1000 + 1
 
 
-def run_options(opts, open_port, out=print):
+def run_options(opts, open_port, out=print, engine=None):
     """One ``qfota update`` (or ``recover``/``info`` with ``opts["command"]``) from an
     options dict, reported by a ``Reporter``; ``open_port(flow_hw)`` opens the port once
-    the checks passed. Returns the exit status. The same on every runtime."""
-    from qfota import driver
+    the checks passed. Returns the exit status. The same on every runtime.
+
+    ``engine`` runs the session: ``qfota.driver`` by default; the CLI's MicroPython
+    runtime passes one with the same ``update``/``recover``/``info`` that runs it in a
+    MicroPython process (its ``heap``: that process's ``(high-water, heap size)``)."""
+    if engine is None:
+        from qfota import driver as engine
 
     mem = opts.get("mem", False) and hasattr(gc, "mem_alloc")  # a MicroPython figure
     rep = Reporter(
@@ -121,10 +126,10 @@ def run_options(opts, open_port, out=print):
 
             # One table (or one JSON object): the events only with -v.
             ev = rep.event if opts.get("verbose") else None
-            session = driver.info(lambda: open_port(flow_hw), on_event=ev, **kwargs)
+            session = engine.info(lambda: open_port(flow_hw), on_event=ev, **kwargs)
             return show_info(session, out, opts.get("json", False))
         if command == "recover":
-            session = driver.recover(lambda: open_port(flow_hw), on_event=watch.event, **kwargs)
+            session = engine.recover(lambda: open_port(flow_hw), on_event=watch.event, **kwargs)
         else:
             if _cut_recently(journal, kwargs.get("timeouts")):
                 rep.line(
@@ -132,7 +137,7 @@ def run_options(opts, open_port, out=print):
                     "that transfer before sending anything" % journal.get("stage")
                 )
                 kwargs["listen_first"] = True
-            session = driver.update(
+            session = engine.update(
                 lambda: open_port(flow_hw),
                 image=opts.get("image"),
                 url=opts.get("url"),
@@ -146,8 +151,17 @@ def run_options(opts, open_port, out=print):
                 **kwargs,
             )
         watch.end(session, None)
+        _heap(rep, engine)
         return rep.result(session)
     except Exception as e:  # every failure becomes one closing line
         if command != "info":
             watch.end(session, e)
+        _heap(rep, engine)
         return rep.result(err=e)
+
+
+def _heap(rep, engine):
+    heap = getattr(engine, "heap", None)  # measured in another process
+    if heap:
+        rep.mem = True
+        rep.heap_max, rep.heap_total = heap

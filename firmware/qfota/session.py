@@ -21,12 +21,11 @@ public call returns, and a failure makes the session terminal (``done``, ``error
 holds the ``FotaError``); a terminal session sends nothing more.
 """
 
-from qfota import steps as P
 from qfota import urc
-from qfota.at import CME, OK, PROTO, AtChannel, printable, text
-from qfota.compat import const, ticks_add, ticks_diff
-from qfota.defaults import APN_MAX, CID_MAX, DEFAULTS, TIMEOUT_MAX_MS, TIMEOUTS
-from qfota.errors import INTERRUPTED, MODEM, REFUSED, TIMEOUT, FotaError, redact, refuse
+from qfota.at import CME, FAIL, NEXT, OK, OPTIONAL, PROTO, RETRY, SKIP, AtChannel, printable, text
+from qfota.compat import const, release, ticks_add, ticks_diff
+from qfota.defaults import DEFAULTS
+from qfota.errors import INTERRUPTED, MODEM, TIMEOUT, FotaError, redact, refuse
 from qfota.lines import LineFramer
 
 # Events: (EV_*, a, b), taken with ``next_event()``.
@@ -127,68 +126,13 @@ _KINDS_OF = {
 _DOWNLOAD_KINDS = (urc.FTPSTART, urc.FTPEND, urc.HTTPSTART, urc.HTTPEND, urc.FILESTART, urc.FILEEND)
 _END_KINDS = (urc.FILEEND, urc.FTPEND, urc.HTTPEND, urc.END)
 
+_READERS = ("answers", "urls", "info")  # modules of the steps' readers (qfota.steps)
 _PROBE_EVERY = const(1000)  # ms between probes
 _PROBE_QUIET = const(1500)  # ms without an OK after a probe answered, when several went out
 _RESTARTS_MAX = const(3)
 _REPORTS = const(100)  # EV_SENT at most this many times per transfer
 _EVENTS_MAX = const(32)  # events queued between two next_event() calls, beyond the vital ones
 CHATTY_EVENTS = (EV_LOG, EV_TX, EV_RX, EV_DOWNLOADING, EV_UPDATING, EV_SENT)
-
-
-def check_params(upgrade_mode, download_urcs, update_urcs):
-    """The note's ranges: upgrade_mode 0|1, URC max values 0 or 5-100."""
-    if upgrade_mode not in (0, 1):
-        raise refuse("PARAMS", "upgrade_mode must be 0 or 1, not %r" % (upgrade_mode,))
-    for name, v in (("download_URC_max", download_urcs), ("update_URC_max", update_urcs)):
-        if not isinstance(v, int) or not (v == 0 or 5 <= v <= 100):
-            raise refuse("PARAMS", "%s must be 0 or 5-100, not %r" % (name, v))
-
-
-def bad_char(text, extra=""):
-    """The first character of ``text`` that must not stand inside an AT command, described;
-    None when there is none. CR/LF would end the command line, a quote the string."""
-    for ch in text:
-        o = ord(ch)
-        if ch == "\r":
-            return "a carriage return (CR)"
-        if ch == "\n":
-            return "a line feed (LF)"
-        if ch == '"':
-            return "a double quote"
-        if o < 32 or o == 127:
-            return "a control character (0x%02x)" % o
-        if o > 126:
-            return "a non-ASCII character"
-        if ch in extra:
-            return "a %r" % ch
-    return None
-
-
-def check_text(name, value, limit):
-    """Refuses a string that is to stand inside an AT command unless it is printable
-    ASCII without quotes, at most ``limit`` bytes: nothing a user types may end the
-    command line or start another (``x\\rATI``)."""
-    if not isinstance(value, str):
-        raise refuse("PARAMS", "%s must be text" % name)
-    bad = bad_char(value)
-    if bad:
-        raise refuse("PARAMS", "%s holds %s" % (name, bad))
-    if len(value) > limit:
-        raise refuse("PARAMS", "%s is longer than %d characters" % (name, limit))
-
-
-def check_timeouts(timeouts):
-    """``{name: ms}`` with known names and 0 < ms <= a day; returns the whole table."""
-    out = dict(TIMEOUTS)
-    for k, v in (timeouts or {}).items():
-        if k not in TIMEOUTS:
-            raise refuse("PARAMS", "unknown timeout %r (names: %s)" % (k, ", ".join(TIMEOUTS)))
-        if not isinstance(v, int) or not 0 < v <= TIMEOUT_MAX_MS:
-            raise refuse(
-                "PARAMS", "timeout %s must be 1-%d ms, not %r" % (k[:-3], TIMEOUT_MAX_MS, v)
-            )
-        out[k] = v
-    return out
 
 
 def same_revision(a, b):
@@ -201,28 +145,6 @@ def same_revision(a, b):
         return True
     short, full = (a, b) if len(a) < len(b) else (b, a)
     return full.startswith(short) and full[len(short)] == "_"
-
-
-def parse_ranges(text):
-    """``(0,5-100)`` -> ``[(0, 0), (5, 100)]``."""
-    out = []
-    for part in text.strip().strip("()").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            out.append((int(lo), int(hi)))
-        else:
-            out.append((int(part), int(part)))
-    return out
-
-
-def _in_ranges(v, ranges):
-    for lo, hi in ranges:
-        if lo <= v <= hi:
-            return True
-    return False
 
 
 class Session:
@@ -260,41 +182,23 @@ class Session:
         target=None,
         trace=False,
     ):
-        self.scheme = "file"
-        if recover or info:
-            pass
-        elif (length is None) == (url is None):
-            raise refuse("PARAMS", "give either an image length or a URL")
-        elif length is not None and (not isinstance(length, int) or length <= 0):
-            raise refuse("PARAMS", "image length must be > 0, not %r" % (length,))
-        if url is not None:
-            from qfota.urls import check_url  # URL mode only: not loaded for FILE mode
-
-            self.scheme = check_url(url)[0]
-            if self.scheme == "https":
-                self.scheme = "http"
-        if protocol_download:
-            raise refuse(
-                "PARAMS",
-                'protocol-download file mode ("FILE:<length>",2) is not supported: '
-                "its framing is not published by the vendor",
-            )
-        check_params(upgrade_mode, download_urcs, update_urcs)
-        if cid is not None and not (isinstance(cid, int) and 1 <= cid <= CID_MAX):
-            raise refuse("PARAMS", "cid must be 1-%d, not %r" % (CID_MAX, cid))
-        if apn is not None:
-            check_text("APN", apn, APN_MAX)
-        for name, rev in (("expected source revision", expect_source), ("target", target)):
-            if rev is not None:
-                check_text(name, rev, 80)
         if flow not in (FLOW_HW, FLOW_NONE, "hw", "none"):
             raise refuse("PARAMS", "flow must be hw or none, not %r" % (flow,))
-        self.timeouts = check_timeouts(timeouts)
-        self.length = length
-        self.url = url
         self.upgrade_mode = upgrade_mode
         self.download_urcs = download_urcs
         self.update_urcs = update_urcs
+        self.expect_source = expect_source
+        self.target = target
+        self.mode = "recover" if recover else "info" if info else "update"
+        from qfota import checks
+
+        self.scheme, self.timeouts = checks.session_options(
+            self, length, url, cid, apn, timeouts, protocol_download, self.mode
+        )
+        del checks  # with the release, nothing holds it: its code can be collected
+        release("checks")
+        self.length = length
+        self.url = url
         self.flow_hw = flow in (FLOW_HW, "hw")
         self.usb = usb
         self.cid = cid if cid is not None else DEFAULTS["cid"]
@@ -302,18 +206,25 @@ class Session:
         self.min_voltage_mv = min_voltage_mv
         self.recover = recover
         self.listen_first = listen_first
-        self.expect_source = expect_source
-        self.target = target
         self.trace = trace  # report every line sent and received (EV_TX, EV_RX)
 
+        # The plan, and the rows of its steps and of VERIFY's, taken from the table once;
+        # then the table is released (on MicroPython its code and data are heap).
+        from qfota import steps
+
         if recover:
-            self._plan = list(P.RECOVER)  # type: list[str]
+            self._plan = list(steps.RECOVER)  # type: list[str]
         elif info:
-            self._plan = P.info_plan(self)
+            self._plan = steps.info_plan(self)
         else:
-            self._plan = P.plan(self)
-        self._args = P.args(self)
-        self.mode = "recover" if recover else "info" if info else "update"
+            self._plan = steps.plan(self)
+        self._verify = steps.VERIFY
+        self._rows = {}
+        for name in self._plan + list(self._verify):
+            self._rows[name] = steps.STEPS[name]
+        self._args = steps.args(self)
+        del steps
+        release("steps")
 
         # What the modem told us.
         self.revision_before = None
@@ -480,7 +391,7 @@ class Session:
             return
         self._i = i
         name = plan[i]
-        stage, cmd, prefix, wait, _on_err, _on_ok = P.STEPS[name]
+        stage, cmd, prefix, wait, _on_err, _on_ok = self._rows[name]
         self.state = name
         self._set_stage(stage)
         self._wait(now, wait)
@@ -492,10 +403,12 @@ class Session:
         if args is not None:
             cmd = cmd % args
         self._send(cmd, prefix)
-        if P.STEPS[name][4] == P.RETRY:
+        if self._rows[name][4] == RETRY:
             self._probes = 1
             self._resend_at = ticks_add(now, _PROBE_EVERY)
         if name == "qfotadl":
+            for mod in _READERS:
+                release(mod)  # the answers before AT+QFOTADL are read: see _call
             self._started_early = False
             if self.scheme == "file":
                 self._wait(now, "filestart_ms")
@@ -504,7 +417,7 @@ class Session:
         self._step(self._i + 1 + skip, now)
 
     def _plan_done(self, now):
-        if self._phase is P.VERIFY or self.recover:
+        if self._phase is self._verify or self.recover:
             self._finish("recovered" if self.recover else "updated")
         else:
             self._finish("info")
@@ -532,30 +445,30 @@ class Session:
         self._event(EV_DONE, self.revision_after or self.revision_before)
 
     def _in_step(self):
-        return self.state in P.STEPS
+        return self.state in self._rows
 
     def _answer(self, kind, now):
         name = self.state
-        _stage, _cmd, _prefix, _wait, on_err, on_ok = P.STEPS[name]
+        _stage, _cmd, _prefix, _wait, on_err, on_ok = self._rows[name]
         if kind == OK:
-            if on_err == P.RETRY:
+            if on_err == RETRY:
                 self._probe_answered(now)
                 return
             skip = self._call(on_ok, self._at.body, now) if on_ok else None
             if self.state == name and not self.done:  # the handler did not move on itself
-                self._next(now, 1 if skip == P.SKIP else 0)
+                self._next(now, 1 if skip == SKIP else 0)
             return
         if kind == PROTO:
             self._fail(
                 None, "the modem answered 010003 (protocol-download file mode): not supported"
             )
         # ERROR or +CME ERROR
-        if on_err == P.RETRY:
+        if on_err == RETRY:
             return  # keep probing
         what = "+CME ERROR: %s" % self._at.cme if kind == CME else "ERROR"
-        if on_err == P.FAIL:
+        if on_err == FAIL:
             self._fail(None, "modem answered %s to %s" % (what, redact(self._at.command_text())))
-        if on_err in (P.NEXT, P.OPTIONAL):
+        if on_err in (NEXT, OPTIONAL):
             self._event(EV_LOG, "%s answered %s: going on" % (self._at.command_text(), what))
             self._next(now)
             return
@@ -563,7 +476,10 @@ class Session:
 
     def _call(self, handler, a, now):
         # "_name": a method here; "module.name": a function of a module loaded on first
-        # use (URL and info steps), which keeps their code out of a FILE update's heap.
+        # use (qfota.answers, urls, info) and released when AT+QFOTADL goes out, so a
+        # FILE update's heap holds none of them while the package streams.
+        if callable(handler):  # a function in the row itself: handler(session, body, now)
+            return handler(self, a, now)
         if "." in handler:
             mod, fn = handler.split(".")
             __import__("qfota." + mod)
@@ -586,7 +502,7 @@ class Session:
 
     def _poll(self, now, _unused):
         name = self.state
-        if name in P.STEPS and P.STEPS[name][4] == P.RETRY:
+        if name in self._rows and self._rows[name][4] == RETRY:
             if self._answered:
                 if ticks_diff(now, self._quiet_until) >= 0:
                     self._next(now)
@@ -594,16 +510,16 @@ class Session:
             elif ticks_diff(now, self._resend_at) >= 0:
                 self._resend_at = ticks_add(now, _PROBE_EVERY)
                 self._probes += 1
-                self._send(P.STEPS[name][1])
+                self._send(self._rows[name][1])
         if self._deadline is not None and ticks_diff(now, self._deadline) >= 0:
             self._timeout(now)
 
     def _timeout(self, now):
         name = self.state
         limit = "timeout after %d s: " % (self.timeouts[self._wait_key] // 1000)
-        if name in P.STEPS:
-            stage, cmd, _p, _w, on_err, _ok = P.STEPS[name]
-            if on_err == P.OPTIONAL:
+        if name in self._rows:
+            stage, cmd, _p, _w, on_err, _ok = self._rows[name]
+            if on_err == OPTIONAL:
                 if cmd is not None:
                     self._event(EV_LOG, "%s not answered: going on" % cmd.decode())
                 self._at.cancel()
@@ -625,98 +541,11 @@ class Session:
                 EV_LOG,
                 "no RDY within %d ms after END; probing with AT" % self.timeouts["reboot_ms"],
             )
-            self._run_plan(P.VERIFY, now)
+            self._run_plan(self._verify, now)
             return
         self._fail(None, limit + _MISSING.get(name, "no answer"), kind=TIMEOUT)
 
     # ------------------------------------------------ answers read by the steps
-    def _got_qgmr(self, body, now):
-        rev = body[0].strip() if body else ""
-        if not rev:
-            return None  # no revision in the answer: ATI is next
-        self._set_revision(rev)
-        return P.SKIP
-
-    def _got_ati(self, body, now):
-        rev = ""
-        for line in body:
-            if line.lower().startswith("revision:"):
-                rev = line[9:].strip()
-        if not rev:
-            self._fail(None, "no revision in the answer to ATI")
-        self._set_revision(rev)
-
-    def _set_revision(self, rev):
-        if self._stage == "VERIFY":
-            self.revision_after = rev
-            self._event(EV_REVISION, "after", rev)
-            return
-        self.revision_before = rev
-        self._event(EV_REVISION, "before", rev)
-        if self.mode != "update":
-            return
-        if self.target is not None and same_revision(rev, self.target):
-            self._finish("current")
-        elif self.expect_source is not None and not same_revision(rev, self.expect_source):
-            raise FotaError(
-                "REVISION",
-                None,
-                "the modem runs %s; this image updates %s to %s"
-                % (rev, self.expect_source, self.target or "another revision"),
-                REFUSED,
-            )
-
-    def _got_ranges(self, body, now):
-        if not body:
-            return
-        # +QFOTADL: <url>,(0,1),(0,5-100),(0,5-100)
-        line = body[0]
-        groups = []
-        i = line.find("(")
-        while i >= 0:
-            j = line.find(")", i)
-            if j < 0:
-                break
-            try:
-                groups.append(parse_ranges(line[i : j + 1]))
-            except ValueError:
-                groups = []
-                break
-            i = line.find("(", j)
-        if len(groups) < 3:
-            self._event(EV_LOG, "cannot read AT+QFOTADL=? answer: %r" % line)
-            return
-        self.supported = groups
-        if self.mode != "update":
-            return
-        names = ("upgrade_mode", "download_URC_max", "update_URC_max")
-        values = (self.upgrade_mode, self.download_urcs, self.update_urcs)
-        for name, v, ranges in zip(names, values, groups):
-            if not _in_ranges(v, ranges):
-                raise refuse("PARAMS", "%s %d is not supported by this modem %s" % (name, v, line))
-
-    def _got_cbc(self, body, now):
-        # +CBC: <bcs>,<bcl>,<voltage mV>
-        try:
-            mv = int(body[0].split(",")[2].strip())
-        except (IndexError, ValueError):
-            if self.mode != "update":
-                return
-            self._fail(None, "cannot read the voltage from AT+CBC: %r" % (body[0] if body else ""))
-        self.voltage_mv = mv
-        if self.min_voltage_mv is not None and mv < self.min_voltage_mv and self.mode == "update":
-            raise FotaError(
-                "POWER",
-                None,
-                "supply %d mV below %d mV: power loss during the upgrade is unrecoverable "
-                "(note, chapter 5)" % (mv, self.min_voltage_mv),
-                REFUSED,
-            )
-
-    def _got_usbifc(self, body, now):
-        if not body or body[0].replace(" ", "").lower() != '+qcfg:"usbifc",2,2':
-            self._fail(None, 'AT+QCFG="usbifc" reads back %r, not 2,2' % (body[0] if body else ""))
-
     def _got_qfotadl(self, body, now):
         start = _START_OF[self.scheme]
         if self._started_early:
@@ -792,7 +621,7 @@ class Session:
         self._event(EV_REBOOT, self.reboots)
         if st in ("REBOOT", "listen", "await") or stage == "VERIFY" or st == "settle":
             self._at.cancel()
-            self._run_plan(P.VERIFY, now)
+            self._run_plan(self._verify, now)
 
     def _on_fota(self, kind, value, now):
         st = self.state

@@ -11,17 +11,30 @@ A step is ``(stage, command, body prefix, wait, on ERROR, on OK)``:
 - ``on ERROR``: ``FAIL`` stops; ``NEXT`` logs it and goes on (an optional or undocumented
   command); ``OPTIONAL`` goes on after an ERROR or no answer at all; ``RETRY`` keeps
   sending it until the wait runs out (probes); a name: the Session method that decides.
-- ``on OK``: the Session method that reads the answer, or ``None``. It returns ``SKIP``
+- ``on OK``: what reads the answer, or ``None``: ``"module.function"``, called with the
+  session, the body lines and the time, from a module loaded on first use and released
+  when ``AT+QFOTADL`` goes out (``qfota.answers``, ``urls``, ``info``), a Session
+  method (``"_got_qfotadl"``), or a function taking the same three arguments. It returns ``SKIP``
   when the step after it is not needed (AT+QGMR gave the revision: no ATI).
+
+The session takes the rows of its plan when it is made and then releases this module
+(``compat.release``): on MicroPython the table is heap that the stream can use.
 """
 
-from qfota.compat import const
+from qfota.at import FAIL, NEXT, OPTIONAL, RETRY, SKIP
 
-FAIL = const(0)
-NEXT = const(1)
-OPTIONAL = const(2)
-RETRY = const(3)
-SKIP = const(1)
+__all__ = (
+    "FAIL",
+    "NEXT",
+    "OPTIONAL",
+    "RETRY",
+    "SKIP",
+    "STEPS",
+    "VERIFY",
+    "plan",
+    "info_plan",
+    "args",
+)
 
 _CMD = "command_ms"
 
@@ -30,13 +43,13 @@ STEPS = {
     # name          stage        command                          body prefix   wait          on ERROR        on OK
     "probe":      ("PREFLIGHT", b"AT",                            None,         "probe_ms",   RETRY,          None),
     "echo_off":   ("PREFLIGHT", b"ATE0",                          None,         _CMD,         NEXT,           None),
-    "qgmr":       ("PREFLIGHT", b"AT+QGMR",                       None,         _CMD,         NEXT,           "_got_qgmr"),
-    "ati":        ("PREFLIGHT", b"ATI",                           None,         _CMD,         FAIL,           "_got_ati"),
-    "ranges":     ("PREFLIGHT", b"AT+QFOTADL=?",                  b"+QFOTADL:", _CMD,         OPTIONAL,       "_got_ranges"),
-    "cbc":        ("POWER",     b"AT+CBC",                        b"+CBC:",     _CMD,         FAIL,           "_got_cbc"),
+    "qgmr":       ("PREFLIGHT", b"AT+QGMR",                       None,         _CMD,         NEXT,           "answers.got_qgmr"),
+    "ati":        ("PREFLIGHT", b"ATI",                           None,         _CMD,         FAIL,           "answers.got_ati"),
+    "ranges":     ("PREFLIGHT", b"AT+QFOTADL=?",                  b"+QFOTADL:", _CMD,         OPTIONAL,       "answers.got_ranges"),
+    "cbc":        ("POWER",     b"AT+CBC",                        b"+CBC:",     _CMD,         FAIL,           "answers.got_cbc"),
     "ifc":        ("FLOWCTRL",  b"AT+IFC=%s",                     None,         _CMD,         FAIL,           None),
     "usbifc":     ("FLOWCTRL",  b'AT+QCFG="usbifc",%s',           None,         _CMD,         FAIL,           None),
-    "usbifc?":    ("FLOWCTRL",  b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         FAIL,           "_got_usbifc"),
+    "usbifc?":    ("FLOWCTRL",  b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         FAIL,           "answers.got_usbifc"),
     "qicsgp":     ("PDP",       b'AT+QICSGP=%d,1,"%s","","",1',   None,         _CMD,         FAIL,           None),
     "fota_cid":   ("PDP",       b'AT+QFOTA="fota/cid",%d',        None,         _CMD,         FAIL,           None),
     "qiact?":     ("PDP",       b"AT+QIACT?",                     b"+QIACT:",   _CMD,         NEXT,           "urls.got_qiact"),
@@ -48,12 +61,12 @@ STEPS = {
     # after the upgrade's reboot
     "settle":     ("REBOOT",    b"AT",                            None,         "settle_ms",  RETRY,          None),
     "echo_after": ("VERIFY",    b"ATE0",                          None,         _CMD,         NEXT,           None),
-    "qgmr_after": ("VERIFY",    b"AT+QGMR",                       None,         _CMD,         NEXT,           "_got_qgmr"),
-    "ati_after":  ("VERIFY",    b"ATI",                           None,         _CMD,         FAIL,           "_got_ati"),
+    "qgmr_after": ("VERIFY",    b"AT+QGMR",                       None,         _CMD,         NEXT,           "answers.got_qgmr"),
+    "ati_after":  ("VERIFY",    b"ATI",                           None,         _CMD,         FAIL,           "answers.got_ati"),
     # qfota info: reads only
     "ifc?":       ("INFO",      b"AT+IFC?",                       b"+IFC:",     _CMD,         OPTIONAL,       "info.got_ifc"),
     "usbifc_get": ("INFO",      b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         OPTIONAL,       "info.got_ifc"),
-    "cbc_get":    ("INFO",      b"AT+CBC",                        b"+CBC:",     _CMD,         OPTIONAL,       "_got_cbc"),
+    "cbc_get":    ("INFO",      b"AT+CBC",                        b"+CBC:",     _CMD,         OPTIONAL,       "answers.got_cbc"),
     "qiact_get":  ("INFO",      b"AT+QIACT?",                     b"+QIACT:",   _CMD,         OPTIONAL,       "urls.got_qiact"),
 }
 # fmt: on

@@ -4,20 +4,25 @@
     qfota update --port /dev/ttyUSB0 --url http://10.0.0.2/EC200T.bin --cid 1 --apn cmnet
 
 ``--runtime cpython`` runs the engine in this process over pyserial; ``--runtime
-micropython`` runs the very same ``firmware/`` code on the MicroPython unix port (the
-``boards/unix.py`` board) and relays its output and exit status.
+micropython`` runs the very same engine (``firmware/qfota``) on the MicroPython unix port
+(``qfota.relay``, in a child process that opens the port itself, as a board would) and
+reports its events here, with the same reporter and journal.
 """
 
 import json
 import math
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import qfota
+from qfota.checks import bad_char
 from qfota.defaults import (
     APN_MAX,
     BAUDS,
@@ -31,10 +36,10 @@ from qfota.defaults import (
     TIMEOUT_MAX_MS,
     TIMEOUTS,
 )
-from qfota.errors import INTERRUPTED, REFUSED, FotaError
+from qfota.errors import FAILED, INTERRUPTED, REFUSED, FotaError
 from qfota.report import Reporter
 from qfota.runner import run_options
-from qfota.session import bad_char
+from qfota.session import EV_STAGE
 from qfota.urls import check_url
 
 FIRMWARE = Path(qfota.__file__).resolve().parent.parent
@@ -73,18 +78,17 @@ def _compiled():
     return [str(board), str(build_mpy.out_dir())]  # board first: build/mpy/unix/ is a folder
 
 
-# The runner imports the board module (so it may come precompiled) instead of running
-# it as a script, which would be compiled in the interpreter's own heap; and it collects
-# the garbage of each import before the next, which keeps a small heap unfragmented.
-_RUN = """
+# The child imports the board module (so it may come precompiled) instead of running it
+# as a script, which would be compiled in the interpreter's own heap; and it collects the
+# garbage of each import before the next, which keeps a small heap unfragmented.
+_RELAY = """
 import gc
-for m in ("qfota.compat", "qfota.errors", "qfota.defaults", "qfota.urc", "qfota.lines", "qfota.at",
-          "qfota.steps", "qfota.session", "qfota.driver", "qfota.report", "qfota.journal",
-          "qfota.runner", "qfota.tty", "unix"):
+for m in ("qfota.compat", "qfota.errors", "qfota.defaults", "qfota.urc", "qfota.lines",
+          "qfota.at", "qfota.session", "qfota.driver", "qfota.tty", "qfota.relay"):
     __import__(m)
     gc.collect()
-import sys, os, json, unix
-sys.exit(unix.run(json.loads(os.getenv("QFOTA_OPTS"))))
+from qfota import relay
+relay.main()
 """
 
 
@@ -569,6 +573,20 @@ def run_cpython(opts, lock=None, out=print):
         return sigs.status(status)
 
 
+def run_micropython(opts, heapsize=None, mpy=False, lock=None, out=print):
+    engine = MicroPythonEngine(opts, heapsize, mpy, lock)
+    with _Signals(engine.signal) as sigs:
+        try:
+            status = run_options(opts, None, out, engine=engine)
+        except KeyboardInterrupt:
+            # The engine stopped before it could say so itself (at its start).
+            err = FotaError(
+                "INTERRUPTED", None, "stopped by %s" % (sigs.name or "SIGINT"), INTERRUPTED
+            )
+            status = _reporter(opts, out).result(err=err)
+        return sigs.status(status)
+
+
 def _pdeathsig():
     """In the child: SIGKILL when the parent dies (even by SIGKILL), so no orphan keeps
     talking to the modem."""
@@ -580,51 +598,126 @@ def _pdeathsig():
         pass
 
 
-def run_micropython(opts, heapsize=None, mpy=False, lock=None):
-    cmd = [micropython_binary()]
-    if heapsize:
-        cmd += ["-X", "heapsize=%s" % heapsize]
-    cmd += ["-c", _RUN]
-    env = micropython_env(mpy)
-    env["QFOTA_OPTS"] = json.dumps(opts)  # not argv: see boards/unix.py
-    sys.stdout.flush()
-    state = {"forwarded": False}
-    # Its own process group: a Ctrl-C in the terminal reaches only this process, which
-    # forwards exactly one SIGINT (two would interrupt the child's closing line).
-    proc = subprocess.Popen(cmd, env=env, process_group=0, preexec_fn=_pdeathsig)
+class MicroPythonEngine:
+    """``qfota.driver``'s ``update``/``recover``/``info`` run by the MicroPython interpreter:
+    the engine in a child process (``qfota.relay``), its events and its end
+    relayed here, where ``run_options`` reports them and keeps the journal exactly as for
+    the CPython runtime. ``heap`` (with ``--mem``): the child's live-heap high-water and
+    heap size. ``signal(signum)`` forwards one SIGINT to the child; a second kills it."""
 
-    def forward(signum):
-        if proc.poll() is not None:
+    def __init__(self, opts, heapsize=None, mpy=False, lock=None):
+        self.opts = opts
+        self.heapsize = heapsize
+        self.mpy = mpy
+        self.lock = lock
+        self.heap = None
+        self.proc = None
+        self.forwarded = None  # monotonic time of the forwarded signal
+
+    def update(self, port, on_event=None, **kwargs):
+        return self._call("update", on_event, kwargs)
+
+    def recover(self, port, on_event=None, **kwargs):
+        return self._call("recover", on_event, kwargs)
+
+    def info(self, port, on_event=None, **kwargs):
+        return self._call("info", on_event, kwargs)
+
+    def signal(self, signum):
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
             return
-        if state["forwarded"]:
+        if self.forwarded is not None:
             proc.kill()  # a second signal: no more waiting
             return
-        state["forwarded"] = True
+        self.forwarded = time.monotonic()
         try:
             proc.send_signal(signal.SIGINT)
         except ProcessLookupError:
             pass
 
-    with _Signals(forward) as sigs:
-        if lock is not None:
-            lock.exclusive_when_open(proc.pid, lambda: proc.poll() is None)
+    def _call(self, name, on_event, kwargs):
+        opts = self.opts
+        call = {
+            "call": name,
+            "port": opts["port"],
+            "baud": opts["baud"],
+            "flow_hw": kwargs.get("flow") == "hw",
+            "kwargs": kwargs,
+            "mem": bool(opts.get("mem")),
+        }
+        cmd = [micropython_binary()]
+        if self.heapsize:
+            cmd += ["-X", "heapsize=%s" % self.heapsize]
+        env = micropython_env(self.mpy)
+        env["QFOTA_CALL"] = json.dumps(call)  # not argv: see boards/unix.py (long arguments)
+        # Its own process group: a Ctrl-C in the terminal reaches only this process,
+        # which forwards exactly one SIGINT (two would interrupt the child's last line).
+        self.proc = proc = subprocess.Popen(
+            cmd + ["-c", _RELAY],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+            preexec_fn=_pdeathsig,
+        )
+        if self.lock is not None:
+            self.lock.exclusive_when_open(proc.pid, lambda: proc.poll() is None)
+        end, other, stage = None, [], None
         try:
-            while True:
-                try:
-                    rc = proc.wait(timeout=SIGNAL_GRACE_S if state["forwarded"] else 0.2)
-                    break
-                except subprocess.TimeoutExpired:
-                    if state["forwarded"]:
-                        proc.kill()
-                        rc = proc.wait(timeout=10)
-                        break
+            for line in self._lines(proc):
+                if line.startswith("E "):
+                    ev, a, b = json.loads(line[2:])
+                    if ev == EV_STAGE:
+                        stage = a
+                    if on_event is not None:
+                        on_event(ev, a, b)
+                elif line.startswith("R "):
+                    end = json.loads(line[2:])
+                elif line.strip():
+                    other = (other + [line.strip()])[-3:]  # a traceback's last lines
         finally:
             if proc.poll() is None:
                 proc.kill()
-                proc.wait(timeout=10)
-        if rc < 0:
-            rc = 128 - rc
-        return sigs.status(rc)
+            rc = proc.wait(timeout=10)
+        if end is None:
+            why = other[-1] if other else "no output"
+            raise FotaError(
+                stage or "PREFLIGHT",
+                None,
+                "the MicroPython process ended without a result (exit %d): %s" % (rc, why),
+                FAILED,
+            )
+        self.heap = end.get("heap")
+        if "error" in end:
+            kind_name, err_stage, code, detail, kind = end["error"]
+            if kind_name == "FotaError":
+                raise FotaError(err_stage, code, detail, kind)
+            if kind_name == "KeyboardInterrupt":
+                raise KeyboardInterrupt
+            raise type(kind_name, (Exception,), {})(detail)  # reported as an internal error
+        return SimpleNamespace(**end["session"])
+
+    def _lines(self, proc):
+        """The child's output lines, as they come; kills it when it outlives a forwarded
+        signal by ``SIGNAL_GRACE_S``."""
+        fd = proc.stdout.fileno()
+        pending = b""
+        while True:
+            if self.forwarded is not None and time.monotonic() - self.forwarded > SIGNAL_GRACE_S:
+                proc.kill()
+            ready, _w, _x = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.decode(errors="replace")
+        if pending:
+            yield pending.decode(errors="replace")
 
 
 def add_port_options(p):
