@@ -241,10 +241,9 @@ class RecordingPort:
 
 s = Session(length=size, flow=FLOW_NONE)
 port = RecordingPort()
-d = Driver(port, s, chunk=1024, rate=rate)
 s.streaming = True
 with open(path, "rb") as f:
-    d.image = f
+    d = Driver(port, s, image=f, chunk=1024, rate=rate)
     d._stream()
 n = port.i
 # Largest number of bytes written in any window of one second (two pointers).
