@@ -43,7 +43,7 @@ def test_rerun_right_after_a_cut_transfer_succeeds(runtime, image):
             text=True,
         )
         try:
-            assert sim.wait_for(lambda mm: mm._got > 20_000, 30), "never streamed"
+            assert sim.wait_for(lambda mm: mm.package_bytes > 20_000, 30), "never streamed"
             first.send_signal(signal.SIGINT)
             out, _ = first.communicate(timeout=15)
         finally:
@@ -84,7 +84,7 @@ def test_port_vanishing_mid_transfer_is_a_stated_failure(runtime, image):
         text=True,
     )
     try:
-        assert sim.wait_for(lambda mm: mm._got > 20_000, 30), "never streamed"
+        assert sim.wait_for(lambda mm: mm.package_bytes > 20_000, 30), "never streamed"
         sim.stop()  # the device goes away: the pty's other end closes
         out, _ = proc.communicate(timeout=30)
     finally:

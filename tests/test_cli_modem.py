@@ -74,7 +74,7 @@ def test_recover_after_a_killed_update_waits_out_the_cut_transfer(runtime, tmp_p
         # A killed process (SIGKILL: no last line, no journal update past the stage).
         first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
         try:
-            assert sim.wait_for(lambda mm: mm._got > 20_000, 30), "never streamed"
+            assert sim.wait_for(lambda mm: mm.package_bytes > 20_000, 30), "never streamed"
         finally:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(10)

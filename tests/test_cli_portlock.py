@@ -72,7 +72,7 @@ def test_second_qfota_is_refused_and_the_first_completes(runtime, image):
         )
         try:
             # Mid-transfer: the package is streaming (about 11.5 KB/s at 115200 baud).
-            assert sim.wait_for(lambda mm: mm._got > 4000, 20), "the first never streamed"
+            assert sim.wait_for(lambda mm: mm.package_bytes > 4000, 20), "the first never streamed"
             assert excl_flag(sim.path) == 1  # TIOCEXCL is on, for either runtime
             ncmd = len(sim.inspect(lambda mm: mm.commands))
             second = subprocess.run(

@@ -65,7 +65,7 @@ def test_signal_mid_transfer_stops_the_tree(runtime, sig, image):
         cmd += ["--port", sim.path, "--image", image, "--timeout", "probe=3"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            assert sim.wait_for(lambda mm: mm._got > 1500, 20), "never streamed"
+            assert sim.wait_for(lambda mm: mm.package_bytes > 1500, 20), "never streamed"
             kids = children(proc.pid)
             if runtime == "micropython":
                 assert len(kids) == 1, kids  # the interpreter

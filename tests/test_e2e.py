@@ -240,7 +240,7 @@ def test_silent_port(runtime, image):
     # Nothing answers at all: bounded by the probe wait.
     m, sim = simulate(image, faults=())
     with sim:
-        sim.inspect(lambda mm: setattr(mm, "_state", sim_model.DEAD))
+        sim.inspect(lambda mm: mm.go_silent())
         proc = run_update(sim.path, image, runtime, timeout=30)
     assert proc.returncode == 4, proc.stdout
     assert (

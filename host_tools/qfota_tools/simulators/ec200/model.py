@@ -461,6 +461,15 @@ class Modem:
     def state(self):
         return self._state
 
+    @property
+    def package_bytes(self):
+        """Bytes of the FILE transfer under way (or the last one) the modem has taken."""
+        return self._got
+
+    def go_silent(self):
+        """From now on the modem answers nothing, as a dead module."""
+        self._state = DEAD
+
     # ---- scheduling -----------------------------------------------------------------
     def _rand(self):
         x = self._x
