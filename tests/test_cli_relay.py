@@ -67,14 +67,16 @@ def test_the_relayed_result_and_heap_are_reported_as_the_cpython_runtime_does(
     status, lines = run(
         tmp_path,
         monkeypatch,
-        "echo 'E [1, \"PREFLIGHT\", null]'\necho 'E [2, \"before\", \"A\"]'\n"
-        "echo 'R %s'\n" % end,
+        "echo 'E [1, \"PREFLIGHT\", null]'\necho 'E [2, \"before\", \"A\"]'\necho 'R %s'\n" % end,
         mem=True,
     )
     assert status == 0, lines
     assert "qfota: revision before: A" in lines, lines
     assert "qfota: sent 1000 bytes in 0.5 s (2000 B/s)" in lines, lines
-    assert "qfota: heap: live high-water 61000 bytes (after a collect at every event) of 64768" in lines
+    assert (
+        "qfota: heap: live high-water 61000 bytes (after a collect at every event) of 64768"
+        in lines
+    )
     assert lines[-1] == "qfota: done: A -> B", lines
 
 
