@@ -68,7 +68,7 @@ def open_port(flow_hw=True):
         rxbuf=RXBUF,
         timeout=0,
     )
-    return UartPort(uart, txbuf=TXBUF)
+    return UartPort(uart, txbuf=TXBUF, baud=BAUD)
 
 
 def mount_storage():

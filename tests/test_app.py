@@ -312,3 +312,36 @@ def test_esp32_writes_never_block():
     assert port.write(buf, 0, 4096) == 0  # transmitter busy (CTS held): nothing, at once
     uart.busy = False
     assert port.write(buf, 100, 10) == 10 and uart.got == b.WRITE_MAX + 10
+
+
+def test_uart_port_sleeps_until_the_transmit_buffer_should_be_empty(monkeypatch):
+    # rp2: UartPort(txbuf, baud). With the ring buffer full, wait_writable sleeps until it
+    # should be nearly drained at the line rate (capped by what the driver asks), then in
+    # 1 ms steps until txdone(): CTS holding the line only makes the steps short.
+    from qfota import uart as U
+
+    now = [1000]
+    slept = []
+    monkeypatch.setattr(U, "ticks_ms", lambda: now[0])
+    monkeypatch.setattr(
+        U, "sleep_ms", lambda ms: slept.append(ms) or now.__setitem__(0, now[0] + ms)
+    )
+    uart = _HeldUart()
+    port = U.UartPort(uart, txbuf=8192, baud=921600)
+    buf = bytearray(8192)
+    assert port.write(buf, 0, 8192) == 8192
+    assert port.write(buf, 0, 1024) == 0  # no room until txdone()
+    port.wait_writable(5)
+    assert slept == [5]  # 8192 bytes take 88 ms at 921,600 baud: the driver's 5 ms, whole
+    now[0] = 1000 + 87
+    port.wait_writable(5)
+    assert slept[-1] == 1  # nearly out: 1 ms steps until txdone()
+    now[0] = 1000 + 500  # CTS held the line: the estimate ran out long ago
+    port.wait_writable(5)
+    assert slept[-1] == 1
+    uart.busy = False
+    assert port.write(buf, 0, 1024) == 1024  # txdone(): the whole buffer is free again
+    slow = U.UartPort(_HeldUart(), txbuf=8192)  # no baud: 1 ms steps, as before
+    slow.write(buf, 0, 8192)
+    slow.wait_writable(5)
+    assert slept[-1] == 1
