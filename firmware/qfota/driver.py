@@ -28,7 +28,7 @@ import os
 from qfota.compat import heap_lock, heap_unlock, sleep_us, ticks_diff, ticks_ms, ticks_us
 from qfota.defaults import CHUNK_MAX, CHUNK_MIN, DEFAULTS, IMAGE_MAX, PIECE_MAX, RATE_MAX
 from qfota.errors import FAILED, INTERRUPTED, TIMEOUT, FotaError, refuse
-from qfota.session import FLOW_HW, Session
+from qfota.session import Session
 
 RX_EVERY_MAX = 65536  # with flow control, read the port for URCs at least this often (bytes)
 _RX = 256
@@ -36,28 +36,6 @@ _RX = 256
 
 def _mem_free():
     return gc.mem_free() if hasattr(gc, "mem_free") else -1
-
-
-def check_stream(flow_hw, chunk, rate, piece, rate_above_note=False):
-    """The driver's settings: refuses what the note or the buffers do not allow."""
-    if not isinstance(chunk, int) or not CHUNK_MIN <= chunk <= CHUNK_MAX or chunk % 16:
-        raise refuse(
-            "PARAMS",
-            "chunk must be a multiple of 16 from %d to %d, not %r" % (CHUNK_MIN, CHUNK_MAX, chunk),
-        )
-    if flow_hw:
-        return
-    if not isinstance(piece, int) or not 0 < piece <= PIECE_MAX:
-        raise refuse("PARAMS", "piece must be 1-%d bytes without flow control" % PIECE_MAX)
-    top = 1_000_000 if rate_above_note else RATE_MAX
-    if not isinstance(rate, int) or not 4 * piece < rate <= top:
-        raise refuse(
-            "PARAMS",
-            "rate must be %d-%d bytes/s without flow control (the note's limit is %d), not %r"
-            % (4 * piece + 1, top, RATE_MAX, rate),
-        )
-    if chunk < piece:
-        raise refuse("PARAMS", "chunk must hold at least one piece")
 
 
 def image_length(path, limit=IMAGE_MAX):
@@ -362,6 +340,28 @@ class Driver:
                 return
 
 
+def check_stream(flow_hw, chunk, rate, piece, rate_above_note=False):
+    """The driver's settings: refuses what the note or the buffers do not allow."""
+    if not isinstance(chunk, int) or not CHUNK_MIN <= chunk <= CHUNK_MAX or chunk % 16:
+        raise refuse(
+            "PARAMS",
+            "chunk must be a multiple of 16 from %d to %d, not %r" % (CHUNK_MIN, CHUNK_MAX, chunk),
+        )
+    if flow_hw:
+        return
+    if not isinstance(piece, int) or not 0 < piece <= PIECE_MAX:
+        raise refuse("PARAMS", "piece must be 1-%d bytes without flow control" % PIECE_MAX)
+    top = 1_000_000 if rate_above_note else RATE_MAX
+    if not isinstance(rate, int) or not 4 * piece < rate <= top:
+        raise refuse(
+            "PARAMS",
+            "rate must be %d-%d bytes/s without flow control (the note's limit is %d), not %r"
+            % (4 * piece + 1, top, RATE_MAX, rate),
+        )
+    if chunk < piece:
+        raise refuse("PARAMS", "chunk must hold at least one piece")
+
+
 def update(
     port,
     image=None,
@@ -385,13 +385,12 @@ def update(
     """
     if (image is None) == (url is None):
         raise refuse("PARAMS", "give either an image or a URL")
-    check_stream(kwargs.get("flow", "hw") in ("hw", FLOW_HW), chunk, rate, piece, rate_above_note)
-    length = image_length(image, max_image) if image is not None else None
     gc.collect()  # the session and the buffers want contiguous blocks: defragment up front
     if image is not None:
-        session = Session(length=length, **kwargs)
+        session = Session(length=image_length(image, max_image), **kwargs)
     else:
         session = Session(url=url, **kwargs)
+    check_stream(session.flow_hw, chunk, rate, piece, rate_above_note)
     return _drive(
         port,
         session,

@@ -13,9 +13,9 @@ A step is ``(stage, command, body prefix, wait, on ERROR, on OK)``:
   sending it until the wait runs out (probes); a name: the Session method that decides.
 - ``on OK``: what reads the answer, or ``None``: ``"module.function"``, called with the
   session, the body lines and the time, from a module loaded on first use and released
-  when ``AT+QFOTADL`` goes out (``qfota.answers``, ``urls``, ``info``), a Session
-  method (``"_got_qfotadl"``), or a function taking the same three arguments. It returns ``SKIP``
-  when the step after it is not needed (AT+QGMR gave the revision: no ATI).
+  when ``AT+QFOTADL`` goes out (``qfota.answers``, ``urls``, ``info``); a Session method
+  (``"_got_qfotadl"``); or a function taking the same three arguments. It returns
+  ``SKIP`` when the step after it is not needed (AT+QGMR gave the revision: no ATI).
 
 The session takes the rows of its plan when it is made and then releases this module
 (``compat.release``): on MicroPython the table is heap that the stream can use.
