@@ -80,7 +80,11 @@ def _update(flash, tmp_path, flow, size, line=921600):
     sim = pico.PicoSim(FW, ROM, flash=str(flash), modem=m)
     repl, _ = sim.start()
     try:
-        stage_to_flash(repl, img)
+        # Both ways to copy, each checked by the modem's md5 of what the app then sent:
+        # the board's USB taken over (auto on rp2) and frames through the REPL.
+        via = "usb" if flow == "hw" else "repl"
+        proc = stage_to_flash(repl, img, *(("--via", "repl") if via == "repl" else ()))
+        assert "via %s)" % via in proc.stdout, proc.stdout
         if flow == "none":
             cfg = tmp_path / "qfota.cfg"
             cfg.write_text(json.dumps({"flow": "none"}))
@@ -166,3 +170,43 @@ def test_image_with_wrong_hash_refused_on_device(flash, tmp_path):
     with sim.lock:
         assert not any("QFOTADL" in c for c in m.commands), m.commands
         assert len(m.received) == 0 and m.revision == OLD_REV
+
+
+def test_stage_over_usb_interrupted_then_resumed(flash, tmp_path):
+    """Ctrl-C in the middle of a copy over the board's USB: the board gives its USB back to
+    the REPL by itself (here after USB_WAIT: the emulated host sends no DTR), what it wrote
+    stays as the part file, and the next run resumes after it."""
+    from qfota_tools.commands import stage
+    from qfota_tools.transport import remote
+
+    img, _ = image(tmp_path, 300_000, seed=4)
+    data = img.read_bytes()
+
+    def interrupt(done, total):
+        if done >= total // 2:
+            raise KeyboardInterrupt
+
+    with pico.PicoSim(FW, ROM, flash=str(flash)) as sim:
+        t = remote.connect(sim.repl_path)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                stage.stage(t, str(img), "/fota", OLD_REV, NEW_REV, progress=interrupt)
+        finally:
+            remote.close(t)
+        t0, seen = time.monotonic(), len(sim.events)
+        # Bounded: the receiver's wait for more data, then its soft reset, which brings
+        # the built-in CDC (and a fresh USB enumeration) back.
+        assert sim.wait_event("usb-reconnect", stage.USB_WAIT + 10, start=seen), sim.events
+        back = time.monotonic() - t0
+        t = remote.connect(sim.repl_path)
+        try:
+            part = remote.call(t, "__import__('os').stat('/fota/ec200.bin.part')[6]")
+            res = stage.stage(t, str(img), "/fota", OLD_REV, NEW_REV)
+            listing = remote.call(t, "__import__('os').listdir('/fota')")
+        finally:
+            remote.close(t)
+    assert back < stage.USB_WAIT + 10, back
+    assert 0 < part < len(data) and part % 4096 == 0, part
+    assert res.via == "usb" and res.resumed_from == part and res.sent == len(data) - part
+    assert res.sha256 == hashlib.sha256(data).hexdigest()
+    assert sorted(listing) == ["ec200.bin", "ec200.bin.json"], listing

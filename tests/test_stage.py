@@ -50,6 +50,7 @@ def test_stage_copies_image_and_manifest(board, image):
     proc = qfota("stage", str(image), "--device", dev, "--source-rev", "R1", "--target-rev", "R2")
     assert proc.returncode == 0, proc.stderr
     assert "verified on the device" in proc.stdout
+    assert "via repl)" in proc.stdout  # auto: the unix port has no machine.USBDevice
     data = image.read_bytes()
     fota = root / "sd" / "fota"
     assert (fota / "ec200.bin").read_bytes() == data
@@ -284,6 +285,20 @@ def test_small_device_heap(tmp_path, image):
         )
     assert proc.returncode == 0, proc.stderr
     assert (root / "sd" / "fota" / "ec200.bin").read_bytes() == image.read_bytes()
+
+
+def test_via_usb_refused_on_a_board_without_runtime_usb(board, image):
+    root, dev = board
+    proc = qfota("stage", str(image), "--device", dev, "--via", "usb", *REVS)
+    assert proc.returncode == 1, proc.stderr
+    assert "--via usb" in proc.stderr and "machine.USBDevice" in proc.stderr, proc.stderr
+    assert "use --via repl" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (root / "sd" / "fota").exists()  # refused before anything changed
+
+
+def test_bad_via_refused(image):
+    proc = qfota("stage", str(image), "--device", "/dev/null", "--via", "wifi", *REVS)
+    assert proc.returncode == 2 and "--via" in proc.stderr and "wifi" in proc.stderr
 
 
 def test_help():

@@ -413,6 +413,31 @@ const replIn = []; // Buffers from the host
 let cdc = null;
 let pendingRead = null;
 function wireUsb(mcu) {
+  newHost(mcu);
+  // A runtime USB device (machine.USBDevice) disconnects and re-connects its pull-up for
+  // the host to see it anew: re-enumerate, as a host does (rp2040js enumerates only when
+  // the controller is first enabled).
+  const usb = mcu.usbCtrl;
+  const sieWrite = usb.handleSieCtrlWrite.bind(usb);
+  let pulledUp = false;
+  let dropped = false;
+  usb.handleSieCtrlWrite = (value) => {
+    const up = !!(value & (1 << 16)); // SIE_CTRL.PULLUP_EN
+    sieWrite(value);
+    if (pulledUp && !up) {
+      dropped = true;
+      pendingRead = null;
+      event('usb-disconnected ' + Math.round(clock.nanos / 1e6));
+    } else if (!pulledUp && up && dropped) {
+      dropped = false;
+      event('usb-reconnect ' + Math.round(clock.nanos / 1e6));
+      newHost(mcu);
+      usb.resetDevice();
+    }
+    pulledUp = up;
+  };
+}
+function newHost(mcu) {
   cdc = new USBCDC(mcu.usbCtrl);
   const usb = mcu.usbCtrl;
   cdc.onDeviceConnected = () => event('usb-connected');

@@ -111,6 +111,8 @@ def _qf_room(p):
     while _qf_size(p) < 0 and p != '/':
         p = p[:p.rfind('/')] or '/'
     return _qf_free(p)
+"""
+FIN = """
 def _qf_fin(p, d, mp, sha, man):
     h = _qf_hash(p)
     if h != sha:
@@ -122,6 +124,101 @@ def _qf_fin(p, d, mp, sha, man):
 """
 ABORT = b"A000000000"
 
+# The USB path (``--via usb``; ``auto`` takes it on rp2). The REPL's stdin hands the
+# receiver one byte per call of the firmware's ``mp_hal_stdin_rx_chr()``: on an RP2040 that
+# alone caps a copy near 120 KB/s. Instead the receiver takes the board's USB over from the
+# built-in CDC with a runtime device (``machine.USBDevice``) that has the very same
+# descriptors, so the host sees its serial port go and come back as the same device, and
+# the bulk OUT endpoint fills the receiver's two buffers ``ch`` bytes per transfer (one
+# written to storage while the other fills). "S" on the REPL: switching; "G" on the new
+# port: ready; then the raw image; "K" (written) or "!<error>" back; then the built-in CDC
+# and its REPL come back. Every wait is bounded by ``wait`` ms (no host, or a pause in
+# the data: the receiver gives the USB back to the REPL and raises), and a host that drops
+# DTR (closes the port) ends it at once. Messages stay within one 64-byte packet.
+RECEIVER_USB = """
+def _qf_usbok():
+    import sys, machine
+    U = getattr(machine, 'USBDevice', None)
+    return (2 if sys.platform == 'rp2' else 1) if U and hasattr(U, 'BUILTIN_CDC') else 0
+def _qf_usb(p, n, ch, wait):
+    import sys, time, machine
+    u = machine.USBDevice()
+    B = u.BUILTIN_DEFAULT
+    d = B.desc_cfg
+    bo = bi = i = 0
+    while i < len(d):
+        if d[i + 1] == 5 and d[i + 3] & 3 == 2:
+            if d[i + 2] & 128:
+                bi = d[i + 2]
+            else:
+                bo = d[i + 2]
+        i += d[i]
+    bs = (bytearray(ch), bytearray(ch))
+    got = []
+    st = [0, 0, 0, 0]
+    lc = bytearray(b'\\x00\\xc2\\x01\\x00\\x00\\x00\\x08')
+    tot = n
+    def sub(j):
+        k = min(ch, tot - st[3])
+        if k > 0:
+            st[3] += k
+            u.submit_xfer(bo, memoryview(bs[j])[:k])
+        return k
+    def ctl(s, r):
+        if r[0] & 0x60 != 0x20:
+            return False
+        if r[1] == 0x22 and s == 1:
+            st[2] = 1 if r[2] & 1 else 2 if st[2] else 0
+        return lc if r[1] in (0x20, 0x21) else True
+    def opn(v):
+        if not st[0]:
+            st[0] = 1
+            sub(0)
+            u.submit_xfer(bi, b'G')
+    def xfer(ep, r, k):
+        if ep == bo:
+            got.append(-1 if r else k)
+        else:
+            st[1] += 1
+    sys.stdout.write('S')
+    time.sleep_ms(50)
+    u.active(False)
+    u.builtin_driver = u.BUILTIN_NONE
+    u.config(B.desc_dev, d, None, opn, None, ctl, xfer)
+    try:
+        u.active(True)
+        j = 0
+        k = min(ch, n)
+        t = time.ticks_ms()
+        with open(p, 'ab') as f:
+            while n > 0:
+                while not got:
+                    if st[2] == 2 or time.ticks_diff(time.ticks_ms(), t) > wait:
+                        raise OSError(110)
+                    machine.idle()
+                g = got.pop(0)
+                if g < 0:
+                    raise OSError(5)
+                st[3] -= k - g
+                n -= g
+                j ^= 1
+                k = sub(j)
+                f.write(bs[j ^ 1] if g == ch else memoryview(bs[j ^ 1])[:g])
+                t = time.ticks_ms()
+        r = b'K\\n'
+    except Exception as x:
+        r = ('!%s: %s' % (type(x).__name__, x))[:62].encode() + b'\\n'
+    if st[0]:
+        u.submit_xfer(bi, r)
+        t = time.ticks_ms()
+        while st[1] < 2 and st[2] != 2 and time.ticks_diff(time.ticks_ms(), t) < 3000:
+            machine.idle()
+        time.sleep_ms(20)
+    machine.soft_reset()
+"""
+USB_WAIT = 10.0  # s: the port back as the data link; the longest pause in the data
+VIA = ("auto", "usb", "repl")
+
 
 def compact(code):
     """Device code with one space per indentation level: fewer bytes over the link."""
@@ -132,7 +229,8 @@ def compact(code):
     return "\n".join(out) + "\n"
 
 
-DEVICE_CODE = compact(remote.HELPERS + RECEIVER)
+DEVICE_CODE = compact(remote.HELPERS + RECEIVER + FIN + RECEIVER_USB)
+FIN_CODE = compact(remote.HELPERS + FIN)  # after the USB path's soft reset
 
 
 def frame(piece):
@@ -165,6 +263,7 @@ class Result:
         self.resumed_from = 0  # bytes already on the board in the part file
         self.sent = 0  # image bytes sent by this call
         self.up_to_date = False  # image already there: nothing copied
+        self.via = "repl"  # how the image went: "repl" (frames) or "usb" (runtime USB)
         self.seconds = 0.0
 
     def __repr__(self):
@@ -296,6 +395,54 @@ def _send(t, part, data, offset, chunk, progress, window=WINDOW, before=""):
     return done - offset
 
 
+def _send_usb(t, part, data, offset, chunk, progress, before=""):
+    """``_send`` over the board's USB taken over by the receiver (see RECEIVER_USB)."""
+    total = len(data)
+    call = "_qf_usb(%r, %d, %d, %d)" % (part, total - offset, chunk, USB_WAIT * 1000)
+    t.exec_raw_no_follow(before + call)
+    t.serial.timeout = ACK_TIMEOUT
+    try:
+        _expect(t, b"S")
+    except BaseException as exc:
+        if not getattr(exc, "ended", False):
+            _abort(t)
+        raise
+    if not remote.await_byte(t, b"G", USB_WAIT):
+        remote.reattach(t, USB_WAIT + 5)  # the receiver gives the USB back after USB_WAIT
+        raise StageError(
+            "the board's USB did not come back as the data link within %.0f s (is the REPL "
+            "on another port, or forwarded from elsewhere?): nothing copied; use --via repl"
+            % USB_WAIT
+        )
+    ser = t.serial
+    ser.timeout = ACK_TIMEOUT
+    sent = offset
+    try:
+        while sent < total:
+            piece = data[sent : sent + chunk]
+            ser.write(piece)
+            sent += len(piece)
+            if progress:
+                progress(sent, total)
+        line = ser.readline()
+    except (OSError, serial.SerialException) as exc:
+        line = b"?" + str(exc).encode()
+    except BaseException:
+        remote.close(t)  # the host drops DTR: the board gives the USB back to the REPL
+        raise
+    # The board now gives its USB back to the REPL; talk to it there again.
+    if not remote.reattach(t, USB_WAIT + 5):
+        raise StageError("the board's REPL did not come back after the copy")
+    if line.startswith(b"K"):
+        return total - offset
+    if line.startswith(b"!"):
+        raise StageError("on the device: " + line[1:].decode(errors="replace").strip())
+    raise StageError(
+        "the board did not confirm the copy (%s); run again to resume"
+        % (line[1:].decode(errors="replace").strip() if line else "no answer")
+    )
+
+
 def stage(
     t,
     image,
@@ -306,11 +453,15 @@ def stage(
     progress=None,
     after_copy=None,
     window=WINDOW,
+    via="auto",
 ):
     """Stage ``image`` (a local path) into folder ``to`` on the board behind transport ``t``.
 
-    ``progress(done, total)`` is called after each acknowledged frame; ``after_copy()``
-    between the copy and the verification (tests use it). Returns a ``Result``.
+    ``progress(done, total)`` is called after each acknowledged frame (each piece written,
+    over USB); ``after_copy()`` between the copy and the verification (tests use it).
+    ``via``: "repl" (frames through the REPL), "usb" (the board's USB taken over: rp2 and
+    other boards with ``machine.USBDevice`` and a built-in USB-CDC) or "auto" (usb on rp2,
+    else repl). Returns a ``Result``.
     """
     t0 = time.monotonic()
     with open(image, "rb") as f:
@@ -325,12 +476,18 @@ def stage(
 
     try:
         # One exec defines the helpers and the receiver and asks all we need to know.
-        dst_size, part_size, old_man, sd, free = remote.call(
+        dst_size, part_size, old_man, sd, free, usb = remote.call(
             t,
-            "_qf_size(%r), _qf_size(%r), _qf_size(%r), _qf_size('/sd'), _qf_room(%r)"
-            % (dst, part, man_path, folder),
+            "_qf_size(%r), _qf_size(%r), _qf_size(%r), _qf_size('/sd'), _qf_room(%r), "
+            "_qf_usbok()" % (dst, part, man_path, folder),
             prelude=DEVICE_CODE,
         )
+        if via == "usb" and not usb:
+            raise StageError(
+                "--via usb: the board has no runtime USB device with a built-in USB-CDC "
+                "(machine.USBDevice); use --via repl"
+            )
+        result.via = "usb" if via == "usb" or (via == "auto" and usb == 2) else "repl"
         if (folder == "/sd" or folder.startswith("/sd/")) and sd < 0:
             raise StageError("the board has no /sd (SD card not mounted?); use --to :/fota")
         slow = 30 + len(data) / 50e3  # s of silence allowed while the device hashes
@@ -357,13 +514,16 @@ def stage(
             if part_size < 0:
                 before += "_qf_rm(%r)\n" % part
             result.resumed_from = offset
-            result.sent = _send(t, part, data, offset, chunk, progress, window, before)
+            if result.via == "usb":
+                result.sent = _send_usb(t, part, data, offset, chunk, progress, before)
+            else:
+                result.sent = _send(t, part, data, offset, chunk, progress, window, before)
             if after_copy:
                 after_copy()
             # Verified (sha256 of the part read back from storage), renamed, manifest written.
             got = remote.call(
                 t, "_qf_fin(%r, %r, %r, %r, %r)" % (part, dst, man_path, info["sha256"], man_text),
-                slow,
+                slow, prelude=FIN_CODE if result.via == "usb" else "",
             )  # fmt: skip
             if got != info["sha256"]:
                 raise StageError(
@@ -394,6 +554,14 @@ def add_parser(subparsers):
     p.add_argument("--source-rev", help="revision the modem must run before the update (required)")
     p.add_argument("--target-rev", help="revision the modem runs after the update (required)")
     p.add_argument("--chunk", type=int, default=CHUNK, help="bytes per frame (default %(default)s)")
+    p.add_argument(
+        "--via",
+        choices=VIA,
+        default="auto",
+        help="how the image goes: 'usb' takes the board's USB over from its REPL for the "
+        "copy (machine.USBDevice; the port goes and comes back), 'repl' sends frames "
+        "through the REPL; 'auto' (default): usb on rp2, else repl",
+    )
     p.set_defaults(func=run)
 
 
@@ -428,12 +596,23 @@ def run(args):
     bar = _Bar("staging %s" % os.path.basename(args.image))
     try:
         res = stage(
-            t, args.image, args.to, args.source_rev, args.target_rev, args.chunk, progress=bar
-        )
+            t, args.image, args.to, args.source_rev, args.target_rev, args.chunk,
+            progress=bar, via=args.via,
+        )  # fmt: skip
     except (StageError, remote.RemoteError) as exc:
         bar.end()
         print("qfota stage: %s" % exc, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        bar.end()
+        print(
+            "qfota stage: interrupted; what was copied stays on the board as a .part file "
+            "(no manifest, so the application will not use it) and the same command resumes "
+            "it; a board copying over USB gives its USB back to the REPL at once, or within "
+            "%.0f s" % USB_WAIT,
+            file=sys.stderr,
+        )
+        return 130
     finally:
         remote.close(t)
     bar.end()
@@ -442,7 +621,14 @@ def run(args):
         return 0
     how = " (resumed at %d)" % res.resumed_from if res.resumed_from else ""
     print(
-        "staged %s: %d bytes%s in %.1f s (%.0f KB/s), sha256 verified on the device"
-        % (res.path, res.length, how, res.seconds, res.sent / max(res.seconds, 1e-6) / 1e3)
+        "staged %s: %d bytes%s in %.1f s (%.0f KB/s, via %s), sha256 verified on the device"
+        % (
+            res.path,
+            res.length,
+            how,
+            res.seconds,
+            res.sent / max(res.seconds, 1e-6) / 1e3,
+            res.via,
+        )
     )
     return 0

@@ -11,6 +11,9 @@ mpremote (1.29.0) and keep every use of it in this module and its two callers::
 """
 
 import ast
+import contextlib
+import io
+import time
 
 import serial
 import serial.tools.list_ports
@@ -95,6 +98,92 @@ def close(t):
             t.exit_raw_repl()
         t.close()
     except (OSError, TransportError, serial.SerialException):
+        pass
+
+
+BANNER = b"raw REPL; CTRL-B to exit\r\n"
+
+
+def _open(device):
+    return serial.serial_for_url(
+        device, baudrate=115200, interCharTimeout=1, exclusive=True, timeout=0.2
+    )
+
+
+def await_byte(t, want, timeout):
+    """Close ``t``'s port and open it again until the board sends ``want`` on it.
+
+    For a board that takes its USB over from the REPL (``qfota stage``'s USB path): the
+    port goes away and comes back as the same device. Bytes before ``want`` are dropped;
+    a port that fails to open or to read is opened again. False after ``timeout`` s.
+    """
+    deadline = time.monotonic() + timeout
+    _drop(t)
+    while time.monotonic() < deadline:
+        try:
+            ser = _open(t.device_name)
+        except (OSError, serial.SerialException):
+            time.sleep(0.05)
+            continue
+        try:
+            while time.monotonic() < deadline:
+                if ser.read(1) == want:
+                    t.serial = ser
+                    return True
+        except (OSError, serial.SerialException):
+            pass
+        _close(ser)
+        time.sleep(0.05)
+    return False
+
+
+def reattach(t, timeout):
+    """Open ``t``'s port again and enter the raw REPL (no soft reset), retrying until
+    ``timeout`` s. False if the REPL never answered."""
+    deadline = time.monotonic() + timeout
+    _drop(t)
+    while time.monotonic() < deadline:
+        try:
+            t.serial = _open(t.device_name)
+        except (OSError, serial.SerialException):
+            time.sleep(0.05)
+            continue
+        try:
+            left = max(1.0, deadline - time.monotonic())
+            with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got
+                t.enter_raw_repl(soft_reset=False, timeout_overall=min(3.0, left))
+            # The board's own banner (after its soft reset) may come besides the one asked
+            # for: let it all arrive, drop it, and ask once more.
+            _quiet(t.serial, 0.1)
+            t.serial.write(b"\x01")
+            if t.read_until(1, BANNER, timeout_overall=3).endswith(BANNER):
+                return True
+        except (OSError, TransportError, serial.SerialException):
+            pass
+        _drop(t)
+        time.sleep(0.05)
+    return False
+
+
+def _quiet(ser, quiet):
+    """Drop input until none has come for ``quiet`` s."""
+    while True:
+        time.sleep(quiet)
+        n = ser.in_waiting
+        if not n:
+            return
+        ser.read(n)
+
+
+def _drop(t):
+    t.in_raw_repl = False
+    _close(t.serial)
+
+
+def _close(ser):
+    try:
+        ser.close()
+    except (OSError, serial.SerialException):
         pass
 
 
