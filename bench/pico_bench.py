@@ -30,11 +30,14 @@ FIFO's trigger level. Emulated time is RP2040 cycles at 125 MHz.
    (``gc.mem_free()`` walks the heap: sampling costs time); and the live-heap low
    (``gc.collect()`` then ``gc.mem_free()`` at every event) in another.
 4. ``qfota stage`` against ``mpremote fs cp`` of the same 128 KB file, alternating, in the
-   same run (wall seconds: both cross the same emulated USB-CDC link). Alongside, the
-   floor of any copy through the REPL: the firmware's ``sys.stdin.buffer.readinto`` alone
-   taking the same 128 KB (written at once by the host, thrown away on the board, nothing
-   else), from the first byte written to the board's answer. ``mpremote fs cp``'s time
-   over that floor bounds what any tool copying through the REPL can reach.
+   same run (wall seconds of each command, from start to exit: both cross the same
+   emulated USB link). ``qfota stage`` as a user runs it (``--via auto``: on rp2 the
+   receiver takes the board's USB over from the REPL for the copy), and with
+   ``--via repl`` (frames through the REPL's stdin). Alongside, the floor of any copy
+   through the REPL's stdin: the firmware's ``sys.stdin.buffer.readinto`` alone taking
+   the same 128 KB (written at once by the host, thrown away on the board, nothing else),
+   from the first byte written to the board's answer; ``mpremote fs cp``'s time over that
+   floor bounds what a copy through stdin (``--via repl``, mpremote) can reach.
 """
 
 import os
@@ -127,16 +130,19 @@ def update_run(fw, rom, tmp, name, size=96_000, tx_baud=FASTEST, baud=None, prob
 
 
 STAGE_ROW = (
-    "| `qfota stage` vs `mpremote fs cp`, 128 KB, best of %d alternating (wall; "
-    "alone: `bench/pico_bench.py --stage`) |"
+    "| `qfota stage` (auto: over the board's USB, `--via usb`) vs `mpremote fs cp`, 128 KB, "
+    "best of %d alternating (wall; alone: `bench/pico_bench.py --stage`) |"
+)
+REPL_ROW = (
+    "| `qfota stage --via repl` (frames through the REPL's stdin) vs `mpremote fs cp`, same run |"
 )
 
 
 FLOOR_ROW = (
-    "| floor of a copy through the REPL: the firmware's `sys.stdin.buffer.readinto` alone "
-    "taking the same 128 KB (thrown away), best of %d | %.2f s; %.2f s with connecting and "
-    "entering the raw REPL: no tool copying through the REPL's stdin can beat "
-    "`mpremote fs cp` by more than **%.1fx** |"
+    "| floor of a copy through the REPL's stdin: the firmware's `sys.stdin.buffer.readinto` "
+    "alone taking the same 128 KB (thrown away), best of %d | %.2f s; %.2f s with "
+    "connecting and entering the raw REPL: no copy through the REPL's stdin (`--via repl`, "
+    "`mpremote fs cp`) can beat `mpremote fs cp` by more than **%.1fx** |"
 )
 
 # Runs on the board: take N bytes from stdin and throw them away (Ctrl-C off: the bytes
@@ -154,8 +160,13 @@ sys.stdout.write('D')
 """
 
 
-def stage_row(s, c, rounds):
-    return STAGE_ROW % rounds + " %.1f s vs %.1f s: **%.1fx** |" % (s, c, c / s)
+def stage_rows(s, r, c, f, rounds):
+    """The figure-4 rows: stage over USB, stage through the REPL, the REPL's floor."""
+    return [
+        STAGE_ROW % rounds + " %.1f s vs %.1f s: **%.1fx** |" % (s, c, c / s),
+        REPL_ROW + " %.1f s vs %.1f s: **%.1fx** |" % (r, c, c / r),
+        floor_row(f, c, rounds),
+    ]
 
 
 def floor_row(f, c, rounds):
@@ -191,7 +202,7 @@ def stage_vs_cp(fw, rom, tmp, rounds=2, size=128 * 1024):
     flash = tmp / "flash-cp.bin"
     img = tmp / "f128k.bin"
     img.write_bytes(os.urandom(size))
-    t_stage, t_cp, t_floor = [], [], []
+    t_stage, t_repl, t_cp, t_floor = [], [], [], []
     with pico.PicoSim(fw, rom, flash=str(flash)) as sim:
         repl = sim.repl_path
         for i in range(rounds):
@@ -203,9 +214,14 @@ def stage_vs_cp(fw, rom, tmp, rounds=2, size=128 * 1024):
             p = cli("stage", str(img), "--device", repl, "--to", ":/st%d" % i,
                     "--source-rev", "A", "--target-rev", "B", timeout=300)  # fmt: skip
             t_stage.append(time.monotonic() - t0)
-            assert p.returncode == 0, p.stderr
+            assert p.returncode == 0 and "via usb)" in p.stdout, p.stdout + p.stderr
+            t0 = time.monotonic()
+            p = cli("stage", str(img), "--device", repl, "--to", ":/sr%d" % i, "--via", "repl",
+                    "--source-rev", "A", "--target-rev", "B", timeout=300)  # fmt: skip
+            t_repl.append(time.monotonic() - t0)
+            assert p.returncode == 0 and "via repl)" in p.stdout, p.stdout + p.stderr
             t_floor.append(stdin_floor(repl, img.read_bytes()))
-    return min(t_stage), min(t_cp), min(t_floor, key=lambda x: x[1])
+    return min(t_stage), min(t_repl), min(t_cp), min(t_floor, key=lambda x: x[1])
 
 
 def main():
@@ -216,7 +232,7 @@ def main():
         _, _, _, line = update_run(fw, rom, tmp, "line", tx_baud="line", baud=921600)
         _, _, lows, _ = update_run(fw, rom, tmp, "mem", probe=True)
         _, _, live, _ = update_run(fw, rom, tmp, "live", probe=True, collect=True)
-        s, c, f = stage_vs_cp(fw, rom, tmp)
+        s, r, c, f = stage_vs_cp(fw, rom, tmp)
     mult = rate / LINE
     busy = line["tx_busy_ns"] / line["tx_ns"] if line.get("tx_ns") else 1.0
     lines = [
@@ -239,8 +255,7 @@ def main():
         "engine event / every chunk's first `port.write`) | %d B / %d B (%d B after it) |" % lows,
         "| lowest `gc.mem_free()` after a `gc.collect()` at every engine event (the live "
         "heap's low) | %d B |" % live[0],
-        stage_row(s, c, 2),
-        floor_row(f, c, 2),
+        *stage_rows(s, r, c, f, 2),
     ]
     text = "\n".join(lines)
     print(text)
@@ -257,26 +272,21 @@ def main():
 
 
 def main_stage(rounds):
-    """Figure 4 alone; rewrites its row of the README block."""
+    """Figure 4 alone; rewrites its rows of the README block."""
     fw, rom = find_fixtures()
     with tempfile.TemporaryDirectory() as d:
-        s, c, f = stage_vs_cp(fw, rom, Path(d), rounds=rounds)
-    row = stage_row(s, c, rounds)
-    frow = floor_row(f, c, rounds)
-    print(row)
-    print(frow)
+        s, r, c, f = stage_vs_cp(fw, rom, Path(d), rounds=rounds)
+    rows = stage_rows(s, r, c, f, rounds)
+    print("\n".join(rows))
     if "--no-readme" not in sys.argv:
         body = README.read_text()
         head, rest = body.split(START, 1) if START in body else (body, "")
         block, tail = rest.split(END, 1) if END in rest else ("", "")
-        old = [x for x in block.splitlines() if x.startswith("| `qfota stage` vs")]
-        floor = [x for x in block.splitlines() if x.startswith("| floor of a copy")]
-        if old:
-            block = block.replace(old[0], row)
-            block = (
-                block.replace(floor[0], frow) if floor else block.replace(row, row + "\n" + frow)
-            )
-            README.write_text(head + START + block + END + tail)
+        lines = block.split("\n")
+        at = [i for i, x in enumerate(lines) if x.startswith(("| `qfota stage`", "| floor of"))]
+        if at:
+            lines[at[0] : at[-1] + 1] = rows
+            README.write_text(head + START + "\n".join(lines) + END + tail)
         else:
             print("README.md has no stage row in its %s block: not written" % START)
 
