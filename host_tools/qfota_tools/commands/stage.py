@@ -402,6 +402,9 @@ def _send(t, part, data, offset, chunk, progress, window=WINDOW, before=""):
 def _send_usb(t, part, data, offset, chunk, progress, before=""):
     """``_send`` over the board's USB taken over by the receiver (see RECEIVER_USB)."""
     total = len(data)
+    # Whole 64-byte packets in every transfer but the last, on both sides: a transfer
+    # that ended mid-packet would leave the endpoint a buffer shorter than the next packet.
+    chunk = max(64, chunk // 64 * 64)
     call = "_qf_usb(%r, %d, %d, %d)" % (part, total - offset, chunk, USB_WAIT * 1000)
     t.exec_raw_no_follow(before + call)
     t.serial.timeout = ACK_TIMEOUT
