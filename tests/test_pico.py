@@ -210,3 +210,28 @@ def test_stage_over_usb_interrupted_then_resumed(flash, tmp_path):
     assert res.via == "usb" and res.resumed_from == part and res.sent == len(data) - part
     assert res.sha256 == hashlib.sha256(data).hexdigest()
     assert sorted(listing) == ["ec200.bin", "ec200.bin.json"], listing
+
+
+def test_stage_over_usb_when_the_host_never_comes_back(flash, tmp_path, monkeypatch):
+    """The port does not come back for the host (``await_byte`` gives up at once): the
+    board's receiver takes nothing from whatever writes to the port instead (here the
+    host's own Ctrl-C/Ctrl-A, looking for the REPL), gives the USB back by itself, and
+    the part file is never made."""
+    from qfota_tools.commands import stage
+    from qfota_tools.transport import remote
+
+    img, _ = image(tmp_path, 50_000, seed=5)
+    monkeypatch.setattr(remote, "await_byte", lambda t, want, timeout: False)
+    with pico.PicoSim(FW, ROM, flash=str(flash)) as sim:
+        t = remote.connect(sim.repl_path)
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(stage.StageError, match="did not come back.*--via repl"):
+                stage.stage(t, str(img), "/fota", OLD_REV, NEW_REV)
+            took = time.monotonic() - t0
+            listing = remote.call(t, "__import__('os').listdir('/fota')")
+        finally:
+            remote.close(t)
+    assert listing == [], listing
+    # The stray bytes ended the receiver at once, not after its USB_WAIT.
+    assert took < stage.USB_WAIT, took

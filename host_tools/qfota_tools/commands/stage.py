@@ -135,16 +135,18 @@ ABORT = b"A000000000"
 # descriptors, so the host sees its serial port go and come back as the same device, and
 # the bulk OUT endpoint fills the receiver's two buffers ``ch`` bytes per transfer (one
 # written to storage while the other fills). "S" on the REPL: switching; "G" on the new
-# port: ready; then the raw image; "K" (written) or "!<error>" back; then the built-in CDC
-# and its REPL come back. Every wait is bounded by ``wait`` ms (no host, or a pause in
-# the data: the receiver gives the USB back to the REPL and raises), and a host that drops
-# DTR (closes the port) ends it at once. Messages stay within one 64-byte packet.
+# port: ready; then a 64-byte token of this run (a packet of its own: bytes from any other
+# program that opens the port end the receiver before the part file is touched), the raw
+# image; "K" (written) or "!<error>" back; then a soft reset brings the built-in CDC and
+# its REPL back (the raw REPL: main.py does not run). Every wait is bounded by ``wait``
+# ms (no host, or a pause in the data: the receiver stops, as it does at once when the
+# host drops DTR by closing the port). Messages stay within one 64-byte packet.
 RECEIVER_USB = """
 def _qf_usbok():
     import sys, machine
     U = getattr(machine, 'USBDevice', None)
     return (2 if sys.platform == 'rp2' else 1) if U and hasattr(U, 'BUILTIN_CDC') else 0
-def _qf_usb(p, n, ch, wait):
+def _qf_usb(p, n, ch, wait, tok):
     import sys, time, machine
     u = machine.USBDevice()
     B = u.BUILTIN_DEFAULT
@@ -158,6 +160,7 @@ def _qf_usb(p, n, ch, wait):
                 bo = d[i + 2]
         i += d[i]
     bs = (bytearray(ch), bytearray(ch))
+    tb = bytearray(64)
     got = []
     st = [0, 0, 0, 0]
     lc = bytearray(b'\\x00\\xc2\\x01\\x00\\x00\\x00\\x08')
@@ -177,13 +180,22 @@ def _qf_usb(p, n, ch, wait):
     def opn(v):
         if not st[0]:
             st[0] = 1
-            sub(0)
+            u.submit_xfer(bo, tb)
             u.submit_xfer(bi, b'G')
     def xfer(ep, r, k):
         if ep == bo:
             got.append(-1 if r else k)
         else:
             st[1] += 1
+    def nxt(t):
+        while not got:
+            if st[2] == 2 or time.ticks_diff(time.ticks_ms(), t) > wait:
+                raise OSError(110)
+            machine.idle()
+        g = got.pop(0)
+        if g < 0:
+            raise OSError(5)
+        return g
     sys.stdout.write('S')
     time.sleep_ms(50)
     u.active(False)
@@ -191,18 +203,15 @@ def _qf_usb(p, n, ch, wait):
     u.config(B.desc_dev, d, None, opn, None, ctl, xfer)
     try:
         u.active(True)
+        if nxt(time.ticks_ms()) != 64 or tb != tok:
+            raise OSError(1)
+        sub(0)
         j = 0
         k = min(ch, n)
         t = time.ticks_ms()
         with open(p, 'ab') as f:
             while n > 0:
-                while not got:
-                    if st[2] == 2 or time.ticks_diff(time.ticks_ms(), t) > wait:
-                        raise OSError(110)
-                    machine.idle()
-                g = got.pop(0)
-                if g < 0:
-                    raise OSError(5)
+                g = nxt(t)
                 st[3] -= k - g
                 n -= g
                 j ^= 1
@@ -405,7 +414,8 @@ def _send_usb(t, part, data, offset, chunk, progress, before=""):
     # Whole 64-byte packets in every transfer but the last, on both sides: a transfer
     # that ended mid-packet would leave the endpoint a buffer shorter than the next packet.
     chunk = max(64, chunk // 64 * 64)
-    call = "_qf_usb(%r, %d, %d, %d)" % (part, total - offset, chunk, USB_WAIT * 1000)
+    token = os.urandom(32).hex().encode()  # this run's first packet: nothing else is data
+    call = "_qf_usb(%r, %d, %d, %d, %r)" % (part, total - offset, chunk, USB_WAIT * 1000, token)
     t.exec_raw_no_follow(before + call)
     t.serial.timeout = ACK_TIMEOUT
     try:
@@ -425,6 +435,7 @@ def _send_usb(t, part, data, offset, chunk, progress, before=""):
     ser.timeout = ACK_TIMEOUT
     sent = offset
     try:
+        ser.write(token)
         while sent < total:
             piece = data[sent : sent + chunk]
             ser.write(piece)

