@@ -206,7 +206,7 @@ def test_stage_over_usb_interrupted_then_resumed(flash, tmp_path):
         finally:
             remote.close(t)
     assert back < stage.USB_WAIT + 10, back
-    assert 0 < part < len(data) and part % 4096 == 0, part
+    assert 0 < part < len(data), part  # whatever came before the pause, written
     assert res.via == "usb" and res.resumed_from == part and res.sent == len(data) - part
     assert res.sha256 == hashlib.sha256(data).hexdigest()
     assert sorted(listing) == ["ec200.bin", "ec200.bin.json"], listing
