@@ -411,6 +411,7 @@ function flushUart() {
 // ---- USB CDC: hold (NAK) the OUT endpoint while the host has nothing to send ------------
 const replIn = []; // Buffers from the host
 let cdc = null;
+let usbReady = false; // enumerated: a class request may go to the device
 let pendingRead = null;
 function wireUsb(mcu) {
   newHost(mcu);
@@ -426,6 +427,7 @@ function wireUsb(mcu) {
     sieWrite(value);
     if (pulledUp && !up) {
       dropped = true;
+      usbReady = false;
       pendingRead = null;
       event('usb-disconnected ' + Math.round(clock.nanos / 1e6));
     } else if (!pulledUp && up && dropped) {
@@ -440,7 +442,11 @@ function wireUsb(mcu) {
 function newHost(mcu) {
   cdc = new USBCDC(mcu.usbCtrl);
   const usb = mcu.usbCtrl;
-  cdc.onDeviceConnected = () => event('usb-connected');
+  usbReady = false;
+  cdc.onDeviceConnected = () => {
+    usbReady = true;
+    event('usb-connected');
+  };
   cdc.onSerialData = (buf) => send('R', buf);
   pendingRead = null;
   usb.onEndpointRead = (endpoint, size) => {
@@ -522,6 +528,9 @@ process.stdin.on('data', (data) => {
       uartHost.inFlight = Math.max(0, uartHost.inFlight - n);
       uartHost.ackTotal += n;
       uartHost.ctsReleased?.();
+    } else if (type === 'L') {
+      // SET_CONTROL_LINE_STATE to interface 0 (the CDC's), as a host sends it on open/close
+      if (usbReady) mcu.usbCtrl.sendSetupPacket(Uint8Array.from([0x21, 0x22, payload[0], 0, 0, 0, 0, 0]));
     } else if (type === 'Q') {
       quit();
     }

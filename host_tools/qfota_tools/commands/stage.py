@@ -162,7 +162,7 @@ def _qf_usb(p, n, ch, wait, tok):
     bs = (bytearray(ch), bytearray(ch))
     tb = bytearray(64)
     got = []
-    st = [0, 0, 0, 0]  # configured, IN transfers done, DTR (1 set, 2 dropped), submitted
+    st = [0, 0, 0, 0]  # configured (2: token taken), IN done, DTR (1 on, 2 off), submitted
     lc = bytearray(b'\\x00\\xc2\\x01\\x00\\x00\\x00\\x08')
     tot = n
     def sub(j):
@@ -174,8 +174,11 @@ def _qf_usb(p, n, ch, wait, tok):
     def ctl(s, r):
         if r[0] & 0x60 != 0x20:
             return False
-        if r[1] == 0x22 and s == 1:
-            st[2] = 1 if r[2] & 1 else 2 if st[2] else 0
+        if r[1] == 0x22 and s == 1:  # SET_CONTROL_LINE_STATE: DTR off once seen or
+            if r[2] & 1:  # once this run's host has spoken: the host closed the port
+                st[2] = 1
+            elif st[2] or st[0] > 1:
+                st[2] = 2
         return lc if r[1] in (0x20, 0x21) else True
     def opn(v):
         if not st[0]:
@@ -205,6 +208,7 @@ def _qf_usb(p, n, ch, wait, tok):
         u.active(True)
         if nxt(time.ticks_ms()) != 64 or tb != tok:
             raise OSError(1)
+        st[0] = 2
         sub(0)
         j = 0
         k = min(ch, n)

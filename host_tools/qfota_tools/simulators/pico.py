@@ -173,6 +173,12 @@ class PicoSim:
                 return {k: int(v) for k, v in (kv.split("=") for kv in e.split()[1:])}
         return {}
 
+    def line_state(self, dtr):
+        """Send the board's USB-CDC the SET_CONTROL_LINE_STATE a host sends when it opens
+        (``dtr`` True: DTR and RTS set) or closes the port (the emulated host sends none by
+        itself: rp2040js addresses its own to the device, which TinyUSB refuses)."""
+        self._send(b"L", bytes([3 if dtr else 0]))
+
     def power_cut(self):
         """Kill the emulator at once, as pulling the board's power would."""
         if self._proc and self._proc.poll() is None:
