@@ -19,19 +19,6 @@ from qfota_tools.simulators.ec200 import model as sim_model
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
 RUNTIMES = ("cpython", "micropython")
-# Short waits: the simulator's FAST timing answers in milliseconds.
-TIMEOUTS = [
-    "probe=3",
-    "command=2",
-    "filestart=1.5",
-    "fileend=2",
-    "start=2",
-    "progress=2",
-    "end=3",
-    "reboot=1.5",
-    "settle=2",
-    "stall=1",
-]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +36,7 @@ def run_update(port, image, runtime, *extra, timeout=60):
     cmd = [sys.executable, "-m", "qfota_tools.cli", "update", "--runtime", runtime, "--port", port]
     if image is not None:
         cmd += ["--image", str(image)]
-    for t in TIMEOUTS:
-        cmd += ["--timeout", t]
+    cmd += sim_model.wait_args(sim_model.FILE_WAITS)  # short: FAST answers in ms
     cmd += list(extra)
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

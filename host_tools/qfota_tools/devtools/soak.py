@@ -38,7 +38,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from qfota_tools.simulators.ec200.model import FAST, FAULT_NAMES, Modem
+from qfota_tools.simulators.ec200.model import (
+    FAST,
+    FAULT_NAMES,
+    FILE_WAITS,
+    URL_WAITS,
+    Modem,
+    wait_args,
+)
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
 RUNTIMES = ("cpython", "micropython")
@@ -93,22 +100,6 @@ def expected(fault, source):
     return stages, code, want[2]
 
 
-# The engine's waits for these runs (seconds): well above the scaled simulator delays.
-TIMEOUTS = (
-    "probe=3",
-    "command=2",
-    "filestart=1.5",
-    "fileend=2",
-    "start=2",
-    "progress=2",
-    "end=3",
-    "reboot=1.5",
-    "settle=2",
-    "stall=1",
-    "pdp=2",
-    "dlstart=2",
-    "download=5",
-)
 BOUND_S = 60.0
 NONE_WEIGHT = 3  # "none" is drawn this many times as often as one fault
 
@@ -234,9 +225,7 @@ def command(p, port, image, source_rev=None, target_rev=None):
         if p["apn"]:
             cmd += ["--apn", "cmnet"]
     cmd += ["--download-urcs", str(p["download_urcs"]), "--update-urcs", str(p["update_urcs"])]
-    for t in TIMEOUTS:
-        cmd += ["--timeout", t]
-    return cmd
+    return cmd + wait_args(FILE_WAITS, URL_WAITS)
 
 
 def _kill(proc):

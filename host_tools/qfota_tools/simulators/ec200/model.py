@@ -154,6 +154,29 @@ FAST = {
     "noise_ms": 150,
 }
 
+# The engine's waits (``qfota update --timeout NAME=S``) for runs against FAST: short, and
+# well above its delays on a loaded 2-core machine. One list for the end-to-end tests and
+# the soak; URL_WAITS only matter to URL updates.
+FILE_WAITS = {
+    "probe": 3,
+    "command": 2,
+    "filestart": 1.5,
+    "fileend": 2,
+    "start": 2,
+    "progress": 2,
+    "end": 3,
+    "reboot": 1.5,
+    "settle": 2,
+    "stall": 1,
+}
+URL_WAITS = {"pdp": 2, "dlstart": 2, "download": 5}
+
+
+def wait_args(*waits):
+    """``--timeout NAME=S`` options for the wait tables given (e.g. FILE_WAITS)."""
+    return [a for w in waits for k, v in w.items() for a in ("--timeout", "%s=%g" % (k, v))]
+
+
 _BIG = 1 << 30
 _BOOT = ("+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE", "+QIND: PB DONE")
 _NOISE = (
