@@ -8,7 +8,13 @@
 //                 'E' an event line (text): "ready", "reset <reason>", "baud <n>", ...
 //   from the host 'R' bytes for the USB-CDC REPL     'U' bytes for UART0 RX
 //                 'A' u32: the host has consumed that many UART0 TX bytes (CTS stand-in)
+//                 'L' u8: SET_CONTROL_LINE_STATE for the CDC interface (bit 0 DTR, 1 RTS)
 //                 'Q' quit (the flash file is always up to date: writes go straight to it)
+//
+// Events about USB: "usb-connected" (enumerated), "usb-disconnected <ms>" and
+// "usb-reconnect <ms>" (the firmware dropped its pull-up and raised it again, as a
+// runtime USB device (machine.USBDevice) or a soft reset after one does: the bridge
+// enumerates the device anew, as a host would; <ms> is emulated time).
 //
 // rp2040js 1.4.1 runs this firmware only once six gaps are filled; each one is marked
 // "gap N" below (see ../../../shared/pico/README.md for the facts). The library itself is

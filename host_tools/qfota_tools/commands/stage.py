@@ -575,7 +575,13 @@ def add_parser(subparsers):
     p.add_argument("--to", default=":/sd/fota", help="folder on the board (default :/sd/fota)")
     p.add_argument("--source-rev", help="revision the modem must run before the update (required)")
     p.add_argument("--target-rev", help="revision the modem runs after the update (required)")
-    p.add_argument("--chunk", type=int, default=CHUNK, help="bytes per frame (default %(default)s)")
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=CHUNK,
+        help="bytes per frame, or per USB transfer (rounded down to a multiple of 64) "
+        "(default %(default)s)",
+    )
     p.add_argument(
         "--via",
         choices=VIA,
