@@ -19,11 +19,14 @@ How (mpremote's ``SerialTransport`` is the link; ``--via``):
   than ``mpremote fs cp``, where a copy through stdin cannot pass about 4.5x.
 - ``repl`` (every other board): faster than ``mpremote fs cp``, which sends 256-byte
   ``repr()`` literals (about 2.9 bytes on the wire per image byte), one exec each: one
-  small receiver runs on the device and reads frames of ``--chunk`` image bytes from stdin, binary with each Ctrl-C replaced
-  and its offset listed (about 1.02 bytes per byte; a real Ctrl-C still interrupts it),
-  acknowledging each frame once written; the host keeps ``WINDOW`` frames in flight
-  (USB CDC holds what the board has not read: no device buffer can overrun). Three execs
-  besides the copy: helpers and questions, the copy, verify-rename-manifest.
+  small receiver runs on the device and reads frames of ``--chunk`` image bytes from
+  stdin, binary with each Ctrl-C replaced and its offset listed (about 1.02 bytes per
+  byte; a real Ctrl-C still interrupts it), acknowledging each frame once written; the
+  host keeps ``WINDOW`` frames in flight (USB CDC holds what the board has not read: no
+  device buffer can overrun). Three execs besides the copy: helpers and questions, the
+  copy, verify-rename-manifest.
+- ``auto`` takes ``repl`` on a board whose ``boot.py`` already runs a runtime USB device
+  of its own (``machine.USBDevice().active()``): the receiver would take it over.
 - Resumable: the image goes to ``<name>.part``; a later run hashes the part on the device,
   appends after it when it is a prefix of the image, and starts over otherwise.
 - Verified: sha256 of the whole file, read back from the board's storage, on the device;
@@ -145,7 +148,9 @@ RECEIVER_USB = """
 def _qf_usbok():
     import sys, machine
     U = getattr(machine, 'USBDevice', None)
-    return (2 if sys.platform == 'rp2' else 1) if U and hasattr(U, 'BUILTIN_CDC') else 0
+    if not (U and hasattr(U, 'BUILTIN_CDC')):
+        return 0
+    return 2 if sys.platform == 'rp2' and not U().active() else 1
 def _qf_usb(p, n, ch, wait, tok):
     import sys, time, machine
     u = machine.USBDevice()
