@@ -117,29 +117,37 @@ def await_byte(t, want, timeout):
     port goes away and comes back as the same device. Bytes before ``want`` are dropped;
     a port that fails to open or to read is opened again. False after ``timeout`` s.
     """
-    deadline = time.monotonic() + timeout
-    _drop(t)
-    while time.monotonic() < deadline:
-        try:
-            ser = _open(t.device_name)
-        except (OSError, serial.SerialException):
-            time.sleep(0.05)
-            continue
-        try:
-            while time.monotonic() < deadline:
-                if ser.read(1) == want:
-                    t.serial = ser
-                    return True
-        except (OSError, serial.SerialException):
-            pass
-        _close(ser)
-        time.sleep(0.05)
-    return False
+
+    def sees_want(deadline):
+        while time.monotonic() < deadline:
+            if t.serial.read(1) == want:
+                return True
+        return False
+
+    return _reopen(t, timeout, sees_want)
 
 
 def reattach(t, timeout):
     """Open ``t``'s port again and enter the raw REPL (no soft reset), retrying until
     ``timeout`` s. False if the REPL never answered."""
+
+    def in_raw_repl(deadline):
+        left = max(1.0, deadline - time.monotonic())
+        with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got
+            t.enter_raw_repl(soft_reset=False, timeout_overall=min(3.0, left))
+        # The board's own banner (after its soft reset) may come besides the one asked
+        # for: let it all arrive, drop it, and ask once more.
+        _quiet(t.serial, 0.1)
+        t.serial.write(b"\x01")
+        return t.read_until(1, BANNER, timeout_overall=3).endswith(BANNER)
+
+    return _reopen(t, timeout, in_raw_repl)
+
+
+def _reopen(t, timeout, ready):
+    """Open ``t``'s port afresh (closing it first) until ``ready(deadline)`` is true of the
+    board behind it, retrying a port that fails to open or to answer; False after
+    ``timeout`` s."""
     deadline = time.monotonic() + timeout
     _drop(t)
     while time.monotonic() < deadline:
@@ -149,14 +157,7 @@ def reattach(t, timeout):
             time.sleep(0.05)
             continue
         try:
-            left = max(1.0, deadline - time.monotonic())
-            with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got
-                t.enter_raw_repl(soft_reset=False, timeout_overall=min(3.0, left))
-            # The board's own banner (after its soft reset) may come besides the one asked
-            # for: let it all arrive, drop it, and ask once more.
-            _quiet(t.serial, 0.1)
-            t.serial.write(b"\x01")
-            if t.read_until(1, BANNER, timeout_overall=3).endswith(BANNER):
+            if ready(deadline):
                 return True
         except (OSError, TransportError, serial.SerialException):
             pass
