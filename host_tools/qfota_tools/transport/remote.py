@@ -137,7 +137,7 @@ def reattach(t, timeout):
             t.enter_raw_repl(soft_reset=False, timeout_overall=min(3.0, left))
         # The board's own banner (after its soft reset) may come besides the one asked
         # for: let it all arrive, drop it, and ask once more.
-        _quiet(t.serial, 0.1)
+        _quiet(t.serial, 0.1, deadline)
         t.serial.write(b"\x01")
         return t.read_until(1, BANNER, timeout_overall=3).endswith(BANNER)
 
@@ -166,9 +166,10 @@ def _reopen(t, timeout, ready):
     return False
 
 
-def _quiet(ser, quiet):
-    """Drop input until none has come for ``quiet`` s."""
-    while True:
+def _quiet(ser, quiet, deadline):
+    """Drop input until none has come for ``quiet`` s, or until ``deadline``
+    (``time.monotonic()``): a board that never stops talking does not hold us."""
+    while time.monotonic() < deadline:
         time.sleep(quiet)
         n = ser.in_waiting
         if not n:
