@@ -247,6 +247,7 @@ def test_stage_auto_goes_on_through_the_repl_when_usb_does_not_come_back(tmp_pat
     receiver's soft reset): ``--via usb`` fails as before with the part file untouched;
     ``auto`` goes on through the REPL in the same run, resumed from that part, saying so
     in one line, and the image is verified on the board."""
+    from qfota_tools.commands import stage
     from qfota_tools.transport import remote
 
     img, _ = image(tmp_path, 60_000, seed=6)
@@ -285,7 +286,7 @@ def test_stage_auto_goes_on_through_the_repl_when_usb_does_not_come_back(tmp_pat
     # Each run's receiver re-connected unseen, and each soft reset brought the REPL back.
     seen = [e.split()[0] for e in events if e.startswith(("usb-missed", "usb-reconnect"))]
     assert seen == ["usb-missed", "usb-reconnect"] * 2, events
-    assert took < 60, took
+    assert took < stage.USB_WAIT + stage.LOST_WAIT + 60, took  # bounded, on a busy machine
 
 
 DEVICE_HASH = (

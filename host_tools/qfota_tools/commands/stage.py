@@ -243,6 +243,10 @@ def _qf_usb(p, n, ch, wait, tok):
     machine.soft_reset()
 """
 USB_WAIT = 10.0  # s: the port back as the data link; the longest pause in the data
+# s: the REPL back after a receiver the host never reached. Its USB_WAIT runs on the
+# board's clock from its switch, after the host's began (an emulated board's clock lags
+# the host's: 10 s there took up to 20 s of the host's, measured).
+LOST_WAIT = 2 * USB_WAIT + 10
 VIA = ("auto", "usb", "repl")
 
 
@@ -449,8 +453,10 @@ def _send_usb(t, part, data, offset, chunk, progress, before=""):
             "the board's USB did not come back as the data link within %.0f s (is the REPL "
             "on another port, or forwarded from elsewhere?)" % USB_WAIT
         )
-        if not remote.reattach(t, USB_WAIT + 5):
-            raise StageError("%s, nor its REPL after it: nothing copied" % why)
+        if not remote.reattach(t, LOST_WAIT):
+            raise StageError(
+                "%s, nor its REPL within %.0f s after it: nothing copied" % (why, LOST_WAIT)
+            )
         raise NoUsbLink(why)
     ser = t.serial
     ser.timeout = ACK_TIMEOUT
