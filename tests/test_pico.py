@@ -293,3 +293,9 @@ DEVICE_HASH = (
     "__import__('binascii').hexlify(__import__('hashlib').sha256("
     "open(%r, 'rb').read()).digest()).decode()"
 )
+
+
+def test_pico_sim_refuses_a_negative_miss_count():
+    proc = cli("pico-sim", "--miss-reconnects", "-1", timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == "qfota pico-sim: --miss-reconnects must be 0 or more: -1"
