@@ -662,8 +662,11 @@ def _refusal(args):
 
 
 def _say(bar, line):
-    bar.end()
-    print("qfota stage: %s" % line, file=sys.stderr, flush=True)
+    try:
+        bar.end()
+        print("qfota stage: %s" % line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # a closed stderr does not cost the copy
+        pass
 
 
 def run(args):
