@@ -6,6 +6,10 @@
 ``--stage`` measures figure 4 only (one emulator, about a minute) and rewrites only its
 row of the README block.
 
+Every figure is measured even when one before it failed (``bench/runner.py``): a figure
+that could not be measured is a row reading **no** and why, and the command exits 1 at
+the end.
+
 Every figure comes from a whole update run by the app (``qfota.app.main()``, as main.py
 runs it): the engine's Driver streaming the package from littlefs through
 ``qfota.uart.UartPort`` on UART0 (flow hw), to the EC200 model. The bridge models UART0's
@@ -50,8 +54,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from pico_rig import NEW_REV, OLD_REV, cli, deployed_flash, find_fixtures, modem, mpremote  # noqa: E402
+from runner import measure, replace_block  # noqa: E402
 
 from qfota_tools.simulators import pico  # noqa: E402
 
@@ -224,51 +230,104 @@ def stage_vs_cp(fw, rom, tmp, rounds=2, size=128 * 1024):
     return min(t_stage), min(t_repl), min(t_cp), min(t_floor, key=lambda x: x[1])
 
 
+HEADER = (
+    "Measured by `bench/pico_bench.py` on the emulated Pico (MicroPython v1.28.0 rp2 "
+    "firmware, rp2040js; emulated time = RP2040 cycles at 125 MHz; UART0's TX modelled "
+    "as a PL011: 32-byte FIFO drained at the line rate, TX interrupt at its trigger "
+    "level). Every figure is a whole update run by the app: the engine's Driver "
+    "streaming from littlefs through `UartPort` on UART0, flow hw. A figure that could "
+    "not be measured reads **no** (and why); the others are measured all the same:"
+)
+
+
+def figures(fw, rom, tmp):
+    """(name, measure) of every figure; ``measure()`` -> (rows of (figure, value), True)."""
+    got = {}
+
+    def stream():
+        rate, nbytes, _, fast = update_run(fw, rom, tmp, "fast")
+        print("bridge (fast line):", fast)
+        got["mult"] = mult = rate / LINE
+        return [
+            (
+                "engine stream rate, modem never holding CTS, UART0 at 7,812,500 baud so the "
+                "CPU is the limit (%d B, emulated `ticks_ms`)" % nbytes,
+                "%d B/s = **%.1fx** the 921,600-baud line rate" % (rate, mult),
+            )
+        ], True
+
+    def cpu():
+        _, _, _, line = update_run(fw, rom, tmp, "line", tx_baud="line", baud=921600)
+        print("bridge (921,600):", line)
+        if not line.get("tx_ns"):
+            raise SystemExit("the emulator counted no time with the line busy: %s" % line)
+        busy = line["tx_busy_ns"] / line["tx_ns"]
+        mult = got.get("mult")
+        if mult:
+            also = "1 - 1/%.1f = %.0f%%" % (mult, 100 * (1 - 1 / mult) if mult > 1 else 0)
+        else:
+            also = "figure 1, to compare, not measured"
+        return [
+            (
+                "CPU left to the application while streaming at 921,600 baud (core asleep "
+                "while the line was busy, counted by the emulator)",
+                "**%.0f%%** (the engine used %.0f%%; %s)" % (100 * (1 - busy), 100 * busy, also),
+            )
+        ], True
+
+    def lowest():
+        _, _, lows, _ = update_run(fw, rom, tmp, "mem", probe=True)
+        return [
+            (
+                "lowest `gc.mem_free()` during the whole update (no collect; sampled at every "
+                "engine event / every chunk's first `port.write`)",
+                "%d B / %d B (%d B after it)" % lows,
+            )
+        ], True
+
+    def live():
+        _, _, lows, _ = update_run(fw, rom, tmp, "live", probe=True, collect=True)
+        return [
+            (
+                "lowest `gc.mem_free()` after a `gc.collect()` at every engine event (the "
+                "live heap's low)",
+                "%d B" % lows[0],
+            )
+        ], True
+
+    def staging():
+        s, r, c, f = stage_vs_cp(fw, rom, tmp)
+        return [tuple(x.strip("| ").split(" | ")) for x in stage_rows(s, r, c, f, 2)], True
+
+    return [
+        ("1. engine stream rate", stream),
+        ("2. CPU left to the application at 921,600 baud", cpu),
+        ("3. lowest gc.mem_free() during the update", lowest),
+        ("3. live heap's low", live),
+        ("4. qfota stage vs mpremote fs cp", staging),
+    ]
+
+
 def main():
     fw, rom = find_fixtures()
     with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        rate, nbytes, _, fast = update_run(fw, rom, tmp, "fast")
-        _, _, _, line = update_run(fw, rom, tmp, "line", tx_baud="line", baud=921600)
-        _, _, lows, _ = update_run(fw, rom, tmp, "mem", probe=True)
-        _, _, live, _ = update_run(fw, rom, tmp, "live", probe=True, collect=True)
-        s, r, c, f = stage_vs_cp(fw, rom, tmp)
-    mult = rate / LINE
-    busy = line["tx_busy_ns"] / line["tx_ns"] if line.get("tx_ns") else 1.0
-    lines = [
-        "Measured by `bench/pico_bench.py` on the emulated Pico (MicroPython v1.28.0 rp2 "
-        "firmware, rp2040js; emulated time = RP2040 cycles at 125 MHz; UART0's TX modelled "
-        "as a PL011: 32-byte FIFO drained at the line rate, TX interrupt at its trigger "
-        "level). Every figure is a whole update run by the app: the engine's Driver "
-        "streaming from littlefs through `UartPort` on UART0, flow hw:",
-        "",
-        "| figure | value |",
-        "|---|---|",
-        "| engine stream rate, modem never holding CTS, UART0 at 7,812,500 baud so the "
-        "CPU is the limit (%d B, emulated `ticks_ms`) | %d B/s = **%.1fx** the "
-        "921,600-baud line rate |" % (nbytes, rate, mult),
-        "| CPU left to the application while streaming at 921,600 baud (core asleep while "
-        "the line was busy, counted by the emulator) | **%.0f%%** (the engine used %.0f%%; "
-        "1 - 1/%.1f = %.0f%%) |"
-        % (100 * (1 - busy), 100 * busy, mult, 100 * (1 - 1 / mult) if mult > 1 else 0),
-        "| lowest `gc.mem_free()` during the whole update (no collect; sampled at every "
-        "engine event / every chunk's first `port.write`) | %d B / %d B (%d B after it) |" % lows,
-        "| lowest `gc.mem_free()` after a `gc.collect()` at every engine event (the live "
-        "heap's low) | %d B |" % live[0],
-        *stage_rows(s, r, c, f, 2),
-    ]
-    text = "\n".join(lines)
+        results = measure(figures(fw, rom, Path(d)))
+    rows = []
+    for r in results:
+        rows += r.value if r.value is not None else [(r.name, "**no**: not measured: " + r.why)]
+    text = "\n".join([HEADER, "", "| figure | value |", "|---|---|"])
+    text += "".join("\n| %s | %s |" % row for row in rows)
     print(text)
-    print("bridge (fast line):", fast)
-    print("bridge (921,600):", line)
     if "--no-readme" not in sys.argv:
-        body = README.read_text()
-        if START in body and END in body:
-            head, rest = body.split(START, 1)
-            body = head + START + "\n" + text + "\n" + END + rest.split(END, 1)[1]
-            README.write_text(body)
-        else:
+        body = replace_block(README.read_text(), START, END, text)
+        if body is None:
             print("README.md has no %s block: not written" % START)
+        else:
+            README.write_text(body)
+    missed = [r.name for r in results if not r.met]
+    if missed:
+        print("pico_bench: not measured: %s" % "; ".join(missed), file=sys.stderr)
+    return 1 if missed else 0
 
 
 def main_stage(rounds):
@@ -299,6 +358,6 @@ if __name__ == "__main__":
             n = sys.argv.index("--rounds") + 1 if "--rounds" in sys.argv else 0
             main_stage(int(sys.argv[n]) if n else 3)
         else:
-            main()
+            sys.exit(main())
     except pico.PicoError as exc:
         raise SystemExit("pico_bench: %s" % exc) from None

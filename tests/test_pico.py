@@ -217,7 +217,7 @@ def test_stage_over_usb_interrupted_then_resumed(flash, tmp_path, dtr):
 
 
 def test_stage_over_usb_when_the_host_never_comes_back(flash, tmp_path, monkeypatch):
-    """The port does not come back for the host (``await_byte`` gives up at once): the
+    """``--via usb``: the port does not come back (``await_byte`` gives up at once): the
     board's receiver takes nothing from whatever writes to the port instead (here the
     host's own Ctrl-C/Ctrl-A, looking for the REPL), gives the USB back by itself, and
     the part file is never made."""
@@ -231,7 +231,7 @@ def test_stage_over_usb_when_the_host_never_comes_back(flash, tmp_path, monkeypa
         t0 = time.monotonic()
         try:
             with pytest.raises(stage.StageError, match="did not come back.*--via repl"):
-                stage.stage(t, str(img), "/fota", OLD_REV, NEW_REV)
+                stage.stage(t, str(img), "/fota", OLD_REV, NEW_REV, via="usb")
             took = time.monotonic() - t0
             listing = remote.call(t, "__import__('os').listdir('/fota')")
         finally:
@@ -239,3 +239,63 @@ def test_stage_over_usb_when_the_host_never_comes_back(flash, tmp_path, monkeypa
     assert listing == [], listing
     # The stray bytes ended the receiver at once, not after its USB_WAIT.
     assert took < stage.USB_WAIT, took
+
+
+def test_stage_auto_goes_on_through_the_repl_when_usb_does_not_come_back(tmp_path):
+    """A host that never sees the board's USB come back as the data link (the emulated
+    host misses the receiver's re-connect; it sees the built-in CDC's return after the
+    receiver's soft reset): ``--via usb`` fails as before with the part file untouched;
+    ``auto`` goes on through the REPL in the same run, resumed from that part, saying so
+    in one line, and the image is verified on the board."""
+    from qfota_tools.commands import stage
+    from qfota_tools.transport import remote
+
+    img, _ = image(tmp_path, 60_000, seed=6)
+    data = img.read_bytes()
+    head = tmp_path / "head.bin"
+    head.write_bytes(data[:20_000])
+    with pico.PicoSim(FW, ROM, flash=str(tmp_path / "flash.bin"), miss_reconnects=2) as sim:
+        repl = sim.repl_path
+        assert mpremote(repl, "mkdir", ":/fota").returncode == 0
+        assert mpremote(repl, "fs", "cp", str(head), ":/fota/ec200.bin.part").returncode == 0
+        asked = cli("stage", str(img), "--device", repl, "--to", ":/fota", *REVS,
+                    "--via", "usb")  # fmt: skip
+        t0 = time.monotonic()
+        auto = cli("stage", str(img), "--device", repl, "--to", ":/fota", *REVS)
+        took = time.monotonic() - t0
+        t = remote.connect(repl)
+        try:
+            listing = remote.call(t, "__import__('os').listdir('/fota')")
+            whole = "ec200.bin" in listing
+            on_board = remote.call(t, DEVICE_HASH % "/fota/ec200.bin") if whole else None
+        finally:
+            remote.close(t)
+        events = list(sim.events)
+    assert asked.returncode == 1, asked.stdout + asked.stderr
+    assert "did not come back as the data link" in asked.stderr, asked.stderr
+    assert "use --via repl" in asked.stderr, asked.stderr
+    assert auto.returncode == 0, auto.stdout + auto.stderr
+    notes = auto.stderr.strip().splitlines()
+    assert len(notes) == 1, auto.stderr
+    assert "did not come back as the data link within 10 s" in notes[0], notes
+    assert "going on through the REPL, resuming at 20000" in notes[0], notes
+    assert "(resumed at 20000)" in auto.stdout and "via repl)" in auto.stdout, auto.stdout
+    assert "sha256 verified on the device" in auto.stdout, auto.stdout
+    assert on_board == hashlib.sha256(data).hexdigest()
+    assert sorted(listing) == ["ec200.bin", "ec200.bin.json"], listing
+    # Each run's receiver re-connected unseen, and each soft reset brought the REPL back.
+    seen = [e.split()[0] for e in events if e.startswith(("usb-missed", "usb-reconnect"))]
+    assert seen == ["usb-missed", "usb-reconnect"] * 2, events
+    assert took < stage.USB_WAIT + stage.LOST_WAIT + 60, took  # bounded, on a busy machine
+
+
+DEVICE_HASH = (
+    "__import__('binascii').hexlify(__import__('hashlib').sha256("
+    "open(%r, 'rb').read()).digest()).decode()"
+)
+
+
+def test_pico_sim_refuses_a_negative_miss_count():
+    proc = cli("pico-sim", "--miss-reconnects", "-1", timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == "qfota pico-sim: --miss-reconnects must be 0 or more: -1"

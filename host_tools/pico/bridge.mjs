@@ -1,7 +1,7 @@
 // qfota's bridge over rp2040js: an emulated Raspberry Pi Pico running a MicroPython UF2.
 //
 //   node bridge.mjs --firmware FW.uf2 --bootrom BOOTROM.bin [--flash FILE] [--cts-window N]
-//                   [--tx-baud N|line]
+//                   [--tx-baud N|line] [--miss-reconnects N]
 //
 // stdin/stdout carry frames: one type byte, a 4-byte big-endian length, the payload.
 //   to the host   'R' USB-CDC bytes from the board   'U' UART0 TX bytes
@@ -14,7 +14,11 @@
 // Events about USB: "usb-connected" (enumerated), "usb-disconnected <ms>" and
 // "usb-reconnect <ms>" (the firmware dropped its pull-up and raised it again, as a
 // runtime USB device (machine.USBDevice) or a soft reset after one does: the bridge
-// enumerates the device anew, as a host would; <ms> is emulated time).
+// enumerates the device anew, as a host would; <ms> is emulated time). With
+// --miss-reconnects N the host misses the next N of those re-connects, as a host whose
+// USB does not come back as the data link: "usb-missed <ms>", no enumeration, and what
+// the host writes meanwhile goes nowhere; the re-connect after one it missed (the
+// firmware's soft reset bringing its built-in CDC back) it sees again.
 //
 // rp2040js 1.4.1 runs this firmware only once six gaps are filled; each one is marked
 // "gap N" below (see ../../../shared/pico/README.md for the facts). The library itself is
@@ -419,7 +423,10 @@ const replIn = []; // Buffers from the host
 let cdc = null;
 let usbReady = false; // enumerated: a class request may go to the device
 let pendingRead = null;
+let missReconnects = Number(args['miss-reconnects'] || 0);
+let missed = false; // the host missed the last re-connect: it sees no device
 function wireUsb(mcu) {
+  missed = false;
   newHost(mcu);
   // A runtime USB device (machine.USBDevice) disconnects and re-connects its pull-up for
   // the host to see it anew: re-enumerate, as a host does (rp2040js enumerates only when
@@ -438,9 +445,19 @@ function wireUsb(mcu) {
       event('usb-disconnected ' + Math.round(clock.nanos / 1e6));
     } else if (!pulledUp && up && dropped) {
       dropped = false;
-      event('usb-reconnect ' + Math.round(clock.nanos / 1e6));
-      newHost(mcu);
-      usb.resetDevice();
+      if (missReconnects > 0 && !missed) {
+        missReconnects--;
+        missed = true;
+        replIn.length = 0;
+        // no host behind the device: nothing enumerates it, nothing reads or writes it
+        usb.onUSBEnabled = usb.onResetReceived = usb.onEndpointWrite = usb.onEndpointRead = undefined;
+        event('usb-missed ' + Math.round(clock.nanos / 1e6));
+      } else {
+        missed = false;
+        event('usb-reconnect ' + Math.round(clock.nanos / 1e6));
+        newHost(mcu);
+        usb.resetDevice();
+      }
     }
     pulledUp = up;
   };
@@ -524,6 +541,7 @@ process.stdin.on('data', (data) => {
     const payload = inBuf.subarray(5, 5 + len);
     inBuf = inBuf.subarray(5 + len);
     if (type === 'R') {
+      if (missed) continue; // the host sees no port to write to
       replIn.push(Buffer.from(payload));
       serveRead();
     } else if (type === 'U') {

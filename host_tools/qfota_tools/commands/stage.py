@@ -26,7 +26,11 @@ How (mpremote's ``SerialTransport`` is the link; ``--via``):
   device buffer can overrun). Three execs besides the copy: helpers and questions, the
   copy, verify-rename-manifest.
 - ``auto`` takes ``repl`` on a board whose ``boot.py`` already runs a runtime USB device
-  of its own (``machine.USBDevice().active()``): the receiver would take it over.
+  of its own (``machine.USBDevice().active()``): the receiver would take it over. When
+  ``auto`` took ``usb`` and the port does not come back as the data link (within
+  ``USB_WAIT``), the receiver gives the USB back to the REPL with nothing written, and the
+  copy goes on through the REPL in the same run, resumed from the part file, with one
+  line saying so (``notice``). ``--via usb`` fails there instead.
 - Resumable: the image goes to ``<name>.part``; a later run hashes the part on the device,
   appends after it when it is a prefix of the image, and starts over otherwise.
 - Verified: sha256 of the whole file, read back from the board's storage, on the device;
@@ -239,6 +243,10 @@ def _qf_usb(p, n, ch, wait, tok):
     machine.soft_reset()
 """
 USB_WAIT = 10.0  # s: the port back as the data link; the longest pause in the data
+# s: the REPL back after a receiver the host never reached. Its USB_WAIT runs on the
+# board's clock from its switch, after the host's began (an emulated board's clock lags
+# the host's: 10 s there took up to 20 s of the host's, measured).
+LOST_WAIT = 2 * USB_WAIT + 10
 VIA = ("auto", "usb", "repl")
 
 
@@ -275,6 +283,10 @@ class StageError(Exception):
     """Staging failed; the message is one line for the user."""
 
 
+class NoUsbLink(StageError):
+    """The USB path did not come up; the board's REPL is back (raw REPL, no helpers)."""
+
+
 class Result:
     """What one ``stage()`` call did."""
 
@@ -286,6 +298,7 @@ class Result:
         self.sent = 0  # image bytes sent by this call
         self.up_to_date = False  # image already there: nothing copied
         self.via = "repl"  # how the image went: "repl" (frames) or "usb" (runtime USB)
+        self.fell_back = None  # why auto's USB path gave way to the REPL, if it did
         self.seconds = 0.0
 
     def __repr__(self):
@@ -434,12 +447,17 @@ def _send_usb(t, part, data, offset, chunk, progress, before=""):
             _abort(t)
         raise
     if not remote.await_byte(t, b"G", USB_WAIT):
-        remote.reattach(t, USB_WAIT + 5)  # the receiver gives the USB back after USB_WAIT
-        raise StageError(
+        # Nothing reached the receiver: it gives the USB back to the REPL (a soft reset)
+        # after its own USB_WAIT, the part file untouched.
+        why = (
             "the board's USB did not come back as the data link within %.0f s (is the REPL "
-            "on another port, or forwarded from elsewhere?): nothing copied; use --via repl"
-            % USB_WAIT
+            "on another port, or forwarded from elsewhere?)" % USB_WAIT
         )
+        if not remote.reattach(t, LOST_WAIT):
+            raise StageError(
+                "%s, nor its REPL within %.0f s after it: nothing copied" % (why, LOST_WAIT)
+            )
+        raise NoUsbLink(why)
     ser = t.serial
     ser.timeout = ACK_TIMEOUT
     sent = offset
@@ -470,6 +488,18 @@ def _send_usb(t, part, data, offset, chunk, progress, before=""):
     )
 
 
+def _prefix(t, part, size, data, slow):
+    """``size`` when the board's ``part`` (``size`` bytes, -1: none) begins ``data``
+    (hashed on the device), else -1: the part must go."""
+    if size > len(data):
+        return -1
+    if size > 0:
+        local = hashlib.sha256(data[:size]).hexdigest()
+        if remote.call(t, "_qf_hash(%r, %d)" % (part, size), slow) != local:
+            return -1
+    return size
+
+
 def stage(
     t,
     image,
@@ -481,6 +511,7 @@ def stage(
     after_copy=None,
     window=WINDOW,
     via="auto",
+    notice=None,
 ):
     """Stage ``image`` (a local path) into folder ``to`` on the board behind transport ``t``.
 
@@ -488,7 +519,8 @@ def stage(
     over USB); ``after_copy()`` between the copy and the verification (tests use it).
     ``via``: "repl" (frames through the REPL), "usb" (the board's USB taken over: rp2 and
     other boards with ``machine.USBDevice`` and a built-in USB-CDC) or "auto" (usb on rp2,
-    else repl). Returns a ``Result``.
+    else repl; the REPL when the USB path does not come up). ``notice(line)`` is told when
+    auto falls back. Returns a ``Result``.
     """
     t0 = time.monotonic()
     with open(image, "rb") as f:
@@ -522,12 +554,7 @@ def stage(
             result.up_to_date = True
             remote.run(t, "_qf_rm(%r)\n_qf_put(%r, %r)" % (part, man_path, man_text))
         else:
-            if part_size > len(data):
-                part_size = -1
-            elif part_size > 0:
-                local = hashlib.sha256(data[:part_size]).hexdigest()
-                if remote.call(t, "_qf_hash(%r, %d)" % (part, part_size), slow) != local:
-                    part_size = -1
+            part_size = _prefix(t, part, part_size, data, slow)
             offset = max(part_size, 0)
             need = len(data) - offset + MANIFEST_ROOM
             reclaim = max(dst_size, 0) + max(old_man, 0)
@@ -542,7 +569,24 @@ def stage(
                 before += "_qf_rm(%r)\n" % part
             result.resumed_from = offset
             if result.via == "usb":
-                result.sent = _send_usb(t, part, data, offset, chunk, progress, before)
+                try:
+                    result.sent = _send_usb(t, part, data, offset, chunk, progress, before)
+                except NoUsbLink as exc:
+                    if via == "usb":
+                        raise StageError("%s: nothing copied; use --via repl" % exc) from None
+                    # The REPL is back after the receiver's soft reset (its helpers gone):
+                    # define them again and go on from what the part file holds now.
+                    size = remote.call(t, "_qf_size(%r)" % part, prelude=DEVICE_CODE)
+                    part_size = _prefix(t, part, size, data, slow)
+                    offset = max(part_size, 0)
+                    result.via, result.fell_back, result.resumed_from = "repl", str(exc), offset
+                    if notice:
+                        notice(
+                            "%s; going on through the REPL%s"
+                            % (exc, ", resuming at %d" % offset if offset else "")
+                        )
+                    before = "_qf_rm(%r)\n" % part if part_size < 0 else ""
+                    result.sent = _send(t, part, data, offset, chunk, progress, window, before)
             else:
                 result.sent = _send(t, part, data, offset, chunk, progress, window, before)
             if after_copy:
@@ -593,7 +637,8 @@ def add_parser(subparsers):
         default="auto",
         help="how the image goes: 'usb' takes the board's USB over from its REPL for the "
         "copy (machine.USBDevice; the port goes and comes back), 'repl' sends frames "
-        "through the REPL; 'auto' (default): usb on rp2, else repl",
+        "through the REPL; 'auto' (default): usb on rp2, else repl, and the REPL when the "
+        "port does not come back as the data link",
     )
     p.set_defaults(func=run)
 
@@ -616,6 +661,14 @@ def _refusal(args):
     return None
 
 
+def _say(bar, line):
+    try:
+        bar.end()
+        print("qfota stage: %s" % line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # a closed stderr does not cost the copy
+        pass
+
+
 def run(args):
     problem = _refusal(args)
     if problem:
@@ -630,7 +683,7 @@ def run(args):
     try:
         res = stage(
             t, args.image, args.to, args.source_rev, args.target_rev, args.chunk,
-            progress=bar, via=args.via,
+            progress=bar, via=args.via, notice=lambda line: _say(bar, line),
         )  # fmt: skip
     except (StageError, remote.RemoteError) as exc:
         bar.end()

@@ -11,6 +11,9 @@ MicroPython RPI_PICO firmware (``--firmware`` or ``QFOTA_PICO_FIRMWARE``: the of
 from https://micropython.org/download/RPI_PICO/) and the RP2040 B1 boot ROM (``--bootrom``
 or ``QFOTA_PICO_BOOTROM``: 16 KB, as the rp2040js project carries it in demo/bootrom.ts).
 ``--flash FILE`` keeps the 2 MB flash (and its filesystem) across runs.
+``--miss-reconnects N``: the emulated host misses the next N times the board re-connects
+its USB (as a host whose USB does not come back as the data link, for a runtime USB
+device such as ``qfota stage``'s receiver); it sees the re-connect after a missed one.
 """
 
 import argparse
@@ -90,11 +93,13 @@ class PicoSim:
         node="node",
         log=None,
         tx_baud=None,
+        miss_reconnects=0,
     ):
         self.firmware, self.bootrom, self.flash = firmware, bootrom, flash
         self.modem = modem
         self.cts_window = cts_window
         self.tx_baud = tx_baud  # UART0's line: None (7,812,500: the RP2040's fastest), N, "line"
+        self.miss_reconnects = miss_reconnects  # USB re-connects the host does not see
         self.node = node
         self.log = log
         self.lock = threading.Lock()
@@ -124,6 +129,8 @@ class PicoSim:
             cmd += ["--tx-baud", str(self.tx_baud)]
         if self.flash:
             cmd += ["--flash", str(self.flash)]
+        if self.miss_reconnects:
+            cmd += ["--miss-reconnects", str(int(self.miss_reconnects))]
         self._repl_m, self._repl_s, self.repl_path = _pty()
         self._fds = [self._repl_m, self._repl_s]
         if self.modem is None:
@@ -356,6 +363,14 @@ def add_parser(subparsers):
     p.add_argument("--new-revision", default="EC200TCNDAR02A08M16_01.001.01.001")
     p.add_argument("--modem-baud", type=int, default=921600, help="--modem: its line rate")
     p.add_argument("--fast", action="store_true", help="--modem: tens of ms for every delay")
+    p.add_argument(
+        "--miss-reconnects",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the host misses the board's next N USB re-connects (a host whose USB does not "
+        "come back as the data link); it sees the one after a missed one",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="log the emulator's events")
     p.set_defaults(func=run)
 
@@ -372,6 +387,8 @@ def run(args):
         for what, path in (("--image", args.image),):
             if path and not os.path.isfile(path):
                 raise PicoError("%s: no such file: %s" % (what, path))
+        if args.miss_reconnects < 0:
+            raise PicoError("--miss-reconnects must be 0 or more: %d" % args.miss_reconnects)
     except PicoError as exc:
         print("qfota pico-sim: %s" % exc, file=sys.stderr)
         return 2
@@ -388,7 +405,8 @@ def run(args):
             timing=FAST if args.fast else None,
         )
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.verbose else None
-    sim = PicoSim(fw, rom, flash=args.flash, modem=modem, log=log)
+    sim = PicoSim(fw, rom, flash=args.flash, modem=modem, log=log,
+                  miss_reconnects=args.miss_reconnects)  # fmt: skip
     try:
         repl, uart = sim.start()
     except PicoError as exc:
