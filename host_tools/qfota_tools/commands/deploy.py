@@ -37,7 +37,7 @@ from pathlib import Path
 import serial
 from mpremote.transport import TransportError
 
-from qfota_tools.devtools import build_mpy, build_package
+from qfota_tools import build_mpy, build_package
 from qfota_tools.transport import remote
 
 REPO = build_package.REPO
@@ -71,7 +71,7 @@ def plan(board, mpy=False, repo=REPO):
         try:
             built = build_mpy.build(board, names=names)
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-            raise DeployError("mpy-cross: %s" % exc) from None
+            raise DeployError("--mpy: %s" % exc) from None
         files += [(dev, Path(local)) for dev, local in built]
     files.append(("board.py", board_file))
     return sorted(files)
