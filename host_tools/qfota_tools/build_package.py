@@ -7,7 +7,7 @@ micropython-lib style ``manifest.py`` (``metadata()``, ``require()``, ``package(
     qfota-core   the engine: update()/recover(), UART port, Reporter, Journal
     qfota-url    URL updates (the modem fetches the package): qfota/urls.py
     qfota-app    the boot-time app: qfota/app.py and main.py (requires qfota-core)
-    qfota-unix   the unix port only: qfota/tty.py, runner.py, info.py (boards/unix.py)
+    qfota-unix   the unix port only: qfota/tty.py, runner.py, info.py, relay.py (boards/unix.py)
 
 This tool evaluates those manifests (the subset of MicroPython's ``manifestfile.py`` they
 use, with its path rules) and writes:

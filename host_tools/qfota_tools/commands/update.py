@@ -121,8 +121,8 @@ def _refuse(option, value, why):
 def redact_url(url):
     """``url`` with everything between the user's ``:`` and the last ``@`` as ``***``.
 
-    Stricter than ``qfota.errors.redact`` (which stops at the first ``/``, quote, space
-    or comma): used on URLs that have not passed validation yet."""
+    Stricter than ``qfota.errors.redact`` (whose authority ends at the first ``/``,
+    quote or space): used on URLs that have not passed validation yet."""
     i = url.find("://")
     at = url.rfind("@")
     if i < 0 or at < i:
