@@ -136,11 +136,11 @@ def _install(tmp, wheel, extras):
     offline = ["-m", "pip", "install", "--quiet", "--no-index", "--find-links", str(WHEELHOUSE)]
     proc = _run(venv, "python", *offline, req, timeout=PIP_TIMEOUT)
     if proc.returncode != 0:  # not all kept yet: fetch the pinned ones from the index once
-        WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+        fetched = tmp / "fetched"
         fetch = _run(
             venv,
             "python",
-            *("-m", "pip", "download", "--quiet", "-d", str(WHEELHOUSE)),
+            *("-m", "pip", "download", "--quiet", "-d", str(fetched)),
             "%s[%s]" % (wheel, EXTRAS),
             timeout=PIP_TIMEOUT,
         )
@@ -148,8 +148,13 @@ def _install(tmp, wheel, extras):
             if os.environ.get("CI"):
                 pytest.fail("pip download failed: %s" % fetch.stderr[-2000:])
             pytest.skip("the package index is unreachable: %s" % fetch.stderr.strip()[-300:])
-        for kept in WHEELHOUSE.glob("qfota-*.whl"):  # the one under test comes from its build
-            kept.unlink()
+        WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+        for path in fetched.glob("*.whl"):
+            if not path.name.startswith("qfota-"):  # the one under test comes from its build
+                # whole files only: another test worker may be installing from it
+                part = WHEELHOUSE / ("%s.%d.part" % (path.name, os.getpid()))
+                shutil.copy(path, part)
+                os.replace(part, WHEELHOUSE / path.name)
         proc = _run(venv, "python", *offline, req, timeout=PIP_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return venv
