@@ -214,3 +214,21 @@ def test_readme_says_which_characters_an_ftp_password_may_not_hold(capsys, monke
 @pytest.mark.parametrize("title", SECTIONS)
 def test_field_md_sections_are_not_empty(title):
     assert len(_section(title).split()) > 40
+
+
+# Where a path the docs name may start: the repository, or a package's folder.
+_BASES = ("", "firmware/", "host_tools/", "host_tools/qfota_tools/")
+
+
+def test_docs_name_only_files_that_exist():
+    missing = []
+    checked = 0
+    for doc in DOCS:
+        for path in set(
+            re.findall(r"`([\w.-]+(?:/[\w.-]+)+\.(?:py|md|json|mjs))`", doc.read_text())
+        ):
+            checked += 1
+            if not any((ROOT / (base + path)).is_file() for base in _BASES):
+                missing.append("%s: %s" % (doc.name, path))
+    assert checked > 20, "the docs' file references were not found: the pattern is wrong"
+    assert missing == []
