@@ -232,3 +232,20 @@ def test_docs_name_only_files_that_exist():
                 missing.append("%s: %s" % (doc.name, path))
     assert checked > 20, "the docs' file references were not found: the pattern is wrong"
     assert missing == []
+
+
+def test_readme_usage_names_only_options_the_commands_have():
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("qfota update --port DEV") :]
+    block = block[: block.index("```")]
+    subs = _subparsers()
+    wrong = []
+    command = None
+    for line in block.splitlines():
+        if line.startswith("qfota "):
+            command = line.split()[1]
+        options = {o for a in subs[command]._actions for o in a.option_strings}
+        for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", line):
+            if option not in options:
+                wrong.append("qfota %s %s" % (command, option))
+    assert command == "info" and wrong == []
