@@ -107,6 +107,12 @@ def test_wheel_carries_what_the_commands_need(wheel):
     for path in sorted((ROOT / "firmware" / "packages").glob("*/*")):
         assert data + str(path.relative_to(ROOT)) in names
     assert data + "firmware/main.py" in names
+    stray = [
+        n
+        for n in names
+        if n.startswith(data) and not n.startswith((data + "firmware/", data + "boards/"))
+    ]
+    assert stray == []  # the data package is mapped to the repository's root: nothing else
     assert not [n for n in names if "devtools" in n or n.startswith("tests/")]
 
 
