@@ -79,7 +79,7 @@ soak: $(STAMP)
 	$(BIN)/python -m qfota_tools.devtools.soak
 
 mpy: $(STAMP)
-	$(BIN)/python -m qfota_tools.devtools.build_mpy
+	$(BIN)/python -m qfota_tools.build_mpy
 
 clean:
 	rm -rf $(VENV) typings out build *.egg-info

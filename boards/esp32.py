@@ -21,10 +21,11 @@ a level shifter, e.g. a TXB0104 with VCCA = 1.8 V from the module's VDD_EXT, VCC
     GPIO5 CS, 3V3, GND.
 
 Quectel names its pins from the module's (DCE) side: data lines cross, flow-control lines
-go straight (MCU RTS -> module RTS, MCU CTS <- module CTS; FIELD_NOTES).
+go straight (MCU RTS -> module RTS, MCU CTS <- module CTS; docs/FIELD.md, "Wiring").
 
-The trap (FIELD_NOTES): an esp32 ``UART.write`` blocks until all its bytes are in the
-TX ring buffer, ignores ``timeout``, and blocks forever while the modem holds CTS.
+The trap (docs/FIELD.md, "UART per port"): an esp32 ``UART.write`` blocks until all its
+bytes are in the TX ring buffer, ignores ``timeout``, and blocks forever while the modem
+holds CTS.
 ``TxGatePort`` therefore writes only when ``txdone()`` says the ring buffer is empty,
 and at most a quarter of it: such a write only copies into the buffer and returns at
 once. While CTS is held nothing is written, the driver sees 0 bytes taken, and its

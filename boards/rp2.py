@@ -25,9 +25,9 @@ a level shifter, e.g. a TXB0104 with VCCA = 1.8 V from the module's VDD_EXT, VCC
 
 Quectel names its pins from the module's (DCE) side, as RS-232 does: its RTS is an input
 and its CTS an output. So the data lines cross and the flow-control lines go straight:
-MCU RTS -> module RTS, MCU CTS <- module CTS (FIELD_NOTES, "Wiring the flow-control
-lines"). rp2 writes return a partial count when CTS holds the line (``timeout=0``), so the
-engine's stall timeout bounds every wait; no watchdog is needed.
+MCU RTS -> module RTS, MCU CTS <- module CTS (docs/FIELD.md, "Wiring"). rp2 writes return
+a partial count when CTS holds the line (``timeout=0``), so the engine's stall timeout
+bounds every wait; no watchdog is needed.
 """
 
 from machine import UART, Pin

@@ -25,7 +25,7 @@ through a level shifter, e.g. a TXB0104 with VCCA = 1.8 V from the module's VDD_
     /flash/SKIPSD and let ``mount_storage`` mount it.)
 
 Quectel names its pins from the module's (DCE) side: data lines cross, flow-control lines
-go straight (MCU RTS -> module RTS, MCU CTS <- module CTS; FIELD_NOTES).
+go straight (MCU RTS -> module RTS, MCU CTS <- module CTS; docs/FIELD.md, "Wiring").
 
 stm32 writes are synchronous, with no TX buffer: with CTS enabled a write waits up to
 ``timeout`` ms and returns what went out (None for nothing), so every wait is bounded.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from qfota_tools import build_mpy, build_package
 from qfota_tools.commands import deploy
-from qfota_tools.devtools import build_mpy, build_package
 from qfota_tools.simulators.board_sim import BoardSim, mpremote, mpremote_argv
 
 pytestmark = pytest.mark.timeout(120)
@@ -57,7 +57,7 @@ def package_json(name=None):
 
 def test_generated_files_are_fresh():
     # Every package.json (root and per package) and every manifest's version.
-    assert build_package.stale() == [], "stale: run python -m qfota_tools.devtools.build_package"
+    assert build_package.stale() == [], "stale: run python -m qfota_tools.build_package"
     assert build_package.main(["--check"]) == 0
 
 

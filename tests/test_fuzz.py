@@ -7,8 +7,8 @@ What is claimed, and checked here on arbitrary input:
   longer than the buffer is dropped whole and counted); the buffer stays the same object
   of the same size.
 - The URC parser, on any line, returns a known kind and a sane value and never raises; it
-  reads only ``buf[:n]``; every FIELD_NOTES shape of every URC parses to the right kind and
-  value; a truncated FOTA line is never taken for another event.
+  reads only ``buf[:n]``; every shape of every URC (docs/FIELD.md, "URC shapes") parses
+  to the right kind and value; a truncated FOTA line is never taken for another event.
 - The session, given a whole update's conversation with the quirks of real modules
   (echo, noise URCs, garbage, over-long lines, incomplete lines, doubled CR LF), finishes
   it, with the same events however the bytes are split. Fed arbitrary bytes in any state it
@@ -115,7 +115,7 @@ _WORDS = {k: U.NAMES[k].decode() for k in FOTA_KINDS}
 
 @st.composite
 def fota_urc(draw, kind=None, value=None):
-    """(line without CR LF, kind, value) in any shape FIELD_NOTES reports."""
+    """(line without CR LF, kind, value) in any shape of docs/FIELD.md, "URC shapes"."""
     if kind is None:
         kind = draw(st.sampled_from(FOTA_KINDS))
     if value is None:
@@ -955,8 +955,9 @@ def test_every_wait_ends_in_its_timeout(wait):
     ids=["updating", "downloading"],
 )
 def test_repeated_progress_urc_is_bounded(until, repeat):
-    # A module stuck in a loop (a bootloader that retries, FIELD_NOTES: 505/507 "the module
-    # may retry") prints the same progress line again and again, just inside progress_ms.
+    # A module stuck in a loop (a bootloader that retries: 505/507 "the module may
+    # retry", docs/FIELD.md, "Error codes beyond the note") prints the same progress
+    # line again and again, just inside progress_ms.
     # A progress URC re-arms the wait only when its index goes further than any before,
     # so this must end in a FotaError within a bounded time (here, a generous
     # 10 x end_ms + download_ms of virtual time).

@@ -109,7 +109,7 @@ def _hex(h):
 def file_hashes(path, buf=None):
     """(length, sha256 hex, md5 hex or None) of the file at ``path``."""
     sha = hashlib.sha256()
-    md5_cls = getattr(hashlib, "md5", None)  # not on every port (FIELD_NOTES)
+    md5_cls = getattr(hashlib, "md5", None)  # not on every port (docs/FIELD.md, "MicroPython")
     md5 = md5_cls() if md5_cls is not None else None
     buf = buf or bytearray(_BUF)
     mv = memoryview(buf)

@@ -80,7 +80,8 @@ _OTHER = {
     500: "File download error",
     504: "FOTA upgrade failed",
     506: "FOTA firmware MD5 check error",
-    # Seen in Quectel's DFOTA guides (FIELD_NOTES), not in this note's tables.
+    # Seen in Quectel's DFOTA guides, not in this note's tables (docs/FIELD.md,
+    # "Error codes beyond the note").
     505: "FOTA package verification error (DFOTA guides; the module may retry)",
     507: "FOTA package verification error (DFOTA guides; the module may retry)",
     552: "FOTA error 552 (DFOTA guides)",

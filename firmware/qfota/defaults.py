@@ -31,7 +31,8 @@ APN_MAX = 100  # 3GPP TS 23.003: an APN is at most 100 octets
 TIMEOUT_MAX_MS = 86_400_000  # no single wait is longer than a day
 IMAGE_MAX = 64 << 20  # the largest package qfota sends unless told otherwise
 
-# Every wait, in ms (FIELD_NOTES, "Timing others use"); each can be overridden by name.
+# Every wait, in ms; each can be overridden by name. Where each number comes from:
+# docs/FIELD.md, "Waits".
 TIMEOUTS = {
     "probe_ms": 10_000,  # modem answers AT before we start
     "command_ms": 5_000,  # an ordinary command's final response

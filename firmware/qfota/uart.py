@@ -8,7 +8,7 @@
 ``write(buf, off, n)`` is one driver call that may take part of the buffer, or return
 None when nothing went out: both are handled by the driver. On esp32, ``write`` blocks
 while CTS is held; ``max_write`` keeps each call small so a board's watchdog (fed by
-``on_idle``) bounds the wait (FIELD_NOTES).
+``on_idle``) bounds the wait (docs/FIELD.md, "UART per port").
 
 ``txbuf``: the UART's transmit buffer size, to give only what it has room for. When the
 ring buffer is full, rp2's ``UART.write`` (even with ``timeout=0``) spins byte by byte

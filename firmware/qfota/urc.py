@@ -1,6 +1,6 @@
 """URC parser: classifies one line from the modem, allocating nothing.
 
-Tolerates the shapes of FIELD_NOTES: any spacing, spaces inside the quotes
+Tolerates the shapes of docs/FIELD.md, "URC shapes": any spacing, spaces inside the quotes
 (``" DOWNLOADING"``), any casing (``HTTPEnd``/``HTTPEND``), ``"HTTP END"`` with a space,
 ``37%`` and extra fields after the value. A FOTA line that cannot be read whole
 (``+QIND: "FOTA","DOWNLOA``) is ``INCOMPLETE``: the caller logs it and goes on.

@@ -3,9 +3,9 @@
 ::
 
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    deployed board rp2: 19 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-url 0.2.0)
+    deployed board rp2: 21 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-url 0.2.0)
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    up to date: 19 files (board rp2)
+    up to date: 21 files (board rp2)
 
 What goes where, in the folder the board starts in (its ``os.getcwd()`` after a soft
 reset: ``/`` on rp2 and esp32, ``/flash`` on a pyboard), called BASE here:
@@ -37,7 +37,7 @@ from pathlib import Path
 import serial
 from mpremote.transport import TransportError
 
-from qfota_tools.devtools import build_mpy, build_package
+from qfota_tools import build_mpy, build_package
 from qfota_tools.transport import remote
 
 REPO = build_package.REPO
@@ -71,7 +71,7 @@ def plan(board, mpy=False, repo=REPO):
         try:
             built = build_mpy.build(board, names=names)
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-            raise DeployError("mpy-cross: %s" % exc) from None
+            raise DeployError("--mpy: %s" % exc) from None
         files += [(dev, Path(local)) for dev, local in built]
     files.append(("board.py", board_file))
     return sorted(files)

