@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from .model import FAST, FAULT_NAMES, FAULTS, PROFILES, REAL, Modem
+from .model import FAST, FAULTS, PROFILES, REAL, Modem, fault_known
 
 
 def _fault_help():
@@ -104,7 +104,7 @@ def md5_of(path):
 
 def _refusal(args):
     """The one-line reason to refuse the arguments, or None."""
-    bad = [f for f in args.fault if f not in FAULT_NAMES]
+    bad = [f for f in args.fault if not fault_known(f)]
     if bad:
         return "unknown fault %s (see --fault list)" % ", ".join(bad)
     for name, minimum in (
