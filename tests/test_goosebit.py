@@ -2,10 +2,16 @@
 commands: the test writes the contract's commands over the simulator's pty, as an MCU
 would, and checks what gooseBit's own management API says afterwards."""
 
+import hashlib
 import json
+import os
+import urllib.error
+import urllib.request
 
 from at_http import AtModem
+from swu_read import members
 
+from qfota_tools.commands.swu import build
 from qfota_tools.simulators.ec200.model import FAST, Modem
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
@@ -70,3 +76,83 @@ def test_smoke_register_through_the_simulated_modem(goosebit):
     finally:
         h.close()
         sim.stop()
+
+
+# ---- qfota swu against gooseBit's own parser and offers -------------------------------------
+def _ddi(gb, method, url, token, body=None, headers=()):
+    """A DDI call from the test itself (urllib): status, bytes."""
+    h = {"Authorization": "TargetToken " + token}
+    h.update(headers)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def _swu(tmp_path, src, dst, size=30_000):
+    image = tmp_path / ("EC200T_%s_%s.bin" % (src[13:16], dst[13:16]))
+    image.write_bytes(os.urandom(size))
+    out = tmp_path / ("%s_%s.swu" % (src[13:16], dst[13:16]))
+    build(str(image), "EC200T", src, dst, str(out))
+    return image.read_bytes(), out.read_bytes()
+
+
+def test_goosebit_takes_the_swu_and_offers_a_delta_by_its_source(goosebit, tmp_path):
+    gb = goosebit
+    a06, a07, a08 = (REV.replace("A07", r) for r in ("A06", "A07", "A08"))
+    img_67, swu_67 = _swu(tmp_path, a06, a07)
+    img_78, swu_78 = _swu(tmp_path, a07, a08)
+    # a raw modem package is refused; the SWUs are taken and parsed as intended
+    status, doc = gb.api.upload(img_67, "raw.bin")
+    assert status == 422, doc
+    ids = {}
+    for name, blob in (("A06_A07.swu", swu_67), ("A07_A08.swu", swu_78)):
+        status, doc = gb.api.upload(blob, name)
+        assert status == 200, doc
+        ids[name] = doc["id"]
+    sw = {s["id"]: s for s in gb.api.software()}
+    s67 = sw[ids["A06_A07.swu"]]
+    assert s67["version"] == "0.0.0+" + a07.replace("_", ".")
+    compat = [(c["model"], c["revision"]) for c in s67["compatibility"]]
+    assert compat == [("EC200T", a06)]
+    assert s67["size"] == len(swu_67)
+    compat = [(c["model"], c["revision"]) for c in sw[ids["A07_A08.swu"]]["compatibility"]]
+    assert compat == [("EC200T", a07)]
+    for name, sid in ids.items():
+        gb.api.rollout("rollout " + name, "delta", sid)
+    # two modems on the feed, one on A06 and one on A07: each is offered its own delta
+    tokens = {"m-a06": "tok-six-" + "1" * 8, "m-a07": "tok-seven-" + "2" * 8}
+    for dev, tok in tokens.items():
+        gb.api.put_devices([dev], auth_token=tok, feed="delta")
+    for dev, rev, want, blob, image in (
+        ("m-a06", a06, a07, swu_67, img_67),
+        ("m-a07", a07, a08, swu_78, img_78),
+    ):
+        tok = tokens[dev]
+        cfg = {"mode": "merge", "data": {"hw_boardname": "EC200T", "hw_revision": rev}}
+        assert _ddi(gb, "PUT", gb.ddi_url(dev, "/configData"), tok, cfg)[0] == 200
+        status, raw = _ddi(gb, "GET", gb.ddi_url(dev), tok)
+        assert status == 200
+        href = json.loads(raw)["_links"]["deploymentBase"]["href"]
+        status, raw = _ddi(gb, "GET", href, tok)
+        (chunk,) = json.loads(raw)["deployment"]["chunks"]
+        assert chunk["version"] == "0.0.0+" + want.replace("_", ".")
+        (art,) = chunk["artifacts"]
+        # the artifact is the SWU as uploaded; the device reads the image back out of it
+        status, got = _ddi(gb, "GET", art["_links"]["download"]["href"], tok)
+        assert status == 200 and got == blob
+        assert art["hashes"]["sha1"] == hashlib.sha1(blob).hexdigest()
+        (name, desc), (img_name, img) = members(got)
+        assert name == "sw-description" and img == image
+        assert hashlib.sha256(img).hexdigest() in desc.decode()
+        # Range works on the download (the MCU resumes with it)
+        status, part = _ddi(
+            gb, "GET", art["_links"]["download"]["href"], tok, headers={"Range": "bytes=0-109"}
+        )
+        assert status == 206 and part == blob[:110]
