@@ -268,6 +268,7 @@ _CONTENT_TYPES = (
 )
 _HTTP_SLACK_MS = 2000  # the driver's own bound is <rsp_s>: this is only a backstop
 _HTTP_DOWNLOAD = 4096  # a 206 or a body over this is "a download" for the HTTP faults
+_HTTP_LOG_MAX = 4096  # http_log keeps the last this many requests (a simulator may run for days)
 _HTTP_STEP_MS = 10  # a QHTTPREAD body goes out in slices of 10 ms of line rate
 _HTTP_HOLD = 4096  # ... and waits while this much output is still unread (RTS)
 
@@ -1439,6 +1440,8 @@ class Modem:
         self._http_busy = None
         err = res.get("err") or 0
         status = res.get("status")
+        if len(self.http_log) >= _HTTP_LOG_MAX:
+            del self.http_log[0]
         self.http_log.append(
             {
                 "method": req["method"],
