@@ -335,3 +335,82 @@ def test_cli_takes_the_http_faults():
         timeout=60,
     )
     assert bad.returncode == 2 and "unknown fault http-799" in bad.stderr
+
+
+# ---- the model alone (sans-I/O): the same script on CPython and on MicroPython ------------
+MODEL_SCRIPT = r"""
+import sys
+sys.path.insert(0, SIM_DIR)
+from model import FAST, Modem
+
+def run(faults=()):
+    t = dict(FAST)
+    t["noise_ms"] = 0
+    m = Modem(timing=t, baud=0, faults=faults)
+    now = [0]
+    out = bytearray()
+
+    def step(ms):
+        end = now[0] + ms
+        while now[0] < end:
+            now[0] += 1
+            out.extend(m.read(now[0]))
+
+    def send(b):
+        m.write(b, now[0])
+        step(50)
+
+    send(b"ATE0\r")
+    send(b"AT+QIACT=1\r")
+    send(b'AT+QHTTPCFG="requestheader",1\r')
+    url = b"http://example.test:8080/DEFAULT/controller/v1/dev?x=1"
+    send(b"AT+QHTTPURL=%d,5\r" % len(url))
+    send(url)
+    raw = b"GET /DEFAULT/controller/v1/dev HTTP/1.1\r\nHost: example.test\r\nAuthorization: TargetToken sec\r\n\r\n"
+    send(b"AT+QHTTPGET=5,%d\r" % len(raw))
+    send(raw)
+    req = m.take_http()
+    assert m.take_http() is None  # once
+    assert req["data"] == raw and req["url"] == url.decode(), req
+    body = b"x" * 5000
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
+    m.http_done(req["id"], {"err": 0, "status": 200, "head": head, "body": body,
+                            "length": 5000, "up": len(raw), "down": len(head) + 5000}, now[0])
+    step(50)
+    send(b"AT+QHTTPREAD=5\r")
+    step(200)
+    return m, bytes(out)
+
+m, out = run()
+print(out.count(b"+QHTTPGET: 0,200,5000\r\n"), out.count(b"CONNECT\r\n" + b"x" * 5000 + b"\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n"))
+e = m.http_log[0]
+print(e["method"], e["path"], e["up"], e["down"], e["status"], e["err"])
+m, out = run(("reset-mid-download",))
+i = out.index(b"CONNECT\r\n") + 9
+print(out[i:].count(b"x"), b"+QHTTPREAD" in out, out.count(b"\r\nRDY\r\n"), m.outcome, m.http_url)
+"""
+
+
+def _model_script():
+    sim_dir = os.path.dirname(__import__("qfota_tools.simulators.ec200.model").__file__)
+    sim_dir = os.path.join(sim_dir, "simulators", "ec200")
+    return MODEL_SCRIPT.replace("SIM_DIR", repr(sim_dir))
+
+
+MODEL_EXPECT = ["1 1", "GET /DEFAULT/controller/v1/dev 95 5041 200 0", "2500 False 1 RESET None"]
+
+
+def test_model_http_sans_io_on_cpython():
+    r = subprocess.run(
+        [sys.executable, "-c", _model_script()], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == MODEL_EXPECT
+
+
+def test_model_http_sans_io_on_micropython(micropython):
+    r = subprocess.run(
+        [micropython, "-c", _model_script()], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert r.stdout.splitlines() == MODEL_EXPECT
