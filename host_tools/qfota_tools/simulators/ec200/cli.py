@@ -65,7 +65,8 @@ def add_parser(subparsers):
         "--profile",
         choices=PROFILES,
         default="default",
-        help="note: answer only the Application Note's documented commands, ERROR to the rest",
+        help="note: answer only the Application Note's documented commands (and Quectel's HTTP "
+        "commands but custom_header and QHTTPPUT), ERROR to the rest",
     )
     p.add_argument("--seed", type=int, default=0, help="picks URC shapes and noise (deterministic)")
     p.add_argument("--voltage-mv", type=int, default=3900, help="what AT+CBC reports")
