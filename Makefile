@@ -8,7 +8,7 @@ IMAGE := out/demo.bin
 # The emulated Pico's Node bridge (qfota pico-sim): rp2040js, pinned by the lock file.
 PICO_STAMP := host_tools/pico/node_modules/.installed
 
-.PHONY: all venv test lint fmt demo demo-pico bench soak mpy typings clean
+.PHONY: all venv goosebit test lint fmt demo demo-pico bench soak mpy typings clean
 
 all: test
 
@@ -43,6 +43,20 @@ typings/.installed: requirements-stubs.txt
 
 typings: typings/.installed
 
+# gooseBit, the DDI server the fleet tests run on 127.0.0.1 (tests/goosebit_rig.py): its own
+# venv (it needs Python >= 3.11 and pins of its own), from PyPI, every version pinned.
+GB_VENV := .venv-goosebit
+GB_STAMP := $(GB_VENV)/.installed
+GB_PY ?= python3.11
+$(GB_STAMP): requirements-goosebit.txt
+	$(GB_PY) -m venv $(GB_VENV)
+	$(GB_VENV)/bin/pip install --quiet --upgrade pip==24.3.1
+	$(GB_VENV)/bin/pip install --quiet --no-deps -r requirements-goosebit.txt
+	$(GB_VENV)/bin/pip check
+	touch $(GB_STAMP)
+
+goosebit: $(GB_STAMP)
+
 # pyrightconfig.json checks firmware/ for the unix port; boards/pyright/<board>.json
 # checks firmware/ and boards/<board>.py against that board's stubs.
 lint: $(STAMP) typings/.installed
@@ -55,7 +69,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP) $(PICO_STAMP) lint
+test: $(STAMP) $(PICO_STAMP) $(GB_STAMP) lint
 	$(BIN)/pytest -q -n 2
 
 # The README's first command: a full update against the EC200 simulator, on MicroPython.
@@ -82,4 +96,4 @@ mpy: $(STAMP)
 	$(BIN)/python -m qfota_tools.build_mpy
 
 clean:
-	rm -rf $(VENV) typings out build *.egg-info
+	rm -rf $(VENV) $(GB_VENV) typings out build *.egg-info

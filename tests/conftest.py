@@ -19,6 +19,9 @@ for p in (str(MOCK), str(TESTS)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+# gooseBit (a DDI server on 127.0.0.1) for the fleet tests: fixtures goosebit, goosebit_factory
+pytest_plugins = ("goosebit_rig",)
+
 
 def micropython_path():
     exe = VENV_BIN / "micropython"

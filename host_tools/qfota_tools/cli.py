@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     ("pico-sim", "qfota_tools.simulators.pico"),
     ("stage", "qfota_tools.commands.stage"),
     ("deploy", "qfota_tools.commands.deploy"),
+    ("swu", "qfota_tools.commands.swu"),
 )
 
 

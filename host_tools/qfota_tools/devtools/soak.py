@@ -70,6 +70,11 @@ EXPECTED = {
     "no-start": (("START",), None, 4),
     "stall": (("STREAM",), None, 4),
     "dead": (("PREFLIGHT",), None, 4),
+    # The modem's HTTP AT commands only: an update (FILE or URL mode) never uses them.
+    "http-7xx": None,
+    "http-no-answer": None,
+    "http-short-read": None,
+    "reset-mid-download": None,
 }
 # URL modes (the modem fetches the package itself): where the outcome differs.
 EXPECTED_URL = {

@@ -122,6 +122,7 @@ class PicoSim:
         self._wlock = threading.Lock()
         self._t0 = time.monotonic()
         self._fds = []
+        self._workers = []  # the modem's HTTP requests (ec200.net)
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self, timeout=20.0):
@@ -239,6 +240,18 @@ class PicoSim:
             stdin.write(kind + struct.pack(">I", len(payload)) + payload)
             stdin.flush()
 
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b"!")
+        except OSError:
+            pass
+
+    def _http(self, req):
+        from .ec200 import net
+
+        w = net.start(self.modem, self.lock, req, self.now_ms, self._wake, self.log)
+        self._workers = [x for x in self._workers if x.is_alive()] + [w]
+
     def _run(self):
         try:
             self._loop()
@@ -274,11 +287,14 @@ class PicoSim:
                         taken = m.write(bytes(uart_out), now)
                         del uart_out[:taken]
                     got = m.read(now)
+                    req = m.take_http()  # the modem's HTTP AT commands: a real request
                     due = m.next_due_ms(now)
                     room_due = m.room_due_ms(now, 256) if uart_out else None
                 if got:
                     self.uart_rx += len(got)
                     self._send(b"U", got)
+                if req:
+                    self._http(req)
                 for d in (due, room_due):
                     if d is not None:
                         timeout = min(timeout, max(1, d - now) if d > now else 1)

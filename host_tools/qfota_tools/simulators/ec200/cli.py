@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from .model import FAST, FAULT_NAMES, FAULTS, PROFILES, REAL, Modem
+from .model import FAST, FAULTS, PROFILES, REAL, Modem, fault_known
 
 
 def _fault_help():
@@ -65,7 +65,8 @@ def add_parser(subparsers):
         "--profile",
         choices=PROFILES,
         default="default",
-        help="note: answer only the Application Note's documented commands, ERROR to the rest",
+        help="note: answer only the Application Note's documented commands (and Quectel's HTTP "
+        "commands but custom_header and QHTTPPUT), ERROR to the rest",
     )
     p.add_argument("--seed", type=int, default=0, help="picks URC shapes and noise (deterministic)")
     p.add_argument("--voltage-mv", type=int, default=3900, help="what AT+CBC reports")
@@ -110,7 +111,7 @@ def md5_of(path):
 
 def _refusal(args):
     """The one-line reason to refuse the arguments, or None."""
-    bad = [f for f in args.fault if f not in FAULT_NAMES]
+    bad = [f for f in args.fault if not fault_known(f)]
     if bad:
         return "unknown fault %s (see --fault list)" % ", ".join(bad)
     for name, minimum in (

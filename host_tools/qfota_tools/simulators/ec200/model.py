@@ -74,6 +74,15 @@ Faults (``faults=(...)``, combinable; ``FAULTS`` holds the same list for the CLI
   starts: ``+QIURC: "pdpdeact",<cid>``, then ``HTTPEND,708`` / ``FTPEND,605``.
 - ``no-qgmr``: AT+QGMR answers ``ERROR``; ATI still gives the revision.
 - ``dead``: never says anything at all (a port with no modem behind it).
+- ``http-7xx``: given as ``http-717`` (any of 701-730; ``http-7xx`` itself means 717): the
+  first HTTP request ends ``+QHTTPGET: 717`` (``+QHTTPPOST: ...``); nothing is sent.
+- ``http-no-answer``: the first HTTP request is never answered: ``+QHTTPGET: 728`` after
+  ``<rsp_s>``; nothing is sent.
+- ``http-short-read``: the first download's QHTTPREAD (a 206, or a body over 4 KiB) stops at
+  half the body: ``OK``, ``+QHTTPREAD: 717``.
+- ``reset-mid-download``: the module resets halfway through the first download's QHTTPREAD
+  body (once): silence, RDY, boot URCs; ``outcome == "RESET"``.
+The HTTP faults hit once each; the requests after work.
 
 Profiles (``profile=``): ``"default"`` answers the commands above the way Quectel modules
 do. ``"note"`` answers only what the Application Note documents and ``ERROR`` to
@@ -87,6 +96,26 @@ anything else, for proving a host depends on nothing more:
 Everything else answers ``ERROR``: ``ATE0`` (echo stays on), ``AT+QGMR``, ``AT+CBC``,
 ``AT+CMEE``, ``AT&W``, ``AT+IFC=0,0``, ``AT+QIACT?``, the read forms of ``AT+QICSGP`` and
 ``AT+QFOTA``... ``AT+QIACT=<cid>`` on an active context answers ``ERROR`` in both.
+
+HTTP(S) AT commands (Quectel's HTTP(S) manual, not the note; docs/FIELD.md, "HTTP AT
+commands"): ``AT+QHTTPCFG="contextid"|"requestheader"|"responseheader"|"contenttype"|
+"sslctxid"[,<n>]``; ``AT+QHTTPURL=<len>[,<input_s>]`` -> CONNECT -> exactly <len> bytes ->
+OK (not a plain printable http(s) URL: ``+CME ERROR: 711``; fewer bytes in time: 726);
+``AT+QHTTPGET=<rsp_s>`` (requestheader 0: the modem builds the GET) or
+``AT+QHTTPGET=<rsp_s>,<len>[,<input_s>]`` (requestheader 1: CONNECT, the host's whole
+request) and ``AT+QHTTPPOST=<len>,<input_s>,<rsp_s>`` (the body, or with requestheader 1 the
+whole request, a PUT too) -> OK, later ``+QHTTPGET: <err>[,<status>[,<length>]]`` (no length:
+chunked or close-delimited); ``AT+QHTTPREAD[=<wait_s>]`` -> CONNECT, [status line and
+headers with responseheader 1], the body at the line rate (held while 4 KiB are unread with
+flow control on), ``OK``, ``+QHTTPREAD: <err>``. The request goes out through the driver:
+``m.take_http()`` / ``m.http_done(id, result, now_ms)`` (``net.py`` does it on a socket);
+``m.http_log`` counts each request's bytes up and down. Immediate failures answer ``+CME
+ERROR: <err>`` whatever AT+CMEE: 703 busy, 705 nothing to read, 712 no URL, 730 a
+``<data_len>`` that does not go with requestheader. The context (``"contextid"``) must be
+active (``AT+QIACT``), else ``+QHTTPGET: 708``. A reboot restores the settings' defaults and
+forgets the URL and the answer. ``custom_header`` and ``AT+QHTTPPUT`` (UNVERIFIED on
+EC200T/S) answer ``ERROR`` in both profiles; ``"note"`` answers the others (they are
+Quectel's documented commands, not the note's, and a FOTA host may use them).
 
 ``m.outcome`` is the last terminal event: ``"FILEEND 500"``, ``"HTTPEND 708"``,
 ``"FTPEND 625"``, ``"END 0"``, ``"END 506"``, ``"RESET"`` (reset-mid-transfer). ``m.history``
@@ -113,8 +142,29 @@ FAULTS = (
     ("pdp-inactive", 'URL modes: +QIURC: "pdpdeact",<cid>, then HTTPEND 708 / FTPEND 605'),
     ("no-qgmr", "AT+QGMR answers ERROR (ATI still works)"),
     ("dead", "never says anything at all: a port with no modem behind it"),
+    # The modem's HTTP AT commands (each hits once; see _http_* below).
+    ("http-7xx", "as http-717 (any 701-730): the first HTTP request ends +QHTTPGET/POST: 7xx"),
+    ("http-no-answer", "the first HTTP request gets no answer: +QHTTPGET/POST: 728 after rsp_s"),
+    ("http-short-read", "the first download's QHTTPREAD body stops at half: +QHTTPREAD: 717"),
+    ("reset-mid-download", "the module resets (once) halfway through a download's QHTTPREAD body"),
 )
 FAULT_NAMES = tuple(f[0] for f in FAULTS)
+
+
+def fault_known(name):
+    """Whether ``name`` is a fault: a FAULTS row, or ``http-7NN`` (701-730) of "http-7xx"."""
+    return name in FAULT_NAMES or _http_fault_code((name,)) is not None
+
+
+def _http_fault_code(faults):
+    """(name, <err>) of an ``http-7NN`` fault among ``faults`` (None: none); "http-7xx": 717."""
+    for f in faults:
+        if f == "http-7xx":
+            return f, 717
+        if f[:5] == "http-" and f[5:].isdigit() and 701 <= int(f[5:]) <= 730:
+            return f, int(f[5:])
+    return None
+
 
 PROFILES = ("default", "note")
 
@@ -197,6 +247,30 @@ PREFILE = "prefile"  # after AT+QFOTADL="FILE:..": waiting for FILESTART, bytes 
 FILE = "file"  # taking the package
 BUSY = "busy"  # downloading (URL) or upgrading: input dropped
 PROTO = "proto"  # protocol-download mode (010003): input ignored
+DATA = "data"  # after CONNECT of QHTTPURL/QHTTPGET/QHTTPPOST: taking <len> bytes of data
+HREAD = "hread"  # sending a QHTTPREAD body: input dropped, no URC in between
+
+# The modem's HTTP(S) AT commands (Quectel's HTTP(S) manual; FLEET_NOTES): AT+QHTTPCFG
+# settings with their ranges and defaults (a reboot restores the defaults).
+_HTTP_CFG = {
+    "contextid": (1, 15, 1),
+    "requestheader": (0, 1, 0),
+    "responseheader": (0, 1, 0),
+    "contenttype": (0, 4, 0),
+    "sslctxid": (0, 5, 1),
+}
+_CONTENT_TYPES = (
+    "application/x-www-form-urlencoded",
+    "text/plain",
+    "application/octet-stream",
+    "multipart/form-data",
+    "application/json",
+)
+_HTTP_SLACK_MS = 2000  # the driver's own bound is <rsp_s>: this is only a backstop
+_HTTP_DOWNLOAD = 4096  # a 206 or a body over this is "a download" for the HTTP faults
+_HTTP_LOG_MAX = 4096  # http_log keeps the last this many requests (a simulator may run for days)
+_HTTP_STEP_MS = 10  # a QHTTPREAD body goes out in slices of 10 ms of line rate
+_HTTP_HOLD = 4096  # ... and waits while this much output is still unread (RTS)
 
 
 def _args(s):
@@ -265,6 +339,13 @@ def _note_documented(body):
         if ub.startswith("+QIACT="):
             a = _args(body[7:])
             return len(a) == 1 and not a[0][1] and a[0][0].isdigit()
+        if ub.startswith("+QHTTP"):
+            # Not the note's: Quectel's documented HTTP(S) commands, which a FOTA host may
+            # use to talk to its server; custom_header and QHTTPPUT are UNVERIFIED on
+            # EC200T/S, so a host proven here must do without them.
+            if ub.startswith("+QHTTPCFG="):
+                return _args(body[10:])[0][0].lower() != "custom_header"
+            return ub.split("=")[0] in ("+QHTTPURL", "+QHTTPGET", "+QHTTPPOST", "+QHTTPREAD")
     except ValueError:
         return False
     return False
@@ -294,12 +375,13 @@ class Modem:
         fc_buffer=None,
         keep_received=True,
         profile="default",
+        http_max=16 << 20,
     ):
         if profile not in PROFILES:
             raise ValueError("unknown profile: %s" % profile)
         self.profile = profile
         for f in faults:
-            if f not in FAULT_NAMES:
+            if not fault_known(f):
                 raise ValueError("unknown fault: %s" % f)
         self.t = dict(REAL)
         if timing:
@@ -366,6 +448,15 @@ class Modem:
         self._got = 0
         self._lost = 0
         self._dl_sent = 0
+        # HTTP(S) AT commands
+        self.http_max = http_max  # the largest response body the modem keeps
+        self.http_cfg = {}
+        self.http_url = None
+        self.http_request = None  # for the driver: {"id", "url", "data", "rsp_s", ...}
+        self.http_log = []  # per request: method, path, up, down (bytes), status, err
+        self._http_reset()
+        self._http_id = 0
+        self._http_hit = []  # the once-only HTTP faults already done
 
     # ---- public API -----------------------------------------------------------------
     def write(self, data, now_ms):
@@ -423,7 +514,8 @@ class Modem:
         return now_ms + (need + bps - 1) // bps
 
     def read(self, now_ms):
-        """Modem -> host bytes due by now."""
+        """Modem -> host bytes due by now. A driver that does not call it holds the modem's
+        output, as RTS does: a QHTTPREAD body waits while 4 KiB of output are unread."""
         self._advance(now_ms)
         if not self._out:
             return b""
@@ -471,6 +563,28 @@ class Modem:
             t += step
             self._at(t, self._fota_say, ("DOWNLOADING", k))
         self._at(t + self.t["fileend_ms"], self._url_end, 0)
+
+    def take_http(self):
+        """HTTP AT commands: the request for the driver to send, once (None: nothing new).
+        ``{"id", "url", "data", "rsp_s", "max"}``: ``data`` is the whole request (request
+        line, headers, body) to write to a socket to the URL's host; ``max`` bounds the body."""
+        req = self.http_request
+        if req is not None and not self._http_taken:
+            self._http_taken = True
+            return req
+        return None
+
+    def http_done(self, rid, res, now_ms):
+        """HTTP AT commands: the driver's result for request ``rid``: a dict with ``err``
+        (0 or 701-730), ``status``, ``head`` (status line and headers as received), ``body``,
+        ``length`` (Content-Length, None without one), ``body_err`` (0, or why the body
+        ended short), ``up``/``down`` (bytes sent/received on the network)."""
+        self._advance(now_ms)
+        req = self._http_busy
+        if req is None or req["id"] != rid:
+            return  # too late: timed out, or the module reset meanwhile
+        self.http_request = None
+        self._http_finish(now_ms, req, res)
 
     @property
     def md5_ok(self):
@@ -616,7 +730,7 @@ class Modem:
         return n // 2 + self._pick(n + 1)
 
     def _noise(self, t, _arg):
-        if self._state not in (OFF, DEAD) and not self._line:
+        if self._state not in (OFF, DEAD, DATA, HREAD) and not self._line:
             if "garbage" in self.faults and (not self._garbage_done or self._pick(2) == 0):
                 self._garbage_done = True
                 self._emit(self._garbage())
@@ -679,6 +793,8 @@ class Modem:
                 i = end
             elif st == FILE:
                 i += self._take(data, i, t)
+            elif st == DATA:
+                i += self._take_data(data, i, t)
             elif st == PREFILE:
                 self.image_bytes_before_filestart += n - i
                 self._last_rx = t
@@ -1099,6 +1215,7 @@ class Modem:
         self.active = {}
         self.fetch_request = None
         self._stalled = False
+        self._http_reset()
         self._at(t + self.t["reboot_ms"], self._boot, arg)
 
     def _boot(self, t, arg):
@@ -1126,3 +1243,265 @@ class Modem:
     def _completed(self, t, _arg):
         self.updates_completed += 1
         self.history.append("COMPLETED")
+
+    # ---- HTTP(S) AT commands (docs/FIELD.md, "HTTP AT commands") ---------------------
+    def _http_reset(self):
+        """Power-on HTTP state: the settings' defaults, no URL, nothing in flight."""
+        for k in _HTTP_CFG:
+            self.http_cfg[k] = _HTTP_CFG[k][2]
+        self.http_url = None
+        self.http_request = None
+        self._http_taken = False
+        self._http_busy = None  # the request out on the network
+        self._http_resp = None  # the answer QHTTPREAD gives
+        self._data = None  # the CONNECT data phase under way
+        if self._state in (DATA, HREAD):
+            self._state = CMD
+
+    def _cme(self, t, code):
+        """The HTTP commands' immediate failures: ``+CME ERROR: <err>`` whatever AT+CMEE."""
+        return self._respond(t, [], "+CME ERROR: %d" % code)
+
+    def _http_once(self, name):
+        if name in self.faults and name not in self._http_hit:
+            self._http_hit.append(name)
+            self.history.append(name.upper())
+            return True
+        return False
+
+    def _c_QHTTPCFG(self, t, form, args):
+        if form != "write" or not args[0][1] or len(args) > 2:
+            raise ValueError
+        name = args[0][0].lower()
+        if name not in _HTTP_CFG:  # custom_header too: UNVERIFIED on EC200T/S
+            return self._respond(t, [], "ERROR")
+        if len(args) == 1:
+            return self._respond(t, ['+QHTTPCFG: "%s",%d' % (name, self.http_cfg[name])])
+        lo, hi, _ = _HTTP_CFG[name]
+        self.http_cfg[name] = _int(args[1], lo, hi)
+        self._respond(t, [])
+
+    def _connect(self, t, n, input_s, then):
+        """CONNECT, then take exactly ``n`` bytes for ``then(t, data)``; fewer within
+        ``input_s``: +CME ERROR: 726 (input timeout)."""
+        self._respond(t, [], "CONNECT")
+        self._state = DATA
+        self._data = {"need": n, "buf": bytearray(), "then": then}
+        self._at(t + input_s * 1000, self._data_timeout, self._data)
+
+    def _take_data(self, data, i, t):
+        d = self._data
+        k = min(d["need"] - len(d["buf"]), len(data) - i)
+        d["buf"].extend(data[i : i + k])
+        if len(d["buf"]) >= d["need"]:
+            self._state = CMD
+            self._data = None
+            d["then"](t, bytes(d["buf"]))
+        return k
+
+    def _data_timeout(self, t, d):
+        if self._data is d and self._state == DATA:
+            self._state = CMD
+            self._data = None
+            self._cme(t, 726)
+
+    def _c_QHTTPURL(self, t, form, args):
+        if form == "read":
+            return self._respond(t, ['+QHTTPURL: "%s"' % (self.http_url or "")])
+        if form != "write" or len(args) > 2:
+            raise ValueError
+        n = _int(args[0], 1, 700)
+        input_s = _int(args[1], 1, 65535) if len(args) > 1 else 60
+        if self._http_busy:
+            return self._cme(t, 703)
+        self._connect(t, n, input_s, self._url_given)
+
+    def _url_given(self, t, data):
+        # Only a plain http(s) URL is one: what the host sent is data, never a command, and
+        # a CR, LF, space or control byte would end up in the request line (711).
+        ok = True
+        for b in data:
+            if b <= 0x20 or b >= 0x7F:
+                ok = False
+        url = data.decode() if ok else ""
+        low = url.lower()
+        host = url.split("://", 1)[1] if "://" in url else ""
+        if not (low.startswith("http://") or low.startswith("https://")) or host[:1] in "/":
+            self.http_url = None
+            return self._cme(t, 711)
+        self.http_url = url
+        self._respond(t, [])
+
+    def _http_ready(self, t):
+        """Whether a request may start now; if not, the +CME ERROR is said."""
+        if self._http_busy:
+            self._cme(t, 703)
+            return False
+        if not self.http_url:
+            self._cme(t, 712)
+            return False
+        return True
+
+    def _c_QHTTPGET(self, t, form, args):
+        if form != "write" or len(args) > 3:
+            raise ValueError
+        rsp_s = _int(args[0], 1, 65535)
+        raw = self.http_cfg["requestheader"] == 1
+        if raw != (len(args) > 1):  # <data_len> goes with requestheader 1 only
+            return self._cme(t, 730)
+        n = _int(args[1], 1, 65535) if raw else 0
+        input_s = _int(args[2], 1, 65535) if len(args) > 2 else 60
+        if not self._http_ready(t):
+            return
+        if raw:
+            self._connect(t, n, input_s, lambda t2, d: self._http_send(t2, "+QHTTPGET", d, rsp_s))
+        else:
+            self._http_send(t, "+QHTTPGET", self._http_build("GET", None), rsp_s)
+
+    def _c_QHTTPPOST(self, t, form, args):
+        if form != "write" or len(args) != 3:
+            raise ValueError
+        n = _int(args[0], 1, 1 << 20)
+        input_s = _int(args[1], 1, 65535)
+        rsp_s = _int(args[2], 1, 65535)
+        if not self._http_ready(t):
+            return
+        if self.http_cfg["requestheader"] == 1:
+            self._connect(t, n, input_s, lambda t2, d: self._http_send(t2, "+QHTTPPOST", d, rsp_s))
+        else:
+            self._connect(
+                t,
+                n,
+                input_s,
+                lambda t2, d: self._http_send(t2, "+QHTTPPOST", self._http_build("POST", d), rsp_s),
+            )
+
+    def _url_parts(self):
+        """(host[:port], path?query) of the URL set by AT+QHTTPURL."""
+        rest = self.http_url.split("://", 1)[1]
+        i = rest.find("/")
+        if i < 0:
+            return rest, "/"
+        return rest[:i], rest[i:]
+
+    def _http_build(self, method, body):
+        """requestheader 0: the request the modem makes of the URL (and the body)."""
+        host, target = self._url_parts()
+        head = "%s %s HTTP/1.1\r\nHost: %s\r\nAccept: */*\r\nUser-Agent: QUECTEL_MODULE\r\n" % (
+            method,
+            target,
+            host,
+        )
+        if body is not None:
+            ct = _CONTENT_TYPES[self.http_cfg["contenttype"]]
+            head += "Content-Type: %s\r\nContent-Length: %d\r\n" % (ct, len(body))
+        return (head + "Connection: close\r\n\r\n").encode() + (body or b"")
+
+    def _http_send(self, t, cmd, data, rsp_s):
+        """OK, then the request goes out (the driver sends it); later ``<cmd>: <err>...``."""
+        due = self._respond(t, [])
+        line = data[: data.find(b"\r\n")] if b"\r\n" in data else data[:200]
+        try:
+            parts = line.decode().split(" ")
+        except UnicodeError:
+            parts = ["?"]
+        self._http_id += 1
+        req = {
+            "id": self._http_id,
+            "cmd": cmd,
+            "method": parts[0],
+            "path": parts[1].split("?")[0] if len(parts) > 1 else "",  # logged: no query
+            "url": self.http_url,
+            "data": data,
+            "rsp_s": rsp_s,
+            "max": self.http_max,
+        }
+        self._http_busy = req
+        self._http_resp = None  # a new request drops the last answer
+        fault = _http_fault_code(self.faults)
+        if self.http_cfg["contextid"] not in self.active:
+            self._at(due + self.t["cmd_ms"], self._http_fail, (req, 708))
+        elif fault is not None and self._http_once(fault[0]):
+            self._at(due + self.t["fileend_ms"], self._http_fail, (req, fault[1]))
+        elif self._http_once("http-no-answer"):
+            self._at(t + rsp_s * 1000, self._http_fail, (req, 728))
+        else:
+            self.http_request = req
+            self._http_taken = False
+            self._at(t + rsp_s * 1000 + _HTTP_SLACK_MS, self._http_fail, (req, 728))
+
+    def _http_fail(self, t, arg):
+        req, code = arg
+        if self._http_busy is req:
+            self.http_request = None
+            self._http_finish(t, req, {"err": code})
+
+    def _http_finish(self, t, req, res):
+        self._http_busy = None
+        err = res.get("err") or 0
+        status = res.get("status")
+        if len(self.http_log) >= _HTTP_LOG_MAX:
+            del self.http_log[0]
+        self.http_log.append(
+            {
+                "method": req["method"],
+                "path": req["path"],
+                "up": res.get("up", 0),
+                "down": res.get("down", 0),
+                "status": status if not err else None,
+                "err": err,
+            }
+        )
+        if err:
+            return self._urc("%s: %d" % (req["cmd"], err))
+        self._http_resp = res
+        line = "%s: 0,%d" % (req["cmd"], status)
+        if res.get("length") is not None:
+            line += ",%d" % res["length"]
+        self._urc(line)
+
+    def _c_QHTTPREAD(self, t, form, args):
+        if form == "write":
+            if len(args) != 1:
+                raise ValueError
+            _int(args[0], 1, 65535)  # <wait_s>: the body is all here when the answer is
+        elif form != "exec":
+            raise ValueError
+        res = self._http_resp
+        if res is None:
+            return self._cme(t, 703 if self._http_busy else 705)
+        self._http_resp = None  # read once
+        body = res.get("body") or b""
+        out = (res.get("head") or b"") if self.http_cfg["responseheader"] else b""
+        end = len(body)
+        err = res.get("body_err") or 0
+        stop = None
+        if res.get("status") == 206 or len(body) > _HTTP_DOWNLOAD:
+            if self._http_once("http-short-read"):
+                end, err = end // 2, 717
+            elif self._http_once("reset-mid-download"):
+                end, stop = end // 2, "reset"
+        due = self._respond(t, [], "CONNECT")
+        self._state = HREAD
+        rd = {"data": out + body[:end], "off": 0, "err": err, "stop": stop}
+        self._at(due, self._read_slice, rd)
+
+    def _read_slice(self, t, rd):
+        """Send the body at the line rate (as the modem's UART does), then the trailer."""
+        data = rd["data"]
+        n = len(data) if self.baud <= 0 else max(1, self.baud * _HTTP_STEP_MS // 10000)
+        if self.flow_hw and len(self._out) >= _HTTP_HOLD:
+            return self._at(t + _HTTP_STEP_MS, self._read_slice, rd)
+        off = rd["off"]
+        self._emit(data[off : off + n])
+        rd["off"] = off + n
+        if rd["off"] < len(data):
+            self._at(t + _HTTP_STEP_MS, self._read_slice, rd)
+            return
+        if rd["stop"] == "reset":
+            self.outcome = "RESET"
+            return self._reboot(t, (None, False))
+        self._state = CMD
+        self._resp_t = max(self._resp_t, t)
+        self._emit(b"\r\nOK\r\n")
+        self._urc("+QHTTPREAD: %d" % rd["err"])

@@ -8,9 +8,13 @@
 With hardware flow control on in the model, the loop reads from the pty master only as
 many bytes as ``model.room()`` allows, so the kernel's pty buffer fills and the writer
 blocks (or gets partial writes), the way a deasserted CTS holds a real UART. With it off,
-everything is read at once and the model's receive buffer decides what is lost. URL-mode
-downloads run in a worker thread (``fetch.fetch``). The loop sleeps in ``poll`` until the
-model's next due time, the next useful amount of room, or I/O: it never spins.
+everything is read at once and the model's receive buffer decides what is lost. Modem ->
+host, with flow control on the loop takes from the model only what the pty has taken (a
+QHTTPREAD body waits, as RTS holds a modem); without it, output nobody reads is dropped
+past 1 MiB. URL-mode downloads (``fetch.fetch``) and the HTTP AT commands' requests
+(``net.run``) run in worker threads. The loop sleeps in ``poll`` until the model's next due
+time, the next useful amount of room, or I/O: it never spins. ``http_log`` lists the HTTP
+AT commands' requests: method, path (no query), bytes up and down, status, err.
 
 The simulator holds its own descriptor of the slave open, so a host may close and reopen
 the port (say, a CPython and then a MicroPython process) without the master seeing EIO.
@@ -24,10 +28,12 @@ import threading
 import time
 import tty
 
+from . import net
 from .fetch import fetch as _default_fetch
 from .fetch import redact
 
 _OUT_MAX = 1 << 20  # modem -> host bytes kept while nobody reads; older ones are dropped
+_OUT_HOLD = 16 << 10  # with flow control: taken from the model while less is unwritten
 
 
 class PtySimulator:
@@ -145,9 +151,13 @@ class PtySimulator:
             with self.lock:
                 if pending_in:
                     pending_in = pending_in[m.write(pending_in, now) :]
-                got = m.read(now)
+                hold = m.flow_hw and len(out) >= _OUT_HOLD  # RTS: the host is not reading
+                got = b"" if hold else m.read(now)
                 url = m.take_fetch()
+                req = m.take_http()
                 due = m.next_due_ms(now)
+                if hold and due is not None and due <= now:
+                    due = None  # only the held output is due: POLLOUT wakes the loop
                 room = m.room(now) if not pending_in else 0
                 chunk = self._chunk(m)
                 room_due = None
@@ -166,6 +176,8 @@ class PtySimulator:
                     del out[: len(out) - _OUT_MAX]
             if url:
                 self._start_fetch(url)
+            if req:
+                self._start_http(req)
             if out:
                 try:
                     n = os.write(master, out)
@@ -222,6 +234,17 @@ class PtySimulator:
         w = threading.Thread(target=self._fetch, args=(url,), name="qfota-sim-fetch", daemon=True)
         self._workers = [x for x in self._workers if x.is_alive()] + [w]
         w.start()
+
+    @property
+    def http_log(self):
+        """The HTTP AT commands' requests so far: dicts of method, path (no query), up and
+        down (bytes on the network, headers included), status, err."""
+        with self.lock:
+            return [dict(e) for e in self.model.http_log]
+
+    def _start_http(self, req):
+        w = net.start(self.model, self.lock, req, self.now_ms, self._wake, self.log, self.cafile)
+        self._workers = [x for x in self._workers if x.is_alive()] + [w]
 
     def _fetch(self, url):
         try:
