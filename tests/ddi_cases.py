@@ -170,7 +170,7 @@ class Server:
         if url.endswith("/feedback") and "/deploymentBase/" in url:
             d = json.loads(body)
             self.feedback.append((url.split("/")[-2], d["status"]))
-            if d["status"]["execution"] == "closed":
+            if d["status"]["execution"] == "closed" and url.split("/")[-2] == self.aid:
                 self.action = None
             return self._json({"id": url.split("/")[-2]})
         if url.startswith(BASE + "/cancelAction/") and method == "GET":
@@ -781,6 +781,24 @@ def case_fleet_token_never_in_events_and_bad_token_refused():
             assert bad not in str(e) or not bad, e
         else:
             raise AssertionError("token %r taken" % bad)
+
+
+def case_fleet_an_older_result_goes_out_before_a_new_action():
+    srv, upd, path, clk = Server(pattern(700)), Updater(), folder("older"), Clock()
+    from qfota.journal import Journal
+
+    # a reset left action 5's result unreported; the server already offers action 7
+    j = Journal(path + "/action.json")
+    j.save(id="5", state=fleet.REPORT, ok=False, details=["END: 504: FOTA upgrade failed"])
+    srv.faults = [FotaError("HTTP", None, "no route")]  # its first post is lost
+    f = make(srv, upd, path, clk)
+    f.start()
+    f.step()  # the poll offers action 7: action 5's result goes out first, 7 waits
+    assert srv.closed() == [("5", "closed", "failure")], srv.executions()
+    assert len([r for r in srv.requests if r[1].endswith("/5/feedback")]) == 2
+    assert upd.images == []
+    run_until_quiet(f, clk, 3)
+    assert srv.closed()[-1] == ("7", "closed", "success") and len(upd.images) == 1
 
 
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

@@ -259,12 +259,12 @@ class Client:
         self._put([kind, "POST", url, body, aid, execution, now])
 
     def _put(self, req):
-        # A newer proceeding feedback of the same action replaces one not yet sent.
-        if req[5] == "proceeding":
-            for r in self._queue:
-                if r[0] == req[0] and r[4] == req[4] and r[5] == "proceeding":
-                    self._queue.remove(r)
-                    break
+        # A newer request of the same kind, action and status replaces one not yet sent
+        # (a later progress; a result queued again after a reset): never two of one.
+        for r in self._queue:
+            if r[0] == req[0] and r[4] == req[4] and r[5] == req[5]:
+                self._queue.remove(r)
+                break
         self._queue.append(req)
 
     # ------------------------------------------------------------ answers

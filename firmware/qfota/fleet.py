@@ -253,6 +253,13 @@ class Fleet:
     def _deployment(self, info):
         aid = info["id"]
         rec = self.journal.data
+        if rec.get("id") != aid and rec.get("state") in (UPDATE, REPORT):
+            # Another action's end comes first: its result must not be lost to this one.
+            if rec["state"] == UPDATE:
+                self._resume_update(rec)
+            else:
+                self._post_result(rec)
+            return
         st = rec.get("state") if rec.get("id") == aid else None
         if st == REPORT:
             self._post_result(rec)  # its result, once; never run again by itself
