@@ -529,7 +529,12 @@ def case_fleet_file_mode_success_reported_once():
     assert upd.images == [art], len(upd.images)
     assert srv.closed() == [("7", "closed", "success")], srv.executions()
     assert srv.feedback[-1][1]["details"] == ["revision " + B]
-    assert [c["data"]["hw_revision"] for c in srv.config] == [A, B], srv.config
+    assert [c["data"]["hw_revision"] for c in srv.config] == [REV_A.decode(), REV_B.decode()]
+    assert srv.config[0]["data"] == {
+        "hw_boardname": "EC200T",
+        "hw_revision": REV_A.decode(),
+        "sw_version": REV_A.decode(),
+    }
     assert ("Authorization", "TargetToken t0ken") in srv.requests[0][2]
     ranges = [h for m, u, h, b in srv.requests if "/artifacts/" in u]
     assert len(ranges) == 3 and ("Range", "bytes=0-1023") in ranges[0], ranges
@@ -799,6 +804,14 @@ def case_fleet_an_older_result_goes_out_before_a_new_action():
     assert upd.images == []
     run_until_quiet(f, clk, 3)
     assert srv.closed()[-1] == ("7", "closed", "success") and len(upd.images) == 1
+
+
+def case_fleet_target_from_the_version():
+    assert fleet.target_of("0.0.0+EC200TCNDAR02A08M16.01.001.01.001", A) == B
+    assert fleet.target_of("EC200TCNDAR02A08M16_01.001.01.001", A) == B
+    assert fleet.target_of(B, A) == B
+    for v in ("1.0.75", "0.0.0+EG912YXXX", None, "0.0.0+EC200T a"):
+        assert fleet.target_of(v, A) is None, v
 
 
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

@@ -90,11 +90,13 @@ def short(revision):
 
 
 def target_of(version, revision):
-    """The revision a deployment's version names (``0.0.0+EC200TCNDAR02A08M16`` or the
-    revision itself), when it looks like one of this modem's family; else None."""
+    """The (short) revision a deployment's version names, when it looks like one of this
+    modem's family; else None. ``0.0.0+EC200TCNDAR02A08M16.01.001.01.001`` (what ``qfota
+    swu`` writes: semver build metadata has no '_'), ``EC200TCNDAR02A08M16_01.001.01.001``
+    and ``EC200TCNDAR02A08M16`` all name ``EC200TCNDAR02A08M16``."""
     if not isinstance(version, str) or not revision:
         return None
-    t = version.split("+")[-1]
+    t = version.split("+")[-1].split(".")[0].split("_")[0]
     if not 10 <= len(t) <= 80 or t[:5] != revision[:5]:
         return None
     for ch in t:
@@ -242,11 +244,12 @@ class Fleet:
             self._say("failed", "reading the revision: %s" % e)
 
     def _send_config(self):
-        rev = short(self.revision)
+        # The revision exactly as AT+QGMR gives it: gooseBit offers a package to the
+        # (model, revision) its SWU names (``qfota swu --source-rev``).
+        rev = self.revision
         if rev:
-            model = rev[:6]
             self.client.config(
-                {"hw_boardname": model, "hw_revision": rev, "sw_version": rev}, self.clock()
+                {"hw_boardname": rev[:6], "hw_revision": rev, "sw_version": rev}, self.clock()
             )
 
     # ------------------------------------------------------------ a deployment
