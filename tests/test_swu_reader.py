@@ -129,3 +129,36 @@ def test_our_test_writer_reads_back_through_libarchive(tmp_path):
     members = read_cpio(lib, path)
     assert [n for n, _ in members] == ["sw-description", "m.bin", "notes.txt"]
     assert members[1][1] == image
+
+
+def test_the_swu_qfota_swu_writes(tmp_path):
+    # `qfota swu` (the gooseBit wrapper) nests `properties: {...}` in the image's group.
+    from qfota_tools.commands.swu import build
+
+    image = pattern(33_333, 41)
+    src = tmp_path / "EC200T_A07_A08.bin"
+    src.write_bytes(image)
+    out = tmp_path / "p.swu"
+    a07, a08 = "EC200TCNDAR02A07M16_01.001.01.001", "EC200TCNDAR02A08M16_01.001.01.001"
+    build(str(src), "EC200T", a07, a08, str(out))
+    name, off, length, sha = swu.find_image(str(out))
+    assert (name, sha) == (src.name, hashlib.sha256(image).hexdigest())
+    assert out.read_bytes()[off : off + length] == image
+    blob = bytearray(out.read_bytes())
+    blob[off + 100] ^= 0xFF
+    out.write_bytes(bytes(blob))
+    with pytest.raises(FotaError, match="sha256 of EC200T_A07_A08.bin"):
+        swu.find_image(str(out))
+
+
+def test_nested_groups_in_an_image_entry(tmp_path):
+    lib = _lib()
+    image = pattern(2000, 43)
+    sha = hashlib.sha256(image).hexdigest()
+    d = (
+        'software = { version = "1.0"; board = { images: ( { filename = "m.bin"; '
+        'properties: { note = "x"; }; sha256 = "%s"; } ); }; };' % sha
+    ).encode()
+    path = tmp_path / "p.swu"
+    write_cpio(lib, path, [("sw-description", d), ("m.bin", image)])
+    assert swu.find_image(str(path))[3] == sha

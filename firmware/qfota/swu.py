@@ -93,9 +93,29 @@ def _value(block, key):
                 return block[j + 1 : k]
 
 
+def _own(block):
+    """``block`` without the groups nested in it (an image's ``properties: {...}``)."""
+    out = []
+    depth = 0
+    start = 0
+    for i, ch in enumerate(block):
+        if ch == "{":
+            if depth == 0:
+                out.append(block[start:i])
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                start = i + 1
+    if depth == 0:
+        out.append(block[start:])
+    return "".join(out)
+
+
 def images(desc):
     """``[(filename, sha256 or None), ...]`` of the image entries in ``desc`` (the text of
-    sw-description): every innermost ``{...}`` group that names a ``filename``."""
+    sw-description): every ``{...}`` group that names a ``filename`` at its own level
+    (groups nested in it, such as ``properties``, are not looked into for it)."""
     out = []
     stack = []
     for i, ch in enumerate(desc):
@@ -104,11 +124,12 @@ def images(desc):
         elif ch == "}" and stack:
             start = stack.pop()
             block = desc[start + 1 : i]
-            if "{" in block:
+            if "filename" not in block:
                 continue
-            name = _value(block, "filename")
+            own = _own(block) if "{" in block else block
+            name = _value(own, "filename")
             if name is not None:
-                out.append((name, _value(block, "sha256")))
+                out.append((name, _value(own, "sha256")))
     return out
 
 
