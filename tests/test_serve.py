@@ -1,0 +1,82 @@
+"""The application in server mode (``qfota.serve``) on the MicroPython unix port: the app
+reaches gooseBit (a real DDI server on 127.0.0.1) through the simulated modem's HTTP AT
+commands, is offered an SWU-wrapped package, downloads it through the modem, updates the
+modem in FILE mode, and gooseBit shows how it ended."""
+
+import os
+
+import pytest
+from app_rig import APP_TIMEOUTS, SOURCE, TARGET, AppRig
+
+from qfota_tools.commands.swu import build
+
+pytestmark = pytest.mark.timeout(240)
+
+TOKEN = "srv-" + "5a4b3c2d1e0f9a8b"
+
+
+IMAGE = 30_000  # the rig's image: the same bytes in every test (one package on the server)
+FEED = "field"
+
+
+@pytest.fixture(scope="module")
+def rollout(goosebit, tmp_path_factory):
+    """The rig's image wrapped as an SWU, uploaded as a user does, rolled out on FEED."""
+    tmp = tmp_path_factory.mktemp("pkg")
+    with AppRig(tmp, image_size=IMAGE) as rig:
+        swu = tmp / "pkg.swu"
+        build(rig.image, "EC200T", SOURCE, TARGET, str(swu))
+    status, doc = goosebit.api.upload(swu.read_bytes(), "pkg.swu")
+    assert status == 200, doc
+    goosebit.api.rollout("A07 to A08", FEED, doc["id"])
+    return goosebit
+
+
+def _serve(gb, rig, tmp_path, dev, polls=4, **extra):
+    """Register ``dev`` on the rollout's feed and run the app in server mode for ``polls``
+    steps."""
+    gb.api.put_devices([dev], auth_token=TOKEN, feed=FEED)
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    os.remove(rig.image)  # server mode: nothing staged; the package comes from the server
+    os.remove(rig.image + ".json")
+    cfg = {
+        "server": gb.base,
+        "controller": dev,
+        "token_file": str(token),
+        "poll_min_s": 1,
+        "polls": polls,
+        "timeouts": APP_TIMEOUTS,
+    }
+    cfg.update(extra)
+    rig.config(cfg)
+    return rig.run(timeout=180)
+
+
+def test_server_mode_updates_the_modem_and_gooseBit_shows_it(rollout, tmp_path):
+    gb = rollout
+    with AppRig(tmp_path, image_size=IMAGE) as rig:
+        proc = _serve(gb, rig, tmp_path, "srv-ok")
+        out = proc.stdout_text
+        http = rig.sim.inspect(lambda m: [dict(e) for e in m.http_log])
+        why = (out, http, gb.api.devices())
+        assert proc.returncode == 0, why
+        assert rig.model.revision == TARGET, why
+        assert rig.model.md5_ok, why  # the modem got the image inside, not the SWU
+    dev = gb.api.devices()["srv-ok"]
+    assert dev["last_state"] == "Finished", dev
+    assert dev["sw_version"] == TARGET, dev
+    assert TOKEN not in out and TOKEN not in repr(http)
+    assert any(e["method"] == "GET" and e["status"] == 206 for e in http), http
+
+
+def test_server_mode_reports_the_modems_failure(rollout, tmp_path):
+    gb = rollout
+    with AppRig(tmp_path, image_size=IMAGE, faults=("end-506",)) as rig:
+        proc = _serve(gb, rig, tmp_path, "srv-506")
+        out = proc.stdout_text
+        assert proc.returncode == 0, out
+        assert rig.model.revision == SOURCE, out
+    dev = gb.api.devices()["srv-506"]
+    assert dev["last_state"] == "Error", dev
+    assert "END: 506: FOTA firmware MD5 check error" in out, out
