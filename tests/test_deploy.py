@@ -147,7 +147,16 @@ def test_mip_install_of_the_core_alone_imports(board):
     root, dev = board
     mpremote(dev, "mip", "install", str(package_json("qfota-core")))
     names = sorted(p.name for p in (root / "lib" / "qfota").iterdir())
-    not_core = {"app.py", "urls.py", "ddi.py", "swu.py", "fleet.py", "serve.py", "httpat.py", "httpdrv.py"}
+    not_core = {
+        "app.py",
+        "urls.py",
+        "ddi.py",
+        "swu.py",
+        "fleet.py",
+        "serve.py",
+        "httpat.py",
+        "httpdrv.py",
+    }
     assert names == sorted(set(SHIPPED) - not_core)
     code = "import qfota.driver, qfota.uart, qfota.report; print(qfota.driver.__file__)"
     assert mpremote(dev, "exec", code).stdout.strip() == "/lib/qfota/driver.py"

@@ -80,3 +80,4 @@ def test_server_mode_reports_the_modems_failure(rollout, tmp_path):
     dev = gb.api.devices()["srv-506"]
     assert dev["last_state"] == "Error", dev
     assert "END: 506: FOTA firmware MD5 check error" in out, out
+    assert "END: 506: FOTA firmware MD5 check error" in gb.api.log("srv-506")["log"]
