@@ -15,7 +15,8 @@ pytestmark = pytest.mark.timeout(240)
 TOKEN = "srv-" + "5a4b3c2d1e0f9a8b"
 
 
-IMAGE = 30_000  # the rig's image: the same bytes in every test (one package on the server)
+IMAGE = 100_000  # the rig's image, the same bytes in every test (one package on the server):
+# four 32 KB ranges, so a reset can cut the download
 FEED = "field"
 
 
@@ -32,14 +33,15 @@ def rollout(goosebit, tmp_path_factory):
     return goosebit
 
 
-def _serve(gb, rig, tmp_path, dev, polls=4, **extra):
+def _serve(gb, rig, tmp_path, dev, polls=4, kill_when=None, **extra):
     """Register ``dev`` on the rollout's feed and run the app in server mode for ``polls``
-    steps."""
+    steps (None when ``kill_when(model)`` killed it first, as a reset would)."""
     gb.api.put_devices([dev], auth_token=TOKEN, feed=FEED)
     token = tmp_path / "token"
     token.write_text(TOKEN + "\n")
-    os.remove(rig.image)  # server mode: nothing staged; the package comes from the server
-    os.remove(rig.image + ".json")
+    for path in (rig.image, rig.image + ".json"):  # server mode: nothing staged
+        if os.path.exists(path):
+            os.remove(path)
     cfg = {
         "server": gb.base,
         "controller": dev,
@@ -50,7 +52,7 @@ def _serve(gb, rig, tmp_path, dev, polls=4, **extra):
     }
     cfg.update(extra)
     rig.config(cfg)
-    return rig.run(timeout=180)
+    return rig.run(timeout=180, kill_when=kill_when)
 
 
 def test_server_mode_updates_the_modem_and_gooseBit_shows_it(rollout, tmp_path):
@@ -81,3 +83,46 @@ def test_server_mode_reports_the_modems_failure(rollout, tmp_path):
     assert dev["last_state"] == "Error", dev
     assert "END: 506: FOTA firmware MD5 check error" in out, out
     assert "END: 506: FOTA firmware MD5 check error" in gb.api.log("srv-506")["log"]
+
+
+def _ranges(http):
+    return [e for e in http if e["method"] == "GET" and e["status"] == 206]
+
+
+@pytest.mark.parametrize("where", ["mid-download", "mid-upgrade"])
+def test_a_reset_resumes_and_posts_one_result(rollout, tmp_path, where):
+    """The MCU reset (the interpreter killed, no cleanup) in the middle of the download or
+    of the modem's upgrade: the next start resumes the download from what is on storage,
+    or follows the modem to its end, and the action's result is posted once."""
+    gb = rollout
+    dev = "srv-reset-" + where.split("-")[1]
+    if where == "mid-download":
+
+        def cut(m):
+            # the second range asked for: the first one is on the board's storage
+            return len(_ranges(m.http_log)) == 2
+
+    else:
+
+        def cut(m):
+            return "START" in m.history and m.updates_completed == 0
+
+    with AppRig(tmp_path, image_size=IMAGE) as rig:
+        assert _serve(gb, rig, tmp_path, dev, kill_when=cut) is None, rig.outputs
+        before = rig.sim.inspect(lambda m: len(m.http_log))
+        proc = rig.run(timeout=180)
+        out = "".join(rig.outputs)
+        http = rig.sim.inspect(lambda m: [dict(e) for e in m.http_log])
+        assert proc is not None and proc.returncode == 0, out
+        assert rig.model.revision == TARGET and rig.model.updates_completed == 1, out
+    assert out.count(": result: action") == 1, out
+    closed = [e for e in http if e["method"] == "POST" and "/feedback" in e["path"]]
+    dev_seen = gb.api.devices()[dev]
+    assert dev_seen["last_state"] == "Finished", dev_seen
+    if where == "mid-download":
+        again = sum(e["down"] for e in _ranges(http[before:]))
+        # resumed after the 32 KB the board had: the rest of the SWU (~101 KB), not all of it
+        assert 0 < again < IMAGE - 32768 + 4096, (again, [e["down"] for e in _ranges(http)])
+    else:
+        assert "following the modem after a reset" in out, out
+    assert closed, http
