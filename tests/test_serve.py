@@ -33,10 +33,10 @@ def rollout(goosebit, tmp_path_factory):
     return goosebit
 
 
-def _serve(gb, rig, tmp_path, dev, polls=4, kill_when=None, **extra):
-    """Register ``dev`` on the rollout's feed and run the app in server mode for ``polls``
-    steps (None when ``kill_when(model)`` killed it first, as a reset would)."""
-    gb.api.put_devices([dev], auth_token=TOKEN, feed=FEED)
+def _serve(gb, rig, tmp_path, dev, polls=4, kill_when=None, feed=FEED, **extra):
+    """Register ``dev`` on ``feed`` and run the app in server mode for ``polls`` steps
+    (None when ``kill_when(model)`` killed it first, as a reset would)."""
+    gb.api.put_devices([dev], auth_token=TOKEN, feed=feed)
     token = tmp_path / "token"
     token.write_text(TOKEN + "\n")
     for path in (rig.image, rig.image + ".json"):  # server mode: nothing staged
@@ -126,3 +126,38 @@ def test_a_reset_resumes_and_posts_one_result(rollout, tmp_path, where):
     else:
         assert "following the modem after a reset" in out, out
     assert closed, http
+
+
+def test_a_delta_chain_one_step_at_a_time(goosebit, tmp_path):
+    """A modem on A06 with A06->A07 and A07->A08 on its feed: it gets A06->A07 (not
+    A07->A08), reports A07, and only then is offered and gets the next."""
+    import hashlib
+
+    gb = goosebit
+    a06, a07, a08 = (SOURCE.replace("A07", r) for r in ("A06", "A07", "A08"))
+    pkgs = {}
+    for src, dst, seed in ((a06, a07, 6), (a07, a08, 7)):
+        data = bytes((i * 37 + seed) & 0xFF for i in range(20_000))
+        name = "%s_%s" % (src[13:16], dst[13:16])
+        img = tmp_path / (name + ".bin")
+        img.write_bytes(data)
+        swu = tmp_path / (name + ".swu")
+        build(str(img), "EC200T", src, dst, str(swu))
+        status, doc = gb.api.upload(swu.read_bytes(), name + ".swu")
+        assert status == 200, doc
+        gb.api.rollout("chain " + name, "chain", doc["id"])
+        pkgs[dst] = (name + ".swu", hashlib.md5(data).hexdigest())
+    dev = "srv-chain"
+    chain = {a06: (a07, pkgs[a07][1]), a07: (a08, pkgs[a08][1])}
+    with AppRig(tmp_path / "app", image_size=1000, revision=a06, upgrades=chain) as rig:
+        proc = _serve(gb, rig, tmp_path, dev, polls=6, feed="chain")
+        out = proc.stdout_text
+        assert proc.returncode == 0 and rig.model.revision == a08, out
+        assert rig.model.updates_completed == 2, out
+    offered = [line.split(": ", 2)[2] for line in out.splitlines() if ": deployment: " in line]
+    # first the delta from the revision it ran, then (after its configData said A07) the next
+    assert [o.split(" (")[0] for o in offered] == [
+        "action 1: " + pkgs[a07][0],
+        "action 2: " + pkgs[a08][0],
+    ], out
+    assert gb.api.devices()[dev]["hardware"]["revision"] == a08
