@@ -32,6 +32,7 @@ DEFAULTS = {
 }
 
 _STEP_MAX_MS = 60_000  # sleep at most this long at a time (a product may want to do more)
+_RX = 4096  # the transport's receive buffer: a body goes to storage in pieces of this
 
 
 def read_token(path):
@@ -108,7 +109,7 @@ def run(app, root):
         app.say('failed: SERVER: name the device: set "controller" in qfota.cfg')
         return EXIT_FAILED
     port = app._open()
-    transport = ModemTransport(port, cid=cfg["cid"], apn=cfg["apn"])
+    transport = ModemTransport(port, cid=cfg["cid"], apn=cfg["apn"], rx=_RX)
     updater = _Updater(
         transport,
         port,
