@@ -76,15 +76,47 @@ def _window(path, offset, length, limit):
     return length
 
 
-def _os_error(e):
-    """``[Errno 5] EIO`` on both interpreters (MicroPython prints only the number)."""
+# The errors a port, a log or a journal meets, in words: MicroPython's errno module names
+# only some (no ENOTTY, EBUSY, ENXIO, ENOSPC...) and its OSError carries no text. Numbers
+# as on Linux, which MicroPython's own ports use too.
+_ERRNO = {
+    1: ("EPERM", "operation not permitted"),
+    2: ("ENOENT", "no such file or directory"),
+    5: ("EIO", "input/output error"),
+    6: ("ENXIO", "no such device or address"),
+    9: ("EBADF", "bad file descriptor"),
+    11: ("EAGAIN", "resource temporarily unavailable"),
+    13: ("EACCES", "permission denied"),
+    16: ("EBUSY", "device or resource busy"),
+    19: ("ENODEV", "no such device"),
+    20: ("ENOTDIR", "not a directory"),
+    21: ("EISDIR", "is a directory"),
+    25: ("ENOTTY", "not a serial device"),
+    27: ("EFBIG", "file too large"),
+    28: ("ENOSPC", "no space left on device"),
+    30: ("EROFS", "read-only file system"),
+    32: ("EPIPE", "broken pipe: the reader went away"),
+    110: ("ETIMEDOUT", "timed out"),
+}
+
+
+def os_error(e):
+    """``[Errno 5] EIO (input/output error)``: the same words on both interpreters."""
     import errno
 
     code = e.args[0] if e.args else None
-    if isinstance(code, int):
-        name = errno.errorcode.get(code)
-        return "[Errno %d] %s" % (code, name) if name else "[Errno %d]" % code
-    return str(e)
+    if not isinstance(code, int):
+        return str(e)
+    name = errno.errorcode.get(code)
+    known = _ERRNO.get(code)
+    if known is not None and name in (None, known[0]):
+        name, words = known
+    else:
+        words = getattr(e, "strerror", None)
+        words = words[:1].lower() + words[1:] if words else None
+    if name and words:
+        return "[Errno %d] %s (%s)" % (code, name, words)
+    return "[Errno %d] %s" % (code, name) if name else "[Errno %d]" % code
 
 
 class Driver:
@@ -174,7 +206,7 @@ class Driver:
 
             s.abort(
                 "the port failed: %s (device unplugged?); %d of %d package bytes sent; %s"
-                % (_os_error(e), s.sent, s.length or 0, advice(s)),
+                % (os_error(e), s.sent, s.length or 0, advice(s)),
                 FAILED,
             )
         finally:
@@ -457,7 +489,7 @@ def open_port(opener):
     except FotaError:
         raise
     except (OSError, ValueError) as e:
-        text = _os_error(e) if isinstance(e, OSError) else str(e)
+        text = os_error(e) if isinstance(e, OSError) else str(e)
         raise FotaError("PORT", None, "cannot open the port: %s" % text) from None
 
 

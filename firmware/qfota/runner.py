@@ -57,6 +57,7 @@ class _PortWatch:
         self.j = journal
         self.rep = rep
         self.stage = None
+        self.failed = False  # a write failed (and was reported once)
 
     def event(self, ev, a, b):
         self.rep.event(ev, a, b)
@@ -69,8 +70,17 @@ class _PortWatch:
     def _save(self, **kw):
         try:
             self.j.save(time=time.time(), **kw)
-        except OSError:
-            pass  # a read-only home must not stop an update
+        except OSError as e:
+            # A read-only or full state directory must not stop an update: said once.
+            if not self.failed:
+                self.failed = True
+                from qfota.driver import os_error
+
+                self.rep.line(
+                    "cannot write the port's journal %s (%s); the update goes on, but a run "
+                    "cut now is not known to the next one ($QFOTA_STATE_DIR)"
+                    % (self.j.path, os_error(e))
+                )
 
     def end(self, session, err):
         stage = err.stage if err is not None and hasattr(err, "stage") else self.stage

@@ -1,0 +1,197 @@
+"""Nothing beside the update may cost it (issue 20, "Reliability"): a log that cannot be
+written, a JSON reader that goes away, a state directory that takes no journal. Each on
+the real CLI against the EC200 simulator on a pty, on both runtimes.
+
+A disk that fills in the middle of an update is a child under ``RLIMIT_FSIZE``: its
+writes past the limit fail with EFBIG (CPython ignores SIGXFSZ, and so does the
+MicroPython child, which inherits that), no mount needed.
+"""
+
+import hashlib
+import re
+import resource
+import subprocess
+import sys
+
+import pytest
+
+from qfota_tools.simulators.ec200 import model as sim_model
+from qfota_tools.simulators.ec200.pty_sim import PtySimulator
+
+pytestmark = pytest.mark.timeout(180)
+RUNTIMES = ("cpython", "micropython")
+PACKAGE = bytes((i * 13 + i // 253) & 0xFF for i in range(60_000))
+MD5 = hashlib.md5(PACKAGE).hexdigest()
+
+
+@pytest.fixture
+def image(tmp_path):
+    p = tmp_path / "EC200T.bin"
+    p.write_bytes(PACKAGE)
+    return str(p)
+
+
+def modem(**kw):
+    kw.setdefault("baud", 921_600)
+    return sim_model.Modem(expect_md5=MD5, timing=sim_model.FAST, seed=5, **kw)
+
+
+def update_cmd(runtime, port, image, *extra):
+    cmd = [sys.executable, "-m", "qfota_tools.cli", "update", "--runtime", runtime]
+    cmd += ["--port", port, "--image", image]
+    cmd += sim_model.wait_args(sim_model.FILE_WAITS)
+    return cmd + list(extra)
+
+
+def fsize_limit(nbytes):
+    """preexec_fn: every file this child writes stops growing at ``nbytes`` (EFBIG)."""
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+
+    return limit
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_log_that_cannot_be_written_is_refused_before_anything_is_sent(runtime, image):
+    m = modem()
+    with PtySimulator(m) as sim:
+        proc = subprocess.run(
+            update_cmd(runtime, sim.path, image, "--log", "/dev/full"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sim.bytes_in == 0
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == [
+        "qfota: failed: PARAMS: --log /dev/full: cannot write it (No space left on device)"
+    ]
+    assert proc.stderr == ""
+    assert m.commands == []
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_log_that_fills_mid_update_does_not_stop_it(runtime, image, tmp_path):
+    log = tmp_path / "q.log"
+    m = modem(baud=230_400)  # a few seconds of streaming: the log fills during it
+    with PtySimulator(m) as sim:
+        proc = subprocess.run(
+            update_cmd(runtime, sim.path, image, "--log", str(log)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=fsize_limit(400),
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert m.outcome == "END 0" and m.received_md5 == MD5, m.history
+    lines = proc.stdout.splitlines()
+    notes = [x for x in lines if "stopped at line" in x]
+    assert len(notes) == 1, proc.stdout  # said once, at the end
+    n = int(re.search(r"the log \S+ stopped at line (\d+) \(\[Errno 27\] EFBIG", notes[0])[1])
+    assert "the update went on" in notes[0]
+    assert lines[-2] == notes[0] and lines[-1].startswith("qfota: done: "), lines
+    # The log holds the check line and the n - 1 lines written before it stopped (the
+    # n-th perhaps cut at the limit); nothing after.
+    text = log.read_text()
+    assert len(text.encode()) <= 400
+    assert text.count("\n") == n, text
+    assert "done:" not in text
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_json_reader_that_goes_away_does_not_stop_the_update(runtime, image):
+    m = modem(baud=230_400)
+    with PtySimulator(m) as sim:
+        proc = subprocess.Popen(
+            update_cmd(runtime, sim.path, image, "--json"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            first = proc.stdout.readline()  # as `| head -1` does
+            proc.stdout.close()
+            err = proc.stderr.read()
+            status = proc.wait(120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            proc.stderr.close()
+    assert first.startswith('{"event": "stage"'), first
+    assert status == 0, err  # the update's status, not the pipe's
+    assert m.outcome == "END 0" and m.received_md5 == MD5, m.history
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert re.match(r"qfota: output stopped at line \d+ \(\[Errno 32\] EPIPE", lines[0]), err
+    assert "the update went on without it: done: " in lines[0], err
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_state_dir_that_takes_no_journal_is_said_once(runtime, image, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("QFOTA_STATE_DIR", str(blocker / "state"))  # ENOTDIR, even for root
+    m = modem()
+    with PtySimulator(m) as sim:
+        proc = subprocess.run(
+            update_cmd(runtime, sim.path, image), capture_output=True, text=True, timeout=60
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert m.outcome == "END 0" and m.received_md5 == MD5
+    notes = [x for x in proc.stdout.splitlines() if "journal" in x]
+    assert len(notes) == 1, proc.stdout
+    assert "cannot write the port's journal" in notes[0] and "ENOTDIR" in notes[0], notes
+    assert proc.stdout.splitlines()[-1].startswith("qfota: done: ")
+
+
+def test_full_state_dir_is_said_once(image, tmp_path):
+    m = modem()
+    with PtySimulator(m) as sim:
+        proc = subprocess.run(
+            update_cmd("cpython", sim.path, image),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=fsize_limit(8),  # the journal's JSON is longer: EFBIG
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert m.outcome == "END 0" and m.received_md5 == MD5
+    notes = [x for x in proc.stdout.splitlines() if "journal" in x]
+    assert len(notes) == 1 and "EFBIG" in notes[0], proc.stdout
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # no half file
+
+
+def test_reporter_survives_its_log_and_its_output(tmp_path):
+    # The Reporter alone: a log whose writes fail and an out that raises EPIPE do not
+    # raise into the engine; the end says once where each stopped.
+    from qfota.errors import FotaError
+    from qfota.report import Reporter
+
+    class Out:
+        def __init__(self, fail_at):
+            self.lines, self.fail_at = [], fail_at
+
+        def __call__(self, text="", end="\n"):
+            if len(self.lines) + 1 >= self.fail_at:
+                raise BrokenPipeError(32, "Broken pipe")
+            self.lines.append(text)
+
+    out = Out(fail_at=1_000)
+    r = Reporter(out, log="/dev/full")
+    r.line("one")
+    r.line("two")
+    assert r.result(err=FotaError("STREAM", None, "cut")) == 1
+    assert out.lines[-2] == (
+        "qfota: the log /dev/full stopped at line 1 ([Errno 28] ENOSPC (no space left on "
+        "device)); the update went on without it"
+    )
+    out = Out(fail_at=2)
+    r = Reporter(out)
+    r.line("one")
+    r.line("two")  # raises inside out: swallowed, out is not called again
+    r.line("three")
+    assert out.lines == ["qfota: one"]
