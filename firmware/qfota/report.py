@@ -107,6 +107,10 @@ class Reporter:
         else:
             self._logged += 1
 
+    def close(self):
+        """Close the log without a closing line (``result()`` closes it too)."""
+        self._close_log()
+
     def _close_log(self):
         f = self._log
         self._log = None

@@ -792,6 +792,13 @@ def launch(opts, runtime="cpython", heapsize=None, mpy=False):
     except OSError as e:
         why = "cannot open %s: %s" % (opts["port"], e.strerror or e)
         return _reporter(opts).result(err=FotaError("PORT", None, why, REFUSED))
+    if lock.cleared is not None:
+        rep = _reporter(opts)
+        rep.line(
+            "cleared the exclusive flag that qfota pid %d left on %s (it is gone)"
+            % (lock.cleared, opts["port"])
+        )
+        rep.close()
     try:
         if runtime == "micropython":
             return run_micropython(opts, heapsize, mpy, lock=lock)
