@@ -8,10 +8,13 @@ MicroPython child, which inherits that), no mount needed.
 """
 
 import hashlib
+import os
 import re
 import resource
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -195,3 +198,171 @@ def test_reporter_survives_its_log_and_its_output(tmp_path):
     r.line("two")  # raises inside out: swallowed, out is not called again
     r.line("three")
     assert out.lines == ["qfota: one"]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_info_right_after_a_cut_transfer_listens_first(runtime, image):
+    # A cut transfer, then `qfota info` at once: an AT sent into the transfer would be
+    # package data (and keep it alive); info listens for the modem to end it, then reads.
+    m = modem(baud=115_200)
+    with PtySimulator(m) as sim:
+        first = subprocess.Popen(
+            update_cmd(runtime, sim.path, image),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert sim.wait_for(lambda mm: mm.package_bytes > 10_000, 30), "never streamed"
+            first.send_signal(signal.SIGINT)
+            out, _ = first.communicate(timeout=30)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait(10)
+        assert first.returncode == 130, out
+        sent = int(re.search(r"\((\d+) of \d+ bytes sent\)", out)[1])
+        cmd = [sys.executable, "-m", "qfota_tools.cli", "info", "--runtime", runtime]
+        cmd += ["--port", sim.path, "--timeout", "fileend=8", "--timeout", "probe=3"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+        # Nothing of info's went into the transfer: the modem ended it with exactly what
+        # the cut run had written.
+        assert sim.inspect(lambda mm: mm.package_bytes) == sent
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("qfota: the last run on this port stopped in STREAM: listening")
+    assert lines[1].split() == ["revision", "EC200TCNDAR02A07M16_01.001.01.001"], lines
+    assert "FILEEND 500" in m.history
+
+
+BIG = bytes((i * 7 + i // 251) & 0xFF for i in range(150_000))
+
+
+@pytest.fixture
+def big_image(tmp_path):
+    p = tmp_path / "EC200T-big.bin"
+    p.write_bytes(BIG)
+    return str(p)
+
+
+def _settled(sim):
+    """``sim.bytes_in`` once the pty has nothing more in flight."""
+    last = -1
+    for _ in range(100):
+        now = sim.bytes_in
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.2)
+    return last
+
+
+def _tree(pid):
+    """``pid`` and its children (the MicroPython runtime's engine)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [pid] + [int(x) for x in f.read().split()]
+    except OSError:
+        return [pid]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_stopped_mid_transfer_then_continued_sends_nothing_more(runtime, big_image):
+    # Ctrl-Z, then fg: while qfota is stopped the modem ends the transfer (FILEEND 500
+    # after its quiet time); on SIGCONT qfota must not go on sending into it.
+    m = sim_model.Modem(
+        expect_md5=hashlib.md5(BIG).hexdigest(), timing=sim_model.FAST, baud=115_200, seed=7
+    )
+    with PtySimulator(m) as sim:
+        proc = subprocess.Popen(
+            update_cmd(runtime, sim.path, big_image),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert sim.wait_for(lambda mm: mm.package_bytes > 20_000, 30), "never streamed"
+            pids = _tree(proc.pid)  # the engine is the child on micropython: stop it too
+            for pid in reversed(pids):
+                os.kill(pid, signal.SIGSTOP)
+            assert sim.wait_for(lambda mm: "FILEEND 500" in mm.history, 30), m.history
+            before = _settled(sim)
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                for pid in _tree(proc.pid):
+                    os.kill(pid, signal.SIGCONT)
+                proc.kill()
+                proc.wait(10)
+        after = _settled(sim)
+    assert after - before < 2048, (before, after, out)  # a write at most, not ~20 KB
+    last = out.strip().splitlines()[-1]
+    assert proc.returncode == 3, out  # the modem's code: FILEEND 500
+    assert last.startswith("qfota: failed: STREAM: 500: File download error: qfota did not run"), (
+        last
+    )
+    assert "the modem ended the transfer meanwhile (FILEEND 500)" in last, last
+    assert "qfota recover" in last, last
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_image_that_shrinks_while_streamed_says_what_the_modem_does(runtime, big_image):
+    m = sim_model.Modem(
+        expect_md5=hashlib.md5(BIG).hexdigest(), timing=sim_model.FAST, baud=115_200, seed=8
+    )
+    with PtySimulator(m) as sim:
+        proc = subprocess.Popen(
+            update_cmd(runtime, sim.path, big_image),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert sim.wait_for(lambda mm: mm.package_bytes > 10_000, 30), "never streamed"
+            os.truncate(big_image, 100_000)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert proc.returncode == 1, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(
+        "qfota: failed: STREAM: the image changed while it was sent (it ended at 100000 of "
+        "150000 bytes); 100000 of 150000 bytes sent; the modem may still be inside the FILE "
+        "transfer"
+    ), last
+    assert "qfota recover" in last, last
+    assert m.outcome != "END 0"
+
+
+def test_image_modified_while_streamed_is_not_sent_whole(big_image):
+    m = sim_model.Modem(
+        expect_md5=hashlib.md5(BIG).hexdigest(), timing=sim_model.FAST, baud=115_200, seed=9
+    )
+    with PtySimulator(m) as sim:
+        proc = subprocess.Popen(
+            update_cmd("cpython", sim.path, big_image),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert sim.wait_for(lambda mm: mm.package_bytes > 10_000, 30), "never streamed"
+            st = os.stat(big_image)
+            os.utime(big_image, (st.st_atime, st.st_mtime + 60))  # rewritten in place
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        got = sim.inspect(lambda mm: mm.package_bytes)
+    assert proc.returncode == 1, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(
+        "qfota: failed: STREAM: the image changed while it was sent (150000 bytes, modified"
+    ), last
+    assert "inside the FILE transfer" in last and "qfota recover" in last, last
+    assert got < len(BIG)  # its last chunk never went out

@@ -32,6 +32,9 @@ from qfota.session import Session
 
 RX_EVERY_MAX = 65536  # with flow control, read the port for URCs at least this often (bytes)
 _RX = 256
+# The stream did not run for this long (Ctrl-Z, a blocked output, a starved process):
+# look at what the modem said meanwhile before the next byte goes out (``qfota.cut``).
+_GAP_MS = 1000
 
 
 def _mem_free():
@@ -76,49 +79,6 @@ def _window(path, offset, length, limit):
     return length
 
 
-# The errors a port, a log or a journal meets, in words: MicroPython's errno module names
-# only some (no ENOTTY, EBUSY, ENXIO, ENOSPC...) and its OSError carries no text. Numbers
-# as on Linux, which MicroPython's own ports use too.
-_ERRNO = {
-    1: ("EPERM", "operation not permitted"),
-    2: ("ENOENT", "no such file or directory"),
-    5: ("EIO", "input/output error"),
-    6: ("ENXIO", "no such device or address"),
-    9: ("EBADF", "bad file descriptor"),
-    11: ("EAGAIN", "resource temporarily unavailable"),
-    13: ("EACCES", "permission denied"),
-    16: ("EBUSY", "device or resource busy"),
-    19: ("ENODEV", "no such device"),
-    20: ("ENOTDIR", "not a directory"),
-    21: ("EISDIR", "is a directory"),
-    25: ("ENOTTY", "not a serial device"),
-    27: ("EFBIG", "file too large"),
-    28: ("ENOSPC", "no space left on device"),
-    30: ("EROFS", "read-only file system"),
-    32: ("EPIPE", "broken pipe: the reader went away"),
-    110: ("ETIMEDOUT", "timed out"),
-}
-
-
-def os_error(e):
-    """``[Errno 5] EIO (input/output error)``: the same words on both interpreters."""
-    import errno
-
-    code = e.args[0] if e.args else None
-    if not isinstance(code, int):
-        return str(e)
-    name = errno.errorcode.get(code)
-    known = _ERRNO.get(code)
-    if known is not None and name in (None, known[0]):
-        name, words = known
-    else:
-        words = getattr(e, "strerror", None)
-        words = words[:1].lower() + words[1:] if words else None
-    if name and words:
-        return "[Errno %d] %s (%s)" % (code, name, words)
-    return "[Errno %d] %s" % (code, name) if name else "[Errno %d]" % code
-
-
 class Driver:
     """Runs ``session`` over ``port``; ``image`` is a file object opened ``"rb"`` (FILE mode).
 
@@ -138,6 +98,7 @@ class Driver:
         lock_heap=False,
         on_event=None,
         rate_above_note=False,
+        path=None,
     ):
         check_stream(session.flow_hw, chunk, rate, piece, rate_above_note)
         self.port = port
@@ -158,11 +119,19 @@ class Driver:
                     FAILED,
                 ) from None
         self.rx = bytearray(_RX)
+        # The package file's (size, mtime) before the stream, checked again before its
+        # last bytes go out: a file that changes while it is sent is not sent whole.
+        # (After the buffers: the largest block first.)
+        self.path = path
+        self.stamp = _stamp(path) if path is not None else None
         self.rate = rate
         self.piece = piece
         self.lock_heap = lock_heap
         self.stall_ms = session.timeouts["stall_ms"]
         self._locked = False
+        self.flight = 0  # package bytes of the chunk being written (not counted yet)
+        self._ran = 0  # ticks_ms when the stream last ran (gaps: see _GAP_MS)
+        self._gap_err = None  # the failure a gap explains
         # With flow control the port is read for URCs every rx_every package bytes: at
         # least twice per DOWNLOADING URC the modem will print, so at most one line waits
         # in the receive buffer; rarely otherwise (URCs are few), so a fast line stays fast.
@@ -197,11 +166,14 @@ class Driver:
             self._unlock()  # raised from the stream: the session holds it already
         except KeyboardInterrupt:
             self._unlock()
+            s.image_sent(self.flight)  # cut inside a chunk: what of it went out counts
             from qfota.recovery import advice
 
             s.abort("interrupted: " + advice(s), INTERRUPTED)
         except OSError as e:
             self._unlock()
+            s.image_sent(self.flight)
+            from qfota.cut import os_error
             from qfota.recovery import advice
 
             s.abort(
@@ -212,6 +184,8 @@ class Driver:
         finally:
             self._unlock()
         self._deliver()
+        if self._gap_err is not None:
+            raise self._gap_err
         if s.error is not None:
             raise s.error
         return s
@@ -261,10 +235,20 @@ class Driver:
         stalled = False
         since = 0
         while n > 0:
+            if s.streaming:
+                now = ticks_ms()
+                if ticks_diff(now, self._ran) > _GAP_MS:
+                    from qfota.cut import gap  # the stream did not run for a while
+
+                    if not gap(self, now):
+                        return False
+                self._ran = now
             w = port.write(buf, off, n)
             if w:
                 off += w
                 n -= w
+                if s.streaming:
+                    self.flight += w
                 stalled = False
                 continue
             now = ticks_ms()
@@ -291,6 +275,7 @@ class Driver:
 
     # ------------------------------------------------------------ the package
     def _stream(self):
+        self._ran = ticks_ms()
         self._lock()
         try:
             if self.session.flow_hw:
@@ -303,11 +288,16 @@ class Driver:
     def _read_chunk(self):
         s = self.session
         got = self.image.readinto(self.buf) if self.image is not None else 0
-        if not got:
-            self._unlock()
-            s.abort("image ended at %d of %d bytes" % (s.sent, s.length), FAILED)
-            raise s.error
         left = s.length - s.sent
+        if not got or got >= left and self.stamp is not None:
+            # The end of the file, or its last bytes: before they go out (and the modem
+            # checks a whole package) the file must be the one whose first bytes went out.
+            self._unlock()
+            if not got or _stamp(self.path) != self.stamp:
+                from qfota.cut import changed
+
+                changed(self, got)  # raises
+            self._lock()
         return got if got < left else left
 
     def _end_of_slow_path(self):
@@ -342,6 +332,7 @@ class Driver:
             if not self._write(buf, 0, got):
                 return
             s.image_sent(got)
+            self.flight = 0
             if s.sent < check and s.sent < s.length:
                 continue
             if not self._end_of_slow_path():
@@ -386,9 +377,19 @@ class Driver:
                 if not self._write(buf, off, k):
                     return
                 s.image_sent(k)
+                self.flight = 0
                 off += k
             if not self._end_of_slow_path():
                 return
+
+
+def _stamp(path):
+    """``(size, mtime)`` of the file at ``path`` (``(-1, -1)``: gone)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (st[6], st[8])
 
 
 def check_stream(flow_hw, chunk, rate, piece, rate_above_note=False):
@@ -474,7 +475,7 @@ def _drive(port, session, image=None, offset=0, **driver_kw):
             f = open(image, "rb")
             if offset:
                 f.seek(offset)
-        return Driver(port, session, f, **driver_kw).run()
+        return Driver(port, session, f, path=image, **driver_kw).run()
     finally:
         if f is not None:
             f.close()
@@ -489,6 +490,8 @@ def open_port(opener):
     except FotaError:
         raise
     except (OSError, ValueError) as e:
+        from qfota.cut import os_error
+
         text = os_error(e) if isinstance(e, OSError) else str(e)
         raise FotaError("PORT", None, "cannot open the port: %s" % text) from None
 

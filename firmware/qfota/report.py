@@ -306,8 +306,8 @@ class Reporter:
 
 
 def _why(e):
-    """An OSError in words on either interpreter (``qfota.driver.os_error``)."""
-    from qfota.driver import os_error
+    """An OSError in words on either interpreter (``qfota.cut.os_error``)."""
+    from qfota.cut import os_error
 
     return os_error(e)
 

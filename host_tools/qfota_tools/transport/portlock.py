@@ -137,12 +137,18 @@ class PortLock:
 
     def _write_record(self):
         pid = os.getpid()
+        tmp = self._record + ".tmp"
         try:
-            with open(self._record + ".tmp", "w") as f:
+            with open(tmp, "w") as f:
                 f.write("%d %d\n" % (pid, _start_time(pid) or -1))
-            os.rename(self._record + ".tmp", self._record)
+            os.rename(tmp, self._record)
         except OSError:
-            pass  # no state directory: a stale flag then reads as another program's
+            # No state directory, or a full one: a stale flag then reads as another
+            # program's (the journal's failure is what the run reports).
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
 
     def _drop_record(self):
         owner = _owner(self._record)
