@@ -366,3 +366,64 @@ def test_image_modified_while_streamed_is_not_sent_whole(big_image):
     ), last
     assert "inside the FILE transfer" in last and "qfota recover" in last, last
     assert got < len(BIG)  # its last chunk never went out
+
+
+def _eacces_path():
+    """A file even root may not open for writing (a read-only sysfs attribute)."""
+    for p in (
+        "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size",
+        "/sys/devices/system/cpu/online",
+        "/sys/kernel/uevent_seqnum",
+    ):
+        try:
+            os.close(os.open(p, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK))
+        except PermissionError:
+            return p
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("how", ["missing", "regular file", "directory", "/dev/null", "eacces"])
+def test_every_bad_port_is_one_refusal_exit_2(runtime, how, image, tmp_path):
+    port, words = {
+        "missing": (str(tmp_path / "ttyUSB9"), "cannot open %s: [Errno 2] ENOENT (no such file"),
+        "regular file": (image, "%s: not a serial device ([Errno 25] ENOTTY)"),
+        "directory": (str(tmp_path), "cannot open %s: [Errno 21] EISDIR (is a directory)"),
+        "/dev/null": ("/dev/null", "%s: not a serial device ([Errno 25] ENOTTY)"),
+        "eacces": (_eacces_path(), "cannot open %s: [Errno 13] EACCES (permission denied)"),
+    }[how]
+    if port is None:
+        pytest.skip("no file here that root may not open for writing")
+    for command in (["update", "--image", image], ["info"]):
+        cmd = [sys.executable, "-m", "qfota_tools.cli", *command, "--runtime", runtime]
+        proc = subprocess.run(cmd + ["--port", port], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        lines = proc.stdout.splitlines()
+        assert len(lines) == 1 and proc.stderr == "", proc.stdout + proc.stderr
+        assert lines[0].startswith("qfota: failed: PORT: " + words % port), lines[0]
+
+
+def test_micropython_port_errors_speak_words(micropython, tmp_path):
+    # The engine on the real MicroPython interpreter, whose errno module names no ENOTTY
+    # and whose OSError has no text: the same words as on CPython.
+    from conftest import run_micropython
+
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    script = (
+        "from qfota import driver\n"
+        "from qfota.tty import TtyPort\n"
+        "from qfota.errors import FotaError\n"
+        "for p in (%r, %r):\n"
+        "    try:\n"
+        "        driver.open_port(lambda: TtyPort(p))\n"
+        "    except FotaError as e:\n"
+        "        print(e.exit_status, e)\n"
+    ) % (str(plain), str(tmp_path / "none"))
+    proc = run_micropython(["-c", script], timeout=60)
+    assert proc.stdout.splitlines() == [
+        "2 PORT: cannot open the port: [Errno 25] ENOTTY (not a serial device)",
+        "2 PORT: cannot open the port: [Errno 2] ENOENT (no such file or directory)",
+    ], proc.stdout + proc.stderr

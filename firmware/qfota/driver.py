@@ -27,7 +27,7 @@ import os
 
 from qfota.compat import heap_lock, heap_unlock, sleep_us, ticks_diff, ticks_ms, ticks_us
 from qfota.defaults import CHUNK_MAX, CHUNK_MIN, DEFAULTS, IMAGE_MAX, PIECE_MAX, RATE_MAX
-from qfota.errors import FAILED, INTERRUPTED, TIMEOUT, FotaError, refuse
+from qfota.errors import FAILED, INTERRUPTED, REFUSED, TIMEOUT, FotaError, refuse
 from qfota.session import Session
 
 RX_EVERY_MAX = 65536  # with flow control, read the port for URCs at least this often (bytes)
@@ -493,7 +493,8 @@ def open_port(opener):
         from qfota.cut import os_error
 
         text = os_error(e) if isinstance(e, OSError) else str(e)
-        raise FotaError("PORT", None, "cannot open the port: %s" % text) from None
+        # Nothing was sent: a refusal, as the CLI's own check of --port says it.
+        raise FotaError("PORT", None, "cannot open the port: %s" % text, REFUSED) from None
 
 
 def recover(port, on_event=None, **kwargs):

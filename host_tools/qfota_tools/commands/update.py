@@ -9,6 +9,7 @@ micropython`` runs the very same engine (``firmware/qfota``) on the MicroPython 
 reports its events here, with the same reporter and journal.
 """
 
+import errno
 import json
 import math
 import os
@@ -19,6 +20,7 @@ import sys
 import time
 from types import SimpleNamespace
 
+from qfota import __version__
 from qfota.checks import bad_char
 from qfota.defaults import (
     APN_MAX,
@@ -755,7 +757,7 @@ def check_log(path, command, port):
         return
     t = time.localtime()
     line = "%04d-%02d-%02d %02d:%02d:%02d qfota: " % t[:6]
-    line += "qfota %s %s --port %s\n" % (qfota.__version__, command, _show(port))
+    line += "qfota %s %s --port %s\n" % (__version__, command, _show(port))
     try:
         with open(path, "a") as f:
             f.write(line)
@@ -775,6 +777,7 @@ def refused(args, why):
 
 def launch(opts, runtime="cpython", heapsize=None, mpy=False):
     """Run validated ``opts`` on ``runtime`` with the port locked; returns the exit status."""
+    from qfota.cut import os_error
     from qfota_tools.transport.portlock import PortBusy, PortLock
 
     try:  # a missing interpreter or compiler (an extra not installed): refused, nothing opened
@@ -785,12 +788,23 @@ def launch(opts, runtime="cpython", heapsize=None, mpy=False):
     except (OSError, RuntimeError) as e:
         why = "--runtime micropython%s: %s" % (" --mpy" if mpy else "", e)
         return _reporter(opts).result(err=FotaError("PARAMS", None, why, REFUSED))
+    # Every problem with --port is found here, before anything is sent, on either
+    # runtime: one line, stage PORT, exit 2 (missing, a directory, no permission, not a
+    # serial device, busy).
+    port = opts["port"]
     try:
-        lock = PortLock(opts["port"])
+        lock = PortLock(port)
     except PortBusy as e:
         return _reporter(opts).result(err=FotaError("PORT", None, e.strerror, REFUSED))
     except OSError as e:
-        why = "cannot open %s: %s" % (opts["port"], e.strerror or e)
+        why = "cannot open %s: %s" % (_show(port), os_error(e))
+        return _reporter(opts).result(err=FotaError("PORT", None, why, REFUSED))
+    if not os.isatty(lock.fd):
+        lock.release()
+        why = "%s: not a serial device ([Errno %d] ENOTTY): give the modem's AT port" % (
+            _show(port),
+            errno.ENOTTY,
+        )
         return _reporter(opts).result(err=FotaError("PORT", None, why, REFUSED))
     if lock.cleared is not None:
         rep = _reporter(opts)
