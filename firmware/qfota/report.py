@@ -89,18 +89,18 @@ class Reporter:
         """``qfota: text`` to the log file, and to ``out`` when ``show``."""
         text = "qfota: " + text
         if self._log is not None:
-            self._log_line(text)
+            self._log_line(self._log, text)
         if show:
             if self._open:
                 self._say("")
                 self._open = 0
             self._say(text)
 
-    def _log_line(self, text):
+    def _log_line(self, f, text):
         t = time.localtime()
         try:
-            self._log.write("%04d-%02d-%02d %02d:%02d:%02d " % t[:6] + text + "\n")
-            self._log.flush()
+            f.write("%04d-%02d-%02d %02d:%02d:%02d " % t[:6] + text + "\n")
+            f.flush()
         except OSError as e:
             self._log_err = (self._logged + 1, e)
             self._close_log()
