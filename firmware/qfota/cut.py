@@ -61,15 +61,11 @@ def gap(d, now):
     one whose line was quiet longer than ``stall_ms`` (the longest the port may take no
     byte): then stop, saying so."""
     ms = ticks_diff(now, d._ran)
-    relock = d._locked
-    d._unlock()
     s = d.session
     for _ in range(_RX_DRAIN):
         if not d._poll_rx() or not s.streaming:
             break
     if s.streaming and ms <= d.stall_ms:
-        if relock:
-            d._lock()
         return True  # a pause the modem sat out
     s.image_sent(d.flight)  # of the chunk being written, what went out before the gap
     d.flight = 0

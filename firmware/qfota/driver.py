@@ -238,10 +238,14 @@ class Driver:
             if s.streaming:
                 now = ticks_ms()
                 if ticks_diff(now, self._ran) > _GAP_MS:
+                    relock = self._locked
+                    self._unlock()  # the import and the modem's lines need the heap
                     from qfota.cut import gap  # the stream did not run for a while
 
                     if not gap(self, now):
                         return False
+                    if relock:
+                        self._lock()
                 self._ran = now
             w = port.write(buf, off, n)
             if w:
