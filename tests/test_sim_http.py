@@ -414,3 +414,46 @@ def test_model_http_sans_io_on_micropython(micropython):
     )
     assert r.returncode == 0, r.stderr + r.stdout
     assert r.stdout.splitlines() == MODEL_EXPECT
+
+
+def test_qfota_sim_process_serves_http(rig):
+    """The ``qfota sim`` command itself (a process, as the agent's tests run modems)."""
+    srv, _ = rig
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "qfota_tools.cli",
+            "sim",
+            "--fast",
+            "--baud",
+            "921600",
+            "--fault",
+            "http-no-answer",
+            "--log",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        path = proc.stdout.readline().strip()
+        assert path.startswith("/dev/"), path
+        h = AtModem(path)
+        try:
+            h.setup()
+            h.set_url(srv.url("/pkg.bin"))
+            h.ok("AT+QHTTPGET=1")
+            assert h.urc("QHTTPGET", timeout=10) == [728]
+            urc, _, body, err = h.request(
+                "GET", srv.url("/pkg.bin"), [("Authorization", "TargetToken sekrit-42")]
+            )
+            assert urc == [0, 200, len(PKG)] and body == PKG and err == 0
+        finally:
+            h.close()
+    finally:
+        proc.terminate()
+        _, err_text = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "* http GET /pkg.bin: err 0, status 200" in err_text
+    assert "sekrit-42" not in err_text
