@@ -4,7 +4,9 @@
 
 import os
 import re
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -457,3 +459,52 @@ def test_qfota_sim_process_serves_http(rig):
     assert proc.returncode == 0
     assert "* http GET /pkg.bin: err 0, status 200" in err_text
     assert "sekrit-42" not in err_text
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl to make a certificate")
+def test_https_with_the_modems_ca(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    with WebServer(tls=ctx) as srv:
+        srv.files["/s.bin"] = PKG[:3000]
+        for cafile, want in ((None, [716]), (str(cert), [0, 200, 3000])):
+            sim = PtySimulator(Modem(timing=QUIET, baud=921600), cafile=cafile)
+            sim.start()
+            h = AtModem(sim.path)
+            try:
+                h.setup()
+                h.ok('AT+QHTTPCFG="sslctxid",1')
+                h.set_url(srv.url("/s.bin"))
+                h.ok("AT+QHTTPGET=10")
+                assert h.urc("QHTTPGET") == want
+                if cafile:
+                    assert h.read(3000)[1:] == (PKG[:3000], 0)
+            finally:
+                h.close()
+                sim.stop()
