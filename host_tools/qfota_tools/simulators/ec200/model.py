@@ -112,7 +112,9 @@ flow control on), ``OK``, ``+QHTTPREAD: <err>``. The request goes out through th
 ``m.http_log`` counts each request's bytes up and down. Immediate failures answer ``+CME
 ERROR: <err>`` whatever AT+CMEE: 703 busy, 705 nothing to read, 712 no URL, 730 a
 ``<data_len>`` that does not go with requestheader. The context (``"contextid"``) must be
-active (``AT+QIACT``), else ``+QHTTPGET: 708``. A reboot restores the settings' defaults and
+active (``AT+QIACT``), else ``+QHTTPGET: 708``. Which <err> a real EC200T/S gives in each
+of these cases, and for each network failure (``net.py``), is UNVERIFIED: these are the
+simulator's picks by the meanings of the note's Table 3. A reboot restores the settings' defaults and
 forgets the URL and the answer. ``custom_header`` and ``AT+QHTTPPUT`` (UNVERIFIED on
 EC200T/S) answer ``ERROR`` in both profiles; ``"note"`` answers the others (they are
 Quectel's documented commands, not the note's, and a FOTA host may use them).
