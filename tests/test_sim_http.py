@@ -9,11 +9,13 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 from at_http import AtModem, WebServer
 
+from qfota_tools.simulators.ec200 import net
 from qfota_tools.simulators.ec200.model import FAST, Modem
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
@@ -508,3 +510,102 @@ def test_https_with_the_modems_ca(tmp_path):
             finally:
                 h.close()
                 sim.stop()
+
+
+# ---- net.perform against a raw socket server (answers no http.server would give) ------------
+class RawServer:
+    """Accepts one connection on 127.0.0.1, reads the request head, sends ``answer``
+    (bytes, or a callable(conn)), then closes."""
+
+    def __init__(self, answer):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer
+        self.got = b""
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(10)
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            while b"\r\n\r\n" not in self.got:
+                b = conn.recv(4096)
+                if not b:
+                    return
+                self.got += b
+            if callable(self.answer):
+                self.answer(conn)
+            else:
+                conn.sendall(self.answer)
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(15)
+
+
+def _perform(answer, rsp_s=3, max_body=1 << 20, method="GET"):
+    srv = RawServer(answer)
+    try:
+        url = "http://127.0.0.1:%d/x" % srv.port
+        data = b"%s /x HTTP/1.1\r\nHost: h\r\n\r\n" % method.encode()
+        req = {"url": url, "data": data, "rsp_s": rsp_s, "max": max_body, "method": method}
+        t0 = time.monotonic()
+        res = net.perform(req)
+        res["took"] = time.monotonic() - t0
+        return res
+    finally:
+        srv.close()
+
+
+def test_net_answers_beyond_http_server():
+    # close-delimited: no length, the body up to the close
+    res = _perform(b"HTTP/1.0 200 OK\r\n\r\nuntil close")
+    assert (res["err"], res["length"], res["body"], res["body_err"]) == (0, None, b"until close", 0)
+    assert res["down"] == len(b"HTTP/1.0 200 OK\r\n\r\nuntil close")
+    # chunked with an extension and a trailer
+    res = _perform(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4;x=y\r\nabcd\r\n2\r\nef\r\n0\r\nT: 1\r\n\r\n"
+    )
+    assert (res["length"], res["body"], res["body_err"]) == (None, b"abcdef", 0)
+    # 204 and a HEAD: no body whatever the length says
+    assert _perform(b"HTTP/1.1 204 No Content\r\n\r\n")["body"] == b""
+    res = _perform(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", method="HEAD")
+    assert (res["status"], res["length"], res["body"]) == (200, 99, b"")
+    # a 100 Continue first: skipped
+    res = _perform(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
+    )
+    assert (res["status"], res["body"]) == (201, b"ok")
+    # not HTTP: data decode error
+    assert _perform(b"SSH-2.0-OpenSSH\r\n\r\n")["err"] == 721
+    # a body over the modem's room: 729, and the length the server gave
+    res = _perform(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"z" * 5000, max_body=1000)
+    assert (res["length"], res["body_err"], res["body"]) == (5000, 729, b"")
+    # closed before any answer: 719
+    assert _perform(b"")["err"] == 719
+    # a header block without end: bounded (16 KiB), 721
+    assert _perform(b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 4000)["err"] == 721
+
+
+def test_net_waits_are_bounded():
+    def stall_head(conn):
+        time.sleep(3)
+
+    res = _perform(stall_head, rsp_s=1)
+    assert res["err"] == 728 and 0.9 < res["took"] < 2.5
+
+    def stall_body(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"a" * 10)
+        time.sleep(3)
+
+    res = _perform(stall_body, rsp_s=1)
+    assert (res["err"], res["body"], res["body_err"]) == (0, b"a" * 10, 722)
+    assert 0.9 < res["took"] < 2.5

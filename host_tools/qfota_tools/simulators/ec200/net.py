@@ -6,8 +6,9 @@ a driver thread calls ``run(model, lock, req, now_ms, wake)``, which sends it to
 named by the URL and feeds the answer back with ``model.http_done``. Failures map to the
 note's <HTTP_err> codes (Table 3, as ``fetch.py`` maps them for URL mode).
 
-Everything is bounded: the connection and the response header by ``<rsp_s>``, each read of
-the body by ``<rsp_s>`` too, the header block by 16 KiB and the body by ``req["max"]``.
+Everything is bounded: the whole exchange (connection, request, header, body) by
+``<rsp_s>`` (a body cut by it ends in 722, read timeout), the header block by 16 KiB and the
+body by ``req["max"]`` (729). The model's own bound comes 2 s later, as a backstop.
 ``up``/``down`` count the bytes sent and received on the socket (request and answer, headers
 included): the cellular data a request costs, without TCP/IP overhead.
 """
@@ -146,13 +147,12 @@ def _response(conn, req, deadline):
         res["body"] = b""
         return _counted(conn, req, res)
     limit = req["max"]
-    rsp_s = req["rsp_s"]
     body = bytearray()
     try:
         if chunked:
             res["length"] = None
             while True:
-                size = conn.line(time.monotonic() + rsp_s).split(b";")[0].strip()
+                size = conn.line(deadline).split(b";")[0].strip()
                 n = int(size, 16)
                 if n == 0:
                     break
@@ -160,7 +160,7 @@ def _response(conn, req, deadline):
                     res["body_err"] = 729  # allocate memory failed
                     break
                 while len(conn.buf) < n + 2:
-                    conn.fill(time.monotonic() + rsp_s)
+                    conn.fill(deadline)
                 body += conn.take(n)
                 conn.take(2)
         elif length is not None:
@@ -172,12 +172,12 @@ def _response(conn, req, deadline):
                 res["body_err"] = 729
                 want = 0
             while len(conn.buf) < want:
-                conn.fill(time.monotonic() + rsp_s)
+                conn.fill(deadline)
             body += conn.take(want)
         else:  # close-delimited
             res["length"] = None
             while len(conn.buf) <= limit:
-                conn.fill(time.monotonic() + rsp_s)
+                conn.fill(deadline)
             res["body_err"] = 729
     except _Closed:
         if length is not None or chunked:
