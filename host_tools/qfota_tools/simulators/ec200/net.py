@@ -20,6 +20,7 @@ import time
 from urllib.parse import urlsplit
 
 from . import fetch as F
+from .fetch import redact
 
 _HEAD_MAX = 16 << 10
 _NO_BODY = (204, 304)
@@ -192,6 +193,36 @@ def _response(conn, req, deadline):
         res["body_err"] = F.HTTP_BAD_RESPONSE
     res["body"] = bytes(body[:limit])
     return _counted(conn, req, res)
+
+
+def start_fetch(
+    model, lock, url, now_ms, wake=None, log=None, timeout=10.0, cafile=None, fetcher=None
+):
+    """URL modes (AT+QFOTADL=<url>): ``fetch.fetch`` (or ``fetcher``, same signature) in a
+    new daemon thread, its result to ``model.fetch_done``; returns the thread."""
+    if log:
+        log("* fetch " + redact(url))
+    w = threading.Thread(
+        target=_run_fetch,
+        args=(model, lock, url, now_ms, wake, log, timeout, cafile, fetcher or F.fetch),
+        name="qfota-sim-fetch",
+        daemon=True,
+    )
+    w.start()
+    return w
+
+
+def _run_fetch(model, lock, url, now_ms, wake, log, timeout, cafile, fetcher):
+    try:
+        code, data, detail = fetcher(url, timeout=timeout, cafile=cafile)
+    except Exception as exc:  # a fetcher bug must not hang the model
+        code, data, detail = 701 if url[:4].lower() == "http" else 601, None, repr(exc)
+    if log:
+        log("* fetch result %d: %s" % (code, redact(detail)))
+    with lock:
+        model.fetch_done(code, data, now_ms())
+    if wake:
+        wake()
 
 
 def start(model, lock, req, now_ms, wake=None, log=None, cafile=None):
