@@ -609,3 +609,33 @@ def test_net_waits_are_bounded():
     res = _perform(stall_body, rsp_s=1)
     assert (res["err"], res["body"], res["body_err"]) == (0, b"a" * 10, 722)
     assert 0.9 < res["took"] < 4
+
+
+def test_the_answer_never_comes_before_the_commands_ok():
+    """A network that answers at once (a refused port: under a millisecond) still gives
+    OK first, then +QHTTPGET, as the modem does (the request goes out after the OK)."""
+    m = Modem(timing=QUIET, baud=0)
+    out = bytearray()
+    now = 0
+    for line in (b"ATE0\r", b"AT+QIACT=1\r"):
+        m.write(line, now)
+        for _ in range(60):
+            now += 1
+            out += m.read(now)
+    url = b"http://127.0.0.1:9/x"
+    m.write(b"AT+QHTTPURL=%d,5\r" % len(url), now)
+    m.write(url, now)
+    for _ in range(10):
+        now += 1
+        out += m.read(now)
+    out = bytearray()
+    m.write(b"AT+QHTTPGET=5\r", now)
+    assert m.take_http() is None  # not before the OK is out
+    while b"OK" not in out:
+        now += 1
+        out += m.read(now)
+        req = m.take_http()
+    req = req or m.take_http()
+    m.http_done(req["id"], {"err": 716}, now)  # the answer at once
+    out += m.read(now)
+    assert bytes(out).replace(b"AT+QHTTPGET=5\r", b"") == b"\r\nOK\r\n\r\n+QHTTPGET: 716\r\n"
