@@ -34,7 +34,6 @@ import time
 import tty
 
 from . import net
-from .fetch import fetch as _default_fetch
 from .fetch import redact
 
 _OUT_MAX = 1 << 20  # modem -> host bytes kept while nobody reads; older ones are dropped
@@ -48,7 +47,7 @@ class PtySimulator:
         self.log = log  # callable(str) for every line sent or received, passwords redacted
         self.fetch_timeout = fetch_timeout
         self.cafile = cafile
-        self.fetcher = fetcher or _default_fetch
+        self.fetcher = fetcher  # None: fetch.fetch
         self.lock = threading.Lock()
         self.path = None
         self.last_input = None  # time.monotonic() of the last byte from the host
@@ -246,11 +245,18 @@ class PtySimulator:
         return max(16, min(m.baud // 10 // 50, 4096))
 
     def _start_fetch(self, url):
-        if self.log:
-            self.log("* fetch " + redact(url))
-        w = threading.Thread(target=self._fetch, args=(url,), name="qfota-sim-fetch", daemon=True)
+        w = net.start_fetch(
+            self.model,
+            self.lock,
+            url,
+            self.now_ms,
+            self._wake,
+            self.log,
+            timeout=self.fetch_timeout,
+            cafile=self.cafile,
+            fetcher=self.fetcher,
+        )
         self._workers = [x for x in self._workers if x.is_alive()] + [w]
-        w.start()
 
     @property
     def http_log(self):
@@ -262,17 +268,6 @@ class PtySimulator:
     def _start_http(self, req):
         w = net.start(self.model, self.lock, req, self.now_ms, self._wake, self.log, self.cafile)
         self._workers = [x for x in self._workers if x.is_alive()] + [w]
-
-    def _fetch(self, url):
-        try:
-            code, data, detail = self.fetcher(url, timeout=self.fetch_timeout, cafile=self.cafile)
-        except Exception as exc:  # a fetcher bug must not hang the model
-            code, data, detail = 701 if url[:4].lower() == "http" else 601, None, repr(exc)
-        if self.log:
-            self.log("* fetch result %d: %s" % (code, redact(detail)))
-        with self.lock:
-            self.model.fetch_done(code, data, self.now_ms())
-        self._wake()
 
     def _log_out(self, data):
         if not self.log:
