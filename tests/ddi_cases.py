@@ -528,7 +528,7 @@ def case_fleet_file_mode_success_reported_once():
     run_until_quiet(f, clk, 4)
     assert upd.images == [art], len(upd.images)
     assert srv.closed() == [("7", "closed", "success")], srv.executions()
-    assert srv.feedback[-1][1]["details"] == ["revision " + B]
+    assert srv.feedback[-1][1]["details"] == ["revision " + B, "checked: sha256"]
     assert [c["data"]["hw_revision"] for c in srv.config] == [REV_A.decode(), REV_B.decode()]
     assert srv.config[0]["data"] == {
         "hw_boardname": "EC200T",
@@ -833,6 +833,17 @@ def case_window_stream_allocates_nothing():
         acc = (acc * 31 + c) & 0xFFFF
     assert port.count == length and port.sum == acc, (port.count, length)
     assert s.revision_after == REV_B.decode()
+
+
+def case_fleet_no_checkable_hash_refused():
+    srv, upd, path, clk = Server(pattern(600), hashes=()), Updater(), folder("nohash"), Clock()
+    f = make(srv, upd, path, clk)
+    f.start()
+    run_until_quiet(f, clk, 2)
+    assert upd.images == [] and srv.closed() == [("7", "closed", "failure")]
+    d = srv.feedback[-1][1]["details"][0]
+    assert d == "CHECK: no hash this device can check (the server gave: none)", d
+    assert "7.bin" not in os.listdir(path)
 
 
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

@@ -323,7 +323,10 @@ def test_fleet_swu_over_http_updates_the_simulated_modem(server, tmp_path):
         f.start()
         _run(f, lambda: closed(d))
     assert closed(d) == [("closed", "success")], (d.feedback, said)
-    assert d.feedback[-1]["details"] == ["revision " + B]
+    assert d.feedback[-1]["details"] == [
+        "revision " + B,
+        "checked: sha1, sha256 of EC200T_A07_A08.bin in sw-description",
+    ]
     assert m.revision.startswith(B)
     assert [c["data"]["hw_revision"][:19] for c in d.config] == [A, B], d.config
     assert ("checked", "action 3: sha1, sha256 of EC200T_A07_A08.bin in sw-description") in said

@@ -31,7 +31,7 @@ import gc
 import os
 
 from qfota import ddi
-from qfota.compat import const, sleep_ms, ticks_ms
+from qfota.compat import const, release, sleep_ms, ticks_ms
 from qfota.defaults import IMAGE_MAX
 from qfota.errors import FotaError
 from qfota.journal import Journal
@@ -475,49 +475,19 @@ class Fleet:
             self._events()
 
     def _check(self, rec):
-        """The hash the server gave (strongest the device has), then the SWU's inside.
-        Returns ``(offset, length)`` of the modem's image, or None (reported)."""
-        import hashlib
-
-        from qfota import swu
-
+        """The artifact's hash, the SWU's inside; ``(offset, length)`` of the modem's image,
+        or None (the failure is reported)."""
         aid = rec["id"]
         path = self._part(aid)
         self._progress(aid, 2, "check")
-        checked = []
-        for alg, want in rec["hashes"]:
-            if not hasattr(hashlib, alg):
-                continue
-            with open(path, "rb") as f:
-                got = swu.hash_window(f, 0, rec["size"], alg)
-            if got != want:
-                _remove(path)
-                self._close(
-                    rec,
-                    False,
-                    ["CHECK: %s of the artifact is %s, the server says %s" % (alg, got, want)],
-                )
-                return None
-            checked.append(alg)
-            break
         try:
-            if swu.is_swu(path):
-                name, off, length, sha = swu.find_image(path)
-                if sha:
-                    checked.append("sha256 of %s in sw-description" % name)
-            else:
-                off, length = 0, rec["size"]
+            off, length, checked = _verify(path, rec)
         except FotaError as e:
             _remove(path)
             self._close(rec, False, [str(e)])
             return None
-        if not checked:
-            given = ", ".join(a for a, _ in rec["hashes"]) or "none"
-            _remove(path)
-            self._close(
-                rec, False, ["CHECK: no hash this device can check (the server gave: %s)" % given]
-            )
-            return None
+        finally:
+            release("swu")  # read once per action: its code need not stay in the heap
         self.journal.save(offset=off, length=length, checked=checked)
         self._say("checked", "action %s: %s" % (aid, ", ".join(checked)))
         return off, length
@@ -592,7 +562,10 @@ class Fleet:
 
     def _success(self, rec, rev):
         self.revision = rev
-        self._close(rec, True, ["revision %s" % short(rev)])
+        details = ["revision %s" % short(rev)]
+        if rec.get("checked"):
+            details.append("checked: " + ", ".join(rec["checked"]))
+        self._close(rec, True, details)
         self._send_config()
 
     def _close(self, rec, ok, details):
@@ -629,6 +602,37 @@ class Fleet:
         if rec.get("id") == aid and rec.get("state") == REPORT:
             self.journal.save(state=REPORTED, refused=True)
             self.client.action = None
+
+
+def _verify(path, rec):
+    """The hash the server gave (the strongest ``hashlib`` has), then, in an SWU, the
+    sha256 sw-description gives its image. ``(offset, length, what was checked)``."""
+    import hashlib
+
+    from qfota import swu
+
+    checked = []
+    for alg, want in rec["hashes"]:
+        if hasattr(hashlib, alg):
+            with open(path, "rb") as f:
+                got = swu.hash_window(f, 0, rec["size"], alg)
+            if got != want:
+                raise FotaError(
+                    "CHECK", None, "%s of the artifact is %s, the server says %s" % (alg, got, want)
+                )
+            checked.append(alg)
+            break
+    off, length = 0, rec["size"]
+    if swu.is_swu(path):
+        name, off, length, sha = swu.find_image(path)
+        if sha:
+            checked.append("sha256 of %s in sw-description" % name)
+    if not checked:
+        given = ", ".join(a for a, _ in rec["hashes"]) or "none"
+        raise FotaError(
+            "CHECK", None, "no hash this device can check (the server gave: %s)" % given
+        )
+    return off, length, checked
 
 
 def _failure(e):
