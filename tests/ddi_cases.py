@@ -846,4 +846,33 @@ def case_fleet_no_checkable_hash_refused():
     assert "7.bin" not in os.listdir(path)
 
 
+def case_fleet_revision_unknown_nothing_begun_until_read():
+    srv, upd, path, clk = Server(pattern(700)), Updater(), folder("norev"), Clock()
+    said = []
+    upd.revision = lambda: (_ for _ in ()).throw(FotaError("PREFLIGHT", None, "no answer"))
+    f = make(srv, upd, path, clk, on_event=lambda n, t: said.append((n, t)))
+    f.start()
+    run_until_quiet(f, clk, 2)
+    assert upd.images == [] and srv.feedback == [] and srv.config == [], srv.executions()
+    assert ("failed", "reading the revision: PREFLIGHT: no answer") in said, said
+    del upd.revision  # the modem answers again
+    run_until_quiet(f, clk, 3)
+    assert srv.closed() == [("7", "closed", "success")] and srv.config, srv.executions()
+
+
+def case_fleet_a_journal_that_fails_is_reported_and_the_update_goes_on():
+    srv, upd, path, clk = Server(pattern(700)), Updater(), folder("jfail"), Clock()
+    said = []
+    f = make(srv, upd, path, clk, on_event=lambda n, t: said.append((n, t)))
+
+    def broken(**kw):
+        raise OSError(28)  # ENOSPC
+
+    f.journal.save = broken
+    f.start()
+    run_until_quiet(f, clk, 3)
+    assert upd.images and srv.closed() == [("7", "closed", "success")], srv.executions()
+    assert [t for n, t in said if n == "failed" and t.startswith("journal not written")], said
+
+
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

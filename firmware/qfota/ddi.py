@@ -253,7 +253,7 @@ class Client:
             result = {"finished": finished, "progress": {"cnt": cnt, "of": of}}
         status = {"execution": execution, "result": result}
         if details:
-            status["details"] = [redact(str(d))[:DETAIL_MAX] for d in details]
+            status["details"] = [(redact(str(d)) or "")[:DETAIL_MAX] for d in details]
         body = json.dumps({"id": aid, "status": status}).encode()
         url = "%s/%s/%s/feedback" % (self.base, route, aid)
         self._put([kind, "POST", url, body, aid, execution, now])

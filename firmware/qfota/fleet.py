@@ -229,6 +229,15 @@ class Fleet:
             elif name == "dropped" and ev[1] == ddi.FEEDBACK:
                 self._refused_result(ev[2])
 
+    def _save(self, **changes):
+        # A journal that cannot be written is reported; the action goes on (its record in
+        # RAM still holds) and only an MCU reset in that window could repeat or lose a step.
+        try:
+            self.journal.save(**changes)
+        except OSError as e:
+            self.journal.data.update(changes)
+            self._say("failed", "journal not written (%s): a reset now may repeat a step" % e)
+
     def _say(self, name, text):
         if self.on_event is not None:
             try:
@@ -255,6 +264,11 @@ class Fleet:
     # ------------------------------------------------------------ a deployment
     def _deployment(self, info):
         aid = info["id"]
+        if self.revision is None:
+            self._read_revision()  # the gate needs it: without it, nothing is begun
+            if self.revision is None:
+                return
+            self._send_config()
         rec = self.journal.data
         if rec.get("id") != aid and rec.get("state") in (UPDATE, REPORT):
             # Another action's end comes first: its result must not be lost to this one.
@@ -295,7 +309,7 @@ class Fleet:
                 "tries": 0,
             }
             self.journal.data = {}
-            self.journal.save(**rec)
+            self._save(**rec)
         self._say("deployment", "action %s: %s (%d bytes)" % (aid, info["filename"], info["size"]))
         c = self.client
         c.begin(aid, self.clock())
@@ -336,7 +350,7 @@ class Fleet:
             window = (rec["offset"], rec["length"])
         if info["update"] == "skip" or info["window"] == "unavailable":
             if rec["state"] != DOWNLOADED:
-                self.journal.save(state=DOWNLOADED)
+                self._save(state=DOWNLOADED)
                 why = (
                     "update skip" if info["update"] == "skip" else "maintenance window unavailable"
                 )
@@ -416,11 +430,16 @@ class Fleet:
             end = have + self.range_size
             end = (size if end > size else end) - 1
             headers = auth + (("Range", "bytes=%d-%d" % (have, end)),)
-            f = open(path, "ab")
+            try:
+                f = open(path, "ab")
+            except OSError as e:
+                return self._download_failed(rec, "DOWNLOAD: cannot write %s: %s" % (path, e))
             try:
                 status, n = self.transport.request("GET", link, headers, None, _Sink(f))
             except FotaError as e:
                 status = e
+            except OSError as e:  # the storage failed under the sink
+                status = FotaError("STORAGE", None, str(e))
             finally:
                 f.close()
             if isinstance(status, FotaError):
@@ -457,7 +476,7 @@ class Fleet:
         if tries >= DOWNLOAD_TRIES:
             self._close(rec, False, ["%s (try %d of %d)" % (text, tries, DOWNLOAD_TRIES)])
         else:
-            self.journal.save(tries=tries)
+            self._save(tries=tries)
             self.client.action = None  # the next poll offers it again: resume then
         return None
 
@@ -482,13 +501,14 @@ class Fleet:
         self._progress(aid, 2, "check")
         try:
             off, length, checked = _verify(path, rec)
-        except FotaError as e:
+        except (FotaError, OSError) as e:
             _remove(path)
-            self._close(rec, False, [str(e)])
+            text = str(e) if isinstance(e, FotaError) else "CHECK: cannot read %s: %s" % (path, e)
+            self._close(rec, False, [text])
             return None
         finally:
             release("swu")  # read once per action: its code need not stay in the heap
-        self.journal.save(offset=off, length=length, checked=checked)
+        self._save(offset=off, length=length, checked=checked)
         self._say("checked", "action %s: %s" % (aid, ", ".join(checked)))
         return off, length
 
@@ -502,7 +522,7 @@ class Fleet:
         if ours and rec.get("state") in _BEFORE_TRANSFER:
             self._cancel = stop if self._busy == stop else None
             _remove(self._part(stop))
-            self.journal.save(state=CANCELLED)
+            self._save(state=CANCELLED)
             c.action = None
             c.cancel_feedback(aid, True, ["cancelled before the transfer"], self.clock())
             self._say("cancel", "action %s: cancelled before the transfer" % stop)
@@ -518,7 +538,7 @@ class Fleet:
     # ------------------------------------------------------------ update and result
     def _run_update(self, rec, window=None, url=None):
         attempts = rec.get("attempts", 0) + 1
-        self.journal.save(state=UPDATE, attempts=attempts, url=url)
+        self._save(state=UPDATE, attempts=attempts, url=url)
         self._say("update", "action %s: attempt %d" % (rec["id"], attempts))
         try:
             if url is not None:
@@ -570,7 +590,7 @@ class Fleet:
 
     def _close(self, rec, ok, details):
         """Record the result, then post it; ``_sent`` marks it taken."""
-        self.journal.save(state=REPORT, ok=ok, details=details)
+        self._save(state=REPORT, ok=ok, details=details)
         _remove(self._part(rec["id"]))
         self._say(
             "result",
@@ -593,14 +613,14 @@ class Fleet:
         rec = self.journal.data
         if kind == ddi.FEEDBACK and execution == "closed" and rec.get("id") == aid:
             if rec.get("state") == REPORT:
-                self.journal.save(state=REPORTED)
+                self._save(state=REPORTED)
                 self._say("reported", "action %s: the server took the result" % aid)
             self.client.action = None
 
     def _refused_result(self, aid):
         rec = self.journal.data
         if rec.get("id") == aid and rec.get("state") == REPORT:
-            self.journal.save(state=REPORTED, refused=True)
+            self._save(state=REPORTED, refused=True)
             self.client.action = None
 
 
