@@ -101,3 +101,63 @@ def test_goosebit_shows_the_modems_end_506(rollout, tmp_path):
     assert seen["last_state"] == "Error", seen
     assert "END: 506: FOTA firmware MD5 check error" in _log(gb, "fleet-506")
     assert [n for n, _t in said].count("result") == 1, said
+
+
+def test_a_delta_chain_each_package_offered_by_its_source(goosebit, tmp_path):
+    # A06 -> A07 and A07 -> A08 on one feed: a modem on A06 is offered only the first;
+    # its configData after the update (now A07) makes gooseBit offer the second.
+    gb = goosebit
+    revs = [A07.replace("A07", r) for r in ("A06", "A07", "A08")]
+    images = []
+    for src, dst in zip(revs, revs[1:]):
+        image = tmp_path / ("EC200T_%s_%s.bin" % (src[13:16], dst[13:16]))
+        image.write_bytes(os.urandom(40_003))
+        out = tmp_path / (image.name + ".swu")
+        build(str(image), "EC200T", src, dst, str(out))
+        status, doc = gb.api.upload(out.read_bytes(), out.name)
+        assert status == 200, doc
+        gb.api.rollout("chain " + dst[13:16], "chain", doc["id"])
+        images.append(image.read_bytes())
+    dev, token = "fleet-chain", "tok-chain-0123456789"
+    gb.api.put_devices([dev], auth_token=token, feed="chain")
+    m = sim_model.Modem(
+        revision=revs[0],
+        new_revision=revs[1],
+        expect_md5=hashlib.md5(images[0]).hexdigest(),
+        baud=921_600,
+        timing=sim_model.FAST,
+        seed=13,
+    )
+    said = []
+    waits = {k + "_ms": int(v * 1000) for k, v in sim_model.FILE_WAITS.items()}
+    done = []
+    with PtySimulator(m) as sim:
+        f = fleet.Fleet(
+            HttpTransport(timeout=15),
+            fleet.DriverUpdater(lambda: SerialPort(sim.path, 921_600), timeouts=waits),
+            gb.base,
+            "DEFAULT",
+            dev,
+            token=token,
+            folder=str(tmp_path / "fleet"),
+            room=1 << 22,
+            on_event=lambda n, t: said.append((n, t)),
+            sleep_min=1000,
+        )
+        f.start()
+        end = time.monotonic() + 180
+        while len(done) < 2 and time.monotonic() < end:
+            time.sleep(min(f.step(), 1000) / 1000)
+            rec = f.journal.data
+            if rec.get("state") == fleet.REPORTED and rec["id"] not in done:
+                done.append(rec["id"])
+                m.new_revision = revs[2]  # the simulator's next package: A07 -> A08
+                m.expect_md5 = hashlib.md5(images[1]).hexdigest()
+        f.step()
+    results = [t for n, t in said if n == "result"]
+    assert len(done) == 2 and len(results) == 2, said
+    assert "revision EC200TCNDAR02A07M16" in results[0], results
+    assert "revision EC200TCNDAR02A08M16" in results[1], results
+    seen = gb.api.devices()[dev]
+    assert seen["last_state"] == "Finished" and seen["hardware"]["revision"] == revs[2], seen
+    assert m.revision == revs[2]
