@@ -103,11 +103,12 @@ def test_goosebit_shows_the_modems_end_506(rollout, tmp_path):
     assert [n for n, _t in said].count("result") == 1, said
 
 
-def test_a_delta_chain_each_package_offered_by_its_source(goosebit, tmp_path):
-    # A06 -> A07 and A07 -> A08 on one feed: a modem on A06 is offered only the first;
-    # its configData after the update (now A07) makes gooseBit offer the second.
+def test_goosebit_delta_chain_each_package_offered_by_its_source(goosebit, tmp_path):
+    # A10 -> A11 and A11 -> A12 on one feed: a modem on A10 is offered only the first;
+    # its configData after the update (now A11) makes gooseBit offer the second. (Other
+    # revisions than the module's rollout: gooseBit refuses a second A07 -> A08.)
     gb = goosebit
-    revs = [A07.replace("A07", r) for r in ("A06", "A07", "A08")]
+    revs = [A07.replace("A07", r) for r in ("A10", "A11", "A12")]
     images = []
     for src, dst in zip(revs, revs[1:]):
         image = tmp_path / ("EC200T_%s_%s.bin" % (src[13:16], dst[13:16]))
@@ -151,13 +152,13 @@ def test_a_delta_chain_each_package_offered_by_its_source(goosebit, tmp_path):
             rec = f.journal.data
             if rec.get("state") == fleet.REPORTED and rec["id"] not in done:
                 done.append(rec["id"])
-                m.new_revision = revs[2]  # the simulator's next package: A07 -> A08
+                m.new_revision = revs[2]  # the simulator's next package: A11 -> A12
                 m.expect_md5 = hashlib.md5(images[1]).hexdigest()
         f.step()
     results = [t for n, t in said if n == "result"]
     assert len(done) == 2 and len(results) == 2, said
-    assert "revision EC200TCNDAR02A07M16" in results[0], results
-    assert "revision EC200TCNDAR02A08M16" in results[1], results
+    assert "revision EC200TCNDAR02A11M16" in results[0], results
+    assert "revision EC200TCNDAR02A12M16" in results[1], results
     seen = gb.api.devices()[dev]
     assert seen["last_state"] == "Finished" and seen["hardware"]["revision"] == revs[2], seen
     assert m.revision == revs[2]
