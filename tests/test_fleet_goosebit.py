@@ -38,7 +38,14 @@ def rollout(goosebit, tmp_path_factory):
     return goosebit, image.read_bytes()
 
 
-def _update(gb, image, dev, tmp_path, faults=()):
+class Reset(BaseException):
+    """An MCU reset: nothing in RAM survives, the flash does (not an Exception: nothing
+    on the way out may handle it)."""
+
+
+def _update(gb, image, dev, tmp_path, faults=(), reset_in=None, transport=None):
+    """Run fleet against gooseBit until the action is reported. ``reset_in``: a callable
+    (events of the engine) that raises Reset once; then a new Fleet (same folder) goes on."""
     token = "tok-" + dev + "-0123456789"
     gb.api.put_devices([dev], auth_token=token, feed="fleet")
     m = sim_model.Modem(
@@ -52,28 +59,45 @@ def _update(gb, image, dev, tmp_path, faults=()):
     )
     said = []
     waits = {k + "_ms": int(v * 1000) for k, v in sim_model.FILE_WAITS.items()}
+    resets = 0
     with PtySimulator(m) as sim:
-        f = fleet.Fleet(
-            HttpTransport(timeout=15),
-            fleet.DriverUpdater(lambda: SerialPort(sim.path, 921_600), timeouts=waits),
-            gb.base,
-            "DEFAULT",
-            dev,
-            token=token,
-            folder=str(tmp_path / "fleet"),
-            room=1 << 22,
-            on_event=lambda n, t: said.append((n, t)),
-            sleep_min=1000,  # gooseBit is told to ask for a poll every second
-        )
-        f.start()
+
+        def make():
+            return fleet.Fleet(
+                transport or HttpTransport(timeout=15),
+                fleet.DriverUpdater(
+                    lambda: SerialPort(sim.path, 921_600), on_event=reset_in, timeouts=waits
+                ),
+                gb.base,
+                "DEFAULT",
+                dev,
+                token=token,
+                folder=str(tmp_path / "fleet"),
+                room=1 << 22,
+                on_event=lambda n, t: said.append((n, t)),
+                sleep_min=1000,  # gooseBit is told to ask for a poll every second
+            )
+
+        f = None
         end = time.monotonic() + 120
         while time.monotonic() < end:
-            time.sleep(min(f.step(), 1000) / 1000)
+            try:
+                if f is None:  # boot, or the boot after a reset: a new Fleet, same flash
+                    f = make()
+                    f.start()
+                time.sleep(min(f.step(), 1000) / 1000)
+            except Reset:
+                resets += 1
+                said.append(("reset", ""))
+                f = None
+                continue
             if f.journal.data.get("state") == fleet.REPORTED:
                 f.step()  # the configData after the update
                 break
-    assert f.journal.data.get("state") == fleet.REPORTED, said
+    assert f is not None and f.journal.data.get("state") == fleet.REPORTED, said
     assert token not in repr(said)
+    if reset_in is not None or transport is not None:
+        assert resets == 1, said
     return m, gb.api.devices()[dev], said
 
 
@@ -162,3 +186,52 @@ def test_goosebit_delta_chain_each_package_offered_by_its_source(goosebit, tmp_p
     seen = gb.api.devices()[dev]
     assert seen["last_state"] == "Finished" and seen["hardware"]["revision"] == revs[2], seen
     assert m.revision == revs[2]
+
+
+def test_goosebit_mcu_reset_mid_upgrade_one_result(rollout, tmp_path):
+    gb, image = rollout
+    from qfota.session import EV_UPDATING
+
+    hit = []
+
+    def reset_in(ev, a, b):
+        if ev == EV_UPDATING and not hit:
+            hit.append(a)
+            raise Reset()
+
+    m, seen, said = _update(gb, image, "fleet-reset-up", tmp_path, reset_in=reset_in)
+    assert hit and m.revision == A08
+    assert [n for n, _t in said].count("result") == 1, said
+    assert any(n == "resume" and "following the modem" in t for n, t in said), said
+    assert seen["last_state"] == "Finished" and seen["sw_version"] == A08, seen
+
+
+def test_goosebit_mcu_reset_mid_download_resumes_one_result(rollout, tmp_path):
+    gb, image = rollout
+    ranges = []
+
+    class Cut(HttpTransport):
+        """Resets the MCU after 10 KB of the second range reached the flash."""
+
+        def request(self, method, url, headers=(), body=None, sink=None, limit=4096):
+            if sink is not None:
+                ranges.append(dict(headers).get("Range"))
+                if len(ranges) == 2:
+                    sink = _Short(sink)
+            return super().request(method, url, headers, body, sink, limit)
+
+    class _Short:
+        def __init__(self, sink):
+            self.sink, self.n = sink, 0
+
+        def write(self, buf, off, n):
+            if self.n + n > 10_000:
+                self.sink.write(buf, off, 10_000 - self.n)
+                raise Reset()
+            self.n += n
+            return self.sink.write(buf, off, n)
+
+    m, seen, said = _update(gb, image, "fleet-reset-dl", tmp_path, transport=Cut(timeout=15))
+    assert m.revision == A08 and [n for n, _t in said].count("result") == 1, said
+    assert ranges == ["bytes=0-32767", "bytes=32768-60975", "bytes=42768-60975"], ranges
+    assert seen["last_state"] == "Finished", seen
