@@ -875,4 +875,28 @@ def case_fleet_a_journal_that_fails_is_reported_and_the_update_goes_on():
     assert [t for n, t in said if n == "failed" and t.startswith("journal not written")], said
 
 
+def case_fleet_without_tls_downloads_from_download_http():
+    art = pattern(900)
+    srv, upd, path, clk = Server(), Updater(), folder("notls"), Clock()
+    srv.artifact = art
+    https = "https://10.0.0.1:8080/DEFAULT/controller/v1/dev1/softwaremodules/3/artifacts/m.bin"
+    srv.offer("m.bin", link=https)
+    f = make(srv, upd, path, clk, tls=False)
+    f.start()
+    run_until_quiet(f, clk, 2)
+    got = [u for m, u, h, b in srv.requests if "/artifacts/" in u]
+    assert got and all(u.startswith("http://") for u in got), got
+    assert upd.images == [art]
+    # only an https link and no TLS: refused, stated
+    srv2, upd2 = Server(), Updater()
+    srv2.artifact = art
+    srv2.offer("m.bin", link=https)
+    del srv2.action["deployment"]["chunks"][0]["artifacts"][0]["_links"]["download-http"]
+    f = make(srv2, upd2, folder("notls2"), clk, tls=False)
+    f.start()
+    run_until_quiet(f, clk, 2)
+    assert upd2.images == [] and srv2.closed() == [("7", "closed", "failure")]
+    assert "TLS is off" in srv2.feedback[-1][1]["details"][0]
+
+
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

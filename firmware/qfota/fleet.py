@@ -126,6 +126,7 @@ class Fleet:
         folder="fleet",
         url_mode=False,
         download_auth=True,
+        tls=True,
         room=None,
         image_max=IMAGE_MAX,
         range_size=RANGE,
@@ -152,6 +153,7 @@ class Fleet:
         self.folder = folder
         self.url_mode = url_mode
         self.download_auth = download_auth
+        self.tls = tls
         self.room = room
         self.image_max = image_max
         self.range_size = range_size
@@ -370,7 +372,7 @@ class Fleet:
         if info["filename"].lower().endswith(".swu"):
             return None
         for link in (info["link_http"], info["link"]):
-            if link is not None and len(link) <= URL_MAX:
+            if link is not None and len(link) <= URL_MAX and (self.tls or link[:5] == "http:"):
                 from qfota.urls import check_url
 
                 try:
@@ -404,11 +406,17 @@ class Fleet:
 
     # ------------------------------------------------------------ download
     def _link(self, info):
-        link = info["link"] or info["link_http"]
-        if self.download_auth and not link.startswith(self.origin):
-            # The token goes to this server only: a link elsewhere is fetched without it.
-            return link, ()
-        return link, (self._auth if self.download_auth else ())
+        """The link to download from, and the headers it gets: https where the transport
+        has TLS (on the modem, an SSL context set up for it), else the plain http one
+        hawkBit offers as download-http. ``(None, ())`` when there is none to use."""
+        order = (info["link"], info["link_http"]) if self.tls else (info["link_http"], info["link"])
+        for link in order:
+            if link is not None and (self.tls or link.startswith("http:")):
+                if not self.download_auth or not link.startswith(self.origin):
+                    # The token goes to this server only: elsewhere it is fetched without.
+                    return link, ()
+                return link, self._auth
+        return None, ()
 
     def _download(self, rec, info):
         """The artifact into ``folder/<id>.bin`` in ranges; True when complete, None when
@@ -421,6 +429,9 @@ class Fleet:
             _remove(path)
             have = 0
         link, auth = self._link(info)
+        if link is None:
+            self._close(rec, False, ["DOWNLOAD: no plain http link, and TLS is off"])
+            return None
         self._progress(aid, 1, "download: %d of %d bytes" % (have, size))
         restarted = False
         while have < size:
