@@ -23,9 +23,9 @@ The PDP context comes up first, as URL mode does (``AT+QIACT?``, ``AT+QIACT=<cid
 The body is binary and never scanned: the core knows its length from ``+QHTTPGET``.
 ``body_taken`` keeps the last ``HOLD`` bytes in ``tail`` (a copy of at most ``HOLD``
 bytes per call, no allocation): a short body is followed by the modem's own
-``OK``/``+QHTTPREAD: 717`` and a reboot by ``RDY``, which would be taken for body bytes;
-when the body goes quiet the core reads the tail's last line, and the driver writes the
-tail to the sink only once ``+QHTTPREAD: 0`` has confirmed it. A response without a
+``OK``/``+QHTTPREAD: 717`` and a reboot by ``RDY`` and the boot URCs, which come as body
+bytes; when the body goes quiet the core reads the tail's last line, and the driver writes
+the tail to the sink only once ``+QHTTPREAD: 0`` has confirmed it. A response without a
 length (chunked) is read up to the ``OK``/``+QHTTPREAD`` trailer, only for bodies up to
 ``limit``. Every value that goes into an AT line or the raw request is checked first
 (``qfota.checks.bad_char``): nothing from a caller or a server can end a line or add a
@@ -49,7 +49,10 @@ URL_MAX = const(700)  # AT+QHTTPURL=<len>: 1-700
 DATA_MAX = const(65536)  # qfota's bound on a request (headers and body) written after CONNECT
 HEADERS_MAX = const(16)
 VALUE_MAX = const(1024)
-HOLD = const(32)  # body bytes held back: more than "\r\nOK\r\n\r\n+QHTTPREAD: 717\r\n"
+# Body bytes held back: the modem's own lines that follow a short body ("\r\nOK\r\n\r\n
+# +QHTTPREAD: 717\r\n", 25 bytes) or a reboot (RDY and the boot URCs, about 100 bytes)
+# fit, so they are found there and never reach the sink.
+HOLD = const(128)
 _TRAILER_MAX = const(40)  # the OK/+QHTTPREAD trailer of a body without a length
 
 # The waits of this module, in ms; each can be overridden by name. The modem's own
@@ -93,6 +96,7 @@ STEPS = {
 # fmt: on
 _URCS = {"get": b"+QHTTPGET:", "get_raw": b"+QHTTPGET:", "post": b"+QHTTPPOST:"}
 _READ_URC = b"+QHTTPREAD:"
+_PDPDEACT = b'+QIURC: "pdpdeact"'
 _SET_BY_US = ("host", "content-length", "transfer-encoding")
 _SECRET = ("authorization", "proxy-authorization")
 _METHODS = ("GET", "PUT", "POST")
@@ -108,6 +112,7 @@ _LF = const(6)  # a READ's CONNECT ended by CR: its LF may follow
 
 _CR = const(13)
 _LF_BYTE = const(10)
+_PLUS = const(43)
 _EVENTS_MAX = const(32)
 
 
@@ -285,6 +290,7 @@ class HttpAt:
         self._ok = False
         self._result = None  # (err, code, length) of +QHTTPGET/+QHTTPPOST
         self._stop = False
+        self._plus = False
         self._acc = None
         self._scan = 0
         self._data = b""
@@ -387,9 +393,13 @@ class HttpAt:
         self.tail_n = t
         self.got += k
         self.body_left -= k
-        self._last = now
         self._checked = False
-        self._deadline = ticks_add(now, self._read_wait)
+        c = buf[off + k - 1]
+        if c != _LF_BYTE and c != _CR:
+            # Body. A block ending a line may be a URC after the end of a short body: it
+            # does not keep the wait (or the quiet that checks the tail) from running out.
+            self._last = now
+            self._deadline = ticks_add(now, self._read_wait)
         if not self.body_left:
             self._phase = _TAIL
             self._deadline = ticks_add(now, self.timeouts[_CMD])
@@ -501,7 +511,10 @@ class HttpAt:
                 j += 1
             if j < end:
                 j += 1
-            self._last = now
+            if self.state != "drain":
+                self._last = now
+            else:
+                self._drained(data, i, j, now)
             self._framer.feed(data, i, j)
             i = j
             if self.done:
@@ -513,6 +526,17 @@ class HttpAt:
                     self._start_body(now)
                     return i - start
         return end - start
+
+    def _drained(self, data, i, j, now):
+        # What is left of a failed request keeps the drain going; URCs (lines that begin
+        # with "+": the network's, the modem's own) may come at any time and do not.
+        while i < j and (data[i] == _CR or data[i] == _LF_BYTE):
+            i += 1
+        if i < j:
+            if not self._framer.pending():
+                self._plus = data[i] == _PLUS
+            if not self._plus:
+                self._last = now
 
     def _start_body(self, now):
         self._last = now
@@ -549,14 +573,18 @@ class HttpAt:
                 self._fail(err, None, MODEM)
             self._maybe_next(now)
             return
-        if urc.starts_with(buf, 0, n, _READ_URC):
+        if urc.starts_with(buf, 0, n, _PDPDEACT):
+            self._ready = False  # the network dropped the context: up again next time
+            self._event(EV_LOG, "PDP context deactivated by the network")
+            return
+        if name == "read" and urc.starts_with(buf, 0, n, _READ_URC):
             err = self._numbers(buf, n, len(_READ_URC))[0]
             if err:
                 detail = None
                 if self.length is not None and self.got < self.length:
                     detail = "the body stopped at %d of %d bytes" % (self.got, self.length)
                 self._fail(err, detail, MODEM, "HTTPREAD")
-            if name == "read" and phase == _TAIL:
+            if phase == _TAIL:
                 self._result = (0,)
                 self._maybe_next(now)
             return
@@ -572,7 +600,7 @@ class HttpAt:
                     self._event(EV_TX, self._url.decode() if name == "url" else self._shown)
                 self._wait(now, "input_ms", self.timeouts[_CMD])
                 return
-        if phase == _TAIL and not self._ok and n and buf[0] != 43 and printable(buf, n):
+        if phase == _TAIL and not self._ok and n and buf[0] != _PLUS and printable(buf, n):
             if not (n == 2 and urc.starts_with(buf, 0, n, b"OK")) and not (
                 n == 5 and urc.starts_with(buf, 0, n, b"ERROR")
             ):
@@ -749,41 +777,47 @@ class HttpAt:
         if self._deadline is not None and ticks_diff(now, self._deadline) >= 0:
             self._timeout()
 
-    def _tail_line(self):
-        """The last line in ``tail`` when the tail ends a line; else None."""
+    def _tail_lines(self):
+        """The lines of ``tail`` that CR/LF end on both sides (the first may be cut), last first."""
         t = self.tail
         e = self.tail_n
         if not e or t[e - 1] not in (_CR, _LF_BYTE):
-            return None
-        while e and t[e - 1] in (_CR, _LF_BYTE):
-            e -= 1
-        s = e
-        while s and t[s - 1] not in (_CR, _LF_BYTE):
-            s -= 1
-        return bytes(t[s:e]) if s < e else None
+            return []
+        out = []
+        while True:
+            while e and t[e - 1] in (_CR, _LF_BYTE):
+                e -= 1
+            s = e
+            while s and t[s - 1] not in (_CR, _LF_BYTE):
+                s -= 1
+            if s == 0 or s == e:
+                return out
+            out.append(bytes(t[s:e]))
+            e = s
 
     def _check_tail(self):
-        line = self._tail_line()
-        if line is None:
-            return
-        n = len(line)
-        kind = self._urc.parse(line, n)
-        if kind in (urc.RDY, urc.BOOT):
-            self._fail(
-                None,
-                "the modem rebooted (RDY) during the body, at about %d of %d bytes"
-                % (self.got, self.length or 0),
-            )
-        if urc.starts_with(line, 0, n, _READ_URC):
-            try:
-                err = int(text(line, n)[len(_READ_URC) :].strip())
-            except ValueError:
-                return
-            self._fail(
-                err or None,
-                "the body stopped short of %d bytes" % (self.length or 0),
-                MODEM if err else FAILED,
-            )
+        """The body went quiet: the modem's own lines in its last bytes end it. A short body
+        is followed by ``OK`` and ``+QHTTPREAD: <err>``, a reboot by ``RDY`` and boot URCs
+        (other URCs may come after either)."""
+        for line in self._tail_lines():
+            n = len(line)
+            kind = self._urc.parse(line, n)
+            if kind in (urc.RDY, urc.BOOT):
+                self._fail(
+                    None,
+                    "the modem rebooted (RDY) during the body, at about %d of %d bytes"
+                    % (self.got, self.length or 0),
+                )
+            if urc.starts_with(line, 0, n, _READ_URC):
+                try:
+                    err = int(text(line, n)[len(_READ_URC) :].strip())
+                except ValueError:
+                    return
+                self._fail(
+                    err or None,
+                    "the body stopped short of %d bytes" % (self.length or 0),
+                    MODEM if err else FAILED,
+                )
 
     def _timeout(self):
         name = self.state
