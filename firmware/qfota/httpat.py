@@ -1,7 +1,7 @@
 """The modem's HTTP(S) AT commands as a sans-I/O core: one request at a time, bytes in,
 command lines, raw bytes and events out (``qfota.httpdrv`` is its driver).
 
-The commands (Quectel's HTTP(S) AT manuals; README, "Updates from a server"):
+The commands (Quectel's HTTP(S) AT manuals; docs/FIELD.md, "HTTP AT commands"):
 ``AT+QHTTPCFG``, ``AT+QHTTPURL`` + CONNECT + the URL, ``AT+QHTTPGET``/``AT+QHTTPPOST``
 (+ CONNECT + the raw request or body) and ``+QHTTPGET: <err>,<code>,<length>`` later,
 ``AT+QHTTPREAD`` + CONNECT + the body as raw bytes + ``OK`` + ``+QHTTPREAD: <err>``.
