@@ -95,6 +95,7 @@ STEPS = {
 }
 # fmt: on
 _URCS = {"get": b"+QHTTPGET:", "get_raw": b"+QHTTPGET:", "post": b"+QHTTPPOST:"}
+_LOST = (708, 709)  # network not configured, deactivated: the context is not up
 _READ_URC = b"+QHTTPREAD:"
 _PDPDEACT = b'+QIURC: "pdpdeact"'
 _SET_BY_US = ("host", "content-length", "transfer-encoding")
@@ -282,6 +283,7 @@ class HttpAt:
         self._out = None
         self._deadline = None
         self._last = 0
+        self._now = 0
         self._checked = True
         self._plan = []
         self._i = 0
@@ -291,6 +293,7 @@ class HttpAt:
         self._result = None  # (err, code, length) of +QHTTPGET/+QHTTPPOST
         self._stop = False
         self._plus = False
+        self._retried = False
         self._acc = None
         self._scan = 0
         self._data = b""
@@ -330,19 +333,36 @@ class HttpAt:
             "post": (len(data), in_s, rsp_s),
             "read": max(1, r["read_ms"] // 1000),
         }
-        plan = []
-        if self._dirty:
-            plan.append("drain")
+        self._retried = False
+        self._plan = self._make_plan(self._dirty)
+        self._dirty = True  # until it ends well
+        self._step(0, now)
+
+    def _make_plan(self, drain):
+        plan = ["drain"] if drain else []
         if not self._ready:
             plan += ["cid", "rsphdr", "qiact?", "qiact"]
         if self._rh != self._want_rh:
             plan.append("reqhdr")
         plan.append("url")
-        plan.append("post" if method != "GET" else "get_raw" if rh else "get")
+        plan.append("post" if self.method != "GET" else "get_raw" if self._want_rh else "get")
         plan.append("read")
-        self._plan = plan
-        self._dirty = True  # until it ends well
+        return plan
+
+    def _again(self, now, why, rebooted=False):
+        """The modem lost what the core set up (it rebooted since the last request, say
+        during a FILE update run by another driver on this port): before the request went
+        out, set it all up again, once. False when that was done already."""
+        if self._retried:
+            return False
+        self._retried = True
+        self._ready = False
+        self._rh = None
+        self._event(EV_LOG, "%s: setting up the modem's HTTP again" % why)
+        self._at.cancel()
+        self._plan = self._make_plan(rebooted)
         self._step(0, now)
+        return True
 
     def take_output(self):
         """The next bytes to write (a command line, the URL or the request), or None."""
@@ -497,6 +517,7 @@ class HttpAt:
         self.state = "DONE"
 
     def _feed(self, data, start, end, now):
+        self._now = now
         i = start
         while i < end:
             if self._phase == _LF:
@@ -538,6 +559,15 @@ class HttpAt:
             if not self._plus:
                 self._last = now
 
+    def _sent(self):
+        """The request may have gone to the network (its data or a plain GET is out)."""
+        name = self.state
+        if name == "read":
+            return True
+        if name not in _URCS:
+            return False
+        return self._phase != _CMD_SENT or name == "get" and self._ok
+
     def _start_body(self, now):
         self._last = now
         if self.length is None:
@@ -553,11 +583,13 @@ class HttpAt:
             self._phase = _TAIL
 
     def _on_line(self, buf, n):
-        now = self._last
+        now = self._now
         if self.trace:
             self._event(EV_RX, self._hide(text(buf, n)))
         kind = self._urc.parse(buf, n)
         if kind == urc.RDY and self.state != "drain":
+            if not self._sent() and self._again(now, "the modem rebooted (RDY)", True):
+                return
             self._fail(None, "the modem rebooted (RDY) during the request")
         if kind == urc.BOOT or kind == urc.RDY:
             return
@@ -569,6 +601,8 @@ class HttpAt:
         if prefix is not None and urc.starts_with(buf, 0, n, prefix):
             self._result = self._numbers(buf, n, len(prefix))
             err = self._result[0]
+            if err in _LOST and self._again(now, "+%s: %d" % (prefix.decode()[1:-1], err)):
+                return  # the context is down: the request never left the modem
             if err:
                 self._fail(err, None, MODEM)
             self._maybe_next(now)
@@ -673,6 +707,8 @@ class HttpAt:
         cmd = self._at.command_text()
         if answer == CME:
             cme = self._at.cme or ""
+            if cme == "730" and self.state in _URCS and self._again(self._now, cmd + ": 730"):
+                return  # invalid parameter: requestheader is not what the core set
             if cme.isdigit():
                 self._fail(int(cme), "+CME ERROR to %s" % cmd, MODEM)
             self._fail(None, "modem answered +CME ERROR: %s to %s" % (cme, cmd))
