@@ -656,6 +656,26 @@ def case_token_never_in_events_or_errors():
     assert m.requests[-1][2]["authorization"] == "TargetToken " + TOKEN
 
 
+def case_an_event_handler_that_raises_stops_only_that_request():
+    class Stop(Exception):
+        pass
+
+    def handler(ev, a, b):
+        if ev == EV_RX:
+            raise Stop(a)
+
+    m = HttpModem(json_server)
+    t, ev, _u = transport(m, on_event=handler)
+    try:
+        t.request("GET", "http://h/x")
+    except Stop:
+        pass
+    else:
+        raise AssertionError("the handler's exception was lost")
+    t.on_event = None
+    assert t.request("GET", "http://h/x")[0] == 200
+
+
 def case_event_numbers_are_the_sessions():
     # One handler (qfota.report) reads the events of both cores.
     assert (EV_LOG, EV_TX, EV_RX) == (S.EV_LOG, S.EV_TX, S.EV_RX)

@@ -84,6 +84,10 @@ class ModemTransport:
         except OSError as e:
             self._unlock()
             core.abort("the port failed: %s (device unplugged?)" % (e,), FAILED)
+        except BaseException:  # from on_event or the sink's caller: the next request may run
+            self._unlock()
+            core.abort("stopped by the caller", FAILED)
+            raise
         finally:
             self._unlock()
         self._deliver()
