@@ -430,6 +430,22 @@ def case_pdp_context_brought_up_with_the_apn():
     assert m.commands[i + 1 : i + 3] == [b'AT+QICSGP=3,1,"iot.example","","",1', b"AT+QIACT=3"]
 
 
+def case_https_with_the_products_ssl_context():
+    m = HttpModem(json_server)
+    t, ev, _u = transport(m, sslctxid=1)
+    assert t.request("GET", "https://h:8443/x", (AUTH,))[0] == 200
+    i = m.commands.index(b'AT+QHTTPCFG="responseheader",0')
+    assert m.commands[i + 1] == b'AT+QHTTPCFG="sslctxid",1', m.commands
+    assert m.urls == [b"https://h:8443/x"]
+    for bad in (6, -1, "1"):
+        try:
+            ModemTransport(None, sslctxid=bad)
+        except FotaError as e:
+            assert e.kind == "refused" and "sslctxid" in str(e), str(e)
+        else:
+            raise AssertionError("sslctxid %r taken" % (bad,))
+
+
 def case_no_body_when_the_length_is_0_or_the_status_not_2xx_into_a_sink():
     data, server = files(1000)
     m = HttpModem(server)

@@ -83,6 +83,7 @@ STEPS = {
     "drain":   ("HTTP",     None,                                 _DRAIN,    "quiet_ms",    None),
     "cid":     ("PDP",      b'AT+QHTTPCFG="contextid",%d',        _PLAIN,    _CMD,          None),
     "rsphdr":  ("HTTPCFG",  b'AT+QHTTPCFG="responseheader",0',    _PLAIN,    _CMD,          None),
+    "ssl":     ("HTTPCFG",  b'AT+QHTTPCFG="sslctxid",%d',         _PLAIN,    _CMD,          None),
     "qiact?":  ("PDP",      b"AT+QIACT?",                         _PLAIN,    _CMD,          b"+QIACT:"),
     "qicsgp":  ("PDP",      b'AT+QICSGP=%d,1,"%s","","",1',       _PLAIN,    _CMD,          None),
     "qiact":   ("PDP",      b"AT+QIACT=%d",                       _PLAIN,    "pdp_ms",      None),
@@ -245,12 +246,16 @@ class HttpAt:
 
     ``cid``: the PDP context (``AT+QHTTPCFG="contextid"``, ``AT+QIACT``); ``apn``: set with
     ``AT+QICSGP`` when the context must be brought up; ``timeouts``: ``TIMEOUTS`` by name;
-    ``trace``: EV_TX/EV_RX events of every line (Authorization redacted).
+    ``trace``: EV_TX/EV_RX events of every line (Authorization redacted); ``sslctxid``: for
+    https, the SSL context the product configured (``AT+QSSLCFG``), sent with
+    ``AT+QHTTPCFG="sslctxid"`` (Quectel's range 0-5).
     """
 
-    def __init__(self, cid=1, apn=None, timeouts=None, trace=False):
+    def __init__(self, cid=1, apn=None, timeouts=None, trace=False, sslctxid=None):
         if not isinstance(cid, int) or not 1 <= cid <= CID_MAX:
             raise refuse("PARAMS", "cid must be 1-%d" % CID_MAX)
+        if sslctxid is not None and not (isinstance(sslctxid, int) and 0 <= sslctxid <= 5):
+            raise refuse("PARAMS", "sslctxid must be 0-5")
         if apn is not None:
             from qfota.checks import check_text
 
@@ -258,6 +263,7 @@ class HttpAt:
         self.timeouts = check_timeouts(timeouts)
         self.cid = cid
         self.apn = apn
+        self.sslctxid = sslctxid  # https: the SSL context (AT+QSSLCFG) the product set up
         self.trace = trace
         self.tail = bytearray(HOLD)  # the last body bytes (see the module's doc)
         self.tail_n = 0
@@ -324,6 +330,7 @@ class HttpAt:
         in_s = max(1, r["input_ms"] // 1000)
         self._args = {
             "cid": self.cid,
+            "ssl": self.sslctxid,
             "qicsgp": (self.cid, (self.apn or "").encode()),
             "qiact": self.cid,
             "reqhdr": self._want_rh,
@@ -342,6 +349,8 @@ class HttpAt:
         plan = ["drain"] if drain else []
         if not self._ready:
             plan += ["cid", "rsphdr", "qiact?", "qiact"]
+            if self.sslctxid is not None:
+                plan.insert(plan.index("rsphdr") + 1, "ssl")
         if self._rh != self._want_rh:
             plan.append("reqhdr")
         plan.append("url")

@@ -42,7 +42,7 @@ class _Bytes:
 
 class ModemTransport:
     """``cid``, ``apn``, ``timeouts`` (``httpat.TIMEOUTS`` by name), ``trace`` (EV_TX/EV_RX
-    events, Authorization redacted) go to ``httpat.HttpAt``; ``on_event(ev, a, b)`` gets
+    events, Authorization redacted), ``sslctxid`` (https) go to ``httpat.HttpAt``; ``on_event(ev, a, b)`` gets
     its events between calls into it; ``rx``: the receive buffer's size."""
 
     def __init__(
@@ -55,8 +55,9 @@ class ModemTransport:
         on_event=None,
         rx=RX,
         lock_heap=False,
+        sslctxid=None,
     ):
-        self.core = HttpAt(cid, apn, timeouts, trace)
+        self.core = HttpAt(cid, apn, timeouts, trace, sslctxid)
         self.port = port
         self.on_event = on_event
         self.rx = bytearray(rx)
