@@ -22,6 +22,7 @@ from qfota_tools.transport.serial_port import SerialPort
 
 A07 = "EC200TCNDAR02A07M16_01.001.01.001"
 A08 = "EC200TCNDAR02A08M16_01.001.01.001"
+IDLE_POLL_GOAL = 600  # bytes per idle poll, request and answer (issue 17)
 HTTP_WAITS = {"response_ms": 15000, "read_ms": 15000, "command_ms": 3000, "pdp_ms": 5000}
 
 pytestmark = pytest.mark.timeout(300)
@@ -84,9 +85,22 @@ def _run(gb, image, dev, tmp_path, faults=()):
                 if f.journal.data.get("state") == fleet.REPORTED:
                     f.step()  # the configData after the update
                     break
+            # then an idle poll (nothing offered): its bytes as the simulated modem counts
+            # them, request and answer, headers included
+            seen = len(sim.http_log)
+            idle = None
+            end = time.monotonic() + 30
+            while idle is None and time.monotonic() < end:
+                time.sleep(min(f.step(), 1000) / 1000)
+                for e in sim.http_log[seen:]:
+                    if e["method"] == "GET" and e["path"] == "/DEFAULT/controller/v1/" + dev:
+                        idle = e
         finally:
             port.close()
         log = sim.http_log
+    assert idle is not None and idle["status"] == 200, log[-3:]
+    print("idle poll of %s: %d bytes up, %d down" % (dev, idle["up"], idle["down"]))
+    assert idle["up"] + idle["down"] <= IDLE_POLL_GOAL, idle
     assert f.journal.data.get("state") == fleet.REPORTED, said
     assert token not in repr(said) and token not in repr(http_events) and token not in repr(log)
     return m, gb.api.devices()[dev], said, http_events, log
