@@ -154,6 +154,8 @@ def test_mip_install_of_the_core_alone_imports(board):
         "swu.py",
         "fleet.py",
         "httpat.py",
+        "httpreq.py",
+        "httptail.py",
         "httpdrv.py",
     }
     assert names == sorted(set(SHIPPED) - shipped_elsewhere)

@@ -34,10 +34,9 @@ header. An ``Authorization`` value never appears in an event or an error.
 
 from qfota import urc
 from qfota.at import CME, ERROR, OK, PROTO, AtChannel, printable, text
-from qfota.compat import const, ticks_add, ticks_diff
-from qfota.defaults import APN_MAX, CID_MAX, TIMEOUT_MAX_MS
+from qfota.compat import const, release, ticks_add, ticks_diff
 from qfota.defaults import TIMEOUTS as _ENGINE
-from qfota.errors import FAILED, MODEM, REFUSED, TIMEOUT, FotaError, refuse
+from qfota.errors import FAILED, MODEM, TIMEOUT, FotaError, refuse
 from qfota.lines import LineFramer
 
 # Events (ev, a, b): the values of qfota.session's, so one handler (qfota.report) reads both.
@@ -45,10 +44,6 @@ EV_LOG = const(6)  # a: text
 EV_TX = const(8)  # a: a command line or the raw request sent (Authorization redacted)
 EV_RX = const(9)  # a: a line received
 
-URL_MAX = const(700)  # AT+QHTTPURL=<len>: 1-700
-DATA_MAX = const(65536)  # qfota's bound on a request (headers and body) written after CONNECT
-HEADERS_MAX = const(16)
-VALUE_MAX = const(1024)
 # Body bytes held back: the modem's own lines that follow a short body ("\r\nOK\r\n\r\n
 # +QHTTPREAD: 717\r\n", 25 bytes) or a reboot (RDY and the boot URCs, about 100 bytes)
 # fit, so they are found there and never reach the sink.
@@ -99,9 +94,6 @@ _URCS = {"get": b"+QHTTPGET:", "get_raw": b"+QHTTPGET:", "post": b"+QHTTPPOST:"}
 _LOST = (708, 709)  # network not configured, deactivated: the context is not up
 _READ_URC = b"+QHTTPREAD:"
 _PDPDEACT = b'+QIURC: "pdpdeact"'
-_SET_BY_US = ("host", "content-length", "transfer-encoding")
-_SECRET = ("authorization", "proxy-authorization")
-_METHODS = ("GET", "PUT", "POST")
 
 # Phases inside a step.
 _CMD_SENT = const(0)  # the command is out: its answer (or CONNECT)
@@ -118,128 +110,6 @@ _PLUS = const(43)
 _EVENTS_MAX = const(32)
 
 
-def check_timeouts(timeouts):
-    out = dict(TIMEOUTS)
-    for k, v in (timeouts or {}).items():
-        if k not in TIMEOUTS:
-            if k in _ENGINE:
-                continue  # the engine's other waits (one table for both): not used here
-            raise refuse("PARAMS", "unknown timeout %r" % (k,))
-        if not isinstance(v, int) or not 0 < v <= TIMEOUT_MAX_MS:
-            raise refuse("PARAMS", "timeout %s must be 1-%d ms" % (k[:-3], TIMEOUT_MAX_MS))
-        out[k] = v
-    return out
-
-
-def _bad(what, value, extra=""):
-    from qfota.checks import bad_char
-
-    bad = bad_char(value, extra)
-    if bad:
-        raise refuse("HTTP", "%s holds %s" % (what, bad))
-
-
-def parse_url(url):
-    """``(scheme, authority, target)`` of an absolute http(s) URL, or refused (the URL
-    itself is not repeated: it may hold a capability)."""
-    if not isinstance(url, str) or not url:
-        raise refuse("HTTP", "URL is empty")
-    _bad("URL", url, " #")
-    if len(url) > URL_MAX:
-        raise refuse("HTTP", "URL longer than %d bytes (%d)" % (URL_MAX, len(url)))
-    i = url.find("://")
-    scheme = url[:i].lower() if i > 0 else ""
-    if scheme not in ("http", "https"):
-        raise refuse("HTTP", "URL must start with http:// or https://")
-    rest = url[i + 3 :]
-    end = len(rest)
-    for ch in "/?":
-        k = rest.find(ch)
-        if 0 <= k < end:
-            end = k
-    authority = rest[:end]
-    target = rest[end:]
-    if "@" in authority:
-        raise refuse("HTTP", "URL holds credentials: give an Authorization header instead")
-    host = authority
-    colon = authority.rfind(":")
-    if colon >= 0 and "]" not in authority[colon:]:
-        port = authority[colon + 1 :]
-        if not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise refuse("HTTP", "URL port must be 1-65535")
-        host = authority[:colon]
-    if not host:
-        raise refuse("HTTP", "URL has no server")
-    if not target.startswith("/"):
-        target = "/" + target
-    return scheme, authority, target
-
-
-def _token(name):
-    if not isinstance(name, str) or not 0 < len(name) <= 64:
-        return False
-    for ch in name:
-        if not (ch.isalpha() or ch.isdigit() or ch == "-") or ord(ch) > 126:
-            return False
-    return True
-
-
-def build_request(method, url, headers=(), body=None):
-    """The checked request: ``(authority, needs requestheader 1, raw request, its text for a
-    trace with secrets as ***, the secrets)``. Raises ``FotaError`` (REFUSED) before anything
-    is sent: a method, URL, header or body that could end a line or add one."""
-    if method not in _METHODS:
-        raise refuse("HTTP", "method must be GET, PUT or POST")
-    _scheme, authority, target = parse_url(url)
-    if body is not None and not isinstance(body, (bytes, bytearray)):
-        raise refuse("HTTP", "body must be bytes")
-    if method == "GET" and body is not None:
-        raise refuse("HTTP", "a GET has no body")
-    if method != "GET" and body is None:
-        body = b""
-    if not isinstance(headers, (tuple, list)) or len(headers) > HEADERS_MAX:
-        raise refuse("HTTP", "headers must be at most %d (name, value) pairs" % HEADERS_MAX)
-    lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + authority]
-    shown = list(lines)
-    secrets = []
-    for h in headers:
-        if not isinstance(h, tuple) or len(h) != 2 or not _token(h[0]):
-            raise refuse("HTTP", "a header name must be letters, digits and '-'")
-        name, value = h
-        low = name.lower()
-        if low in _SET_BY_US:
-            raise refuse("HTTP", "header %s is set by the transport" % name)
-        if not isinstance(value, str):
-            raise refuse("HTTP", "header %s must be text" % name)
-        _bad("header " + name, value)
-        if len(value) > VALUE_MAX:
-            raise refuse("HTTP", "header %s is longer than %d characters" % (name, VALUE_MAX))
-        lines.append("%s: %s" % (name, value))
-        if low in _SECRET:
-            secrets.append(value.encode())
-            sp = value.find(" ")  # "TargetToken <token>": the scheme may show
-            value = (value[: sp + 1] if sp > 0 else "") + "***"
-        shown.append("%s: %s" % (name, value))
-    if body is not None:
-        lines.append("Content-Length: %d" % len(body))
-        shown.append(lines[-1])
-    # requestheader 1 where the modem's own request would not do: headers, a PUT, or an
-    # empty body (AT+QHTTPPOST takes 1 byte at least)
-    raw = needs = bool(headers) or method == "PUT" or body == b""
-    if raw:
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-        data = head + bytes(body) if body else head
-        shown_text = "\\r\\n".join(shown) + "\\r\\n\\r\\n"
-        if body:
-            shown_text += "<%d body bytes>" % len(body)
-    else:
-        data = bytes(body) if body else b""
-        shown_text = "<%d body bytes>" % len(data)
-    if len(data) > DATA_MAX:
-        raise refuse("HTTP", "request is %d bytes, above %d" % (len(data), DATA_MAX))
-    return authority, needs, data, shown_text, secrets
-
-
 class HttpAt:
     """One HTTP request at a time through the modem; the PDP context and the sticky
     settings are remembered from one request to the next.
@@ -252,15 +122,12 @@ class HttpAt:
     """
 
     def __init__(self, cid=1, apn=None, timeouts=None, trace=False, sslctxid=None):
-        if not isinstance(cid, int) or not 1 <= cid <= CID_MAX:
-            raise refuse("PARAMS", "cid must be 1-%d" % CID_MAX)
-        if sslctxid is not None and not (isinstance(sslctxid, int) and 0 <= sslctxid <= 5):
-            raise refuse("PARAMS", "sslctxid must be 0-5")
-        if apn is not None:
-            from qfota.checks import check_text
+        from qfota import httpreq
 
-            check_text("APN", apn, APN_MAX)
-        self.timeouts = check_timeouts(timeouts)
+        self.timeouts = httpreq.check_options(TIMEOUTS, cid, apn, sslctxid, timeouts)
+        del httpreq
+        release("httpreq")
+        release("checks")
         self.cid = cid
         self.apn = apn
         self.sslctxid = sslctxid  # https: the SSL context (AT+QSSLCFG) the product set up
@@ -313,7 +180,14 @@ class HttpAt:
             raise FotaError("HTTP", None, "a request is already running", FAILED)
         if not isinstance(limit, int) or limit <= 0:
             raise refuse("HTTP", "limit must be > 0")
-        authority, rh, data, shown, secrets = build_request(method, url, headers, body)
+        from qfota import httpreq
+
+        try:
+            authority, rh, data, shown, secrets = httpreq.build_request(method, url, headers, body)
+        finally:
+            del httpreq
+            release("httpreq")
+            release("checks")
         self._reset()
         self.error = None
         self.done = False
@@ -459,6 +333,7 @@ class HttpAt:
 
     # ---------------------------------------------------------------- internals
     def _fail_with(self, err):
+        release("httptail")  # if a rare ending loaded it
         self.error = err
         self.done = True
         self.body_left = 0
@@ -520,6 +395,7 @@ class HttpAt:
         self._step(self._i + 1 + skip, now)
 
     def _finish(self):
+        release("httptail")
         self.done = True
         self._dirty = False
         self._deadline = None
@@ -761,8 +637,11 @@ class HttpAt:
         acc.extend(data[i:end])
         self._last = now
         self._deadline = ticks_add(now, self._read_wait)
-        at = self._find_trailer(acc)
-        if at is None:
+        from qfota.httptail import find_trailer
+
+        at = find_trailer(acc, self._scan, _READ_URC, _TRAILER_MAX)
+        if at[0] is None:
+            self._scan = at[1]
             if len(acc) > self.limit + _TRAILER_MAX:
                 self._fail(None, "response over %d bytes" % self.limit, FAILED, "HTTP")
             return end - i
@@ -777,34 +656,6 @@ class HttpAt:
             self._fail(None, "response over %d bytes" % self.limit, FAILED, "HTTP")
         self._finish()
         return end - i - extra
-
-    def _find_trailer(self, acc):
-        k = acc.find(b"\r\nOK\r\n", max(0, self._scan - _TRAILER_MAX))
-        while k >= 0:
-            j = k + 6
-            while j < len(acc) and acc[j] in (_CR, _LF_BYTE):
-                j += 1
-            if len(acc) - j < len(_READ_URC) + 2:
-                self._scan = k
-                return None  # not all there yet
-            if acc[j : j + len(_READ_URC)] == _READ_URC:
-                e = acc.find(b"\r", j)
-                if e < 0:
-                    e = acc.find(b"\n", j)
-                if e < 0:
-                    self._scan = k
-                    return None
-                try:
-                    err = int(bytes(acc[j + len(_READ_URC) : e]).strip())
-                except ValueError:
-                    err = None
-                if err is not None:
-                    if e + 1 < len(acc) and acc[e + 1] == _LF_BYTE:
-                        e += 1
-                    return k, e + 1, err
-            k = acc.find(b"\r\nOK\r\n", k + 1)
-        self._scan = len(acc)
-        return None
 
     def _poll(self, now):
         if self.state == "drain":
@@ -822,47 +673,25 @@ class HttpAt:
         if self._deadline is not None and ticks_diff(now, self._deadline) >= 0:
             self._timeout()
 
-    def _tail_lines(self):
-        """The lines of ``tail`` that CR/LF end on both sides (the first may be cut), last first."""
-        t = self.tail
-        e = self.tail_n
-        if not e or t[e - 1] not in (_CR, _LF_BYTE):
-            return []
-        out = []
-        while True:
-            while e and t[e - 1] in (_CR, _LF_BYTE):
-                e -= 1
-            s = e
-            while s and t[s - 1] not in (_CR, _LF_BYTE):
-                s -= 1
-            if s == 0 or s == e:
-                return out
-            out.append(bytes(t[s:e]))
-            e = s
-
     def _check_tail(self):
-        """The body went quiet: the modem's own lines in its last bytes end it. A short body
-        is followed by ``OK`` and ``+QHTTPREAD: <err>``, a reboot by ``RDY`` and boot URCs
-        (other URCs may come after either)."""
-        for line in self._tail_lines():
-            n = len(line)
-            kind = self._urc.parse(line, n)
-            if kind in (urc.RDY, urc.BOOT):
-                self._fail(
-                    None,
-                    "the modem rebooted (RDY) during the body, at about %d of %d bytes"
-                    % (self.got, self.length or 0),
-                )
-            if urc.starts_with(line, 0, n, _READ_URC):
-                try:
-                    err = int(text(line, n)[len(_READ_URC) :].strip())
-                except ValueError:
-                    return
-                self._fail(
-                    err or None,
-                    "the body stopped short of %d bytes" % (self.length or 0),
-                    MODEM if err else FAILED,
-                )
+        """The body went quiet: the modem's own lines in its last bytes end it."""
+        from qfota import httptail
+
+        v = httptail.verdict(self.tail, self.tail_n, self._urc, _READ_URC)
+        if v is None:
+            return
+        if v[0] == httptail.REBOOTED:
+            self._fail(
+                None,
+                "the modem rebooted (RDY) during the body, at about %d of %d bytes"
+                % (self.got, self.length or 0),
+            )
+        err = v[1]
+        self._fail(
+            err or None,
+            "the body stopped short of %d bytes" % (self.length or 0),
+            MODEM if err else FAILED,
+        )
 
     def _timeout(self):
         name = self.state
@@ -886,4 +715,4 @@ class HttpAt:
         self._fail(None, "timeout: " + what, TIMEOUT)
 
 
-__all__ = ("HttpAt", "build_request", "parse_url", "STEPS", "TIMEOUTS", "REFUSED")
+__all__ = ("HttpAt", "STEPS", "TIMEOUTS", "HOLD")
