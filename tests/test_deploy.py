@@ -19,7 +19,7 @@ REPO = build_package.REPO
 ENGINE = sorted(p.name for p in (REPO / "firmware" / "qfota").glob("*.py"))
 HOST_ONLY = ["info.py", "relay.py", "runner.py", "tty.py"]  # unix port / host only: never on an MCU
 SHIPPED = sorted(set(ENGINE) - set(HOST_ONLY))  # what an MCU board gets
-PACKAGES = ("qfota-core", "qfota-url", "qfota-app", "qfota-fleet")  # for every board
+PACKAGES = ("qfota-core", "qfota-url", "qfota-http", "qfota-app", "qfota-fleet")  # for every board
 UNIX = "qfota-unix"  # the unix port only (boards/unix.py imports qfota.tty and qfota.runner)
 
 
@@ -147,7 +147,18 @@ def test_mip_install_of_the_core_alone_imports(board):
     root, dev = board
     mpremote(dev, "mip", "install", str(package_json("qfota-core")))
     names = sorted(p.name for p in (root / "lib" / "qfota").iterdir())
-    assert names == sorted(set(SHIPPED) - {"app.py", "urls.py", "ddi.py", "swu.py", "fleet.py"})
+    shipped_elsewhere = {
+        "app.py",
+        "urls.py",
+        "ddi.py",
+        "swu.py",
+        "fleet.py",
+        "httpat.py",
+        "httpreq.py",
+        "httptail.py",
+        "httpdrv.py",
+    }
+    assert names == sorted(set(SHIPPED) - shipped_elsewhere)
     code = "import qfota.driver, qfota.uart, qfota.report; print(qfota.driver.__file__)"
     assert mpremote(dev, "exec", code).stdout.strip() == "/lib/qfota/driver.py"
 
@@ -206,7 +217,7 @@ def test_deploy_for_an_mcu_leaves_out_the_unix_modules(board):
     proc = qfota("deploy", "--board", "rp2", "--device", dev)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1].endswith(
-        "(qfota-core, qfota-app, qfota-fleet, qfota-url %s)" % build_package.version()
+        "(qfota-core, qfota-app, qfota-fleet, qfota-http, qfota-url %s)" % build_package.version()
     )
     assert sorted(p.name for p in (root / "qfota").iterdir()) == SHIPPED
     assert sorted("removed /qfota/" + n for n in HOST_ONLY) == sorted(
