@@ -4,6 +4,7 @@ The firmware comes from ``QFOTA_STM32_FIRMWARE``, else from ``../shared/stm32/``
 repository (where CI keeps it); ``qemu-system-arm`` from PATH.
 """
 
+import hashlib
 import os
 import select
 import time
@@ -17,6 +18,10 @@ from qfota_tools.simulators.ec200.model import FAST, Modem
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "stm32" / "micropython-v1.28.0-QEMU_NETDUINO_PLUS_2.elf"
+# The largest image tests use: what fits in the 64 KiB RAM filesystem beside the deployed
+# engine (deploy --mpy leaves 28 of its 128 blocks of 512 bytes), with the image's folder,
+# its manifest and the app's journal (tests/test_stm32.py, test_deploy_footprint...).
+IMAGE = 8192
 
 
 def find_firmware():
@@ -28,6 +33,15 @@ def find_firmware():
     if missing:
         raise stm32.Stm32Error(missing)
     return fw
+
+
+def image(folder, size=IMAGE, seed=1, name="ec200.bin"):
+    """(path, md5) of a made-up package of ``size`` bytes in ``folder``."""
+    data = hashlib.sha256(b"%d" % seed).digest() * (size // 32)
+    data = bytes(b ^ (i * 7 & 0xFF) for i, b in enumerate(data))
+    path = Path(folder) / name
+    path.write_bytes(data)
+    return path, hashlib.md5(data).hexdigest()
 
 
 def modem(image_md5=None, faults=()):

@@ -8,18 +8,19 @@ The real mpremote deploys and stages over the board's REPL (USART1); the board's
 the run; elsewhere these tests are skipped.
 """
 
-import hashlib
 import json
 import os
 import re
 
 import pytest
 from stm32_rig import (
+    IMAGE,
     NEW_REV,
     OLD_REV,
     ROOT,
     cli,
     find_firmware,
+    image,
     modem,
     mpremote,
     read_console,
@@ -38,15 +39,6 @@ except stm32.Stm32Error as exc:
     pytest.skip("emulated STM32F405: %s" % exc, allow_module_level=True)
 
 REVS = ("--source-rev", OLD_REV, "--target-rev", NEW_REV)
-IMAGE = 8192  # what fits beside the deployed engine in 64 KiB (see test_deploy_footprint)
-
-
-def image(tmp_path, size=IMAGE, seed=1, name="ec200.bin"):
-    data = hashlib.sha256(b"%d" % seed).digest() * (size // 32)
-    data = bytes(b ^ (i * 7 & 0xFF) for i, b in enumerate(data))
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path, hashlib.md5(data).hexdigest()
 
 
 def deploy(repl):
