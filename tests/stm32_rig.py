@@ -54,40 +54,39 @@ def modem(image_md5=None, faults=()):
                  timing=FAST, faults=faults, rx_buffer=4096)  # fmt: skip
 
 
+def read_fd(fd, until, timeout):
+    """Bytes read from ``fd`` until ``until`` shows up or ``timeout`` s pass."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            buf += os.read(fd, 4096)
+            if until in buf:
+                break
+    return buf
+
+
 def read_console(dev, until, timeout):
     """Read the REPL pty until ``until`` (bytes) shows up or ``timeout`` s pass; the text."""
     fd = os.open(dev, os.O_RDWR | os.O_NOCTTY)
     try:
         tty.setraw(fd)
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                buf += os.read(fd, 4096)
-                if until in buf:
-                    break
-        return buf.decode("utf-8", "replace")
+        return read_fd(fd, until, timeout).decode("utf-8", "replace")
     finally:
         os.close(fd)
 
 
 def run_main(dev, until=b"qfota: done", timeout=120):
-    """Soft-reset the board so ``main.py`` runs; the REPL's text until ``until``."""
+    """Soft-reset the board so ``main.py`` runs (Ctrl-C, Ctrl-B: the friendly REPL, then
+    Ctrl-D; the raw REPL's soft reset, mpremote's, does not run it; the RAM filesystem
+    survives); the REPL's text until ``until``."""
     fd = os.open(dev, os.O_RDWR | os.O_NOCTTY)
     try:
         tty.setraw(fd)
         os.write(fd, b"\r\x03\x03\x02")
         time.sleep(0.2)
         os.write(fd, b"\x04")
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                buf += os.read(fd, 4096)
-                if until in buf:
-                    break
-        return buf.decode("utf-8", "replace")
+        return read_fd(fd, until, timeout).decode("utf-8", "replace")
     finally:
         os.close(fd)

@@ -11,6 +11,10 @@ the run; elsewhere these tests are skipped.
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from stm32_rig import (
@@ -24,6 +28,7 @@ from stm32_rig import (
     modem,
     mpremote,
     read_console,
+    read_fd,
     run_main,
 )
 
@@ -218,3 +223,65 @@ def test_readme_product_snippet_runs_on_the_board(board):
     assert proc.stdout.split()[-2:] == ["updated", NEW_REV], proc.stdout
     with sim.lock:
         assert m.revision == NEW_REV and m.updates_completed == 1 and m.md5_ok
+
+
+def _children(pid):
+    kids = []
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+            kids += [int(k) for k in f.read().split()]
+    return kids
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_gone(pid, timeout):
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_the_command_serves_both_ptys_and_leaves_no_qemu(tmp_path, how):
+    """``qfota stm32-sim``: the REPL's pty answers mpremote, UART(2)'s pty carries what the
+    board writes; SIGTERM stops it cleanly, and QEMU dies with it even after a SIGKILL."""
+    link = tmp_path / "repl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qfota_tools.cli", "stm32-sim", "--firmware", FW,
+         "--link-repl", str(link)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT),
+    )  # fmt: skip
+    qemu = None
+    try:
+        repl = proc.stdout.readline().split()
+        uart = proc.stdout.readline().split()
+        assert repl[0] == "repl:" and uart[0] == "uart2:", (repl, uart)
+        assert os.path.realpath(link) == repl[1]
+        (qemu,) = _children(proc.pid)
+        fd = os.open(uart[1], os.O_RDWR | os.O_NOCTTY)
+        try:
+            code = "from machine import UART; u = UART(2, 115200); u.write(b'from the board')"
+            assert mpremote(str(link), "exec", code).returncode == 0
+            got = read_fd(fd, b"from the board", 20)
+        finally:
+            os.close(fd)
+        assert b"from the board" in got, got
+        proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+        proc.wait(30)
+        assert _wait_gone(qemu, 10), "QEMU outlived qfota stm32-sim (%s)" % how
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if qemu and _alive(qemu):  # the test failed: leave nothing behind all the same
+            os.kill(qemu, signal.SIGKILL)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == (0 if how == "sigterm" else -signal.SIGKILL)
