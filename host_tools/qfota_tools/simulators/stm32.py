@@ -2,7 +2,7 @@
 MicroPython stm32 port.
 
 Prints two pty paths: the REPL (USART1, 115200 baud: ``mpremote``, ``qfota deploy``,
-``qfota stage --via repl``) and ``machine.UART(2)`` (USART2), then serves until Ctrl-C or
+``qfota stage`` through the REPL) and ``machine.UART(2)`` (USART2), then serves until Ctrl-C or
 SIGTERM. ``--modem`` joins UART(2) to the EC200 simulator instead, in this process.
 
 QEMU models no CTS/RTS: a board's ``flow=UART.RTS | UART.CTS`` is accepted and never
