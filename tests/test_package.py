@@ -278,7 +278,7 @@ def test_installed_wheel_runs_every_command(installed, tmp_path):
     rows = [line.split() for line in plan.stdout.splitlines()]
     assert {r[0] for r in rows} == {"rp2", "esp32", "stm32", "unix"}
     assert all(r[2].startswith((str(venv), env["HOME"])) for r in rows), plan.stdout
-    assert ["unix", "board.py"] in [r[:2] for r in rows]
+    assert ["unix", "board.mpy"] in [r[:2] for r in rows]  # --mpy: the board file too
 
     image = tmp_path / "image.bin"
     image.write_bytes(os.urandom(IMAGE_SIZE))
@@ -316,7 +316,7 @@ def test_installed_wheel_deploys_onto_a_simulated_board(installed, tmp_path):
         board.close()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert again.returncode == 0 and again.stdout.startswith("up to date"), again.stdout
-    assert (root / "board.py").read_bytes() == (ROOT / "boards" / "unix.py").read_bytes()
+    assert (root / "board.mpy").read_bytes()[:1] == b"M" and not (root / "board.py").exists()
     assert (root / "main.py").read_bytes() == (ROOT / "firmware" / "main.py").read_bytes()
     engine = sorted(p.stem for p in (ROOT / "firmware" / "qfota").glob("*.py"))
     assert sorted(p.name for p in (root / "qfota").iterdir()) == [n + ".mpy" for n in engine]
