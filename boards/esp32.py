@@ -39,6 +39,13 @@ from machine import UART, Pin
 from qfota.defaults import DEFAULTS
 from qfota.uart import UartPort
 
+# What the host needs of this board (read by host_tools/qfota_tools/boards.py with ast:
+# qfota deploy, make typings/lint; boards/README.md).
+MPY_ARCH = "xtensawin"  # mpy-cross -march: Xtensa LX6 (ESP32)
+MPY_LINES = True  # .mpy keep source line numbers (4 MB of flash: room for them)
+STUBS = "micropython-esp32-stubs"
+PACKAGES = ("qfota-core", "qfota-url", "qfota-http", "qfota-app", "qfota-fleet")
+
 UART_ID = 2
 BAUD = DEFAULTS["baud"]  # the module's default; its bootloader prints at the NV-saved rate
 TX, RX, RTS, CTS = 17, 16, 27, 26  # any GPIOs (the GPIO matrix); these avoid the SD pins

@@ -35,6 +35,13 @@ from machine import UART, Pin
 from qfota.defaults import DEFAULTS
 from qfota.uart import UartPort
 
+# What the host needs of this board (read by host_tools/qfota_tools/boards.py with ast:
+# qfota deploy, make typings/lint; boards/README.md).
+MPY_ARCH = "armv6m"  # mpy-cross -march: Cortex-M0+ (RP2040; an RP2350 runs armv6m code too)
+MPY_LINES = True  # .mpy keep source line numbers (2 MB of flash: room for them)
+STUBS = "micropython-rp2-stubs"
+PACKAGES = ("qfota-core", "qfota-url", "qfota-http", "qfota-app", "qfota-fleet")
+
 UART_ID = 0
 BAUD = DEFAULTS["baud"]  # the module's default; its bootloader prints at the NV-saved rate
 TX, RX, CTS, RTS = 0, 1, 2, 3  # GP numbers: UART0's hardware CTS/RTS pins

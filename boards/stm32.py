@@ -1,11 +1,13 @@
-"""Board: pyboard (STM32F405) and other stm32 boards, modem on UART(2) with RTS/CTS.
+"""Board: pyboard (STM32F405) and other stm32 boards, modem on UART(2) with RTS/CTS; images
+on the SD card when one answers, else on the board's own flash.
 
 Deployed as ``/board.py`` (``qfota deploy --board stm32``). ``qfota.app`` uses
 ``open_port``, ``mount_storage`` and ``JOURNAL_PATH``::
 
     import board
     port = board.open_port()           # UART(2), RTS/CTS on
-    root = board.mount_storage()       # "/sd", the card slot
+    root = board.mount_storage()       # "/sd", or the flash ("/flash" on a pyboard, "" where
+                                       # it is mounted at /): the app reads root + "/fota"
 
 Only UART(2) and UART(3) have RTS/CTS on the pyboard, on fixed pins (UART(3): TX Y9,
 RX Y10, RTS Y7, CTS Y6: set ``UART_ID = 3``).
@@ -22,7 +24,8 @@ through a level shifter, e.g. a TXB0104 with VCCA = 1.8 V from the module's VDD_
 
     SD card: the pyboard's own slot, mounted at /sd at boot when a card is in. (The board
     then also runs /sd/main.py, not /flash/main.py: deploy to the card, or create
-    /flash/SKIPSD and let ``mount_storage`` mount it.)
+    /flash/SKIPSD and let ``mount_storage`` mount it.) Builds without ``machine.SDCard``
+    (QEMU's netduinoplus2, ``qfota stm32-sim``) keep images on the flash.
 
 Quectel names its pins from the module's (DCE) side: data lines cross, flow-control lines
 go straight (MCU RTS -> module RTS, MCU CTS <- module CTS; docs/FIELD.md, "Wiring").
@@ -32,10 +35,21 @@ stm32 writes are synchronous, with no TX buffer: with CTS enabled a write waits 
 ``hashlib`` has no md5 on a plain pyboard build: the app then checks sha256 only.
 """
 
+import os
+
 from machine import UART
 
 from qfota.defaults import DEFAULTS
 from qfota.uart import UartPort
+
+# What the host needs of this board (read by host_tools/qfota_tools/boards.py with ast:
+# qfota deploy, make typings/lint; boards/README.md).
+MPY_ARCH = "armv7emsp"  # mpy-cross -march: Cortex-M4F (STM32F4)
+# No line numbers: a pyboard's /flash holds about 100 KB, the emulated board's 64 KB, and
+# the engine plus a staged image must fit beside each other.
+MPY_LINES = False
+STUBS = "micropython-stm32-stubs"
+PACKAGES = ("qfota-core", "qfota-app")  # the app does FILE mode only: no qfota-url
 
 UART_ID = 2
 BAUD = DEFAULTS["baud"]  # the module's default; its bootloader prints at the NV-saved rate
@@ -43,7 +57,10 @@ TIMEOUT_MS = 10  # the longest one write may wait for CTS
 RXBUF = 2048
 
 STORAGE = "/sd"
-JOURNAL_PATH = "/flash/qfota_journal.json"  # internal flash, not the card
+# The board's own flash: /flash on a pyboard; "" where the filesystem is mounted at /
+# (the app then reads /fota). The journal lives there, beside the images it may hold.
+FLASH_ROOT = "/flash" if "flash" in os.listdir("/") else ""
+JOURNAL_PATH = FLASH_ROOT + "/qfota_journal.json"
 
 
 def open_port(flow_hw=True):
@@ -59,15 +76,19 @@ def open_port(flow_hw=True):
 
 
 def mount_storage():
-    """/sd, mounting the card when boot did not (``/flash/SKIPSD``); OSError without one."""
+    """The storage root: /sd (mounted once, when boot did not: ``/flash/SKIPSD``) when a card
+    answers, else the flash (``FLASH_ROOT``)."""
+    import machine
     import vfs
-    from machine import SDCard
 
     for _fs, path in vfs.mount():
         if path == STORAGE:
             return STORAGE
-    sd = SDCard()
+    sdcard = getattr(machine, "SDCard", None)  # not in every build
+    if sdcard is None:
+        return FLASH_ROOT
+    sd = sdcard()
     if not sd.present():
-        raise OSError("no SD card in the slot")
+        return FLASH_ROOT
     vfs.mount(sd, STORAGE)
     return STORAGE

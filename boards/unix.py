@@ -19,6 +19,13 @@ import sys
 from qfota.defaults import DEFAULTS
 from qfota.tty import TtyPort
 
+# What the host needs of this board (read by host_tools/qfota_tools/boards.py with ast:
+# qfota deploy, make typings/lint; boards/README.md).
+MPY_ARCH = "x64"  # mpy-cross -march: x86-64 Linux
+MPY_LINES = True  # .mpy keep source line numbers (a disk: room for them)
+STUBS = "micropython-unix-stubs"
+PACKAGES = ("qfota-core", "qfota-url", "qfota-http", "qfota-app", "qfota-fleet", "qfota-unix")
+
 PORT = "/dev/ttyUSB0"
 BAUD = DEFAULTS["baud"]  # the module's default; its bootloader prints at the NV-saved rate
 

@@ -220,8 +220,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class WebServer:
     """``http.server`` on 127.0.0.1 (a free port) in a thread; ``files`` maps paths to bytes."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        if tls is not None:  # an ssl.SSLContext: https
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self.httpd.daemon_threads = True
         self.httpd.files = {}
         self.httpd.seen = []
@@ -232,7 +235,7 @@ class WebServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
 
     def __enter__(self):
         self._thread.start()

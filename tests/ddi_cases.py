@@ -528,7 +528,7 @@ def case_fleet_file_mode_success_reported_once():
     run_until_quiet(f, clk, 4)
     assert upd.images == [art], len(upd.images)
     assert srv.closed() == [("7", "closed", "success")], srv.executions()
-    assert srv.feedback[-1][1]["details"] == ["revision " + B]
+    assert srv.feedback[-1][1]["details"] == ["revision " + B, "checked: sha256"]
     assert [c["data"]["hw_revision"] for c in srv.config] == [REV_A.decode(), REV_B.decode()]
     assert srv.config[0]["data"] == {
         "hw_boardname": "EC200T",
@@ -812,6 +812,91 @@ def case_fleet_target_from_the_version():
     assert fleet.target_of(B, A) == B
     for v in ("1.0.75", "0.0.0+EG912YXXX", None, "0.0.0+EC200T a"):
         assert fleet.target_of(v, A) is None, v
+
+
+def case_window_stream_allocates_nothing():
+    # The SWU window streams under heap_lock like a whole file (a MemoryError on
+    # MicroPython if the stream allocated); the modem's running check sums the image only.
+    from engine_cases import LockPort
+
+    from qfota.driver import update
+
+    img = pattern(120_000, 47)
+    path = folder("lock") + "/p.swu"
+    with open(path, "wb") as f:
+        f.write(make_swu("modem.bin", img, sha=False))
+    name, off, length, sha = swu.find_image(path)
+    port = LockPort(length)
+    s = update(port, path, image_offset=off, image_length=length, lock_heap=True, timeouts=FAST)
+    acc = 0
+    for c in img:
+        acc = (acc * 31 + c) & 0xFFFF
+    assert port.count == length and port.sum == acc, (port.count, length)
+    assert s.revision_after == REV_B.decode()
+
+
+def case_fleet_no_checkable_hash_refused():
+    srv, upd, path, clk = Server(pattern(600), hashes=()), Updater(), folder("nohash"), Clock()
+    f = make(srv, upd, path, clk)
+    f.start()
+    run_until_quiet(f, clk, 2)
+    assert upd.images == [] and srv.closed() == [("7", "closed", "failure")]
+    d = srv.feedback[-1][1]["details"][0]
+    assert d == "CHECK: no hash this device can check (the server gave: none)", d
+    assert "7.bin" not in os.listdir(path)
+
+
+def case_fleet_revision_unknown_nothing_begun_until_read():
+    srv, upd, path, clk = Server(pattern(700)), Updater(), folder("norev"), Clock()
+    said = []
+    upd.revision = lambda: (_ for _ in ()).throw(FotaError("PREFLIGHT", None, "no answer"))
+    f = make(srv, upd, path, clk, on_event=lambda n, t: said.append((n, t)))
+    f.start()
+    run_until_quiet(f, clk, 2)
+    assert upd.images == [] and srv.feedback == [] and srv.config == [], srv.executions()
+    assert ("failed", "reading the revision: PREFLIGHT: no answer") in said, said
+    del upd.revision  # the modem answers again
+    run_until_quiet(f, clk, 3)
+    assert srv.closed() == [("7", "closed", "success")] and srv.config, srv.executions()
+
+
+def case_fleet_a_journal_that_fails_is_reported_and_the_update_goes_on():
+    srv, upd, path, clk = Server(pattern(700)), Updater(), folder("jfail"), Clock()
+    said = []
+    f = make(srv, upd, path, clk, on_event=lambda n, t: said.append((n, t)))
+
+    def broken(**kw):
+        raise OSError(28)  # ENOSPC
+
+    f.journal.save = broken
+    f.start()
+    run_until_quiet(f, clk, 3)
+    assert upd.images and srv.closed() == [("7", "closed", "success")], srv.executions()
+    assert [t for n, t in said if n == "failed" and t.startswith("journal not written")], said
+
+
+def case_fleet_without_tls_downloads_from_download_http():
+    art = pattern(900)
+    srv, upd, path, clk = Server(), Updater(), folder("notls"), Clock()
+    srv.artifact = art
+    https = "https://10.0.0.1:8080/DEFAULT/controller/v1/dev1/softwaremodules/3/artifacts/m.bin"
+    srv.offer("m.bin", link=https)
+    f = make(srv, upd, path, clk, tls=False)
+    f.start()
+    run_until_quiet(f, clk, 2)
+    got = [u for m, u, h, b in srv.requests if "/artifacts/" in u]
+    assert got and all(u.startswith("http://") for u in got), got
+    assert upd.images == [art]
+    # only an https link and no TLS: refused, stated
+    srv2, upd2 = Server(), Updater()
+    srv2.artifact = art
+    srv2.offer("m.bin", link=https)
+    del srv2.action["deployment"]["chunks"][0]["artifacts"][0]["_links"]["download-http"]
+    f = make(srv2, upd2, folder("notls2"), clk, tls=False)
+    f.start()
+    run_until_quiet(f, clk, 2)
+    assert upd2.images == [] and srv2.closed() == [("7", "closed", "failure")]
+    assert "TLS is off" in srv2.feedback[-1][1]["details"][0]
 
 
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

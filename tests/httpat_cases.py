@@ -116,6 +116,12 @@ class HttpModem:
                 self._line += c
         return len(data)
 
+    def reboot(self):
+        """What a reset forgets: the settings and the context."""
+        self.rh = 0
+        self.active = False
+        self.urls = []
+
     def _connect(self, n, then, now):
         self._need = n
         self._data = b""
@@ -130,6 +136,11 @@ class HttpModem:
         for key in ("silent",):
             if key in f and line.startswith(f[key]):
                 return
+        if "rdy_on" in f and line.startswith(f["rdy_on"]):
+            del f["rdy_on"]
+            self.reboot()
+            self.say(b"\r\nRDY\r\n" + BOOT, now, 20)
+            return
         if "cme" in f and line.startswith(f["cme"][0]):
             self.say(b"\r\n+CME ERROR: %d\r\n" % f["cme"][1], now)
             return
@@ -152,12 +163,12 @@ class HttpModem:
             self.say(OK, now)
         elif cmd == b"AT+QHTTPURL":
             self._connect(int(args[0]), self._got_url, now)
+        elif cmd == b"AT+QHTTPGET" and (len(args) > 1) != (self.rh == 1):
+            self.say(b"\r\n+CME ERROR: 730\r\n", now)  # <data_len> with requestheader 1 only
         elif cmd == b"AT+QHTTPGET" and len(args) == 1:
-            assert self.rh == 0, "a plain GET with requestheader 1"
             self.say(OK, now)
             self._respond("GET", self._target(), {}, b"", now)
         elif cmd == b"AT+QHTTPGET":
-            assert self.rh == 1, "request data with requestheader 0"
             self._connect(int(args[1]), self._got_request, now)
         elif cmd == b"AT+QHTTPPOST":
             self._connect(int(args[0]), self._got_post, now)
@@ -190,6 +201,9 @@ class HttpModem:
         self._respond(method, target, headers, body, now, b"+QHTTPPOST")
 
     def _respond(self, method, target, headers, body, now, urc=b"+QHTTPGET"):
+        if not self.active:
+            self.say(b"\r\n%s: 708\r\n" % urc, now, 20)  # the context is not up
+            return
         self.requests.append((method, target, headers, body))
         f = self.faults
         if "no_urc" in f:
@@ -217,6 +231,8 @@ class HttpModem:
                 self.say(b'\r\n+CREG: 1\r\n\r\n+QIND: "csq",20,99\r\n', now, 30 + 100 * i)
         if "short" in f or "rdy_at" in f:
             return
+        if "noise" in f:  # a modem puts no URC inside a body: in one piece, then
+            self.say(b"\r\nCONNECT\r\n" + body + TRAILER, now)
         else:
             # in two pieces, the trailer apart: a driver must not wait for all of it
             half = len(body) // 2
@@ -414,6 +430,22 @@ def case_pdp_context_brought_up_with_the_apn():
     assert m.commands[i + 1 : i + 3] == [b'AT+QICSGP=3,1,"iot.example","","",1', b"AT+QIACT=3"]
 
 
+def case_https_with_the_products_ssl_context():
+    m = HttpModem(json_server)
+    t, ev, _u = transport(m, sslctxid=1)
+    assert t.request("GET", "https://h:8443/x", (AUTH,))[0] == 200
+    i = m.commands.index(b'AT+QHTTPCFG="responseheader",0')
+    assert m.commands[i + 1] == b'AT+QHTTPCFG="sslctxid",1', m.commands
+    assert m.urls == [b"https://h:8443/x"]
+    for bad in (6, -1, "1"):
+        try:
+            ModemTransport(None, sslctxid=bad)
+        except FotaError as e:
+            assert e.kind == "refused" and "sslctxid" in str(e), str(e)
+        else:
+            raise AssertionError("sslctxid %r taken" % (bad,))
+
+
 def case_no_body_when_the_length_is_0_or_the_status_not_2xx_into_a_sink():
     data, server = files(1000)
     m = HttpModem(server)
@@ -522,11 +554,44 @@ def case_modem_reboot_mid_read_is_a_stated_failure_then_pdp_again():
     assert m.commands[n] == b'AT+QHTTPCFG="contextid",1', m.commands[n:]
 
 
-def case_rdy_between_commands_is_a_stated_failure():
-    m = HttpModem(json_server, faults={"silent": b"AT+QHTTPGET"})
+def case_rdy_before_the_request_went_out_sets_up_again():
+    for at in (b"AT+QIACT?", b"AT+QHTTPURL", b'AT+QHTTPCFG="requestheader"'):
+        m = HttpModem(json_server, faults={"rdy_on": at})
+        t, ev, _u = transport(m)
+        assert t.request("GET", "http://h/x", (AUTH,))[0] == 200, at
+        assert m.commands.count(b'AT+QHTTPCFG="contextid",1') == 2, (at, m.commands)
+        logs = [a for k, a, b in ev.seen if k == EV_LOG]
+        assert any("rebooted (RDY): setting up the modem's HTTP again" in x for x in logs), logs
+
+
+def case_rdy_after_the_request_went_out_is_a_stated_failure():
+    m = HttpModem(json_server, faults={"no_urc": True})
     t, ev, _u = transport(m)
-    m.say(b"\r\nRDY\r\n", machine._ticks() + 100)
+    m.say(b"\r\nRDY\r\n", machine._ticks() + 150)  # the GET is out by then, unanswered
     expect(t, "HTTPGET", None, "failed", "rebooted (RDY)", "GET", "http://h/x")
+    assert len(m.requests) == 1, m.requests
+
+
+def case_a_reboot_the_transport_did_not_see_is_set_up_again():
+    # Another driver on the port (a FILE update) saw the modem reboot: its settings and
+    # context are gone, and the transport's next request finds out (730, 708), once.
+    m = HttpModem(json_server)
+    t, ev, _u = transport(m)
+    assert t.request("GET", "http://h/x", (AUTH,))[0] == 200
+    m.reboot()
+    assert t.request("GET", "http://h/x", (AUTH,))[0] == 200  # 730: requestheader
+    assert m.commands[-8:-4] == [
+        b'AT+QHTTPCFG="contextid",1',
+        b'AT+QHTTPCFG="responseheader",0',
+        b"AT+QIACT?",
+        b"AT+QIACT=1",
+    ], m.commands
+    m.active = False
+    assert t.request("GET", "http://h/x", (AUTH,))[0] == 200  # 708: the context
+    assert m.commands.count(b"AT+QIACT=1") == 2, m.commands
+    m.active = False
+    m.faults["silent"] = b"AT+QIACT=1"  # the context cannot come up: stated, not a loop
+    expect(t, "PDP", None, "timeout", "no answer to AT+QIACT=1", "GET", "http://h/x")
 
 
 def case_waits_run_out():
@@ -605,6 +670,26 @@ def case_token_never_in_events_or_errors():
     assert any("PUT /x HTTP/1.1" in a for a in tx), tx
     # the token did reach the server (the check above is not vacuous)
     assert m.requests[-1][2]["authorization"] == "TargetToken " + TOKEN
+
+
+def case_an_event_handler_that_raises_stops_only_that_request():
+    class Stop(Exception):
+        pass
+
+    def handler(ev, a, b):
+        if ev == EV_RX:
+            raise Stop(a)
+
+    m = HttpModem(json_server)
+    t, ev, _u = transport(m, on_event=handler)
+    try:
+        t.request("GET", "http://h/x")
+    except Stop:
+        pass
+    else:
+        raise AssertionError("the handler's exception was lost")
+    t.on_event = None
+    assert t.request("GET", "http://h/x")[0] == 200
 
 
 def case_event_numbers_are_the_sessions():

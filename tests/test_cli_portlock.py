@@ -92,8 +92,9 @@ def test_second_qfota_is_refused_and_the_first_completes(runtime, image):
                 first.wait(10)
     for proc in (second, third):
         assert proc.returncode == 2, proc.stdout + proc.stderr
+        # Named by the pid of the qfota that holds it (the CLI's, for either runtime).
         assert proc.stdout.strip().splitlines() == [
-            "qfota: failed: PORT: port busy: %s (another program holds it exclusively)" % sim.path
+            "qfota: failed: PORT: port busy: %s (qfota pid %d holds it)" % (sim.path, first.pid)
         ]
         assert proc.stderr == ""
     # Nothing of the others landed in the package: the modem took it whole and upgraded.
@@ -171,11 +172,12 @@ def test_portlock_unit(tmp_path):
     path = os.ttyname(slave)
     try:
         lock = portlock.PortLock(path)
-        with pytest.raises(portlock.PortBusy, match="another qfota or program has it locked"):
+        mine = "qfota pid %d holds it" % os.getpid()
+        with pytest.raises(portlock.PortBusy, match=mine):
             portlock.PortLock(path)
         lock.exclusive()
         assert excl_flag(path) == 1
-        with pytest.raises(portlock.PortBusy, match="holds it exclusively"):
+        with pytest.raises(portlock.PortBusy, match=mine):
             portlock.PortLock(path)
         lock.release()
         assert excl_flag(path) == 0
@@ -185,3 +187,56 @@ def test_portlock_unit(tmp_path):
     finally:
         os.close(master)
         os.close(slave)
+
+
+def _child_pids(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_kill_9_leaves_no_stale_busy_port(runtime, image):
+    # TIOCEXCL outlives its owner on a pty (the simulator keeps the tty open): after a
+    # kill -9 mid-transfer the next qfota clears it and recovers the modem, instead of
+    # "port busy" with nothing holding the port.
+    m = Modem(expect_md5=hashlib.md5(PACKAGE).hexdigest(), timing=FAST, baud=115200, seed=6)
+    with PtySimulator(m) as sim:
+        first = subprocess.Popen(
+            qfota_cmd(sim.path, image, runtime),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert sim.wait_for(lambda mm: mm.package_bytes > 4000, 30), "never streamed"
+            assert excl_flag(sim.path) == 1
+            children = _child_pids(first.pid)
+            first.kill()
+            first.communicate(timeout=30)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait(10)
+        for pid in children:  # the MicroPython child dies with its parent (PDEATHSIG)
+            for _ in range(500):
+                if not os.path.exists("/proc/%d" % pid):
+                    break
+                time.sleep(0.02)
+            assert not os.path.exists("/proc/%d" % pid), "child %d outlived its parent" % pid
+        assert excl_flag(sim.path) == 1  # the stale flag: nobody cleared it
+        cmd = [sys.executable, "-m", "qfota_tools.cli", "recover", "--runtime", runtime]
+        cmd += ["--port", sim.path, "--timeout", "fileend=8", "--timeout", "probe=3"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+        assert excl_flag(sim.path) == 0
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == (
+        "qfota: cleared the exclusive flag that qfota pid %d left on %s (it is gone)"
+        % (first.pid, sim.path)
+    ), lines
+    assert "port busy" not in proc.stdout
+    assert lines[-1].startswith("qfota: done: the modem runs "), lines
+    assert "FILEEND 500" in m.history

@@ -147,7 +147,7 @@ def test_mip_install_of_the_core_alone_imports(board):
     root, dev = board
     mpremote(dev, "mip", "install", str(package_json("qfota-core")))
     names = sorted(p.name for p in (root / "lib" / "qfota").iterdir())
-    not_core = {
+    shipped_elsewhere = {
         "app.py",
         "urls.py",
         "ddi.py",
@@ -155,9 +155,11 @@ def test_mip_install_of_the_core_alone_imports(board):
         "fleet.py",
         "serve.py",
         "httpat.py",
+        "httpreq.py",
+        "httptail.py",
         "httpdrv.py",
     }
-    assert names == sorted(set(SHIPPED) - not_core)
+    assert names == sorted(set(SHIPPED) - shipped_elsewhere)
     code = "import qfota.driver, qfota.uart, qfota.report; print(qfota.driver.__file__)"
     assert mpremote(dev, "exec", code).stdout.strip() == "/lib/qfota/driver.py"
 
@@ -178,8 +180,12 @@ def test_deploy_twice(board):
     root, dev = board
     first = qfota("deploy", "--board", "unix", "--device", dev)
     assert first.returncode == 0, first.stderr
-    last = first.stdout.splitlines()[-1]
+    last, report = first.stdout.splitlines()[-2:]
     assert last.startswith("deployed board unix: %d installed" % (len(ENGINE) + 2))
+    # The closing line: what is on the board, as the board lists it.
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    assert report.startswith("on the board: %d files, %s bytes (qfota/ %d files " % (
+        len(ENGINE) + 2, "{:,}".format(size), len(ENGINE)))  # fmt: skip
     assert "(qfota-core, " in last and all(name in last for name in PACKAGES + (UNIX,))
     files = snapshot(root)
     assert files["board.py"] == hashlib.sha256((REPO / "boards/unix.py").read_bytes()).hexdigest()
@@ -188,6 +194,8 @@ def test_deploy_twice(board):
     second = qfota("deploy", "--board", "unix", "--device", dev)
     assert second.returncode == 0, second.stderr
     assert second.stdout.startswith("up to date")
+    # The same files and bytes (the host disk's free space moves with other work).
+    assert second.stdout.splitlines()[-1].split(";")[0] == report.split(";")[0]
     assert snapshot(root) == files
     out = mpremote(dev, "exec", "import qfota.errors; print(qfota.errors.__file__)").stdout
     assert out.strip() == "qfota/errors.py"
@@ -200,8 +208,11 @@ def test_deploy_mpy_replaces_sources(board):
     assert proc.returncode == 0, proc.stderr
     names = sorted(p.name for p in (root / "qfota").iterdir())
     assert names == sorted(n[:-3] + ".mpy" for n in ENGINE)
-    code = "import qfota.errors; print(qfota.errors.__file__)"
-    assert mpremote(dev, "exec", code).stdout.strip() == "qfota/errors.mpy"
+    # The board file too: board.mpy replaces board.py (which would shadow it).
+    assert (root / "board.mpy").is_file() and not (root / "board.py").exists()
+    assert "removed /board.py" in proc.stdout.splitlines()
+    code = "import qfota.errors, board; print(qfota.errors.__file__, board.__file__)"
+    assert mpremote(dev, "exec", code).stdout.split() == ["qfota/errors.mpy", "board.mpy"]
     files = snapshot(root)
     assert qfota("deploy", "--board", "unix", "--mpy", "--device", dev).stdout.startswith("up to")
     assert snapshot(root) == files
@@ -215,7 +226,7 @@ def test_deploy_for_an_mcu_leaves_out_the_unix_modules(board):
         (root / "qfota" / name).write_text("# old\n")
     proc = qfota("deploy", "--board", "rp2", "--device", dev)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1].endswith(
+    assert proc.stdout.splitlines()[-2].endswith(
         "(qfota-core, qfota-app, qfota-fleet, qfota-http, qfota-url %s)" % build_package.version()
     )
     assert sorted(p.name for p in (root / "qfota").iterdir()) == SHIPPED

@@ -41,6 +41,7 @@ class DDI:
         self.feedback = []
         self.config = []
         self.cut_at = None  # close the connection after this many bytes of a download, once
+        self.anonymous = False  # artifacts without the token (hawkBit anonymous.download)
         self.lock = threading.Lock()
         self.base = None  # http://127.0.0.1:port
 
@@ -104,9 +105,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         d = self.server.ddi
+        root = d.root()
+        art = root + "/softwaremodules/1/artifacts/" + d.filename
+        if d.anonymous and self.path == art:
+            with d.lock:
+                d.requests.append((self.command, self.path, dict(self.headers)))
+            return self._artifact()
         if not self._auth():
             return
-        root = d.root()
         if self.path == root:
             links = {}
             if d.offered:
@@ -323,7 +329,10 @@ def test_fleet_swu_over_http_updates_the_simulated_modem(server, tmp_path):
         f.start()
         _run(f, lambda: closed(d))
     assert closed(d) == [("closed", "success")], (d.feedback, said)
-    assert d.feedback[-1]["details"] == ["revision " + B]
+    assert d.feedback[-1]["details"] == [
+        "revision " + B,
+        "checked: sha1, sha256 of EC200T_A07_A08.bin in sw-description",
+    ]
     assert m.revision.startswith(B)
     assert [c["data"]["hw_revision"][:19] for c in d.config] == [A, B], d.config
     assert ("checked", "action 3: sha1, sha256 of EC200T_A07_A08.bin in sw-description") in said
@@ -360,3 +369,40 @@ def test_fleet_download_cut_resumes_with_range(server, tmp_path):
     assert ranges[:2] == ["bytes=0-16383", "bytes=5000-21383"], ranges
     assert closed(d) == [("closed", "success")], (d.feedback, said)
     assert any(n == "failed" and "DOWNLOAD" in t for n, t in said), said
+
+
+def test_fleet_url_mode_the_modem_fetches_an_anonymous_raw_link(server, tmp_path):
+    # url_mode with download_auth=False and a raw package: the link goes to the modem
+    # (AT+QFOTADL="http://..."), the simulator fetches it over real HTTP and checks its md5.
+    image = pattern(25_000, 53)
+    d = server(image, "EC200T_A07_A08.bin")
+    d.anonymous = True
+    m, sim = _sim(image)
+    said = []
+    with sim:
+        upd = fleet.DriverUpdater(
+            lambda: SerialPort(sim.path, 921_600),
+            timeouts=dict(
+                _waits(), **{k + "_ms": int(v * 1000) for k, v in sim_model.URL_WAITS.items()}
+            ),
+        )
+        f = fleet.Fleet(
+            HttpTransport(timeout=10),
+            upd,
+            d.base,
+            "DEFAULT",
+            "dev1",
+            token=TOKEN,
+            folder=str(tmp_path),
+            url_mode=True,
+            download_auth=False,
+            on_event=lambda n, t: said.append((n, t)),
+        )
+        f.start()
+        _run(f, lambda: closed(d))
+    assert closed(d) == [("closed", "success")], (d.feedback, said)
+    link = d.base + d.root() + "/softwaremodules/1/artifacts/EC200T_A07_A08.bin"
+    assert any(c.startswith('AT+QFOTADL="%s"' % link) for c in m.commands), m.commands
+    fetched = [h for c, p, h in d.requests if p.endswith(".bin")]
+    assert len(fetched) == 1 and "Authorization" not in fetched[0], fetched
+    assert m.revision.startswith(B)

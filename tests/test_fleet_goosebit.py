@@ -38,7 +38,14 @@ def rollout(goosebit, tmp_path_factory):
     return goosebit, image.read_bytes()
 
 
-def _update(gb, image, dev, tmp_path, faults=()):
+class Reset(BaseException):
+    """An MCU reset: nothing in RAM survives, the flash does (not an Exception: nothing
+    on the way out may handle it)."""
+
+
+def _update(gb, image, dev, tmp_path, faults=(), reset_in=None, transport=None):
+    """Run fleet against gooseBit until the action is reported. ``reset_in``: a callable
+    (events of the engine) that raises Reset once; then a new Fleet (same folder) goes on."""
     token = "tok-" + dev + "-0123456789"
     gb.api.put_devices([dev], auth_token=token, feed="fleet")
     m = sim_model.Modem(
@@ -52,28 +59,45 @@ def _update(gb, image, dev, tmp_path, faults=()):
     )
     said = []
     waits = {k + "_ms": int(v * 1000) for k, v in sim_model.FILE_WAITS.items()}
+    resets = 0
     with PtySimulator(m) as sim:
-        f = fleet.Fleet(
-            HttpTransport(timeout=15),
-            fleet.DriverUpdater(lambda: SerialPort(sim.path, 921_600), timeouts=waits),
-            gb.base,
-            "DEFAULT",
-            dev,
-            token=token,
-            folder=str(tmp_path / "fleet"),
-            room=1 << 22,
-            on_event=lambda n, t: said.append((n, t)),
-            sleep_min=1000,  # gooseBit is told to ask for a poll every second
-        )
-        f.start()
+
+        def make():
+            return fleet.Fleet(
+                transport or HttpTransport(timeout=15),
+                fleet.DriverUpdater(
+                    lambda: SerialPort(sim.path, 921_600), on_event=reset_in, timeouts=waits
+                ),
+                gb.base,
+                "DEFAULT",
+                dev,
+                token=token,
+                folder=str(tmp_path / "fleet"),
+                room=1 << 22,
+                on_event=lambda n, t: said.append((n, t)),
+                sleep_min=1000,  # gooseBit is told to ask for a poll every second
+            )
+
+        f = None
         end = time.monotonic() + 120
         while time.monotonic() < end:
-            time.sleep(min(f.step(), 1000) / 1000)
+            try:
+                if f is None:  # boot, or the boot after a reset: a new Fleet, same flash
+                    f = make()
+                    f.start()
+                time.sleep(min(f.step(), 1000) / 1000)
+            except Reset:
+                resets += 1
+                said.append(("reset", ""))
+                f = None
+                continue
             if f.journal.data.get("state") == fleet.REPORTED:
                 f.step()  # the configData after the update
                 break
-    assert f.journal.data.get("state") == fleet.REPORTED, said
+    assert f is not None and f.journal.data.get("state") == fleet.REPORTED, said
     assert token not in repr(said)
+    if reset_in is not None or transport is not None:
+        assert resets == 1, said
     return m, gb.api.devices()[dev], said
 
 
@@ -101,3 +125,113 @@ def test_goosebit_shows_the_modems_end_506(rollout, tmp_path):
     assert seen["last_state"] == "Error", seen
     assert "END: 506: FOTA firmware MD5 check error" in _log(gb, "fleet-506")
     assert [n for n, _t in said].count("result") == 1, said
+
+
+def test_goosebit_delta_chain_each_package_offered_by_its_source(goosebit, tmp_path):
+    # A10 -> A11 and A11 -> A12 on one feed: a modem on A10 is offered only the first;
+    # its configData after the update (now A11) makes gooseBit offer the second. (Other
+    # revisions than the module's rollout: gooseBit refuses a second A07 -> A08.)
+    gb = goosebit
+    revs = [A07.replace("A07", r) for r in ("A10", "A11", "A12")]
+    images = []
+    for src, dst in zip(revs, revs[1:]):
+        image = tmp_path / ("EC200T_%s_%s.bin" % (src[13:16], dst[13:16]))
+        image.write_bytes(os.urandom(40_003))
+        out = tmp_path / (image.name + ".swu")
+        build(str(image), "EC200T", src, dst, str(out))
+        status, doc = gb.api.upload(out.read_bytes(), out.name)
+        assert status == 200, doc
+        gb.api.rollout("chain " + dst[13:16], "chain", doc["id"])
+        images.append(image.read_bytes())
+    dev, token = "fleet-chain", "tok-chain-0123456789"
+    gb.api.put_devices([dev], auth_token=token, feed="chain")
+    m = sim_model.Modem(
+        revision=revs[0],
+        new_revision=revs[1],
+        expect_md5=hashlib.md5(images[0]).hexdigest(),
+        baud=921_600,
+        timing=sim_model.FAST,
+        seed=13,
+    )
+    said = []
+    waits = {k + "_ms": int(v * 1000) for k, v in sim_model.FILE_WAITS.items()}
+    done = []
+    with PtySimulator(m) as sim:
+        f = fleet.Fleet(
+            HttpTransport(timeout=15),
+            fleet.DriverUpdater(lambda: SerialPort(sim.path, 921_600), timeouts=waits),
+            gb.base,
+            "DEFAULT",
+            dev,
+            token=token,
+            folder=str(tmp_path / "fleet"),
+            room=1 << 22,
+            on_event=lambda n, t: said.append((n, t)),
+            sleep_min=1000,
+        )
+        f.start()
+        end = time.monotonic() + 180
+        while len(done) < 2 and time.monotonic() < end:
+            time.sleep(min(f.step(), 1000) / 1000)
+            rec = f.journal.data
+            if rec.get("state") == fleet.REPORTED and rec["id"] not in done:
+                done.append(rec["id"])
+                m.new_revision = revs[2]  # the simulator's next package: A11 -> A12
+                m.expect_md5 = hashlib.md5(images[1]).hexdigest()
+        f.step()
+    results = [t for n, t in said if n == "result"]
+    assert len(done) == 2 and len(results) == 2, said
+    assert "revision EC200TCNDAR02A11M16" in results[0], results
+    assert "revision EC200TCNDAR02A12M16" in results[1], results
+    seen = gb.api.devices()[dev]
+    assert seen["last_state"] == "Finished" and seen["hardware"]["revision"] == revs[2], seen
+    assert m.revision == revs[2]
+
+
+def test_goosebit_mcu_reset_mid_upgrade_one_result(rollout, tmp_path):
+    gb, image = rollout
+    from qfota.session import EV_UPDATING
+
+    hit = []
+
+    def reset_in(ev, a, b):
+        if ev == EV_UPDATING and not hit:
+            hit.append(a)
+            raise Reset()
+
+    m, seen, said = _update(gb, image, "fleet-reset-up", tmp_path, reset_in=reset_in)
+    assert hit and m.revision == A08
+    assert [n for n, _t in said].count("result") == 1, said
+    assert any(n == "resume" and "following the modem" in t for n, t in said), said
+    assert seen["last_state"] == "Finished" and seen["sw_version"] == A08, seen
+
+
+def test_goosebit_mcu_reset_mid_download_resumes_one_result(rollout, tmp_path):
+    gb, image = rollout
+    ranges = []
+
+    class Cut(HttpTransport):
+        """Resets the MCU after 10 KB of the second range reached the flash."""
+
+        def request(self, method, url, headers=(), body=None, sink=None, limit=4096):
+            if sink is not None:
+                ranges.append(dict(headers).get("Range"))
+                if len(ranges) == 2:
+                    sink = _Short(sink)
+            return super().request(method, url, headers, body, sink, limit)
+
+    class _Short:
+        def __init__(self, sink):
+            self.sink, self.n = sink, 0
+
+        def write(self, buf, off, n):
+            if self.n + n > 10_000:
+                self.sink.write(buf, off, 10_000 - self.n)
+                raise Reset()
+            self.n += n
+            return self.sink.write(buf, off, n)
+
+    m, seen, said = _update(gb, image, "fleet-reset-dl", tmp_path, transport=Cut(timeout=15))
+    assert m.revision == A08 and [n for n, _t in said].count("result") == 1, said
+    assert ranges == ["bytes=0-32767", "bytes=32768-60975", "bytes=42768-60975"], ranges
+    assert seen["last_state"] == "Finished", seen

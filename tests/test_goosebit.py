@@ -156,3 +156,64 @@ def test_goosebit_takes_the_swu_and_offers_a_delta_by_its_source(goosebit, tmp_p
             gb, "GET", art["_links"]["download"]["href"], tok, headers={"Range": "bytes=0-109"}
         )
         assert status == 206 and part == blob[:110]
+
+
+def test_a_whole_ddi_action_through_the_simulated_modem(goosebit, tmp_path):
+    """Registered, offered, the SWU fetched in Range pieces through QHTTPREAD, feedback
+    posted: gooseBit shows the device finished on the new version. The test is the MCU."""
+    gb = goosebit
+    dev, tok = "ec200-sim-2", "tok-" + "5a" * 8
+    a09 = REV.replace("A07", "A09")  # (A07->A08 is another test's, same server)
+    image, blob = _swu(tmp_path, REV, a09, size=50_000)
+    status, doc = gb.api.upload(blob, "sim_A07_A09.swu")
+    assert status == 200, doc
+    gb.api.rollout("sim", "sim", doc["id"])
+    gb.api.put_devices([dev], auth_token=tok, feed="sim")
+    auth = ("Authorization", "TargetToken " + tok)
+    json_h = ("Content-Type", "application/json")
+    sim = PtySimulator(Modem(revision=REV, timing=FAST, baud=921600))  # noise on
+    sim.start()
+    h = AtModem(sim.path)
+    try:
+        h.setup()
+        cfg = {"mode": "merge", "data": {"hw_boardname": "EC200T", "hw_revision": REV}}
+        urc, _, _, _ = h.request(
+            "PUT", gb.ddi_url(dev, "/configData"), [auth, json_h], json.dumps(cfg).encode()
+        )
+        assert urc[:2] == [0, 200]
+        urc, _, body, _ = h.request("GET", gb.ddi_url(dev), [auth])
+        href = json.loads(body)["_links"]["deploymentBase"]["href"]
+        urc, _, body, _ = h.request("GET", href, [auth])
+        base = json.loads(body)
+        (art,) = base["deployment"]["chunks"][0]["artifacts"]
+        link, size = art["_links"]["download"]["href"], art["size"]
+        assert size == len(blob)
+        got = bytearray()
+        piece = 16384
+        while len(got) < size:
+            rng = "bytes=%d-%d" % (len(got), min(size, len(got) + piece) - 1)
+            urc, _, part, err = h.request("GET", link, [auth, ("Range", rng)])
+            assert urc[:2] == [0, 206] and err == 0, urc
+            got += part
+        assert bytes(got) == blob and hashlib.sha1(got).hexdigest() == art["hashes"]["sha1"]
+        (_, desc), (_, img) = members(bytes(got))
+        assert img == image and hashlib.sha256(img).hexdigest() in desc.decode()
+        fb = gb.ddi_url(dev, "/deploymentBase/%s/feedback" % base["id"])
+        for status in (
+            {"execution": "proceeding", "result": {"finished": "none"}},
+            {"execution": "closed", "result": {"finished": "success"}, "details": ["END 0"]},
+        ):
+            doc = {"time": "20261206T210000", "status": status}
+            urc, _, _, _ = h.request("POST", fb, [auth, json_h], json.dumps(doc).encode())
+            assert urc[:2] == [0, 200], urc
+        seen = gb.api.devices()[dev]
+        assert seen["last_state"] == "Finished" and seen["progress"] == 100
+        assert seen["sw_version"] == "0.0.0+" + a09.replace("_", ".")
+        down = sum(e["down"] for e in sim.http_log if e["status"] == 206)
+        print(
+            "download: %d bytes of SWU cost %d bytes down (%.1f%% headers)"
+            % (size, down, 100.0 * (down - size) / size)
+        )
+    finally:
+        h.close()
+        sim.stop()

@@ -5,10 +5,11 @@ run with the real mpremote."""
 
 import hashlib
 import os
+import time
 
 import pytest
 from at_http import WebServer
-from pico_rig import find_fixtures, modem, mpremote
+from pico_rig import NEW_REV, find_fixtures, modem, mpremote
 
 from qfota_tools.simulators import pico
 
@@ -91,3 +92,48 @@ def test_board_fetches_over_the_modems_http():
     assert "SHA " + hashlib.sha256(body).hexdigest() in out, out
     assert [(e["method"], e["path"], e["status"]) for e in log] == [("GET", "/art.bin", 200)]
     assert log[0]["down"] > len(body)
+
+
+URL_MODE = r"""
+import time
+from machine import UART, Pin
+u = UART(0, 921600, tx=Pin(0), rx=Pin(1), rxbuf=1024, timeout=0)
+buf = b''
+def cmd(s, ms=8000):
+    global buf
+    u.write(s + '\r')
+    t = time.ticks_ms()
+    while b'OK\r\n' not in buf:
+        if time.ticks_diff(time.ticks_ms(), t) > ms:
+            raise SystemExit('no OK to %s: %r' % (s, buf[-80:]))
+        b = u.read()
+        if b:
+            buf += b
+    buf = b''
+cmd('AT+QIACT=1')
+cmd('AT+QFOTADL="' + PKG_URL + '",1,0,5')
+print('SENT')
+"""
+
+
+def test_url_mode_from_the_board_fetches_for_real():
+    """AT+QFOTADL=<http url> from the board: the joined modem downloads the package from
+    the server itself (URL mode), checks it and updates."""
+    pkg = os.urandom(30_000)
+    with WebServer() as srv:
+        srv.files["/ec200.bin"] = pkg
+        m = modem(image_md5=hashlib.md5(pkg).hexdigest())
+        with pico.PicoSim(FW, ROM, modem=m) as sim:
+            script = URL_MODE.replace("PKG_URL", repr(srv.url("/ec200.bin")))
+            r = mpremote(sim.repl_path, "exec", script, timeout=180)
+            assert r.returncode == 0 and "SENT" in r.stdout, (r.stdout, r.stderr)
+            done = None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with sim.lock:
+                    done = (m.outcome, m.received_md5, m.revision)
+                if done[0] == "END 0":
+                    break
+                time.sleep(0.05)
+    assert done == ("END 0", hashlib.md5(pkg).hexdigest(), NEW_REV), done
+    assert [s[0] for s in srv.seen] == ["GET"]

@@ -3,7 +3,6 @@
 import ftplib
 import functools
 import http.server
-import logging
 import shutil
 import socket
 import ssl
@@ -47,23 +46,11 @@ def www(tmp_path):
 
 @pytest.fixture
 def ftp(tmp_path):
-    from pyftpdlib.authorizers import DummyAuthorizer
-    from pyftpdlib.handlers import FTPHandler
-    from pyftpdlib.servers import FTPServer
+    from ftp_server import FtpServer
 
-    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
     (tmp_path / "fw.bin").write_bytes(PACKAGE)
-    auth = DummyAuthorizer()
-    auth.add_user("alice", "s3cr:t@x", str(tmp_path))
-    auth.add_anonymous(str(tmp_path))
-    handler = type("H", (FTPHandler,), {"authorizer": auth, "auth_failed_timeout": 0.01})
-    srv = FTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=srv.serve_forever, kwargs={"timeout": 0.05, "handle_exit": False})
-    t.daemon = True
-    t.start()
-    yield "127.0.0.1:%d" % srv.address[1]
-    srv.close_all()
-    t.join(2)
+    with FtpServer(tmp_path, users=[("alice", "s3cr:t@x")], anonymous=True) as port:
+        yield "127.0.0.1:%d" % port
 
 
 def _free_port():

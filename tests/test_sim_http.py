@@ -4,14 +4,18 @@
 
 import os
 import re
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 from at_http import AtModem, WebServer
 
+from qfota_tools.simulators.ec200 import net
 from qfota_tools.simulators.ec200.model import FAST, Modem
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
@@ -142,7 +146,7 @@ def test_errors_before_anything_is_sent(rig):
     h.send(b"http://127.0.0.1/")
     t0 = time.monotonic()
     assert h.expect(re.compile(rb"\+CME ERROR: (\d+)\r\n"), 5)[0].group(1) == b"726"
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 5
     h.ok("AT")  # back to commands
     # the PDP context not active: 708, and nothing reached the server
     h.set_url(srv.url("/pkg.bin"))
@@ -414,3 +418,224 @@ def test_model_http_sans_io_on_micropython(micropython):
     )
     assert r.returncode == 0, r.stderr + r.stdout
     assert r.stdout.splitlines() == MODEL_EXPECT
+
+
+def test_qfota_sim_process_serves_http(rig):
+    """The ``qfota sim`` command itself (a process, as the agent's tests run modems)."""
+    srv, _ = rig
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "qfota_tools.cli",
+            "sim",
+            "--fast",
+            "--baud",
+            "921600",
+            "--fault",
+            "http-no-answer",
+            "--log",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        path = proc.stdout.readline().strip()
+        assert path.startswith("/dev/"), path
+        h = AtModem(path)
+        try:
+            h.setup()
+            h.set_url(srv.url("/pkg.bin"))
+            h.ok("AT+QHTTPGET=1")
+            assert h.urc("QHTTPGET", timeout=10) == [728]
+            urc, _, body, err = h.request(
+                "GET", srv.url("/pkg.bin"), [("Authorization", "TargetToken sekrit-42")]
+            )
+            assert urc == [0, 200, len(PKG)] and body == PKG and err == 0
+        finally:
+            h.close()
+    finally:
+        proc.terminate()
+        _, err_text = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "* http GET /pkg.bin: err 0, status 200" in err_text
+    assert "sekrit-42" not in err_text
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl to make a certificate")
+def test_https_with_the_modems_ca(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    with WebServer(tls=ctx) as srv:
+        srv.files["/s.bin"] = PKG[:3000]
+        for cafile, want in ((None, [716]), (str(cert), [0, 200, 3000])):
+            sim = PtySimulator(Modem(timing=QUIET, baud=921600), cafile=cafile)
+            sim.start()
+            h = AtModem(sim.path)
+            try:
+                h.setup()
+                h.ok('AT+QHTTPCFG="sslctxid",1')
+                h.set_url(srv.url("/s.bin"))
+                h.ok("AT+QHTTPGET=10")
+                assert h.urc("QHTTPGET") == want
+                if cafile:
+                    assert h.read(3000)[1:] == (PKG[:3000], 0)
+            finally:
+                h.close()
+                sim.stop()
+
+
+# ---- net.perform against a raw socket server (answers no http.server would give) ------------
+class RawServer:
+    """Accepts one connection on 127.0.0.1, reads the request head, sends ``answer``
+    (bytes, or a callable(conn)), then closes."""
+
+    def __init__(self, answer):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer
+        self.got = b""
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(10)
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            while b"\r\n\r\n" not in self.got:
+                b = conn.recv(4096)
+                if not b:
+                    return
+                self.got += b
+            if callable(self.answer):
+                self.answer(conn)
+            else:
+                conn.sendall(self.answer)
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(15)
+
+
+def _perform(answer, rsp_s=3, max_body=1 << 20, method="GET"):
+    srv = RawServer(answer)
+    try:
+        url = "http://127.0.0.1:%d/x" % srv.port
+        data = b"%s /x HTTP/1.1\r\nHost: h\r\n\r\n" % method.encode()
+        req = {"url": url, "data": data, "rsp_s": rsp_s, "max": max_body, "method": method}
+        t0 = time.monotonic()
+        res = net.perform(req)
+        res["took"] = time.monotonic() - t0
+        return res
+    finally:
+        srv.close()
+
+
+def test_net_answers_beyond_http_server():
+    # close-delimited: no length, the body up to the close
+    res = _perform(b"HTTP/1.0 200 OK\r\n\r\nuntil close")
+    assert (res["err"], res["length"], res["body"], res["body_err"]) == (0, None, b"until close", 0)
+    assert res["down"] == len(b"HTTP/1.0 200 OK\r\n\r\nuntil close")
+    # chunked with an extension and a trailer
+    res = _perform(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4;x=y\r\nabcd\r\n2\r\nef\r\n0\r\nT: 1\r\n\r\n"
+    )
+    assert (res["length"], res["body"], res["body_err"]) == (None, b"abcdef", 0)
+    # 204 and a HEAD: no body whatever the length says
+    assert _perform(b"HTTP/1.1 204 No Content\r\n\r\n")["body"] == b""
+    res = _perform(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", method="HEAD")
+    assert (res["status"], res["length"], res["body"]) == (200, 99, b"")
+    # a 100 Continue first: skipped
+    res = _perform(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
+    )
+    assert (res["status"], res["body"]) == (201, b"ok")
+    # not HTTP: data decode error
+    assert _perform(b"SSH-2.0-OpenSSH\r\n\r\n")["err"] == 721
+    # a body over the modem's room: 729, and the length the server gave
+    res = _perform(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"z" * 5000, max_body=1000)
+    assert (res["length"], res["body_err"], res["body"]) == (5000, 729, b"")
+    # closed before any answer: 719
+    assert _perform(b"")["err"] == 719
+    # a header block without end: bounded (16 KiB), 721
+    assert _perform(b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 4000)["err"] == 721
+
+
+def test_net_waits_are_bounded():
+    def stall_head(conn):
+        time.sleep(3)
+
+    res = _perform(stall_head, rsp_s=1)
+    assert res["err"] == 728 and 0.9 < res["took"] < 4
+
+    def stall_body(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"a" * 10)
+        time.sleep(3)
+
+    res = _perform(stall_body, rsp_s=1)
+    assert (res["err"], res["body"], res["body_err"]) == (0, b"a" * 10, 722)
+    assert 0.9 < res["took"] < 4
+
+
+def test_the_answer_never_comes_before_the_commands_ok():
+    """A network that answers at once (a refused port: under a millisecond) still gives
+    OK first, then +QHTTPGET, as the modem does (the request goes out after the OK)."""
+    m = Modem(timing=QUIET, baud=0)
+    out = bytearray()
+    now = 0
+    for line in (b"ATE0\r", b"AT+QIACT=1\r"):
+        m.write(line, now)
+        for _ in range(60):
+            now += 1
+            out += m.read(now)
+    url = b"http://127.0.0.1:9/x"
+    m.write(b"AT+QHTTPURL=%d,5\r" % len(url), now)
+    m.write(url, now)
+    for _ in range(10):
+        now += 1
+        out += m.read(now)
+    out = bytearray()
+    m.write(b"AT+QHTTPGET=5\r", now)
+    assert m.take_http() is None  # not before the OK is out
+    while b"OK" not in out:
+        now += 1
+        out += m.read(now)
+        req = m.take_http()
+    req = req or m.take_http()
+    m.http_done(req["id"], {"err": 716}, now)  # the answer at once
+    out += m.read(now)
+    assert bytes(out).replace(b"AT+QHTTPGET=5\r", b"") == b"\r\nOK\r\n\r\n+QHTTPGET: 716\r\n"

@@ -12,7 +12,6 @@ forms such as ``AT+QIACT?``, ``AT+QICSGP=<cid>``, ``AT+QFOTA="fota/cid"``, and t
 import functools
 import hashlib
 import http.server
-import logging
 import os
 import subprocess
 import sys
@@ -67,21 +66,10 @@ def http_url(files):
 
 @pytest.fixture(scope="module")
 def ftp_port(files):
-    from pyftpdlib.authorizers import DummyAuthorizer
-    from pyftpdlib.handlers import FTPHandler
-    from pyftpdlib.servers import FTPServer
+    from ftp_server import FtpServer
 
-    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
-    auth = DummyAuthorizer()
-    auth.add_user("fota", PASSWORD, str(files))
-    handler = type("H", (FTPHandler,), {"authorizer": auth, "auth_failed_timeout": 0.01})
-    srv = FTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(
-        target=srv.serve_forever, kwargs={"timeout": 0.05, "blocking": True}, daemon=True
-    )
-    t.start()
-    yield srv.address[1]
-    srv.close_all()
+    with FtpServer(files, users=[("fota", PASSWORD)]) as port:
+        yield port
 
 
 def update(url, runtime, *extra, faults=(), profile="default"):

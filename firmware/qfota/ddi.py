@@ -39,7 +39,7 @@ JSON built by ``json.dumps`` from checked ids and the device's own text.
 import json
 
 from qfota.compat import const, ticks_add, ticks_diff
-from qfota.errors import FAILED, FotaError
+from qfota.errors import FAILED, FotaError, redact
 
 BODY_MAX = const(4096)  # largest answer read (the transport's ``limit``)
 LINK_MAX = const(512)  # longest link taken from the server
@@ -253,7 +253,7 @@ class Client:
             result = {"finished": finished, "progress": {"cnt": cnt, "of": of}}
         status = {"execution": execution, "result": result}
         if details:
-            status["details"] = [str(d)[:DETAIL_MAX] for d in details]
+            status["details"] = [(redact(str(d)) or "")[:DETAIL_MAX] for d in details]
         body = json.dumps({"id": aid, "status": status}).encode()
         url = "%s/%s/%s/feedback" % (self.base, route, aid)
         self._put([kind, "POST", url, body, aid, execution, now])
@@ -281,12 +281,12 @@ class Client:
             return
         kind = req[0]
         if status in (409, 429) and self._tries < RETRIES:
-            self._tries += 1
-            req[6] = ticks_add(now, RETRY_MS)
-            self._queue.insert(0, req)
+            self._tries += 1  # the server is busy: the same request again, a little later
             if kind == POLL:
-                self.due = req[6]
-                self._queue.pop(0)
+                self.due = ticks_add(now, RETRY_MS)
+            else:
+                req[6] = ticks_add(now, RETRY_MS)
+                self._queue.insert(0, req)
             return
         self._tries = 0
         if not 200 <= status < 300:

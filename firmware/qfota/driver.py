@@ -27,11 +27,14 @@ import os
 
 from qfota.compat import heap_lock, heap_unlock, sleep_us, ticks_diff, ticks_ms, ticks_us
 from qfota.defaults import CHUNK_MAX, CHUNK_MIN, DEFAULTS, IMAGE_MAX, PIECE_MAX, RATE_MAX
-from qfota.errors import FAILED, INTERRUPTED, TIMEOUT, FotaError, refuse
+from qfota.errors import FAILED, INTERRUPTED, REFUSED, TIMEOUT, FotaError, refuse
 from qfota.session import Session
 
 RX_EVERY_MAX = 65536  # with flow control, read the port for URCs at least this often (bytes)
 _RX = 256
+# The stream did not run for this long (Ctrl-Z, a blocked output, a starved process):
+# look at what the modem said meanwhile before the next byte goes out (``qfota.cut``).
+_GAP_MS = 1000
 
 
 def _mem_free():
@@ -76,17 +79,6 @@ def _window(path, offset, length, limit):
     return length
 
 
-def _os_error(e):
-    """``[Errno 5] EIO`` on both interpreters (MicroPython prints only the number)."""
-    import errno
-
-    code = e.args[0] if e.args else None
-    if isinstance(code, int):
-        name = errno.errorcode.get(code)
-        return "[Errno %d] %s" % (code, name) if name else "[Errno %d]" % code
-    return str(e)
-
-
 class Driver:
     """Runs ``session`` over ``port``; ``image`` is a file object opened ``"rb"`` (FILE mode).
 
@@ -106,6 +98,7 @@ class Driver:
         lock_heap=False,
         on_event=None,
         rate_above_note=False,
+        path=None,
     ):
         check_stream(session.flow_hw, chunk, rate, piece, rate_above_note)
         self.port = port
@@ -126,11 +119,19 @@ class Driver:
                     FAILED,
                 ) from None
         self.rx = bytearray(_RX)
+        # The package file's (size, mtime) before the stream, checked again before its
+        # last bytes go out: a file that changes while it is sent is not sent whole.
+        # (After the buffers: the largest block first.)
+        self.path = path
+        self.stamp = _stamp(path) if path is not None else None
         self.rate = rate
         self.piece = piece
         self.lock_heap = lock_heap
         self.stall_ms = session.timeouts["stall_ms"]
         self._locked = False
+        self.flight = 0  # package bytes of the chunk being written (not counted yet)
+        self._ran = 0  # ticks_ms when the stream last ran (gaps: see _GAP_MS)
+        self._gap_err = None  # the failure a gap explains
         # With flow control the port is read for URCs every rx_every package bytes: at
         # least twice per DOWNLOADING URC the modem will print, so at most one line waits
         # in the receive buffer; rarely otherwise (URCs are few), so a fast line stays fast.
@@ -165,21 +166,26 @@ class Driver:
             self._unlock()  # raised from the stream: the session holds it already
         except KeyboardInterrupt:
             self._unlock()
+            s.image_sent(self.flight)  # cut inside a chunk: what of it went out counts
             from qfota.recovery import advice
 
             s.abort("interrupted: " + advice(s), INTERRUPTED)
         except OSError as e:
             self._unlock()
+            s.image_sent(self.flight)
+            from qfota.cut import os_error
             from qfota.recovery import advice
 
             s.abort(
                 "the port failed: %s (device unplugged?); %d of %d package bytes sent; %s"
-                % (_os_error(e), s.sent, s.length or 0, advice(s)),
+                % (os_error(e), s.sent, s.length or 0, advice(s)),
                 FAILED,
             )
         finally:
             self._unlock()
         self._deliver()
+        if self._gap_err is not None:
+            raise self._gap_err
         if s.error is not None:
             raise s.error
         return s
@@ -229,10 +235,24 @@ class Driver:
         stalled = False
         since = 0
         while n > 0:
+            if s.streaming:
+                now = ticks_ms()
+                if ticks_diff(now, self._ran) > _GAP_MS:
+                    relock = self._locked
+                    self._unlock()  # the import and the modem's lines need the heap
+                    from qfota.cut import gap  # the stream did not run for a while
+
+                    if not gap(self, now):
+                        return False
+                    if relock:
+                        self._lock()
+                self._ran = now
             w = port.write(buf, off, n)
             if w:
                 off += w
                 n -= w
+                if s.streaming:
+                    self.flight += w
                 stalled = False
                 continue
             now = ticks_ms()
@@ -259,6 +279,7 @@ class Driver:
 
     # ------------------------------------------------------------ the package
     def _stream(self):
+        self._ran = ticks_ms()
         self._lock()
         try:
             if self.session.flow_hw:
@@ -271,11 +292,16 @@ class Driver:
     def _read_chunk(self):
         s = self.session
         got = self.image.readinto(self.buf) if self.image is not None else 0
-        if not got:
-            self._unlock()
-            s.abort("image ended at %d of %d bytes" % (s.sent, s.length), FAILED)
-            raise s.error
         left = s.length - s.sent
+        if not got or got >= left and self.stamp is not None:
+            # The end of the file, or its last bytes: before they go out (and the modem
+            # checks a whole package) the file must be the one whose first bytes went out.
+            self._unlock()
+            if not got or _stamp(self.path) != self.stamp:
+                from qfota.cut import changed
+
+                changed(self, got)  # raises
+            self._lock()
         return got if got < left else left
 
     def _end_of_slow_path(self):
@@ -310,6 +336,7 @@ class Driver:
             if not self._write(buf, 0, got):
                 return
             s.image_sent(got)
+            self.flight = 0
             if s.sent < check and s.sent < s.length:
                 continue
             if not self._end_of_slow_path():
@@ -354,9 +381,19 @@ class Driver:
                 if not self._write(buf, off, k):
                     return
                 s.image_sent(k)
+                self.flight = 0
                 off += k
             if not self._end_of_slow_path():
                 return
+
+
+def _stamp(path):
+    """``(size, mtime)`` of the file at ``path`` (``(-1, -1)``: gone)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (st[6], st[8])
 
 
 def check_stream(flow_hw, chunk, rate, piece, rate_above_note=False):
@@ -442,7 +479,7 @@ def _drive(port, session, image=None, offset=0, **driver_kw):
             f = open(image, "rb")
             if offset:
                 f.seek(offset)
-        return Driver(port, session, f, **driver_kw).run()
+        return Driver(port, session, f, path=image, **driver_kw).run()
     finally:
         if f is not None:
             f.close()
@@ -457,8 +494,11 @@ def open_port(opener):
     except FotaError:
         raise
     except (OSError, ValueError) as e:
-        text = _os_error(e) if isinstance(e, OSError) else str(e)
-        raise FotaError("PORT", None, "cannot open the port: %s" % text) from None
+        from qfota.cut import os_error
+
+        text = os_error(e) if isinstance(e, OSError) else str(e)
+        # Nothing was sent: a refusal, as the CLI's own check of --port says it.
+        raise FotaError("PORT", None, "cannot open the port: %s" % text, REFUSED) from None
 
 
 def recover(port, on_event=None, **kwargs):

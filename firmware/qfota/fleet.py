@@ -31,7 +31,7 @@ import gc
 import os
 
 from qfota import ddi
-from qfota.compat import const, sleep_ms, ticks_ms
+from qfota.compat import const, release, sleep_ms, ticks_ms
 from qfota.defaults import IMAGE_MAX
 from qfota.errors import FotaError
 from qfota.journal import Journal
@@ -126,6 +126,7 @@ class Fleet:
         folder="fleet",
         url_mode=False,
         download_auth=True,
+        tls=True,
         room=None,
         image_max=IMAGE_MAX,
         range_size=RANGE,
@@ -152,6 +153,7 @@ class Fleet:
         self.folder = folder
         self.url_mode = url_mode
         self.download_auth = download_auth
+        self.tls = tls
         self.room = room
         self.image_max = image_max
         self.range_size = range_size
@@ -229,6 +231,15 @@ class Fleet:
             elif name == "dropped" and ev[1] == ddi.FEEDBACK:
                 self._refused_result(ev[2])
 
+    def _save(self, **changes):
+        # A journal that cannot be written is reported; the action goes on (its record in
+        # RAM still holds) and only an MCU reset in that window could repeat or lose a step.
+        try:
+            self.journal.save(**changes)
+        except OSError as e:
+            self.journal.data.update(changes)
+            self._say("failed", "journal not written (%s): a reset now may repeat a step" % e)
+
     def _say(self, name, text):
         if self.on_event is not None:
             try:
@@ -255,6 +266,11 @@ class Fleet:
     # ------------------------------------------------------------ a deployment
     def _deployment(self, info):
         aid = info["id"]
+        if self.revision is None:
+            self._read_revision()  # the gate needs it: without it, nothing is begun
+            if self.revision is None:
+                return
+            self._send_config()
         rec = self.journal.data
         if rec.get("id") != aid and rec.get("state") in (UPDATE, REPORT):
             # Another action's end comes first: its result must not be lost to this one.
@@ -295,7 +311,7 @@ class Fleet:
                 "tries": 0,
             }
             self.journal.data = {}
-            self.journal.save(**rec)
+            self._save(**rec)
         self._say("deployment", "action %s: %s (%d bytes)" % (aid, info["filename"], info["size"]))
         c = self.client
         c.begin(aid, self.clock())
@@ -336,7 +352,7 @@ class Fleet:
             window = (rec["offset"], rec["length"])
         if info["update"] == "skip" or info["window"] == "unavailable":
             if rec["state"] != DOWNLOADED:
-                self.journal.save(state=DOWNLOADED)
+                self._save(state=DOWNLOADED)
                 why = (
                     "update skip" if info["update"] == "skip" else "maintenance window unavailable"
                 )
@@ -356,7 +372,7 @@ class Fleet:
         if info["filename"].lower().endswith(".swu"):
             return None
         for link in (info["link_http"], info["link"]):
-            if link is not None and len(link) <= URL_MAX:
+            if link is not None and len(link) <= URL_MAX and (self.tls or link[:5] == "http:"):
                 from qfota.urls import check_url
 
                 try:
@@ -390,11 +406,17 @@ class Fleet:
 
     # ------------------------------------------------------------ download
     def _link(self, info):
-        link = info["link"] or info["link_http"]
-        if self.download_auth and not link.startswith(self.origin):
-            # The token goes to this server only: a link elsewhere is fetched without it.
-            return link, ()
-        return link, (self._auth if self.download_auth else ())
+        """The link to download from, and the headers it gets: https where the transport
+        has TLS (on the modem, an SSL context set up for it), else the plain http one
+        hawkBit offers as download-http. ``(None, ())`` when there is none to use."""
+        order = (info["link"], info["link_http"]) if self.tls else (info["link_http"], info["link"])
+        for link in order:
+            if link is not None and (self.tls or link.startswith("http:")):
+                if not self.download_auth or not link.startswith(self.origin):
+                    # The token goes to this server only: elsewhere it is fetched without.
+                    return link, ()
+                return link, self._auth
+        return None, ()
 
     def _download(self, rec, info):
         """The artifact into ``folder/<id>.bin`` in ranges; True when complete, None when
@@ -407,6 +429,9 @@ class Fleet:
             _remove(path)
             have = 0
         link, auth = self._link(info)
+        if link is None:
+            self._close(rec, False, ["DOWNLOAD: no plain http link, and TLS is off"])
+            return None
         self._progress(aid, 1, "download: %d of %d bytes" % (have, size))
         restarted = False
         while have < size:
@@ -416,11 +441,16 @@ class Fleet:
             end = have + self.range_size
             end = (size if end > size else end) - 1
             headers = auth + (("Range", "bytes=%d-%d" % (have, end)),)
-            f = open(path, "ab")
+            try:
+                f = open(path, "ab")
+            except OSError as e:
+                return self._download_failed(rec, "DOWNLOAD: cannot write %s: %s" % (path, e))
             try:
                 status, n = self.transport.request("GET", link, headers, None, _Sink(f))
             except FotaError as e:
                 status = e
+            except OSError as e:  # the storage failed under the sink
+                status = FotaError("STORAGE", None, str(e))
             finally:
                 f.close()
             if isinstance(status, FotaError):
@@ -457,7 +487,7 @@ class Fleet:
         if tries >= DOWNLOAD_TRIES:
             self._close(rec, False, ["%s (try %d of %d)" % (text, tries, DOWNLOAD_TRIES)])
         else:
-            self.journal.save(tries=tries)
+            self._save(tries=tries)
             self.client.action = None  # the next poll offers it again: resume then
         return None
 
@@ -475,50 +505,21 @@ class Fleet:
             self._events()
 
     def _check(self, rec):
-        """The hash the server gave (strongest the device has), then the SWU's inside.
-        Returns ``(offset, length)`` of the modem's image, or None (reported)."""
-        import hashlib
-
-        from qfota import swu
-
+        """The artifact's hash, the SWU's inside; ``(offset, length)`` of the modem's image,
+        or None (the failure is reported)."""
         aid = rec["id"]
         path = self._part(aid)
         self._progress(aid, 2, "check")
-        checked = []
-        for alg, want in rec["hashes"]:
-            if not hasattr(hashlib, alg):
-                continue
-            with open(path, "rb") as f:
-                got = swu.hash_window(f, 0, rec["size"], alg)
-            if got != want:
-                _remove(path)
-                self._close(
-                    rec,
-                    False,
-                    ["CHECK: %s of the artifact is %s, the server says %s" % (alg, got, want)],
-                )
-                return None
-            checked.append(alg)
-            break
         try:
-            if swu.is_swu(path):
-                name, off, length, sha = swu.find_image(path)
-                if sha:
-                    checked.append("sha256 of %s in sw-description" % name)
-            else:
-                off, length = 0, rec["size"]
-        except FotaError as e:
+            off, length, checked = _verify(path, rec)
+        except (FotaError, OSError) as e:
             _remove(path)
-            self._close(rec, False, [str(e)])
+            text = str(e) if isinstance(e, FotaError) else "CHECK: cannot read %s: %s" % (path, e)
+            self._close(rec, False, [text])
             return None
-        if not checked:
-            given = ", ".join(a for a, _ in rec["hashes"]) or "none"
-            _remove(path)
-            self._close(
-                rec, False, ["CHECK: no hash this device can check (the server gave: %s)" % given]
-            )
-            return None
-        self.journal.save(offset=off, length=length, checked=checked)
+        finally:
+            release("swu")  # read once per action: its code need not stay in the heap
+        self._save(offset=off, length=length, checked=checked)
         self._say("checked", "action %s: %s" % (aid, ", ".join(checked)))
         return off, length
 
@@ -532,7 +533,7 @@ class Fleet:
         if ours and rec.get("state") in _BEFORE_TRANSFER:
             self._cancel = stop if self._busy == stop else None
             _remove(self._part(stop))
-            self.journal.save(state=CANCELLED)
+            self._save(state=CANCELLED)
             c.action = None
             c.cancel_feedback(aid, True, ["cancelled before the transfer"], self.clock())
             self._say("cancel", "action %s: cancelled before the transfer" % stop)
@@ -548,7 +549,7 @@ class Fleet:
     # ------------------------------------------------------------ update and result
     def _run_update(self, rec, window=None, url=None):
         attempts = rec.get("attempts", 0) + 1
-        self.journal.save(state=UPDATE, attempts=attempts, url=url)
+        self._save(state=UPDATE, attempts=attempts, url=url)
         self._say("update", "action %s: attempt %d" % (rec["id"], attempts))
         try:
             if url is not None:
@@ -592,12 +593,15 @@ class Fleet:
 
     def _success(self, rec, rev):
         self.revision = rev
-        self._close(rec, True, ["revision %s" % short(rev)])
+        details = ["revision %s" % short(rev)]
+        if rec.get("checked"):
+            details.append("checked: " + ", ".join(rec["checked"]))
+        self._close(rec, True, details)
         self._send_config()
 
     def _close(self, rec, ok, details):
         """Record the result, then post it; ``_sent`` marks it taken."""
-        self.journal.save(state=REPORT, ok=ok, details=details)
+        self._save(state=REPORT, ok=ok, details=details)
         _remove(self._part(rec["id"]))
         self._say(
             "result",
@@ -620,15 +624,46 @@ class Fleet:
         rec = self.journal.data
         if kind == ddi.FEEDBACK and execution == "closed" and rec.get("id") == aid:
             if rec.get("state") == REPORT:
-                self.journal.save(state=REPORTED)
+                self._save(state=REPORTED)
                 self._say("reported", "action %s: the server took the result" % aid)
             self.client.action = None
 
     def _refused_result(self, aid):
         rec = self.journal.data
         if rec.get("id") == aid and rec.get("state") == REPORT:
-            self.journal.save(state=REPORTED, refused=True)
+            self._save(state=REPORTED, refused=True)
             self.client.action = None
+
+
+def _verify(path, rec):
+    """The hash the server gave (the strongest ``hashlib`` has), then, in an SWU, the
+    sha256 sw-description gives its image. ``(offset, length, what was checked)``."""
+    import hashlib
+
+    from qfota import swu
+
+    checked = []
+    for alg, want in rec["hashes"]:
+        if hasattr(hashlib, alg):
+            with open(path, "rb") as f:
+                got = swu.hash_window(f, 0, rec["size"], alg)
+            if got != want:
+                raise FotaError(
+                    "CHECK", None, "%s of the artifact is %s, the server says %s" % (alg, got, want)
+                )
+            checked.append(alg)
+            break
+    off, length = 0, rec["size"]
+    if swu.is_swu(path):
+        name, off, length, sha = swu.find_image(path)
+        if sha:
+            checked.append("sha256 of %s in sw-description" % name)
+    if not checked:
+        given = ", ".join(a for a, _ in rec["hashes"]) or "none"
+        raise FotaError(
+            "CHECK", None, "no hash this device can check (the server gave: %s)" % given
+        )
+    return off, length, checked
 
 
 def _failure(e):

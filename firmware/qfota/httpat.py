@@ -34,10 +34,9 @@ header. An ``Authorization`` value never appears in an event or an error.
 
 from qfota import urc
 from qfota.at import CME, ERROR, OK, PROTO, AtChannel, printable, text
-from qfota.compat import const, ticks_add, ticks_diff
-from qfota.defaults import APN_MAX, CID_MAX, TIMEOUT_MAX_MS
+from qfota.compat import const, release, ticks_add, ticks_diff
 from qfota.defaults import TIMEOUTS as _ENGINE
-from qfota.errors import FAILED, MODEM, REFUSED, TIMEOUT, FotaError, refuse
+from qfota.errors import FAILED, MODEM, TIMEOUT, FotaError, refuse
 from qfota.lines import LineFramer
 
 # Events (ev, a, b): the values of qfota.session's, so one handler (qfota.report) reads both.
@@ -45,10 +44,6 @@ EV_LOG = const(6)  # a: text
 EV_TX = const(8)  # a: a command line or the raw request sent (Authorization redacted)
 EV_RX = const(9)  # a: a line received
 
-URL_MAX = const(700)  # AT+QHTTPURL=<len>: 1-700
-DATA_MAX = const(65536)  # qfota's bound on a request (headers and body) written after CONNECT
-HEADERS_MAX = const(16)
-VALUE_MAX = const(1024)
 # Body bytes held back: the modem's own lines that follow a short body ("\r\nOK\r\n\r\n
 # +QHTTPREAD: 717\r\n", 25 bytes) or a reboot (RDY and the boot URCs, about 100 bytes)
 # fit, so they are found there and never reach the sink.
@@ -83,6 +78,7 @@ STEPS = {
     "drain":   ("HTTP",     None,                                 _DRAIN,    "quiet_ms",    None),
     "cid":     ("PDP",      b'AT+QHTTPCFG="contextid",%d',        _PLAIN,    _CMD,          None),
     "rsphdr":  ("HTTPCFG",  b'AT+QHTTPCFG="responseheader",0',    _PLAIN,    _CMD,          None),
+    "ssl":     ("HTTPCFG",  b'AT+QHTTPCFG="sslctxid",%d',         _PLAIN,    _CMD,          None),
     "qiact?":  ("PDP",      b"AT+QIACT?",                         _PLAIN,    _CMD,          b"+QIACT:"),
     "qicsgp":  ("PDP",      b'AT+QICSGP=%d,1,"%s","","",1',       _PLAIN,    _CMD,          None),
     "qiact":   ("PDP",      b"AT+QIACT=%d",                       _PLAIN,    "pdp_ms",      None),
@@ -95,11 +91,9 @@ STEPS = {
 }
 # fmt: on
 _URCS = {"get": b"+QHTTPGET:", "get_raw": b"+QHTTPGET:", "post": b"+QHTTPPOST:"}
+_LOST = (708, 709)  # network not configured, deactivated: the context is not up
 _READ_URC = b"+QHTTPREAD:"
 _PDPDEACT = b'+QIURC: "pdpdeact"'
-_SET_BY_US = ("host", "content-length", "transfer-encoding")
-_SECRET = ("authorization", "proxy-authorization")
-_METHODS = ("GET", "PUT", "POST")
 
 # Phases inside a step.
 _CMD_SENT = const(0)  # the command is out: its answer (or CONNECT)
@@ -116,147 +110,27 @@ _PLUS = const(43)
 _EVENTS_MAX = const(32)
 
 
-def check_timeouts(timeouts):
-    out = dict(TIMEOUTS)
-    for k, v in (timeouts or {}).items():
-        if k not in TIMEOUTS:
-            if k in _ENGINE:
-                continue  # the engine's other waits (one table for both): not used here
-            raise refuse("PARAMS", "unknown timeout %r" % (k,))
-        if not isinstance(v, int) or not 0 < v <= TIMEOUT_MAX_MS:
-            raise refuse("PARAMS", "timeout %s must be 1-%d ms" % (k[:-3], TIMEOUT_MAX_MS))
-        out[k] = v
-    return out
-
-
-def _bad(what, value, extra=""):
-    from qfota.checks import bad_char
-
-    bad = bad_char(value, extra)
-    if bad:
-        raise refuse("HTTP", "%s holds %s" % (what, bad))
-
-
-def parse_url(url):
-    """``(scheme, authority, target)`` of an absolute http(s) URL, or refused (the URL
-    itself is not repeated: it may hold a capability)."""
-    if not isinstance(url, str) or not url:
-        raise refuse("HTTP", "URL is empty")
-    _bad("URL", url, " #")
-    if len(url) > URL_MAX:
-        raise refuse("HTTP", "URL longer than %d bytes (%d)" % (URL_MAX, len(url)))
-    i = url.find("://")
-    scheme = url[:i].lower() if i > 0 else ""
-    if scheme not in ("http", "https"):
-        raise refuse("HTTP", "URL must start with http:// or https://")
-    rest = url[i + 3 :]
-    end = len(rest)
-    for ch in "/?":
-        k = rest.find(ch)
-        if 0 <= k < end:
-            end = k
-    authority = rest[:end]
-    target = rest[end:]
-    if "@" in authority:
-        raise refuse("HTTP", "URL holds credentials: give an Authorization header instead")
-    host = authority
-    colon = authority.rfind(":")
-    if colon >= 0 and "]" not in authority[colon:]:
-        port = authority[colon + 1 :]
-        if not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise refuse("HTTP", "URL port must be 1-65535")
-        host = authority[:colon]
-    if not host:
-        raise refuse("HTTP", "URL has no server")
-    if not target.startswith("/"):
-        target = "/" + target
-    return scheme, authority, target
-
-
-def _token(name):
-    if not isinstance(name, str) or not 0 < len(name) <= 64:
-        return False
-    for ch in name:
-        if not (ch.isalpha() or ch.isdigit() or ch == "-") or ord(ch) > 126:
-            return False
-    return True
-
-
-def build_request(method, url, headers=(), body=None):
-    """The checked request: ``(authority, needs requestheader 1, raw request, its text for a
-    trace with secrets as ***, the secrets)``. Raises ``FotaError`` (REFUSED) before anything
-    is sent: a method, URL, header or body that could end a line or add one."""
-    if method not in _METHODS:
-        raise refuse("HTTP", "method must be GET, PUT or POST")
-    _scheme, authority, target = parse_url(url)
-    if body is not None and not isinstance(body, (bytes, bytearray)):
-        raise refuse("HTTP", "body must be bytes")
-    if method == "GET" and body is not None:
-        raise refuse("HTTP", "a GET has no body")
-    if method != "GET" and body is None:
-        body = b""
-    if not isinstance(headers, (tuple, list)) or len(headers) > HEADERS_MAX:
-        raise refuse("HTTP", "headers must be at most %d (name, value) pairs" % HEADERS_MAX)
-    lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + authority]
-    shown = list(lines)
-    secrets = []
-    for h in headers:
-        if not isinstance(h, tuple) or len(h) != 2 or not _token(h[0]):
-            raise refuse("HTTP", "a header name must be letters, digits and '-'")
-        name, value = h
-        low = name.lower()
-        if low in _SET_BY_US:
-            raise refuse("HTTP", "header %s is set by the transport" % name)
-        if not isinstance(value, str):
-            raise refuse("HTTP", "header %s must be text" % name)
-        _bad("header " + name, value)
-        if len(value) > VALUE_MAX:
-            raise refuse("HTTP", "header %s is longer than %d characters" % (name, VALUE_MAX))
-        lines.append("%s: %s" % (name, value))
-        if low in _SECRET:
-            secrets.append(value.encode())
-            sp = value.find(" ")  # "TargetToken <token>": the scheme may show
-            value = (value[: sp + 1] if sp > 0 else "") + "***"
-        shown.append("%s: %s" % (name, value))
-    if body is not None:
-        lines.append("Content-Length: %d" % len(body))
-        shown.append(lines[-1])
-    # requestheader 1 where the modem's own request would not do: headers, a PUT, or an
-    # empty body (AT+QHTTPPOST takes 1 byte at least)
-    raw = needs = bool(headers) or method == "PUT" or body == b""
-    if raw:
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
-        data = head + bytes(body) if body else head
-        shown_text = "\\r\\n".join(shown) + "\\r\\n\\r\\n"
-        if body:
-            shown_text += "<%d body bytes>" % len(body)
-    else:
-        data = bytes(body) if body else b""
-        shown_text = "<%d body bytes>" % len(data)
-    if len(data) > DATA_MAX:
-        raise refuse("HTTP", "request is %d bytes, above %d" % (len(data), DATA_MAX))
-    return authority, needs, data, shown_text, secrets
-
-
 class HttpAt:
     """One HTTP request at a time through the modem; the PDP context and the sticky
     settings are remembered from one request to the next.
 
     ``cid``: the PDP context (``AT+QHTTPCFG="contextid"``, ``AT+QIACT``); ``apn``: set with
     ``AT+QICSGP`` when the context must be brought up; ``timeouts``: ``TIMEOUTS`` by name;
-    ``trace``: EV_TX/EV_RX events of every line (Authorization redacted).
+    ``trace``: EV_TX/EV_RX events of every line (Authorization redacted); ``sslctxid``: for
+    https, the SSL context the product configured (``AT+QSSLCFG``), sent with
+    ``AT+QHTTPCFG="sslctxid"`` (Quectel's range 0-5).
     """
 
-    def __init__(self, cid=1, apn=None, timeouts=None, trace=False):
-        if not isinstance(cid, int) or not 1 <= cid <= CID_MAX:
-            raise refuse("PARAMS", "cid must be 1-%d" % CID_MAX)
-        if apn is not None:
-            from qfota.checks import check_text
+    def __init__(self, cid=1, apn=None, timeouts=None, trace=False, sslctxid=None):
+        from qfota import httpreq
 
-            check_text("APN", apn, APN_MAX)
-        self.timeouts = check_timeouts(timeouts)
+        self.timeouts = httpreq.check_options(TIMEOUTS, cid, apn, sslctxid, timeouts)
+        del httpreq
+        release("httpreq")
+        release("checks")
         self.cid = cid
         self.apn = apn
+        self.sslctxid = sslctxid  # https: the SSL context (AT+QSSLCFG) the product set up
         self.trace = trace
         self.tail = bytearray(HOLD)  # the last body bytes (see the module's doc)
         self.tail_n = 0
@@ -273,9 +147,9 @@ class HttpAt:
         self._reset()
 
     def forget(self):
-        """The modem may have rebooted since the last request (an update, a reset): its
-        context is down and its sticky settings are back to their defaults; check and set
-        them all again with the next request."""
+        """The modem rebooted since the last request (an update on this port): its context
+        is down and its sticky settings are back to their defaults; set them all up with
+        the next request instead of finding out from a failed one."""
         self._ready = False
         self._rh = None
 
@@ -289,6 +163,7 @@ class HttpAt:
         self._out = None
         self._deadline = None
         self._last = 0
+        self._now = 0
         self._checked = True
         self._plan = []
         self._i = 0
@@ -298,6 +173,7 @@ class HttpAt:
         self._result = None  # (err, code, length) of +QHTTPGET/+QHTTPPOST
         self._stop = False
         self._plus = False
+        self._retried = False
         self._acc = None
         self._scan = 0
         self._data = b""
@@ -311,7 +187,14 @@ class HttpAt:
             raise FotaError("HTTP", None, "a request is already running", FAILED)
         if not isinstance(limit, int) or limit <= 0:
             raise refuse("HTTP", "limit must be > 0")
-        authority, rh, data, shown, secrets = build_request(method, url, headers, body)
+        from qfota import httpreq
+
+        try:
+            authority, rh, data, shown, secrets = httpreq.build_request(method, url, headers, body)
+        finally:
+            del httpreq
+            release("httpreq")
+            release("checks")
         self._reset()
         self.error = None
         self.done = False
@@ -328,6 +211,7 @@ class HttpAt:
         in_s = max(1, r["input_ms"] // 1000)
         self._args = {
             "cid": self.cid,
+            "ssl": self.sslctxid,
             "qicsgp": (self.cid, (self.apn or "").encode()),
             "qiact": self.cid,
             "reqhdr": self._want_rh,
@@ -337,19 +221,38 @@ class HttpAt:
             "post": (len(data), in_s, rsp_s),
             "read": max(1, r["read_ms"] // 1000),
         }
-        plan = []
-        if self._dirty:
-            plan.append("drain")
+        self._retried = False
+        self._plan = self._make_plan(self._dirty)
+        self._dirty = True  # until it ends well
+        self._step(0, now)
+
+    def _make_plan(self, drain):
+        plan = ["drain"] if drain else []
         if not self._ready:
             plan += ["cid", "rsphdr", "qiact?", "qiact"]
+            if self.sslctxid is not None:
+                plan.insert(plan.index("rsphdr") + 1, "ssl")
         if self._rh != self._want_rh:
             plan.append("reqhdr")
         plan.append("url")
-        plan.append("post" if method != "GET" else "get_raw" if rh else "get")
+        plan.append("post" if self.method != "GET" else "get_raw" if self._want_rh else "get")
         plan.append("read")
-        self._plan = plan
-        self._dirty = True  # until it ends well
+        return plan
+
+    def _again(self, now, why, rebooted=False):
+        """The modem lost what the core set up (it rebooted since the last request, say
+        during a FILE update run by another driver on this port): before the request went
+        out, set it all up again, once. False when that was done already."""
+        if self._retried:
+            return False
+        self._retried = True
+        self._ready = False
+        self._rh = None
+        self._event(EV_LOG, "%s: setting up the modem's HTTP again" % why)
+        self._at.cancel()
+        self._plan = self._make_plan(rebooted)
         self._step(0, now)
+        return True
 
     def take_output(self):
         """The next bytes to write (a command line, the URL or the request), or None."""
@@ -437,6 +340,7 @@ class HttpAt:
 
     # ---------------------------------------------------------------- internals
     def _fail_with(self, err):
+        release("httptail")  # if a rare ending loaded it
         self.error = err
         self.done = True
         self.body_left = 0
@@ -498,12 +402,14 @@ class HttpAt:
         self._step(self._i + 1 + skip, now)
 
     def _finish(self):
+        release("httptail")
         self.done = True
         self._dirty = False
         self._deadline = None
         self.state = "DONE"
 
     def _feed(self, data, start, end, now):
+        self._now = now
         i = start
         while i < end:
             if self._phase == _LF:
@@ -545,6 +451,15 @@ class HttpAt:
             if not self._plus:
                 self._last = now
 
+    def _sent(self):
+        """The request may have gone to the network (its data or a plain GET is out)."""
+        name = self.state
+        if name == "read":
+            return True
+        if name not in _URCS:
+            return False
+        return self._phase != _CMD_SENT or name == "get" and self._ok
+
     def _start_body(self, now):
         self._last = now
         if self.length is None:
@@ -560,11 +475,13 @@ class HttpAt:
             self._phase = _TAIL
 
     def _on_line(self, buf, n):
-        now = self._last
+        now = self._now
         if self.trace:
             self._event(EV_RX, self._hide(text(buf, n)))
         kind = self._urc.parse(buf, n)
         if kind == urc.RDY and self.state != "drain":
+            if not self._sent() and self._again(now, "the modem rebooted (RDY)", True):
+                return
             self._fail(None, "the modem rebooted (RDY) during the request")
         if kind == urc.BOOT or kind == urc.RDY:
             return
@@ -576,6 +493,8 @@ class HttpAt:
         if prefix is not None and urc.starts_with(buf, 0, n, prefix):
             self._result = self._numbers(buf, n, len(prefix))
             err = self._result[0]
+            if err in _LOST and self._again(now, "+%s: %d" % (prefix.decode()[1:-1], err)):
+                return  # the context is down: the request never left the modem
             if err:
                 self._fail(err, None, MODEM)
             self._maybe_next(now)
@@ -680,6 +599,8 @@ class HttpAt:
         cmd = self._at.command_text()
         if answer == CME:
             cme = self._at.cme or ""
+            if cme == "730" and self.state in _URCS and self._again(self._now, cmd + ": 730"):
+                return  # invalid parameter: requestheader is not what the core set
             if cme.isdigit():
                 self._fail(int(cme), "+CME ERROR to %s" % cmd, MODEM)
             self._fail(None, "modem answered +CME ERROR: %s to %s" % (cme, cmd))
@@ -723,8 +644,11 @@ class HttpAt:
         acc.extend(data[i:end])
         self._last = now
         self._deadline = ticks_add(now, self._read_wait)
-        at = self._find_trailer(acc)
-        if at is None:
+        from qfota.httptail import find_trailer
+
+        at = find_trailer(acc, self._scan, _READ_URC, _TRAILER_MAX)
+        if at[0] is None:
+            self._scan = at[1]
             if len(acc) > self.limit + _TRAILER_MAX:
                 self._fail(None, "response over %d bytes" % self.limit, FAILED, "HTTP")
             return end - i
@@ -739,34 +663,6 @@ class HttpAt:
             self._fail(None, "response over %d bytes" % self.limit, FAILED, "HTTP")
         self._finish()
         return end - i - extra
-
-    def _find_trailer(self, acc):
-        k = acc.find(b"\r\nOK\r\n", max(0, self._scan - _TRAILER_MAX))
-        while k >= 0:
-            j = k + 6
-            while j < len(acc) and acc[j] in (_CR, _LF_BYTE):
-                j += 1
-            if len(acc) - j < len(_READ_URC) + 2:
-                self._scan = k
-                return None  # not all there yet
-            if acc[j : j + len(_READ_URC)] == _READ_URC:
-                e = acc.find(b"\r", j)
-                if e < 0:
-                    e = acc.find(b"\n", j)
-                if e < 0:
-                    self._scan = k
-                    return None
-                try:
-                    err = int(bytes(acc[j + len(_READ_URC) : e]).strip())
-                except ValueError:
-                    err = None
-                if err is not None:
-                    if e + 1 < len(acc) and acc[e + 1] == _LF_BYTE:
-                        e += 1
-                    return k, e + 1, err
-            k = acc.find(b"\r\nOK\r\n", k + 1)
-        self._scan = len(acc)
-        return None
 
     def _poll(self, now):
         if self.state == "drain":
@@ -784,47 +680,25 @@ class HttpAt:
         if self._deadline is not None and ticks_diff(now, self._deadline) >= 0:
             self._timeout()
 
-    def _tail_lines(self):
-        """The lines of ``tail`` that CR/LF end on both sides (the first may be cut), last first."""
-        t = self.tail
-        e = self.tail_n
-        if not e or t[e - 1] not in (_CR, _LF_BYTE):
-            return []
-        out = []
-        while True:
-            while e and t[e - 1] in (_CR, _LF_BYTE):
-                e -= 1
-            s = e
-            while s and t[s - 1] not in (_CR, _LF_BYTE):
-                s -= 1
-            if s == 0 or s == e:
-                return out
-            out.append(bytes(t[s:e]))
-            e = s
-
     def _check_tail(self):
-        """The body went quiet: the modem's own lines in its last bytes end it. A short body
-        is followed by ``OK`` and ``+QHTTPREAD: <err>``, a reboot by ``RDY`` and boot URCs
-        (other URCs may come after either)."""
-        for line in self._tail_lines():
-            n = len(line)
-            kind = self._urc.parse(line, n)
-            if kind in (urc.RDY, urc.BOOT):
-                self._fail(
-                    None,
-                    "the modem rebooted (RDY) during the body, at about %d of %d bytes"
-                    % (self.got, self.length or 0),
-                )
-            if urc.starts_with(line, 0, n, _READ_URC):
-                try:
-                    err = int(text(line, n)[len(_READ_URC) :].strip())
-                except ValueError:
-                    return
-                self._fail(
-                    err or None,
-                    "the body stopped short of %d bytes" % (self.length or 0),
-                    MODEM if err else FAILED,
-                )
+        """The body went quiet: the modem's own lines in its last bytes end it."""
+        from qfota import httptail
+
+        v = httptail.verdict(self.tail, self.tail_n, self._urc, _READ_URC)
+        if v is None:
+            return
+        if v[0] == httptail.REBOOTED:
+            self._fail(
+                None,
+                "the modem rebooted (RDY) during the body, at about %d of %d bytes"
+                % (self.got, self.length or 0),
+            )
+        err = v[1]
+        self._fail(
+            err or None,
+            "the body stopped short of %d bytes" % (self.length or 0),
+            MODEM if err else FAILED,
+        )
 
     def _timeout(self):
         name = self.state
@@ -848,4 +722,4 @@ class HttpAt:
         self._fail(None, "timeout: " + what, TIMEOUT)
 
 
-__all__ = ("HttpAt", "build_request", "parse_url", "STEPS", "TIMEOUTS", "REFUSED")
+__all__ = ("HttpAt", "STEPS", "TIMEOUTS", "HOLD")

@@ -42,7 +42,7 @@ class _Bytes:
 
 class ModemTransport:
     """``cid``, ``apn``, ``timeouts`` (``httpat.TIMEOUTS`` by name), ``trace`` (EV_TX/EV_RX
-    events, Authorization redacted) go to ``httpat.HttpAt``; ``on_event(ev, a, b)`` gets
+    events, Authorization redacted), ``sslctxid`` (https) go to ``httpat.HttpAt``; ``on_event(ev, a, b)`` gets
     its events between calls into it; ``rx``: the receive buffer's size."""
 
     def __init__(
@@ -55,8 +55,9 @@ class ModemTransport:
         on_event=None,
         rx=RX,
         lock_heap=False,
+        sslctxid=None,
     ):
-        self.core = HttpAt(cid, apn, timeouts, trace)
+        self.core = HttpAt(cid, apn, timeouts, trace, sslctxid)
         self.port = port
         self.on_event = on_event
         self.rx = bytearray(rx)
@@ -70,7 +71,7 @@ class ModemTransport:
         self.written = 0
 
     def forget(self):
-        """After the modem rebooted (an update): bring its context and settings up afresh."""
+        """After the modem rebooted (an update): set its context and settings up afresh."""
         self.core.forget()
 
     def request(self, method, url, headers=(), body=None, sink=None, limit=4096):
@@ -88,6 +89,10 @@ class ModemTransport:
         except OSError as e:
             self._unlock()
             core.abort("the port failed: %s (device unplugged?)" % (e,), FAILED)
+        except BaseException:  # from on_event or the sink's caller: the next request may run
+            self._unlock()
+            core.abort("stopped by the caller", FAILED)
+            raise
         finally:
             self._unlock()
         self._deliver()

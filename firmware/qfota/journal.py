@@ -33,9 +33,18 @@ class Journal:
         return self.data
 
     def save(self, **changes):
+        """Raises OSError when it cannot be written (the temp file is removed then: a
+        full disk keeps no half file)."""
         self.data.update(changes)
-        with open(self.tmp, "w") as f:
-            f.write(json.dumps(self.data))
+        try:
+            with open(self.tmp, "w") as f:
+                f.write(json.dumps(self.data))
+        except OSError:
+            try:
+                os.remove(self.tmp)
+            except OSError:
+                pass
+            raise
         os.rename(self.tmp, self.path)
 
     def get(self, key, default=None):

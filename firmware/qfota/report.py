@@ -11,10 +11,16 @@ text: ``{"event": "stage" | "revision" | "progress" | "reboot" | "log" | "tx" | 
 ``exit``. ``log=PATH`` appends every text line, timestamped, to that file (in both
 modes). Times are in seconds throughout. MicroPython-compatible: no f-strings, no
 ``datetime``.
+
+Nothing here may cost the update: a log that cannot be written (a full disk) is closed
+and the end says once at which line it stopped and why; an ``out`` that fails (stdout
+closed by its reader: EPIPE) is not called again and the end says so on stderr. Neither
+raises into the engine, whose transfer goes on.
 """
 
 import gc
 import json as _json
+import sys
 import time
 
 from qfota import session as S
@@ -61,7 +67,17 @@ class Reporter:
         self._sent = self._total = 0
         self._stage = None
         self._end_ok = False  # END,0 came (the REBOOT stage followed START/UPDATING)
-        self._log = open(log, "a") if log else None
+        self._log_path = log
+        self._log = None
+        self._logged = 0  # lines written to the log by this reporter
+        self._log_err = None  # (line, why): the log stopped at that line
+        self._said = 0  # lines given to out
+        self._out_err = None  # (line, why): out failed at that line
+        if log:
+            try:
+                self._log = open(log, "a")
+            except OSError as e:
+                self._log_err = (1, e)
         # mem=True: the live heap (gc.collect, then gc.mem_alloc) at every event, and its
         # high-water mark at the end. Nothing is allocated while the package streams
         # (heap_lock proves it), so events are where the heap peaks.
@@ -73,17 +89,53 @@ class Reporter:
         """``qfota: text`` to the log file, and to ``out`` when ``show``."""
         text = "qfota: " + text
         if self._log is not None:
-            t = time.localtime()
-            self._log.write("%04d-%02d-%02d %02d:%02d:%02d " % t[:6] + text + "\n")
-            self._log.flush()
+            self._log_line(self._log, text)
         if show:
             if self._open:
-                self.out("")
+                self._say("")
                 self._open = 0
-            self.out(text)
+            self._say(text)
+
+    def _log_line(self, f, text):
+        t = time.localtime()
+        try:
+            f.write("%04d-%02d-%02d %02d:%02d:%02d " % t[:6] + text + "\n")
+            f.flush()
+        except OSError as e:
+            self._log_err = (self._logged + 1, e)
+            self._close_log()
+        else:
+            self._logged += 1
+
+    def close(self):
+        """Close the log without a closing line (``result()`` closes it too)."""
+        self._close_log()
+
+    def _close_log(self):
+        f = self._log
+        self._log = None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass  # what it still held could not be written either: said at the end
+
+    def _say(self, text, end=None):
+        """``out(text)``, once ``out`` has failed no more (the update goes on)."""
+        if self._out_err is not None:
+            return
+        try:
+            if end is None:
+                self.out(text)
+            else:
+                self.out(text, end=end)
+        except OSError as e:
+            self._out_err = (self._said + 1, e)
+        else:
+            self._said += 1
 
     def _obj(self, obj):
-        self.out(_json.dumps(obj))
+        self._say(_json.dumps(obj))
 
     def line(self, text):
         """One line of text (``qfota: `` in front); in JSON mode a ``log`` event."""
@@ -108,14 +160,14 @@ class Reporter:
         if self.live:
             live = "qfota: %s %3d%%%s" % (label, pct, extra)
             pad = self._open - len(live)
-            self.out("\r" + live + " " * (pad if pad > 0 else 0), end="")
+            self._say("\r" + live + " " * (pad if pad > 0 else 0), end="")
             self._open = len(live)
         mark = pct // self.step * self.step
         if self._shown.get(label + "%", -1) < mark:
             self._shown[label + "%"] = mark
             self._text(text, not self.json and not self.live)
         if self._open and pct >= 100:
-            self.out("")
+            self._say("")
             self._open = 0
 
     def _send_progress(self, a, b):
@@ -237,10 +289,36 @@ class Reporter:
         rec["ok"] = status == EXIT_OK
         rec["exit"] = status
         rec["text"] = text
+        if self._out_err is not None:
+            # Said in the log (if it still works) before the closing line.
+            self._text(_stopped("output", self._out_err), False)
+        if self._log_err is not None:
+            note = _stopped("the log " + str(self._log_path), self._log_err)
+            rec["log_error"] = note
+            self._text(note, not j)
         self._text(text, not j)
         if j:
             self._obj(rec)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self._close_log()
+        if self._out_err is not None:
+            _stderr("qfota: %s: %s" % (_stopped("output", self._out_err), text))
         return status
+
+
+def _why(e):
+    """An OSError in words on either interpreter (``qfota.cut.os_error``)."""
+    from qfota.cut import os_error
+
+    return os_error(e)
+
+
+def _stopped(what, err):
+    line, e = err
+    return "%s stopped at line %d (%s); the update went on without it" % (what, line, _why(e))
+
+
+def _stderr(text):
+    try:
+        sys.stderr.write(text + "\n")
+    except (OSError, AttributeError):
+        pass

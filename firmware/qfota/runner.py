@@ -57,6 +57,7 @@ class _PortWatch:
         self.j = journal
         self.rep = rep
         self.stage = None
+        self.failed = False  # a write failed (and was reported once)
 
     def event(self, ev, a, b):
         self.rep.event(ev, a, b)
@@ -69,8 +70,17 @@ class _PortWatch:
     def _save(self, **kw):
         try:
             self.j.save(time=time.time(), **kw)
-        except OSError:
-            pass  # a read-only home must not stop an update
+        except OSError as e:
+            # A read-only or full state directory must not stop an update: said once.
+            if not self.failed:
+                self.failed = True
+                from qfota.cut import os_error
+
+                self.rep.line(
+                    "cannot write the port's journal %s (%s); the update goes on, but a run "
+                    "cut now is not known to the next one ($QFOTA_STATE_DIR)"
+                    % (self.j.path, os_error(e))
+                )
 
     def end(self, session, err):
         stage = err.stage if err is not None and hasattr(err, "stage") else self.stage
@@ -120,6 +130,15 @@ def run_options(opts, open_port, out=print, engine=None):
     journal.load()
     watch = _PortWatch(journal, rep)
     session = None
+    # Every command that probes honours a cut transfer (recover always listens first).
+    listen = command != "recover" and _cut_recently(journal, kwargs.get("timeouts"))
+    if listen:
+        if command != "info" or not opts.get("json"):  # info --json: one object only
+            rep.line(
+                "the last run on this port stopped in %s: listening for the modem to end "
+                "that transfer before sending anything" % journal.get("stage")
+            )
+        kwargs["listen_first"] = True
     try:
         if command == "info":
             from qfota.info import show_info
@@ -127,16 +146,13 @@ def run_options(opts, open_port, out=print, engine=None):
             # One table (or one JSON object): the events only with -v.
             ev = rep.event if opts.get("verbose") else None
             session = engine.info(lambda: open_port(flow_hw), on_event=ev, **kwargs)
+            if listen:
+                journal.clear()  # it listened the transfer out and the modem answered
+            rep.close()
             return show_info(session, out, opts.get("json", False))
         if command == "recover":
             session = engine.recover(lambda: open_port(flow_hw), on_event=watch.event, **kwargs)
         else:
-            if _cut_recently(journal, kwargs.get("timeouts")):
-                rep.line(
-                    "the last run on this port stopped in %s: listening for the modem to end "
-                    "that transfer before sending anything" % journal.get("stage")
-                )
-                kwargs["listen_first"] = True
             session = engine.update(
                 lambda: open_port(flow_hw),
                 image=opts.get("image"),

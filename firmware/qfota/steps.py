@@ -104,7 +104,7 @@ def plan(s):
 def info_plan(s):
     p = list(INFO)  # type: list[str]
     p.insert(5, "usbifc_get" if s.usb else "ifc?")
-    return p
+    return ["listen"] + p if s.listen_first else p  # after a cut transfer: no AT into it
 
 
 def args(s):

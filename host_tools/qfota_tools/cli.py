@@ -17,6 +17,7 @@ SUBCOMMANDS = (
     ("sim", "qfota_tools.simulators.ec200.cli"),
     ("board-sim", "qfota_tools.simulators.board_sim"),
     ("pico-sim", "qfota_tools.simulators.pico"),
+    ("stm32-sim", "qfota_tools.simulators.stm32"),
     ("stage", "qfota_tools.commands.stage"),
     ("deploy", "qfota_tools.commands.deploy"),
     ("swu", "qfota_tools.commands.swu"),

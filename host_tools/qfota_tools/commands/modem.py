@@ -31,12 +31,7 @@ def _common(p, what):
 
 def _options(args, command):
     timeouts = U.check_port_options(args)
-    if args.log is not None:
-        try:
-            with open(args.log, "a"):
-                pass
-        except OSError as e:
-            U._refuse("--log", args.log, "cannot write it (%s)" % (e.strerror or e))
+    U.check_log(args.log, command, args.port)
     return {
         "command": command,
         "port": args.port,

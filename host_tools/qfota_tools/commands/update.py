@@ -9,6 +9,7 @@ micropython`` runs the very same engine (``firmware/qfota``) on the MicroPython 
 reports its events here, with the same reporter and journal.
 """
 
+import errno
 import json
 import math
 import os
@@ -19,6 +20,7 @@ import sys
 import time
 from types import SimpleNamespace
 
+from qfota import __version__
 from qfota.checks import bad_char
 from qfota.defaults import (
     APN_MAX,
@@ -313,12 +315,7 @@ def validate(args):
     if args.min_voltage is not None and not 0 < args.min_voltage <= MIN_VOLTAGE_MAX:
         _refuse("--min-voltage", args.min_voltage, "must be 1-%d mV" % MIN_VOLTAGE_MAX)
     timeouts = check_port_options(args)
-    if args.log is not None:
-        try:
-            with open(args.log, "a"):
-                pass
-        except OSError as e:
-            _refuse("--log", args.log, "cannot write it (%s)" % (e.strerror or e))
+    check_log(args.log, "update", args.port)
     live = (sys.stdout.isatty() and not args.json) if args.live is None else args.live
     return {
         "port": args.port,
@@ -489,6 +486,24 @@ def options(args):
     return validate(args)
 
 
+def stdout_line(text="", end="\n"):
+    """``print`` for the Reporter, flushed per line (a JSON consumer gets each event as
+    it happens). When the reader has gone (``| head -1``: EPIPE) or stdout fails, the
+    descriptor is pointed at /dev/null, so nothing later (nor the interpreter's exit)
+    fails on it, and the error goes to the Reporter, which stops writing there."""
+    try:
+        sys.stdout.write(text + end)
+        sys.stdout.flush()
+    except OSError:
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+        except (OSError, ValueError):
+            pass
+        raise
+
+
 # ---------------------------------------------------------------- signals
 class _Signals:
     """SIGINT, SIGTERM and SIGHUP while an update runs: remembers the first one and calls
@@ -531,11 +546,11 @@ def _raise_interrupt(signum):
     raise KeyboardInterrupt
 
 
-def _reporter(opts, out=print):
+def _reporter(opts, out=stdout_line):
     return Reporter(out, live=False, json=opts.get("json", False), log=opts.get("log"))
 
 
-def run_cpython(opts, lock=None, out=print):
+def run_cpython(opts, lock=None, out=stdout_line):
     from qfota_tools.transport.serial_port import SerialPort
 
     def open_port(flow_hw):
@@ -553,7 +568,7 @@ def run_cpython(opts, lock=None, out=print):
         return sigs.status(status)
 
 
-def run_micropython(opts, heapsize=None, mpy=False, lock=None, out=print):
+def run_micropython(opts, heapsize=None, mpy=False, lock=None, out=stdout_line):
     engine = MicroPythonEngine(opts, heapsize, mpy, lock)
     with _Signals(engine.signal) as sigs:
         try:
@@ -734,21 +749,35 @@ def check_port_options(args):
     return timeouts or None
 
 
+def check_log(path, command, port):
+    """``--log FILE``: refused unless a line can be appended to it and flushed (a full
+    disk, ``/dev/full``, takes the open but not the write). The line opens this run's
+    part of the log."""
+    if path is None:
+        return
+    t = time.localtime()
+    line = "%04d-%02d-%02d %02d:%02d:%02d qfota: " % t[:6]
+    line += "qfota %s %s --port %s\n" % (__version__, command, _show(port))
+    try:
+        with open(path, "a") as f:
+            f.write(line)
+            f.flush()
+    except OSError as e:
+        _refuse("--log", path, "cannot write it (%s)" % (e.strerror or e))
+
+
 def refused(args, why):
     """Report a refusal found before anything was opened: one line, exit 2."""
     log = getattr(args, "log", None)
-    if log is not None:
-        try:
-            with open(log, "a"):
-                pass
-        except OSError:
-            log = None
-    rep = Reporter(print, json=bool(getattr(args, "json", False)), log=log)
+    if log is not None and why.startswith("--log "):
+        log = None  # the log is what was refused
+    rep = Reporter(stdout_line, json=bool(getattr(args, "json", False)), log=log)
     return rep.result(err=FotaError("PARAMS", None, why, REFUSED))
 
 
 def launch(opts, runtime="cpython", heapsize=None, mpy=False):
     """Run validated ``opts`` on ``runtime`` with the port locked; returns the exit status."""
+    from qfota.cut import os_error
     from qfota_tools.transport.portlock import PortBusy, PortLock
 
     try:  # a missing interpreter or compiler (an extra not installed): refused, nothing opened
@@ -759,13 +788,31 @@ def launch(opts, runtime="cpython", heapsize=None, mpy=False):
     except (OSError, RuntimeError) as e:
         why = "--runtime micropython%s: %s" % (" --mpy" if mpy else "", e)
         return _reporter(opts).result(err=FotaError("PARAMS", None, why, REFUSED))
+    # Every problem with --port is found here, before anything is sent, on either
+    # runtime: one line, stage PORT, exit 2 (missing, a directory, no permission, not a
+    # serial device, busy).
+    port = opts["port"]
     try:
-        lock = PortLock(opts["port"])
+        lock = PortLock(port)
     except PortBusy as e:
         return _reporter(opts).result(err=FotaError("PORT", None, e.strerror, REFUSED))
     except OSError as e:
-        why = "cannot open %s: %s" % (opts["port"], e.strerror or e)
+        why = "cannot open %s: %s" % (_show(port), os_error(e))
         return _reporter(opts).result(err=FotaError("PORT", None, why, REFUSED))
+    if not os.isatty(lock.fd):
+        lock.release()
+        why = "%s: not a serial device ([Errno %d] ENOTTY): give the modem's AT port" % (
+            _show(port),
+            errno.ENOTTY,
+        )
+        return _reporter(opts).result(err=FotaError("PORT", None, why, REFUSED))
+    if lock.cleared is not None:
+        rep = _reporter(opts)
+        rep.line(
+            "cleared the exclusive flag that qfota pid %d left on %s (it is gone)"
+            % (lock.cleared, opts["port"])
+        )
+        rep.close()
     try:
         if runtime == "micropython":
             return run_micropython(opts, heapsize, mpy, lock=lock)

@@ -122,7 +122,7 @@ class PicoSim:
         self._wlock = threading.Lock()
         self._t0 = time.monotonic()
         self._fds = []
-        self._workers = []  # the modem's HTTP requests (ec200.net)
+        self._workers = []  # the modem's fetches and HTTP requests (ec200.net)
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self, timeout=20.0):
@@ -246,11 +246,18 @@ class PicoSim:
         except OSError:
             pass
 
-    def _http(self, req):
+    def _net(self, url, req):
+        """The modem's network side (``ec200.net``), in worker threads as ``qfota sim``'s."""
         from .ec200 import net
 
-        w = net.start(self.modem, self.lock, req, self.now_ms, self._wake, self.log)
-        self._workers = [x for x in self._workers if x.is_alive()] + [w]
+        ws = [x for x in self._workers if x.is_alive()]
+        if url:
+            ws.append(
+                net.start_fetch(self.modem, self.lock, url, self.now_ms, self._wake, self.log)
+            )
+        if req:
+            ws.append(net.start(self.modem, self.lock, req, self.now_ms, self._wake, self.log))
+        self._workers = ws
 
     def _run(self):
         try:
@@ -287,14 +294,15 @@ class PicoSim:
                         taken = m.write(bytes(uart_out), now)
                         del uart_out[:taken]
                     got = m.read(now)
+                    url = m.take_fetch()  # URL modes: the modem fetches the package
                     req = m.take_http()  # the modem's HTTP AT commands: a real request
                     due = m.next_due_ms(now)
                     room_due = m.room_due_ms(now, 256) if uart_out else None
                 if got:
                     self.uart_rx += len(got)
                     self._send(b"U", got)
-                if req:
-                    self._http(req)
+                if url or req:
+                    self._net(url, req)
                 for d in (due, room_due):
                     if d is not None:
                         timeout = min(timeout, max(1, d - now) if d > now else 1)

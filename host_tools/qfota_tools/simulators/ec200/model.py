@@ -113,7 +113,9 @@ flow control on), ``OK``, ``+QHTTPREAD: <err>``. The request goes out through th
 ``m.http_log`` counts each request's bytes up and down. Immediate failures answer ``+CME
 ERROR: <err>`` whatever AT+CMEE: 703 busy, 705 nothing to read, 712 no URL, 730 a
 ``<data_len>`` that does not go with requestheader. The context (``"contextid"``) must be
-active (``AT+QIACT``), else ``+QHTTPGET: 708``. A reboot restores the settings' defaults and
+active (``AT+QIACT``), else ``+QHTTPGET: 708``. Which <err> a real EC200T/S gives in each
+of these cases, and for each network failure (``net.py``), is UNVERIFIED: these are the
+simulator's picks by the meanings of the note's Table 3. A reboot restores the settings' defaults and
 forgets the URL and the answer. ``custom_header`` and ``AT+QHTTPPUT`` (UNVERIFIED on
 EC200T/S) answer ``ERROR`` in both profiles; ``"note"`` answers the others (they are
 Quectel's documented commands, not the note's, and a FOTA host may use them).
@@ -1438,10 +1440,14 @@ class Modem:
             self._at(due + self.t["fileend_ms"], self._http_fail, (req, fault[1]))
         elif self._http_once("http-no-answer"):
             self._at(t + rsp_s * 1000, self._http_fail, (req, 728))
-        else:
+        else:  # out once the OK is said: its answer can never come before that OK
+            self._at(due, self._http_out, req)
+            self._at(due + rsp_s * 1000 + _HTTP_SLACK_MS, self._http_fail, (req, 728))
+
+    def _http_out(self, t, req):
+        if self._http_busy is req:
             self.http_request = req
             self._http_taken = False
-            self._at(t + rsp_s * 1000 + _HTTP_SLACK_MS, self._http_fail, (req, 728))
 
     def _http_fail(self, t, arg):
         req, code = arg
@@ -1466,12 +1472,14 @@ class Modem:
             }
         )
         if err:
-            return self._urc("%s: %d" % (req["cmd"], err))
-        self._http_resp = res
-        line = "%s: 0,%d" % (req["cmd"], status)
-        if res.get("length") is not None:
-            line += ",%d" % res["length"]
-        self._urc(line)
+            line = "%s: %d" % (req["cmd"], err)
+        else:
+            self._http_resp = res
+            line = "%s: 0,%d" % (req["cmd"], status)
+            if res.get("length") is not None:
+                line += ",%d" % res["length"]
+        # after any response still due (a command answered meanwhile), never inside it
+        self._at(max(t, self._resp_t), self._say, "\r\n" + line + "\r\n")
 
     def _c_QHTTPREAD(self, t, form, args):
         if form == "write":

@@ -6,8 +6,9 @@ a driver thread calls ``run(model, lock, req, now_ms, wake)``, which sends it to
 named by the URL and feeds the answer back with ``model.http_done``. Failures map to the
 note's <HTTP_err> codes (Table 3, as ``fetch.py`` maps them for URL mode).
 
-Everything is bounded: the connection and the response header by ``<rsp_s>``, each read of
-the body by ``<rsp_s>`` too, the header block by 16 KiB and the body by ``req["max"]``.
+Everything is bounded: the whole exchange (connection, request, header, body) by
+``<rsp_s>`` (a body cut by it ends in 722, read timeout), the header block by 16 KiB and the
+body by ``req["max"]`` (729). The model's own bound comes 2 s later, as a backstop.
 ``up``/``down`` count the bytes sent and received on the socket (request and answer, headers
 included): the cellular data a request costs, without TCP/IP overhead.
 """
@@ -19,6 +20,7 @@ import time
 from urllib.parse import urlsplit
 
 from . import fetch as F
+from .fetch import redact
 
 _HEAD_MAX = 16 << 10
 _NO_BODY = (204, 304)
@@ -146,13 +148,12 @@ def _response(conn, req, deadline):
         res["body"] = b""
         return _counted(conn, req, res)
     limit = req["max"]
-    rsp_s = req["rsp_s"]
     body = bytearray()
     try:
         if chunked:
             res["length"] = None
             while True:
-                size = conn.line(time.monotonic() + rsp_s).split(b";")[0].strip()
+                size = conn.line(deadline).split(b";")[0].strip()
                 n = int(size, 16)
                 if n == 0:
                     break
@@ -160,7 +161,7 @@ def _response(conn, req, deadline):
                     res["body_err"] = 729  # allocate memory failed
                     break
                 while len(conn.buf) < n + 2:
-                    conn.fill(time.monotonic() + rsp_s)
+                    conn.fill(deadline)
                 body += conn.take(n)
                 conn.take(2)
         elif length is not None:
@@ -172,12 +173,12 @@ def _response(conn, req, deadline):
                 res["body_err"] = 729
                 want = 0
             while len(conn.buf) < want:
-                conn.fill(time.monotonic() + rsp_s)
+                conn.fill(deadline)
             body += conn.take(want)
         else:  # close-delimited
             res["length"] = None
             while len(conn.buf) <= limit:
-                conn.fill(time.monotonic() + rsp_s)
+                conn.fill(deadline)
             res["body_err"] = 729
     except _Closed:
         if length is not None or chunked:
@@ -192,6 +193,36 @@ def _response(conn, req, deadline):
         res["body_err"] = F.HTTP_BAD_RESPONSE
     res["body"] = bytes(body[:limit])
     return _counted(conn, req, res)
+
+
+def start_fetch(
+    model, lock, url, now_ms, wake=None, log=None, timeout=10.0, cafile=None, fetcher=None
+):
+    """URL modes (AT+QFOTADL=<url>): ``fetch.fetch`` (or ``fetcher``, same signature) in a
+    new daemon thread, its result to ``model.fetch_done``; returns the thread."""
+    if log:
+        log("* fetch " + redact(url))
+    w = threading.Thread(
+        target=_run_fetch,
+        args=(model, lock, url, now_ms, wake, log, timeout, cafile, fetcher or F.fetch),
+        name="qfota-sim-fetch",
+        daemon=True,
+    )
+    w.start()
+    return w
+
+
+def _run_fetch(model, lock, url, now_ms, wake, log, timeout, cafile, fetcher):
+    try:
+        code, data, detail = fetcher(url, timeout=timeout, cafile=cafile)
+    except Exception as exc:  # a fetcher bug must not hang the model
+        code, data, detail = 701 if url[:4].lower() == "http" else 601, None, repr(exc)
+    if log:
+        log("* fetch result %d: %s" % (code, redact(detail)))
+    with lock:
+        model.fetch_done(code, data, now_ms())
+    if wake:
+        wake()
 
 
 def start(model, lock, req, now_ms, wake=None, log=None, cafile=None):

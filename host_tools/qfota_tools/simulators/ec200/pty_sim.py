@@ -19,6 +19,11 @@ AT commands' requests: method, path (no query), bytes up and down, status, err.
 The simulator holds its own descriptor of the slave open, so a host may close and reopen
 the port (say, a CPython and then a MicroPython process) without the master seeing EIO.
 Inspect the model under ``sim.lock`` (or with ``sim.inspect(fn)``).
+
+The loop's thread owns the pty and wake descriptors: it closes them itself as it ends,
+so no descriptor is closed under a thread still polling it (EBADF, or worse, a number
+reused by another file); ``stop()`` asks it to end and waits for it and for the fetch
+workers, each within a bound.
 """
 
 import errno
@@ -29,7 +34,6 @@ import time
 import tty
 
 from . import net
-from .fetch import fetch as _default_fetch
 from .fetch import redact
 
 _OUT_MAX = 1 << 20  # modem -> host bytes kept while nobody reads; older ones are dropped
@@ -43,7 +47,7 @@ class PtySimulator:
         self.log = log  # callable(str) for every line sent or received, passwords redacted
         self.fetch_timeout = fetch_timeout
         self.cafile = cafile
-        self.fetcher = fetcher or _default_fetch
+        self.fetcher = fetcher  # None: fetch.fetch
         self.lock = threading.Lock()
         self.path = None
         self.last_input = None  # time.monotonic() of the last byte from the host
@@ -77,22 +81,31 @@ class PtySimulator:
         self._thread.start()
         return self.path
 
-    def stop(self, timeout=2.0):
+    def stop(self, timeout=10.0):
+        """End the loop (it closes the pty) and the fetch workers; each wait is bounded
+        (a worker by the fetch's own socket timeout)."""
         self._stopping = True
         self._wake()
-        if self._thread:
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout)
+        else:
+            self._close_fds()  # never started, or already ended
         for w in self._workers:
-            w.join(0.1)
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            w.join(self.fetch_timeout + 2)
+        self._workers = [w for w in self._workers if w.is_alive()]
+        if self.link and os.path.islink(self.link) and os.readlink(self.link) == self.path:
+            os.unlink(self.link)
+
+    def _close_fds(self):
+        with self.lock:  # _wake() writes to one of them from other threads
+            fds = (self._master, self._slave, self._wake_r, self._wake_w)
+            self._master = self._slave = self._wake_r = self._wake_w = None
+        for fd in fds:
             if fd is not None:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self._master = self._slave = self._wake_r = self._wake_w = None
-        if self.link and os.path.islink(self.link) and os.readlink(self.link) == self.path:
-            os.unlink(self.link)
 
     def __enter__(self):
         self.start()
@@ -123,11 +136,12 @@ class PtySimulator:
             time.sleep(0.01)
 
     def _wake(self):
-        if self._wake_w is not None:
-            try:
-                os.write(self._wake_w, b"!")
-            except OSError:
-                pass
+        with self.lock:
+            if self._wake_w is not None:
+                try:
+                    os.write(self._wake_w, b"!")
+                except OSError:
+                    pass
 
     # ---- the loop ---------------------------------------------------------------------
     def _run(self):
@@ -136,6 +150,8 @@ class PtySimulator:
         except Exception as exc:  # keep it visible to tests and the CLI
             self.error = exc
             raise
+        finally:
+            self._close_fds()
 
     def _loop(self):
         m = self.model
@@ -229,11 +245,18 @@ class PtySimulator:
         return max(16, min(m.baud // 10 // 50, 4096))
 
     def _start_fetch(self, url):
-        if self.log:
-            self.log("* fetch " + redact(url))
-        w = threading.Thread(target=self._fetch, args=(url,), name="qfota-sim-fetch", daemon=True)
+        w = net.start_fetch(
+            self.model,
+            self.lock,
+            url,
+            self.now_ms,
+            self._wake,
+            self.log,
+            timeout=self.fetch_timeout,
+            cafile=self.cafile,
+            fetcher=self.fetcher,
+        )
         self._workers = [x for x in self._workers if x.is_alive()] + [w]
-        w.start()
 
     @property
     def http_log(self):
@@ -245,17 +268,6 @@ class PtySimulator:
     def _start_http(self, req):
         w = net.start(self.model, self.lock, req, self.now_ms, self._wake, self.log, self.cafile)
         self._workers = [x for x in self._workers if x.is_alive()] + [w]
-
-    def _fetch(self, url):
-        try:
-            code, data, detail = self.fetcher(url, timeout=self.fetch_timeout, cafile=self.cafile)
-        except Exception as exc:  # a fetcher bug must not hang the model
-            code, data, detail = 701 if url[:4].lower() == "http" else 601, None, repr(exc)
-        if self.log:
-            self.log("* fetch result %d: %s" % (code, redact(detail)))
-        with self.lock:
-            self.model.fetch_done(code, data, self.now_ms())
-        self._wake()
 
     def _log_out(self, data):
         if not self.log:

@@ -1,0 +1,119 @@
+"""Why a run stopped, in words: loaded only when one does (on MicroPython code is heap,
+and the stream wants it).
+
+``os_error(e)`` names an ``OSError`` the same way on both interpreters; ``gap_error``
+and ``changed`` are the driver's two stream stops that are nobody's fault on the line:
+qfota did not run for a while (Ctrl-Z), and the package file changed while it was sent.
+"""
+
+from qfota.compat import ticks_diff
+from qfota.errors import FAILED, FotaError
+
+_RX_DRAIN = 64  # reads of the modem's lines after a gap, at most
+
+# The errors a port, a log or a journal meets, in words: MicroPython's errno module names
+# only some (no ENOTTY, EBUSY, ENXIO, ENOSPC...) and its OSError carries no text. Numbers
+# as on Linux, which MicroPython's own ports use too.
+_ERRNO = {
+    1: ("EPERM", "operation not permitted"),
+    2: ("ENOENT", "no such file or directory"),
+    5: ("EIO", "input/output error"),
+    6: ("ENXIO", "no such device or address"),
+    9: ("EBADF", "bad file descriptor"),
+    11: ("EAGAIN", "resource temporarily unavailable"),
+    13: ("EACCES", "permission denied"),
+    16: ("EBUSY", "device or resource busy"),
+    19: ("ENODEV", "no such device"),
+    20: ("ENOTDIR", "not a directory"),
+    21: ("EISDIR", "is a directory"),
+    25: ("ENOTTY", "not a serial device"),
+    27: ("EFBIG", "file too large"),
+    28: ("ENOSPC", "no space left on device"),
+    30: ("EROFS", "read-only file system"),
+    32: ("EPIPE", "broken pipe: the reader went away"),
+    110: ("ETIMEDOUT", "timed out"),
+}
+
+
+def os_error(e):
+    """``[Errno 5] EIO (input/output error)``: the same words on both interpreters."""
+    import errno
+
+    code = e.args[0] if e.args else None
+    if not isinstance(code, int):
+        return str(e)
+    name = errno.errorcode.get(code)
+    known = _ERRNO.get(code)
+    if known is not None and name in (None, known[0]):
+        name, words = known
+    else:
+        words = getattr(e, "strerror", None)
+        words = words[:1].lower() + words[1:] if words else None
+    if name and words:
+        return "[Errno %d] %s (%s)" % (code, name, words)
+    return "[Errno %d] %s" % (code, name) if name else "[Errno %d]" % code
+
+
+def gap(d, now):
+    """Driver ``d`` streamed, then did not run until ``now`` (stopped by Ctrl-Z, say):
+    before another byte goes out, read what the modem said meanwhile. True: go on. A
+    modem that ended the transfer in the gap (FILEEND 500) takes no more of it, nor does
+    one whose line was quiet longer than ``stall_ms`` (the longest the port may take no
+    byte): then stop, saying so."""
+    ms = ticks_diff(now, d._ran)
+    s = d.session
+    for _ in range(_RX_DRAIN):
+        if not d._poll_rx() or not s.streaming:
+            break
+    if s.streaming and ms <= d.stall_ms:
+        return True  # a pause the modem sat out
+    s.image_sent(d.flight)  # of the chunk being written, what went out before the gap
+    d.flight = 0
+    d._gap_err = _gap_error(s, ms)
+    return False
+
+
+def _gap_error(s, gap):
+    """Session ``s`` streamed, then qfota did not run for ``gap`` ms: the error to raise
+    when the modem ended the transfer meanwhile, else None (``s`` is aborted)."""
+    from qfota.recovery import advice
+
+    what = "qfota did not run for %d ms in the middle of the transfer (stopped: Ctrl-Z, " % gap
+    what += "or starved); %d of %d package bytes sent; " % (s.sent, s.length or 0)
+    e = s.error
+    if s.done and e is not None:
+        said = e.stage if e.code is None else "%s %d" % (e.stage, e.code)
+        return FotaError(
+            "STREAM",
+            e.code,
+            what + "the modem ended the transfer meanwhile (%s): it takes no more of this "
+            "package, and nothing more was sent. Run `qfota recover` (or `qfota update` "
+            "again): it listens before it sends anything" % said,
+            e.kind,
+        )
+    s.abort(
+        what + "a modem ends a transfer whose line stays quiet (FILEEND 500), so nothing "
+        "more was sent; " + advice(s),
+        FAILED,
+    )
+    return None
+
+
+def changed(d, got):
+    """Driver ``d``'s package file ended early (``got`` 0) or is not the one it began to
+    send: stop before its last bytes go out (the session is aborted; raises its error)."""
+    from qfota.driver import _stamp
+    from qfota.recovery import advice
+
+    s = d.session
+    if got:
+        now = _stamp(d.path)
+        how = "%d bytes, modified, was %d" % (now[0], d.stamp[0])
+    else:
+        how = "it ended at %d of %d bytes" % (s.sent, s.length)
+    s.abort(
+        "the image changed while it was sent (%s); %d of %d bytes sent; %s"
+        % (how, s.sent, s.length or 0, advice(s)),
+        FAILED,
+    )
+    raise s.error

@@ -1,0 +1,429 @@
+"""``qfota stm32-sim``: an emulated STM32F405 (QEMU ``netduinoplus2``) running the real
+MicroPython stm32 port.
+
+Prints two pty paths: the REPL (USART1, 115200 baud: ``mpremote``, ``qfota deploy``,
+``qfota stage`` through the REPL) and ``machine.UART(2)`` (USART2), then serves until Ctrl-C or
+SIGTERM. ``--modem`` joins UART(2) to the EC200 simulator instead, in this process.
+
+QEMU models no CTS/RTS: a board's ``flow=UART.RTS | UART.CTS`` is accepted and never
+held, so with ``--modem`` the modem takes every byte at once (``--modem-baud 0``, its
+default here); ``flow none`` pacing works as on a board. Its pty backend drops what the
+guest writes while nobody has the pty open and stalls the whole emulator while a pty is
+open and unread: this process keeps both of QEMU's ptys open and read for as long as the
+emulator runs, and hands the user ptys of its own.
+
+It needs ``qemu-system-arm`` (Debian: ``apt-get install qemu-system-arm``; ``make venv``
+installs it as root) and a MicroPython stm32 build for the board (``--firmware`` or
+``QFOTA_STM32_FIRMWARE``; this repository's CI keeps one in ``../shared/stm32/``). The
+filesystem is a 64 KiB LittleFS in RAM at ``/``: it survives a soft reset (Ctrl-D,
+``machine.soft_reset()``), not the end of the emulator.
+"""
+
+import argparse
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tty
+
+QEMU = "qemu-system-arm"
+MACHINE = "netduinoplus2"
+HOW_TO_SUPPLY = (
+    "the emulated STM32F405 needs a MicroPython stm32 build for QEMU's netduinoplus2: "
+    "--firmware or QFOTA_STM32_FIRMWARE (an .elf)"
+)
+_REDIRECT = re.compile(rb"char device redirected to (\S+) \(label (serial\d)\)")
+_KEEP = 1 << 16  # REPL output kept while nobody reads the REPL pty; older bytes dropped
+
+
+class Stm32Error(Exception):
+    """The emulator cannot start (missing firmware or QEMU): one line for the user."""
+
+
+def firmware_path(firmware=None):
+    """The firmware from the argument, else ``QFOTA_STM32_FIRMWARE``; Stm32Error if missing."""
+    fw = firmware or os.environ.get("QFOTA_STM32_FIRMWARE")
+    if not fw:
+        raise Stm32Error(HOW_TO_SUPPLY)
+    if not os.path.isfile(fw):
+        raise Stm32Error("firmware not found: %s" % fw)
+    return fw
+
+
+def qemu_ready(qemu=QEMU):
+    """None when ``qemu`` is on PATH, else what is missing."""
+    if shutil.which(qemu):
+        return None
+    return "%s is not on PATH (Debian: apt-get install qemu-system-arm)" % qemu
+
+
+def _die_with_parent():
+    # The emulator must not outlive this process (a test killed, a terminal closed).
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _pty():
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    return master, slave, os.ttyname(slave)
+
+
+def _open_raw(path):
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    tty.setraw(fd)
+    return fd
+
+
+class Stm32Sim:
+    """One emulated STM32F405; the REPL and UART(2) on ptys, or UART(2) joined to ``modem``.
+
+    ``modem`` is an ``ec200.model.Modem`` (sans-I/O); inspect it under ``self.lock``.
+    ``arrivals`` lists ``(time.monotonic(), n)`` for every read of the board's UART(2)
+    output; with a modem, ``package`` lists ``(time.monotonic(), k)`` whenever the modem's
+    count of FILE package bytes taken changed to ``k`` (the pacing as the modem saw it).
+    ``uart_tx``/``uart_rx`` count bytes.
+    """
+
+    def __init__(self, firmware, modem=None, qemu=QEMU, log=None):
+        self.firmware = firmware
+        self.modem = modem
+        self.qemu = qemu
+        self.log = log
+        self.lock = threading.Lock()
+        self.repl_path = self.uart_path = None
+        self.uart_tx = 0  # board -> host bytes over UART(2)
+        self.uart_rx = 0
+        self.arrivals = []
+        self.package = []
+        self._trigger = None  # (package bytes, bytes for the REPL): see type_at()
+        self.max_in_flight = 0
+        self.qemu_output = b""
+        self.error = None
+        self._proc = None
+        self._thread = None
+        self._stopping = False
+        self._fds = []
+        self._t0 = time.monotonic()
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def start(self, timeout=20.0):
+        missing = qemu_ready(self.qemu)
+        if missing:
+            raise Stm32Error(missing)
+        cmd = [self.qemu, "-M", MACHINE, "-kernel", self.firmware, "-display", "none"]
+        cmd += ["-monitor", "none", "-serial", "pty", "-serial", "pty", "-nodefaults"]
+        self._proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        try:
+            ptys = self._qemu_ptys(timeout)
+            self._q_repl = _open_raw(ptys["serial0"])
+            self._q_uart = _open_raw(ptys["serial1"])
+            self._fds = [self._q_repl, self._q_uart]
+            self._repl_m, self._repl_s, self.repl_path = _pty()
+            self._fds += [self._repl_m, self._repl_s]
+            if self.modem is None:
+                self._uart_m, self._uart_s, self.uart_path = _pty()
+                self._fds += [self._uart_m, self._uart_s]
+            self._wake_r, self._wake_w = os.pipe()
+            os.set_blocking(self._wake_r, False)
+            self._fds += [self._wake_r, self._wake_w]
+        except BaseException:
+            self.stop()
+            raise
+        self._thread = threading.Thread(target=self._run, name="qfota-stm32", daemon=True)
+        self._thread.start()
+        return self.repl_path, self.uart_path
+
+    def _qemu_ptys(self, timeout):
+        """{label: pty} from QEMU's start-up lines, within ``timeout`` s."""
+        assert self._proc is not None and self._proc.stdout is not None
+        out = self._proc.stdout.fileno()
+        os.set_blocking(out, False)
+        found = {}
+        deadline = time.monotonic() + timeout
+        buf = b""
+        while len(found) < 2:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Stm32Error("QEMU printed no ptys in %.0f s: %r" % (timeout, buf[-200:]))
+            r, _, _ = select.select([out], [], [], min(left, 0.2))
+            if not r:
+                continue
+            data = os.read(out, 4096)
+            if not data:
+                raise Stm32Error("QEMU ended: %s" % buf.decode("utf-8", "replace").strip())
+            buf += data
+            for m in _REDIRECT.finditer(buf):
+                found[m.group(2).decode()] = m.group(1).decode()
+        self.qemu_output = buf
+        return found
+
+    def stop(self, timeout=5.0):
+        """End the emulator and close every pty."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout)
+        self._stopping = True
+        if self._thread:
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError:
+                pass
+            self._thread.join(timeout)
+            self._thread = None
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
+        if self._proc and self._proc.stdout:
+            self._proc.stdout.close()
+
+    @property
+    def running(self):
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def now_ms(self):
+        return int((time.monotonic() - self._t0) * 1000)
+
+    def type_at(self, package_bytes, data):
+        """Type ``data`` into the board's REPL as soon as the modem has taken
+        ``package_bytes`` bytes of a FILE transfer (a Ctrl-C mid-transfer, on time)."""
+        with self.lock:
+            self._trigger = (package_bytes, bytes(data))
+
+    # ---- the relay ------------------------------------------------------------------------
+    def _run(self):
+        try:
+            self._loop()
+        except Exception as exc:  # kept for tests and the CLI
+            if not self._stopping:
+                self.error = exc
+                raise
+
+    def _loop(self):
+        joined = self.modem is not None
+        poller = select.poll()
+        for fd in (self._q_repl, self._q_uart, self._repl_m, self._wake_r):
+            poller.register(fd, select.POLLIN)
+        if not joined:
+            poller.register(self._uart_m, select.POLLIN)
+        out = self._proc.stdout.fileno()
+        poller.register(out, select.POLLIN)
+        # Bytes waiting to be written: REPL -> user, user -> REPL, board -> modem or user,
+        # modem or user -> board.
+        pending = {self._repl_m: bytearray(), self._q_repl: bytearray(), self._q_uart: bytearray()}
+        if not joined:
+            pending[self._uart_m] = bytearray()
+        uart_out = bytearray()  # board -> modem, not yet taken
+        route = {self._q_repl: self._repl_m, self._repl_m: self._q_repl}
+        route[self._q_uart] = None if joined else self._uart_m
+        if not joined:
+            route[self._uart_m] = self._q_uart
+        while not self._stopping:
+            timeout = 1000
+            if joined:
+                m = self.modem
+                with self.lock:
+                    now = self.now_ms()
+                    if uart_out:
+                        del uart_out[: m.write(bytes(uart_out), now)]
+                        k = m.package_bytes
+                        if not self.package or self.package[-1][1] != k:
+                            self.package.append((time.monotonic(), k))
+                        if self._trigger and k >= self._trigger[0]:
+                            pending[self._q_repl] += self._trigger[1]
+                            self._trigger = None
+                    got = m.read(now)
+                    due = m.next_due_ms(now)
+                if got:
+                    self.uart_rx += len(got)
+                    pending[self._q_uart] += got
+                if due is not None:
+                    timeout = min(timeout, max(1, due - now))
+                if uart_out:
+                    timeout = min(timeout, 5)
+            for fd, buf in pending.items():
+                if buf:
+                    try:
+                        del buf[: os.write(fd, buf)]
+                    except (BlockingIOError, InterruptedError):
+                        timeout = min(timeout, 5)
+                    except OSError:  # nobody on a user's pty: keep the newest bytes
+                        timeout = min(timeout, 20)
+                    if len(buf) > _KEEP:
+                        del buf[: len(buf) - _KEEP]
+            for fd, ev in poller.poll(timeout):
+                if fd == self._wake_r:
+                    try:
+                        os.read(fd, 64)
+                    except BlockingIOError:
+                        pass
+                    continue
+                if not ev & select.POLLIN:
+                    if ev & (select.POLLHUP | select.POLLERR):
+                        if fd == out:
+                            poller.unregister(out)
+                        time.sleep(0.01)
+                    continue
+                try:
+                    data = os.read(fd, 1 << 16)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if fd == out:
+                    if not data:
+                        poller.unregister(out)
+                    elif self.log:
+                        self.log("* qemu: " + data.decode("utf-8", "replace").strip())
+                    continue
+                if not data:
+                    continue
+                if fd == self._q_uart:
+                    self.uart_tx += len(data)
+                    self.arrivals.append((time.monotonic(), len(data)))
+                    if joined:
+                        uart_out += data
+                        self.max_in_flight = max(self.max_in_flight, len(uart_out))
+                        continue
+                elif not joined and fd == self._uart_m:
+                    self.uart_rx += len(data)
+                pending[route[fd]] += data
+
+
+def pacing(package, window_s=1.0):
+    """(most bytes in any ``window_s`` window, largest step) of ``package``, a list of
+    ``(time, bytes so far)`` as ``Stm32Sim.package`` keeps it."""
+    best = step = j = 0
+    for i, (t, k) in enumerate(package):
+        if i:
+            step = max(step, k - package[i - 1][1])
+        while package[j][0] <= t - window_s:
+            j += 1
+        base = package[j - 1][1] if j else 0
+        best = max(best, k - base)
+    return best, step
+
+
+# ---- the command ----------------------------------------------------------------------------
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "stm32-sim",
+        help="an emulated STM32F405 (QEMU, real MicroPython stm32 firmware) on two ptys",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--firmware", help="MicroPython stm32 .elf for netduinoplus2 (or $QFOTA_STM32_FIRMWARE)"
+    )
+    p.add_argument("--link-repl", metavar="PATH", help="also make PATH a symlink to the REPL pty")
+    p.add_argument(
+        "--link-uart", metavar="PATH", help="also make PATH a symlink to the UART(2) pty"
+    )
+    p.add_argument(
+        "--modem",
+        action="store_true",
+        help="join UART(2) to the EC200 simulator (no UART(2) pty); sim options below apply",
+    )
+    p.add_argument("--image", metavar="FILE", help="--modem: the package the modem expects")
+    p.add_argument("--revision", default="EC200TCNDAR02A07M16_01.001.01.001")
+    p.add_argument("--new-revision", default="EC200TCNDAR02A08M16_01.001.01.001")
+    p.add_argument(
+        "--modem-baud",
+        type=int,
+        default=0,
+        help="--modem: its line rate with flow control on (default 0: no limit, QEMU has no CTS)",
+    )
+    p.add_argument("--fast", action="store_true", help="--modem: tens of ms for every delay")
+    p.add_argument("--verbose", "-v", action="store_true", help="log QEMU's own output")
+    p.set_defaults(func=run)
+
+
+def _link(path, target):
+    if os.path.islink(path):
+        os.unlink(path)
+    os.symlink(target, path)
+
+
+def run(args):
+    try:
+        fw = firmware_path(args.firmware)
+        if args.image and not os.path.isfile(args.image):
+            raise Stm32Error("--image: no such file: %s" % args.image)
+    except Stm32Error as exc:
+        print("qfota stm32-sim: %s" % exc, file=sys.stderr)
+        return 2
+    modem = None
+    if args.modem:
+        from .ec200.cli import md5_of
+        from .ec200.model import FAST, Modem
+
+        modem = Modem(
+            revision=args.revision,
+            new_revision=args.new_revision,
+            expect_md5=md5_of(args.image) if args.image else None,
+            baud=args.modem_baud,
+            timing=FAST if args.fast else None,
+        )
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.verbose else None
+    sim = Stm32Sim(fw, modem=modem, log=log)
+    try:
+        repl, uart = sim.start()
+    except Stm32Error as exc:
+        print("qfota stm32-sim: %s" % exc, file=sys.stderr)
+        return 2
+    if args.link_repl:
+        _link(args.link_repl, repl)
+    if args.link_uart and uart:
+        _link(args.link_uart, uart)
+    print("repl: %s" % repl)
+    print("uart2: %s" % (uart or "joined to the EC200 simulator"), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    last = None
+    try:
+        while not stop.wait(0.5):
+            if not sim.running:
+                print("qfota stm32-sim: the emulator ended", file=sys.stderr)
+                return 1
+            if modem is not None:
+                with sim.lock:
+                    state = (modem.revision, modem.updates_completed)
+                if state != last:
+                    print("modem: revision %s, updates %d" % state, flush=True)
+                    last = state
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0
