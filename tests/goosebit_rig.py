@@ -267,6 +267,10 @@ class Api:
     def patch_devices(self, ids, **fields):
         return self.call("PATCH", "/api/v1/devices", dict(fields, devices=list(ids)))
 
+    def log(self, dev):
+        """``GET /api/v1/devices/{id}/log``: the details of the device's last feedback."""
+        return self.call("GET", "/api/v1/devices/%s/log" % dev)
+
     def devices(self):
         """``GET /api/v1/devices`` as {id: device} (``GET .../devices/{id}`` answers 500
         once software is assigned: FLEET_NOTES)."""

@@ -92,6 +92,13 @@ FAILED = "failed"
 _SAFE_STAGES = ("",) + S.SAFE_STAGES
 
 
+def _server_defaults():
+    # The settings of server mode (``qfota.serve``), known without loading it when unused.
+    from qfota.serve import DEFAULTS as server
+
+    return server
+
+
 class Journal(_Journal):
     """The app's journal (``qfota.journal.Journal``) and what it says of the last run."""
 
@@ -236,6 +243,12 @@ class App:
                     return status
             if root is None:
                 return EXIT_FAILED
+            if self.cfg.get("server"):
+                from qfota import serve
+
+                for k, v in serve.DEFAULTS.items():
+                    self.cfg.setdefault(k, v)
+                return serve.run(self, root)
             return self.fresh(root + "/" + FOTA_DIR)
         finally:
             if self.port is not None:
@@ -251,7 +264,7 @@ class App:
             self.say("ignoring %s: %s" % (path, e))
             return
         for k in cfg:
-            if k in DEFAULTS:
+            if k in DEFAULTS or k in _server_defaults():
                 self.cfg[k] = cfg[k]
             else:
                 self.say("ignoring unknown setting %r in %s" % (k, path))

@@ -146,6 +146,13 @@ class HttpAt:
         self.error = None
         self._reset()
 
+    def forget(self):
+        """The modem rebooted since the last request (an update on this port): its context
+        is down and its sticky settings are back to their defaults; set them all up with
+        the next request instead of finding out from a failed one."""
+        self._ready = False
+        self._rh = None
+
     def _reset(self):
         self.status = None  # the HTTP status code
         self.length = None  # <content_length>, None when the response gave none

@@ -70,6 +70,10 @@ class ModemTransport:
         self._left = self._end = 0
         self.written = 0
 
+    def forget(self):
+        """After the modem rebooted (an update): set its context and settings up afresh."""
+        self.core.forget()
+
     def request(self, method, url, headers=(), body=None, sink=None, limit=4096):
         core = self.core
         core.begin(ticks_ms(), method, url, headers, body, limit, sink is not None)

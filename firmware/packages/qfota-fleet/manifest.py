@@ -9,5 +9,6 @@ metadata(
 )
 
 require("qfota-core")
+require("qfota-http")  # serve.py: the app in server mode reaches the server through the modem
 
-package("qfota", files=("ddi.py", "swu.py", "fleet.py"), base_path="../..")
+package("qfota", files=("ddi.py", "swu.py", "fleet.py", "serve.py"), base_path="../..")

@@ -28,7 +28,8 @@ Line and flow model
 
 FILE mode: ``OK``, ``FILESTART`` after ``filestart_ms``; bytes before it are lost
 (``m.image_bytes_before_filestart``). Exactly <length> bytes are taken, DOWNLOADING k of N
-when k/N of them arrived, ``FILEEND,0``, md5 check against ``expect_md5`` (None: accept),
+when k/N of them arrived, ``FILEEND,0``, md5 check against ``expect_md5`` (None: accept;
+``upgrades={revision: (next, md5)}`` sets both from the revision it runs: a delta chain),
 then for upgrade_mode 1: START, UPDATING 1..up, END,0, reboot; for upgrade_mode 0: reboot,
 RDY + boot URCs, START, UPDATING, END,0, reboot again. A failed END (504/506) does not
 reboot; the revision stays. If the line is quiet for ``download_idle_ms`` with fewer than
@@ -378,6 +379,7 @@ class Modem:
         keep_received=True,
         profile="default",
         http_max=16 << 20,
+        upgrades=None,
     ):
         if profile not in PROFILES:
             raise ValueError("unknown profile: %s" % profile)
@@ -394,6 +396,10 @@ class Modem:
         self.revision = revision
         self.new_revision = new_revision
         self.expect_md5 = expect_md5.lower() if expect_md5 else None
+        # A delta chain: {revision: (next revision, md5 of its package)}; the modem takes
+        # the package for the revision it runs (new_revision and expect_md5 follow it).
+        self.upgrades = dict(upgrades or {})
+        self._aim()
         self.faults = tuple(faults)
         self.baud = baud
         self.voltage_mv = voltage_mv
@@ -587,6 +593,12 @@ class Modem:
             return  # too late: timed out, or the module reset meanwhile
         self.http_request = None
         self._http_finish(now_ms, req, res)
+
+    def _aim(self):
+        nxt = self.upgrades.get(self.revision)
+        if nxt is not None:
+            self.new_revision, md5 = nxt
+            self.expect_md5 = md5.lower()
 
     @property
     def md5_ok(self):
@@ -1195,6 +1207,7 @@ class Modem:
             self._state = CMD
             return
         self.revision = self.new_revision
+        self._aim()
         self._complete_on_boot = True
         self._at(t + self.t["reboot_delay_ms"], self._reboot, (None, True))
 
