@@ -3,9 +3,9 @@
 ::
 
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    deployed board rp2: 24 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-fleet, qfota-url 0.2.0)
+    deployed board rp2: 25 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-fleet, qfota-url 0.2.0)
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    up to date: 24 files (board rp2)
+    up to date: 25 files (board rp2)
 
 What goes where, in the folder the board starts in (its ``os.getcwd()`` after a soft
 reset: ``/`` on rp2 and esp32, ``/flash`` on a pyboard), called BASE here:
