@@ -8,6 +8,7 @@ These run whole updates: they need a working engine (``firmware/qfota``).
 import fcntl
 import hashlib
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -62,31 +63,45 @@ def can_flock(path):
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_second_qfota_is_refused_and_the_first_completes(runtime, image):
-    m = Modem(expect_md5=hashlib.md5(PACKAGE).hexdigest(), timing=FAST, baud=115200, seed=4)
+    # The first is held still (SIGSTOP) in the middle of its transfer while the others
+    # try, however long a loaded machine takes to start them: it holds the port all the
+    # while, and the modem can only have got their bytes. The modem's quiet window and the
+    # first's stall wait are longer than the hold, so it then goes on to the end.
+    timing = dict(FAST, download_idle_ms=120_000)
+    m = Modem(expect_md5=hashlib.md5(PACKAGE).hexdigest(), timing=timing, baud=115200, seed=4)
     with PtySimulator(m) as sim:
         first = subprocess.Popen(
-            qfota_cmd(sim.path, image, runtime),
+            qfota_cmd(sim.path, image, runtime, "--timeout", "stall=120"),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
+        held = []
         try:
             # Mid-transfer: the package is streaming (about 11.5 KB/s at 115200 baud).
             assert sim.wait_for(lambda mm: mm.package_bytes > 4000, 20), "the first never streamed"
             assert excl_flag(sim.path) == 1  # TIOCEXCL is on, for either runtime
+            held = [first.pid] + _child_pids(first.pid)
+            for pid in reversed(held):
+                os.kill(pid, signal.SIGSTOP)
             ncmd = len(sim.inspect(lambda mm: mm.commands))
             second = subprocess.run(
-                qfota_cmd(sim.path, image, "cpython"), capture_output=True, text=True, timeout=30
+                qfota_cmd(sim.path, image, "cpython"), capture_output=True, text=True, timeout=60
             )
             third = subprocess.run(
                 qfota_cmd(sim.path, image, "micropython"),
                 capture_output=True,
                 text=True,
-                timeout=30,
+                timeout=60,
             )
             assert sim.inspect(lambda mm: len(mm.commands)) == ncmd
-            out, _ = first.communicate(timeout=60)
+            for pid in held:
+                os.kill(pid, signal.SIGCONT)
+            held = []
+            out, _ = first.communicate(timeout=90)
         finally:
+            for pid in held:
+                os.kill(pid, signal.SIGCONT)
             if first.poll() is None:
                 first.kill()
                 first.wait(10)
