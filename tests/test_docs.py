@@ -251,3 +251,14 @@ def test_readme_usage_names_only_options_the_commands_have():
             if option not in options:
                 wrong.append("qfota %s %s" % (command, option))
     assert command == "info" and wrong == []
+
+
+def test_dry_run_examples_are_what_deploy_plans(capsys):
+    texts = [p.read_text() for p in DOCS] + [deploy.__doc__]
+    lines = {m for t in texts for m in re.findall(r"^ *(board \w+ gets .*)$", t, re.M)}
+    assert lines, "no dry-run example found: the pattern is wrong"
+    for line in sorted(lines):
+        board = line.split()[1]
+        mpy = ["--mpy"] if "board.mpy" in line else []
+        assert cli.main(["deploy", "--board", board, *mpy, "--dry-run"]) == 0
+        assert capsys.readouterr().out.strip() == line.strip()
