@@ -78,6 +78,7 @@ DEFAULTS = {
     "chunk": ENGINE["chunk"],  # bytes read from the card per write loop (a multiple of 512)
     "lock_heap": False,
     "timeouts": None,  # {"end_ms": ...}: see qfota.defaults.TIMEOUTS
+    "server": None,  # {"url", "controller", "token_file", ...}: server mode (qfota.fleet.serve)
 }
 
 # Journal states.
@@ -236,6 +237,10 @@ class App:
                     return status
             if root is None:
                 return EXIT_FAILED
+            if self.cfg["server"]:  # updates from a DDI server instead of a staged image
+                from qfota.fleet import serve
+
+                return serve(self.board, root, self.cfg, self.say)
             return self.fresh(root + "/" + FOTA_DIR)
         finally:
             if self.port is not None:

@@ -163,6 +163,7 @@ class Fleet:
         self._busy = None  # the action a download is running for
         self._cancel = None  # a cancel seen while busy: its stop id
         self._answered = None  # the last stop id answered
+        self.reported = 0  # results the server took in this run
 
     # ------------------------------------------------------------ the loop
     def start(self):
@@ -625,6 +626,7 @@ class Fleet:
         if kind == ddi.FEEDBACK and execution == "closed" and rec.get("id") == aid:
             if rec.get("state") == REPORT:
                 self._save(state=REPORTED)
+                self.reported += 1
                 self._say("reported", "action %s: the server took the result" % aid)
             self.client.action = None
 
@@ -725,3 +727,61 @@ class DriverUpdater:
             **self.opts,
         )
         return s.revision_after or s.revision_before
+
+
+def serve(board, root, cfg, say=print):
+    """The app's server mode: ``cfg["server"]`` (from ``fota/qfota.cfg``) names the server::
+
+        {"url": "http://10.0.0.1:8080", "tenant": "DEFAULT", "controller": "dev1",
+         "token_file": "token", "cid": 1, "apn": null, "url_mode": false,
+         "download_auth": true, "tls": false, "sleep_min_ms": 10000, "once": false}
+
+    The token is read from ``fota/<token_file>`` and never printed. The modem's HTTP
+    (``qfota.httpdrv``) and its updates share the board's port. Runs forever, or with
+    ``once`` until a result was taken by the server. Returns the exit status: 0 (the
+    last result a success, or none), 1 (a failure), 2 (a setting refused).
+    """
+    from qfota.httpdrv import ModemTransport
+
+    srv = cfg["server"]
+    folder = root + "/fota"
+    token = None
+    if srv.get("token_file"):
+        try:
+            with open(folder + "/" + srv["token_file"]) as f:
+                token = f.read().strip()
+        except OSError as e:
+            say("server mode: cannot read fota/%s: %s" % (srv["token_file"], e))
+            return 2
+    upd = {}
+    for k in ("chunk", "upgrade_mode", "download_urcs", "update_urcs", "flow", "min_voltage_mv"):
+        if k in cfg:
+            upd[k] = cfg[k]
+    port = board.open_port(cfg.get("flow", "hw") == "hw")
+    try:
+        f = Fleet(
+            ModemTransport(port, cid=srv.get("cid", 1), apn=srv.get("apn")),
+            DriverUpdater(port, timeouts=cfg.get("timeouts"), **upd),
+            srv.get("url"),
+            srv.get("tenant", "DEFAULT"),
+            srv.get("controller"),
+            token=token,
+            folder=folder + "/fleet",
+            url_mode=srv.get("url_mode", False),
+            download_auth=srv.get("download_auth", True),
+            tls=srv.get("tls", False),
+            on_event=lambda n, t: say("%s: %s" % (n, t)),
+            sleep_min=srv.get("sleep_min_ms", ddi.SLEEP_MIN),
+        )
+    except FotaError as e:
+        port.close()
+        say("server mode: %s" % e)
+        return 2
+    try:
+        f.start()
+        while not (srv.get("once") and f.reported):
+            w = f.step()
+            sleep_ms(w if w < 1000 else 1000)
+    finally:
+        port.close()
+    return 0 if f.journal.data.get("ok", True) else 1
