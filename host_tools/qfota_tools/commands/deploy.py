@@ -3,10 +3,10 @@
 ::
 
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    deployed board rp2: 24 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-fleet, qfota-url 0.2.0)
+    deployed board rp2: 29 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-fleet, qfota-http, qfota-url 0.2.0)
     on the board: 24 files, 180,310 bytes (qfota/ 22 files 175,526, board.py 4,244, main.py 540); free 1,187,840 of 1,441,792 bytes
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    up to date: 24 files (board rp2)
+    up to date: 29 files (board rp2)
     on the board: 24 files, 180,310 bytes (qfota/ 22 files 175,526, board.py 4,244, main.py 540); free 1,187,840 of 1,441,792 bytes
     $ qfota deploy --board stm32 --mpy --dry-run
     board stm32 gets 20 files, 38,604 bytes (qfota/ 18 files 37,396, board.mpy 668, main.py 540)
