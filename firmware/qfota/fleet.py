@@ -687,10 +687,14 @@ class DriverUpdater:
         self.opts = update
 
     def revision(self):
-        from qfota.driver import info
+        from qfota.driver import _drive
+        from qfota.session import Session
 
-        s = info(self.port, on_event=self.on_event, **self.common)
-        return s.revision_before
+        s = Session(info=True, **self.common)
+        # The revision steps of the info plan only: its other readers are in qfota.info,
+        # which is not shipped to a board (found on the emulated Pico).
+        s._plan = [n for n in s._plan if n in ("probe", "echo_off", "qgmr", "ati")]
+        return _drive(self.port, s, on_event=self.on_event).revision_before
 
     def recover(self):
         from qfota.driver import recover
