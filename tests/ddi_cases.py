@@ -899,4 +899,16 @@ def case_fleet_without_tls_downloads_from_download_http():
     assert "TLS is off" in srv2.feedback[-1][1]["details"][0]
 
 
+def case_driver_updater_reads_the_revision_without_host_modules():
+    # qfota.info is not shipped to a board: reading the revision must not need it.
+    import sys
+
+    m = modem()
+    upd = fleet.DriverUpdater(UartPort(machine.UART(1, 115200, peer=m)), timeouts=FAST)
+    assert upd.revision() == REV_A.decode()
+    assert b"AT+QGMR" in m.commands and b"AT+IFC?" not in m.commands, m.commands
+    if sys.implementation.name == "micropython":  # alone in its process there
+        assert "qfota.info" not in sys.modules
+
+
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

@@ -163,6 +163,7 @@ class Fleet:
         self._busy = None  # the action a download is running for
         self._cancel = None  # a cancel seen while busy: its stop id
         self._answered = None  # the last stop id answered
+        self.reported = 0  # results the server took in this run
 
     # ------------------------------------------------------------ the loop
     def start(self):
@@ -625,6 +626,7 @@ class Fleet:
         if kind == ddi.FEEDBACK and execution == "closed" and rec.get("id") == aid:
             if rec.get("state") == REPORT:
                 self._save(state=REPORTED)
+                self.reported += 1
                 self._say("reported", "action %s: the server took the result" % aid)
             self.client.action = None
 
@@ -685,10 +687,14 @@ class DriverUpdater:
         self.opts = update
 
     def revision(self):
-        from qfota.driver import info
+        from qfota.driver import _drive
+        from qfota.session import Session
 
-        s = info(self.port, on_event=self.on_event, **self.common)
-        return s.revision_before
+        s = Session(info=True, **self.common)
+        # The revision steps of the info plan only: its other readers are in qfota.info,
+        # which is not shipped to a board (found on the emulated Pico).
+        s._plan = [n for n in s._plan if n in ("probe", "echo_off", "qgmr", "ati")]
+        return _drive(self.port, s, on_event=self.on_event).revision_before
 
     def recover(self):
         from qfota.driver import recover

@@ -25,6 +25,7 @@ DEFAULTS = {
     "token_file": "/qfota_token",  # the TargetToken, one line (internal flash)
     "url_mode": False,  # let the modem fetch a raw package itself (needs download_auth off)
     "download_auth": True,  # send the token with artifact downloads
+    "tls": False,  # https links too (the product configured the modem's SSL context)
     "cid": 1,  # the PDP context of the modem's HTTP
     "apn": None,  # set on that context first (AT+QICSGP) when given
     "poll_min_s": 10,  # poll no more often than this, whatever the server's sleep says
@@ -138,6 +139,7 @@ def run(app, root):
             folder=root + "/fleet",
             url_mode=cfg["url_mode"],
             download_auth=cfg["download_auth"],
+            tls=cfg["tls"],
             on_event=said,
             sleep_min=cfg["poll_min_s"] * 1000,
         )
