@@ -3,9 +3,10 @@ is refused here (``FotaError`` REFUSED) before a byte goes to the modem, and the
 request is built only from checked parts, so nothing from a caller or a server can end
 an AT line or add a header.
 
-Loaded by ``HttpAt`` when it is made and for each request, and let go after it
-(``compat.release``): none of it is needed while a request runs, and on MicroPython code
-is heap.
+Apart from the core (``qfota.httpat``), which runs the request once it is made: a product
+short of heap may let it go between requests (``compat.release("httpreq")``; on
+MicroPython code is heap), and it is loaded again at the next request's start (about
+15 ms on an RP2040, which is why the core keeps it).
 """
 
 from qfota.defaults import APN_MAX, CID_MAX, TIMEOUT_MAX_MS
