@@ -181,7 +181,7 @@ class HttpAt:
         # room (15 ms a request on an RP2040); a product short of heap may release it.
         from qfota.httpreq import build_request
 
-        authority, rh, data, shown, secrets = build_request(method, url, headers, body)
+        rh, data, shown, secrets = build_request(method, url, headers, body)
         self._reset()
         self.error = None
         self.done = False

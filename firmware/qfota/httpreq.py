@@ -98,7 +98,7 @@ def _token(name):
 
 
 def build_request(method, url, headers=(), body=None):
-    """The checked request: ``(authority, needs requestheader 1, raw request, its text for a
+    """The checked request: ``(needs requestheader 1, raw request, its text for a
     trace with secrets as ***, the secrets)``. Raises ``FotaError`` (REFUSED) before anything
     is sent: a method, URL, header or body that could end a line or add one."""
     if method not in _METHODS:
@@ -150,4 +150,4 @@ def build_request(method, url, headers=(), body=None):
         shown_text = "<%d body bytes>" % len(data)
     if len(data) > DATA_MAX:
         raise refuse("HTTP", "request is %d bytes, above %d" % (len(data), DATA_MAX))
-    return authority, needs, data, shown_text, secrets
+    return needs, data, shown_text, secrets
