@@ -122,12 +122,9 @@ class HttpAt:
     """
 
     def __init__(self, cid=1, apn=None, timeouts=None, trace=False, sslctxid=None):
-        from qfota import httpreq
+        from qfota.httpreq import check_options
 
-        self.timeouts = httpreq.check_options(TIMEOUTS, cid, apn, sslctxid, timeouts)
-        del httpreq
-        release("httpreq")
-        release("checks")
+        self.timeouts = check_options(TIMEOUTS, cid, apn, sslctxid, timeouts)
         self.cid = cid
         self.apn = apn
         self.sslctxid = sslctxid  # https: the SSL context (AT+QSSLCFG) the product set up
@@ -187,14 +184,11 @@ class HttpAt:
             raise FotaError("HTTP", None, "a request is already running", FAILED)
         if not isinstance(limit, int) or limit <= 0:
             raise refuse("HTTP", "limit must be > 0")
-        from qfota import httpreq
+        # Kept once loaded: taking it in again for each Range request costs more than its
+        # room (15 ms a request on an RP2040); a product short of heap may release it.
+        from qfota.httpreq import build_request
 
-        try:
-            authority, rh, data, shown, secrets = httpreq.build_request(method, url, headers, body)
-        finally:
-            del httpreq
-            release("httpreq")
-            release("checks")
+        rh, data, shown, secrets = build_request(method, url, headers, body)
         self._reset()
         self.error = None
         self.done = False

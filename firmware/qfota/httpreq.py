@@ -3,9 +3,10 @@ is refused here (``FotaError`` REFUSED) before a byte goes to the modem, and the
 request is built only from checked parts, so nothing from a caller or a server can end
 an AT line or add a header.
 
-Loaded by ``HttpAt`` when it is made and for each request, and let go after it
-(``compat.release``): none of it is needed while a request runs, and on MicroPython code
-is heap.
+Apart from the core (``qfota.httpat``), which runs the request once it is made: a product
+short of heap may let it go between requests (``compat.release("httpreq")``; on
+MicroPython code is heap), and it is loaded again at the next request's start (about
+15 ms on an RP2040, which is why the core keeps it).
 """
 
 from qfota.defaults import APN_MAX, CID_MAX, TIMEOUT_MAX_MS
@@ -97,7 +98,7 @@ def _token(name):
 
 
 def build_request(method, url, headers=(), body=None):
-    """The checked request: ``(authority, needs requestheader 1, raw request, its text for a
+    """The checked request: ``(needs requestheader 1, raw request, its text for a
     trace with secrets as ***, the secrets)``. Raises ``FotaError`` (REFUSED) before anything
     is sent: a method, URL, header or body that could end a line or add one."""
     if method not in _METHODS:
@@ -149,4 +150,4 @@ def build_request(method, url, headers=(), body=None):
         shown_text = "<%d body bytes>" % len(data)
     if len(data) > DATA_MAX:
         raise refuse("HTTP", "request is %d bytes, above %d" % (len(data), DATA_MAX))
-    return authority, needs, data, shown_text, secrets
+    return needs, data, shown_text, secrets
