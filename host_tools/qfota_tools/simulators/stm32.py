@@ -321,20 +321,6 @@ class Stm32Sim:
                 pending[route[fd]] += data
 
 
-def pacing(package, window_s=1.0):
-    """(most bytes in any ``window_s`` window, largest step) of ``package``, a list of
-    ``(time, bytes so far)`` as ``Stm32Sim.package`` keeps it."""
-    best = step = j = 0
-    for i, (t, k) in enumerate(package):
-        if i:
-            step = max(step, k - package[i - 1][1])
-        while package[j][0] <= t - window_s:
-            j += 1
-        base = package[j - 1][1] if j else 0
-        best = max(best, k - base)
-    return best, step
-
-
 # ---- the command ----------------------------------------------------------------------------
 def add_parser(subparsers):
     p = subparsers.add_parser(
