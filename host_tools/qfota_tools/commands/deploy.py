@@ -9,7 +9,7 @@
     up to date: 24 files (board rp2)
     on the board: 24 files, 180,310 bytes (qfota/ 22 files 175,526, board.py 4,244, main.py 540); free 1,187,840 of 1,441,792 bytes
     $ qfota deploy --board stm32 --mpy --dry-run
-    board stm32 gets 20 files, 38,604 bytes (qfota/ 18 files 37,396, board.mpy 668, main.py 540)
+    board stm32 gets 21 files, 41,797 bytes (qfota/ 19 files 40,589, board.mpy 668, main.py 540)
 
 What goes where, in the folder the board starts in (its ``os.getcwd()`` after a soft
 reset: ``/`` on rp2 and esp32, ``/flash`` on a pyboard), called BASE here:
