@@ -3,11 +3,11 @@
 ::
 
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    deployed board rp2: 24 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-fleet, qfota-url 0.2.0)
-    on the board: 24 files, 180,310 bytes (qfota/ 22 files 175,526, board.py 4,244, main.py 540); free 1,187,840 of 1,441,792 bytes
+    deployed board rp2: 29 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-fleet, qfota-http, qfota-url 0.2.0)
+    on the board: 29 files, 240,549 bytes (qfota/ 27 files 235,751, board.py 4,258, main.py 540); free 1,118,208 of 1,441,792 bytes
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    up to date: 24 files (board rp2)
-    on the board: 24 files, 180,310 bytes (qfota/ 22 files 175,526, board.py 4,244, main.py 540); free 1,187,840 of 1,441,792 bytes
+    up to date: 29 files (board rp2)
+    on the board: 29 files, 240,549 bytes (qfota/ 27 files 235,751, board.py 4,258, main.py 540); free 1,118,208 of 1,441,792 bytes
     $ qfota deploy --board stm32 --mpy --dry-run
     board stm32 gets 21 files, 41,797 bytes (qfota/ 19 files 40,589, board.mpy 668, main.py 540)
 
