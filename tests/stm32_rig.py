@@ -18,10 +18,11 @@ from qfota_tools.simulators.ec200.model import FAST, Modem
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "stm32" / "micropython-v1.28.0-QEMU_NETDUINO_PLUS_2.elf"
-# The largest image tests use: what fits in the 64 KiB RAM filesystem beside the deployed
-# engine (deploy --mpy leaves 28 of its 128 blocks of 512 bytes), with the image's folder,
-# its manifest and the app's journal (tests/test_stm32.py, test_deploy_footprint...).
-IMAGE = 8192
+# The image tests use: what fits in the 64 KiB RAM filesystem beside the deployed engine
+# (deploy --mpy leaves 18 of its 128 blocks of 512 bytes), with the image's folder, its
+# manifest and the app's journal (tests/test_stm32.py, test_deploy_footprint...: it fails
+# when the engine outgrows this).
+IMAGE = 4096
 
 
 def find_firmware():

@@ -133,11 +133,19 @@ def test_deploy_footprint_matches_the_board(tmp_path):
         assert dry.returncode == 0, dry.stderr
         planned = dry.stdout.split(" gets ")[1].strip()
         assert planned == report.split("on the board: ")[1].split(";")[0]
+        # A 16 KB image does not fit beside the engine: refused before anything is copied.
+        big, _md5 = image(tmp_path, 16384, name="big.bin")
+        proc = cli("stage", str(big), "--device", sim.repl_path, "--to", ":/fota", *REVS)
+        assert proc.returncode != 0 and "lacks room" in proc.stderr, proc.stderr + proc.stdout
         # The room left holds an image of IMAGE bytes, its manifest and the app's journal.
         img, _md5 = image(tmp_path)
         stage(sim.repl_path, img)
         left = json.loads(board_exec(sim.repl_path, "import os;s=os.statvfs('/');print(s[0]*s[3])"))
-        assert left >= 1024, left  # the journal and its temporary copy
+        # The journal and its temporary copy need two blocks more.
+        assert left >= 1024, (
+            "the deployed engine (%s) leaves %d bytes after a %d-byte image: "
+            "stm32_rig.IMAGE no longer fits the emulated 64 KiB filesystem" % (report, left, IMAGE)
+        )
 
 
 def test_app_updates_modem_over_uart2_flow_hw(board):
@@ -147,9 +155,13 @@ def test_app_updates_modem_over_uart2_flow_hw(board):
     with sim.lock:
         assert m.revision == NEW_REV and m.updates_completed == 1 and m.md5_ok
         assert "AT+IFC=2,2" in m.commands and m.overflow_bytes == 0
-    # QEMU has no CTS: nothing held the board's writer, which streamed unpaced (more than
-    # a 32-byte piece at a time reached the modem).
-    assert stm32.pacing(sim.package)[1] > 32, sim.package[:10]
+    # QEMU has no CTS: nothing held the board's writer, which streamed unpaced: from the
+    # modem's FILESTART to the package's last byte took less than half of what flow
+    # none's pacing needs at least ((IMAGE - 128) / 14872 s: see the next test).
+    start = next(t for t, data in sim.said if b"FILESTART" in data)
+    span = sim.package[-1][0] - start
+    assert sim.package[-1][1] == IMAGE, sim.package[-3:]
+    assert span < (IMAGE - 128) / 14872 / 2, (span, sim.package[:5])
     assert journal(sim.repl_path)["state"] == "done"
 
 
@@ -165,7 +177,11 @@ def test_app_updates_modem_over_uart2_flow_none(board):
         package = [(t, k) for t, k in sim.package if k]  # from the first package byte
     # Measured at the simulator: when the modem's count of package bytes grew. The
     # driver's bucket (4 pieces of 32 bytes, refilled at 15000 - 128 B/s) gives the first
-    # 128 bytes at once, then at most 14872 B/s, so the stream lasts at least that long.
+    # 128 bytes at once, then at most 14872 B/s, so the stream lasts at least that long
+    # (the relay's reads can only come later than the board's writes, and the bytes of
+    # the first read are not counted). That bounds the average rate; the 1-s windows and
+    # the 32-byte pieces are below what reads of a pty can resolve (bench/run.py figure 3
+    # measures them in-process).
     span = package[-1][0] - package[0][0]
     assert package[-1][1] == IMAGE, package[-3:]
     assert span >= (IMAGE - 128 - package[0][1]) / 15000, (span, package[:5])

@@ -92,7 +92,8 @@ class Stm32Sim:
     ``modem`` is an ``ec200.model.Modem`` (sans-I/O); inspect it under ``self.lock``.
     ``arrivals`` lists ``(time.monotonic(), n)`` for every read of the board's UART(2)
     output; with a modem, ``package`` lists ``(time.monotonic(), k)`` whenever the modem's
-    count of FILE package bytes taken changed to ``k`` (the pacing as the modem saw it).
+    count of FILE package bytes taken changed to ``k`` (the pacing as the modem saw it),
+    and ``said`` ``(time.monotonic(), bytes)`` for everything the modem sent the board.
     ``uart_tx``/``uart_rx`` count bytes.
     """
 
@@ -107,6 +108,7 @@ class Stm32Sim:
         self.uart_rx = 0
         self.arrivals = []
         self.package = []
+        self.said = []
         self._trigger = None  # (package bytes, bytes for the REPL): see type_at()
         self.max_in_flight = 0
         self.qemu_output = b""
@@ -267,6 +269,7 @@ class Stm32Sim:
                     due = m.next_due_ms(now)
                 if got:
                     self.uart_rx += len(got)
+                    self.said.append((time.monotonic(), got))
                     pending[self._q_uart] += got
                 if due is not None:
                     timeout = min(timeout, max(1, due - now))
@@ -319,20 +322,6 @@ class Stm32Sim:
                 elif not joined and fd == self._uart_m:
                     self.uart_rx += len(data)
                 pending[route[fd]] += data
-
-
-def pacing(package, window_s=1.0):
-    """(most bytes in any ``window_s`` window, largest step) of ``package``, a list of
-    ``(time, bytes so far)`` as ``Stm32Sim.package`` keeps it."""
-    best = step = j = 0
-    for i, (t, k) in enumerate(package):
-        if i:
-            step = max(step, k - package[i - 1][1])
-        while package[j][0] <= t - window_s:
-            j += 1
-        base = package[j - 1][1] if j else 0
-        best = max(best, k - base)
-    return best, step
 
 
 # ---- the command ----------------------------------------------------------------------------
