@@ -54,7 +54,7 @@ def controller_id(cfg):
 
     import machine  # type: ignore
 
-    return "qfota-" + binascii.hexlify(machine.unique_id()).decode()
+    return "qfota-" + binascii.hexlify(machine.unique_id()).decode()  # type: ignore
 
 
 def _Updater(transport, port, **kw):
