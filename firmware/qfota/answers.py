@@ -132,9 +132,3 @@ def got_usbifc(s, body, now):
     if not body or body[0].replace(" ", "").lower() != '+qcfg:"usbifc",2,2':
         s._fail(None, 'AT+QCFG="usbifc" reads back %r, not 2,2' % (body[0] if body else ""))
 
-
-def got_ifc(s, body, now):
-    """``AT+IFC?`` / ``AT+QCFG="usbifc"`` as read (``qfota info``; also read on a board, where
-    server mode reads the revision with the info plan: so here, not in host-only info.py)."""
-    if body:
-        s.flow_setting = body[0].split(":", 1)[1].strip().replace('"usbifc",', "")

@@ -54,3 +54,8 @@ def show_info(s, out, as_json=False):
     for k, v in rows:
         out("%-20s %s" % (k, v if v else "(not answered)"))
     return 0
+
+
+def got_ifc(s, body, now):
+    if body:
+        s.flow_setting = body[0].split(":", 1)[1].strip().replace('"usbifc",', "")

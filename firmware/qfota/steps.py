@@ -64,8 +64,8 @@ STEPS = {
     "qgmr_after": ("VERIFY",    b"AT+QGMR",                       None,         _CMD,         NEXT,           "answers.got_qgmr"),
     "ati_after":  ("VERIFY",    b"ATI",                           None,         _CMD,         FAIL,           "answers.got_ati"),
     # qfota info: reads only
-    "ifc?":       ("INFO",      b"AT+IFC?",                       b"+IFC:",     _CMD,         OPTIONAL,       "answers.got_ifc"),
-    "usbifc_get": ("INFO",      b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         OPTIONAL,       "answers.got_ifc"),
+    "ifc?":       ("INFO",      b"AT+IFC?",                       b"+IFC:",     _CMD,         OPTIONAL,       "info.got_ifc"),
+    "usbifc_get": ("INFO",      b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         OPTIONAL,       "info.got_ifc"),
     "cbc_get":    ("INFO",      b"AT+CBC",                        b"+CBC:",     _CMD,         OPTIONAL,       "answers.got_cbc"),
     "qiact_get":  ("INFO",      b"AT+QIACT?",                     b"+QIACT:",   _CMD,         OPTIONAL,       "urls.got_qiact"),
 }
