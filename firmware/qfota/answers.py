@@ -131,4 +131,3 @@ def got_usbifc(s, body, now):
     """The note's example reads ``AT+QCFG="usbifc"`` back: it must say 2,2."""
     if not body or body[0].replace(" ", "").lower() != '+qcfg:"usbifc",2,2':
         s._fail(None, 'AT+QCFG="usbifc" reads back %r, not 2,2' % (body[0] if body else ""))
-
