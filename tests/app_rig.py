@@ -31,10 +31,13 @@ TIMING.update(
     {
         "cmd_ms": 25,  # PREFLIGHT, POWER, FLOWCTRL, VERIFY last a few commands
         "filestart_ms": 150,
-        "download_idle_ms": 300,  # a half-sent transfer ends (FILEEND,500) after this
+        # The modem's events after a kill must come once the app runs again, however slowly
+        # a loaded machine restarts it: opening the tty raw flushes what came meanwhile (as
+        # a reset MCU's UART loses it). A cut transfer ends (FILEEND,500) after this:
+        "download_idle_ms": 2500,
         "fileend_ms": 150,
         "start_ms": 150,
-        "update_step_ms": 3,
+        "update_step_ms": 25,  # 100 UPDATING URCs: 2.5 s
         "end_ms": 150,
         "reboot_delay_ms": 50,
         "reboot_ms": 150,
@@ -47,7 +50,9 @@ APP_TIMEOUTS = {
     "probe_ms": 2000,
     "command_ms": 1500,
     "filestart_ms": 1500,
-    "fileend_ms": 1200,  # the pty buffers ~4 KB; also recover's quiet window
+    # The pty buffers ~4 KB; also recover's quiet window, which must outlast the
+    # simulator's download_idle_ms from a restart.
+    "fileend_ms": 5000,
     "start_ms": 1500,
     "progress_ms": 1500,
     "end_ms": 2500,
@@ -165,7 +170,7 @@ class AppRig:
             else:
                 hit = self.sim.inspect(when)
             if hit:
+                killed.set()  # before the kill: run() may see the process end at once
                 proc.kill()
-                killed.set()
                 return
             time.sleep(0.001)
