@@ -3,13 +3,13 @@
 ::
 
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    deployed board rp2: 29 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-fleet, qfota-http, qfota-url 0.2.0)
-    on the board: 29 files, 240,549 bytes (qfota/ 27 files 235,751, board.py 4,258, main.py 540); free 1,118,208 of 1,441,792 bytes
+    deployed board rp2: 30 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-http, qfota-fleet, qfota-url 0.2.0)
+    on the board: 30 files, 248,015 bytes (qfota/ 28 files 243,217, board.py 4,258, main.py 540); free 1,101,824 of 1,441,792 bytes
     $ qfota deploy --board rp2 --device /dev/ttyACM0
-    up to date: 29 files (board rp2)
-    on the board: 29 files, 240,549 bytes (qfota/ 27 files 235,751, board.py 4,258, main.py 540); free 1,118,208 of 1,441,792 bytes
+    up to date: 30 files (board rp2)
+    on the board: 30 files, 248,015 bytes (qfota/ 28 files 243,217, board.py 4,258, main.py 540); free 1,101,824 of 1,441,792 bytes
     $ qfota deploy --board stm32 --mpy --dry-run
-    board stm32 gets 21 files, 41,797 bytes (qfota/ 19 files 40,589, board.mpy 668, main.py 540)
+    board stm32 gets 21 files, 42,027 bytes (qfota/ 19 files 40,819, board.mpy 668, main.py 540)
 
 What goes where, in the folder the board starts in (its ``os.getcwd()`` after a soft
 reset: ``/`` on rp2 and esp32, ``/flash`` on a pyboard), called BASE here:
