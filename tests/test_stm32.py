@@ -189,7 +189,7 @@ def test_app_updates_modem_over_uart2_flow_none(board):
 
 def test_a_failed_upgrade_is_journaled_and_reported(board):
     sim, m, _img = board(faults=("end-506",))
-    text = run_main(sim.repl_path, b"qfota: failed", 120)
+    text = run_main(sim.repl_path, b"MD5 check error", 120)  # the whole failure line
     assert "END: 506" in text and "MD5" in text, text
     j = journal(sim.repl_path)
     assert j["state"] == "failed" and j["code"] == 506, j
