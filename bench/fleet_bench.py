@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,7 @@ from pico_bench import update_run  # noqa: E402
 from pico_rig import NEW_REV, OLD_REV, deployed_flash, find_fixtures, mpremote  # noqa: E402
 from runner import measure, replace_block  # noqa: E402
 
+from qfota.fleet import RANGE  # noqa: E402
 from qfota_tools.commands.swu import build  # noqa: E402
 from qfota_tools.simulators import pico  # noqa: E402
 from qfota_tools.simulators.ec200.model import FAST, Modem  # noqa: E402
@@ -145,7 +147,7 @@ def figures(fw, rom, tmp, gb):
     def download():
         rate, n, _, _ = server()
         return [("download through the modem's HTTP into flash, 921,600 baud, %d-byte SWU "
-                 "in 32 KB ranges (emulated ticks_ms)" % n,
+                 "in %d KB ranges (emulated ticks_ms)" % (n, RANGE // 1024),
                  "%d B/s = **%.0f%%** of the line rate (goal >= %.0f%%)"
                  % (rate, 100.0 * rate / LINE, 100 * RATE_GOAL))], \
             rate >= RATE_GOAL * LINE  # fmt: skip
@@ -173,7 +175,10 @@ def main():
     rows = []
     for r in results:
         rows += r.value if r.value is not None else [(r.name, "**no**: not measured: " + r.why)]
-    text = "Measured by `bench/fleet_bench.py` (emulated Pico, gooseBit on 127.0.0.1):\n\n"
+    text = (
+        "Measured by `bench/fleet_bench.py` on %s (emulated Pico, real rp2 firmware, gooseBit on "
+    )
+    text = text % time.strftime("%Y-%m-%d") + "127.0.0.1; one run):\n\n"
     text += "| figure | value |\n|---|---|" + "".join("\n| %s | %s |" % row for row in rows)
     print(text)
     if "--no-readme" not in sys.argv:
