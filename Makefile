@@ -100,10 +100,11 @@ demo-pico: $(STAMP) $(PICO_STAMP)
 
 # Every figure is measured and written even when one before it missed: the Pico figures
 # run whatever bench/run.py found, and the target fails at the end if either missed any.
-bench: $(STAMP) $(PICO_STAMP)
+bench: $(STAMP) $(PICO_STAMP) $(GB_STAMP)
 	@st=0; \
 	$(BIN)/python bench/run.py || st=1; \
 	$(BIN)/python bench/pico_bench.py || st=1; \
+	$(BIN)/python bench/fleet_bench.py || st=1; \
 	if [ $$st -ne 0 ]; then echo "make bench: a figure missed (rows marked no in README.md)" >&2; fi; \
 	exit $$st
 
