@@ -62,6 +62,16 @@ class Modems:
     def paths(self):
         return [s.path for s in self.sims]
 
+    def last_close(self, i):
+        """What the kernel does when the last descriptor of a real port closes (the killed
+        agent's): the tty is released, TIOCEXCL with it. A pty stays open on the
+        simulator's side, so its TIOCEXCL would outlive the killed process."""
+        import fcntl
+
+        from qfota_tools.transport.portlock import TIOCNXCL
+
+        fcntl.ioctl(self.sims[i]._slave, TIOCNXCL)
+
     def __exit__(self, *exc):
         for s in self.sims:
             s.stop()
@@ -167,6 +177,22 @@ def wait_devices(gb, ids, states, timeout):
             raise AssertionError(
                 "gooseBit: not all in %s after %g s: %s"
                 % (states, timeout, {i: devs.get(i, {}).get("last_state") for i in ids})
+            )
+        time.sleep(0.5)
+
+
+def wait_reported_revision(gb, want, timeout):
+    """Until gooseBit shows each device's revision as its configData after the update
+    gave it (``{id: revision}``); the devices."""
+    end = time.monotonic() + timeout
+    while True:
+        devs = gb.api.devices()
+        if all(devs.get(i, {}).get("sw_version") == r for i, r in want.items()):
+            return devs
+        if time.monotonic() > end:
+            raise AssertionError(
+                "gooseBit: revisions not %s after %g s: %s"
+                % (want, timeout, {i: devs.get(i, {}).get("sw_version") for i in want})
             )
         time.sleep(0.5)
 
