@@ -115,23 +115,41 @@ def test_four_modems_one_rollout_one_fails_with_end_504(rollout, tmp_path):
     assert not [t for t in secrets if t in shown]
 
 
-def test_agent_killed_while_the_modem_upgrades_follows_it_after_a_restart(rollout, tmp_path):
+@pytest.mark.parametrize(
+    "sig, stage",
+    [(signal.SIGKILL, "UPDATING"), (signal.SIGTERM, "STREAM")],
+    ids=["SIGKILL-upgrading", "SIGTERM-in-transfer"],
+)
+def test_agent_stopped_mid_update_follows_the_modem_after_a_restart(rollout, tmp_path, sig, stage):
+    """SIGKILL while the modem upgrades: it upgrades by itself; the next agent follows it
+    to END and reports success without running the update again. SIGTERM inside the FILE
+    transfer: the agent says what the modem is doing and exits 143; the modem ends the cut
+    transfer itself; the next agent follows it and runs the update again (attempt 2)."""
     gb, image = rollout
-    seed = 21
+    seed = 21 if sig == signal.SIGKILL else 22
     c = cid(seed)
-    tok = _token(99)
+    tok = _token(seed)
     gb.api.put_devices([c], auth_token=tok, feed=FEED)
-    # The upgrade's UPDATING URCs slower than FAST: several seconds to kill the agent in.
-    slow = dict(sim_model.FAST, update_step_ms=60)
-    with Modems([dict(seed=seed, timing=slow)], image) as mods:
-        cfg = config(gb, mods.paths, tmp_path / "state", tokens={c: tok})
+    # Slower than FAST where the agent is stopped: several seconds to do it in.
+    timing = dict(sim_model.FAST, update_step_ms=60)
+    baud = 921_600 if stage == "UPDATING" else 115_200
+    with Modems([dict(seed=seed, timing=timing, baud=baud)], image) as mods:
+        cfg = config(gb, mods.paths, tmp_path / "state", tokens={c: tok}, baud=baud)
         with AgentProc(tmp_path, cfg, "first") as first:
             first.wait(
-                lambda lines: any(d["event"] == "stage" and d["text"] == "UPDATING" for d in lines),
+                lambda lines: any(d["event"] == "stage" and d["text"] == stage for d in lines),
                 240,
             )
-            assert first.stop(signal.SIGKILL) == -signal.SIGKILL
-        mods.last_close(0)
+            rc = first.stop(sig)
+        if sig == signal.SIGKILL:
+            assert rc == -signal.SIGKILL
+            mods.last_close(0)
+        else:
+            assert rc == 143, first.stderr()
+            said = first.events(c, "stopped")
+            assert len(said) == 1, first.raw
+            assert "inside the FILE transfer" in said[0]["text"], said
+            assert "the next agent start follows it" in said[0]["text"], said
         assert not first.events(c, "result"), first.raw
         journal = json.loads((tmp_path / "state" / c / "action.json").read_text())
         assert journal["state"] == "update", journal
@@ -141,11 +159,13 @@ def test_agent_killed_while_the_modem_upgrades_follows_it_after_a_restart(rollou
             devs = wait_reported_revision(gb, {c: A08}, 60)
             rc = second.stop(signal.SIGTERM)
         assert rc == 143
-        assert m.revision == A08
-        assert m.updates_completed == 1  # followed to its end, not run again
+        assert m.revision == A08 and m.updates_completed == 1
         assert devs[c]["last_state"] == "Finished", devs[c]
-        assert devs[c]["sw_version"] == A08, devs[c]
         results = _results(second, c)
         assert len(results) == 1 and "success" in results[0], second.raw
         assert second.events(c, "resume"), second.raw
+        attempts = [d["text"] for d in second.events(c, "update")]
+        assert attempts == (
+            [] if sig == signal.SIGKILL else ["action %s: attempt 2" % journal["id"]]
+        )
         assert "revision EC200TCNDAR02A08M16" in gb.api.log(c)["log"]

@@ -260,19 +260,25 @@ class _Port:
         self.wait_writable = self.sp.wait_writable
 
     def close(self):
-        import fcntl
-
-        from qfota_tools.transport.portlock import TIOCNXCL
-
         try:
             self.sp.close()
         finally:
-            if self.lock._excl:
-                try:
-                    fcntl.ioctl(self.lock.fd, TIOCNXCL)
-                except OSError:
-                    pass
-                self.lock._excl = False
+            _unexclusive(self.lock)
+
+
+def _unexclusive(lock):
+    """TIOCNXCL on a port the worker still holds by its flock: TIOCEXCL is the tty's, it
+    would outlive this process while anything else holds the device open."""
+    import fcntl
+
+    from qfota_tools.transport.portlock import TIOCNXCL
+
+    if lock._excl and lock.fd is not None:
+        try:
+            fcntl.ioctl(lock.fd, TIOCNXCL)
+        except OSError:
+            pass
+        lock._excl = False
 
 
 class Worker(threading.Thread):
@@ -287,6 +293,7 @@ class Worker(threading.Thread):
         self.cid = None
         self.fleet = None
         self.busy = False  # inside Fleet (a request or a run on the modem)
+        self.lock = None  # the port's PortLock while served
         self.stage = None  # the driver's stage while it runs
         self.sent = 0
         self.length = 0
@@ -353,10 +360,12 @@ class Worker(threading.Thread):
         except OSError as e:
             self.say("failed", "PORT: cannot open %s: %s" % (self.port, e.strerror or e))
             return False
+        self.lock = lock
         try:
             return self._serve_locked(lock)
         finally:
             self.agent.release(self)
+            self.lock = None
             lock.release()
 
     def _serve_locked(self, lock):
@@ -607,6 +616,9 @@ class Agent:
         busy = [w for w in self.workers.values() if w.is_alive()]
         for w in busy:
             self.emit(w, "stopped", w.left())
+            lock = w.lock
+            if lock is not None:
+                _unexclusive(lock)  # the next agent or qfota recover may open the port
         self.emit(None, "stopped", "%d modem(s) left busy" % len(busy))
         return busy
 
