@@ -7,6 +7,7 @@ and simulated modems on ptys: the agent as a process of its own, as an operator 
   modem to its end and reports that action once.
 """
 
+import hashlib
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from agent_rig import (
 
 from qfota_tools.commands.swu import build
 from qfota_tools.simulators.ec200 import model as sim_model
+from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -169,3 +171,62 @@ def test_agent_stopped_mid_update_follows_the_modem_after_a_restart(rollout, tmp
             [] if sig == signal.SIGKILL else ["action %s: attempt 2" % journal["id"]]
         )
         assert "revision EC200TCNDAR02A08M16" in gb.api.log(c)["log"]
+
+
+def test_a_modem_unplugged_mid_transfer_fails_alone_and_is_served_again(rollout, tmp_path):
+    """Ports by a glob over by-id links: one modem's link and pty vanish in the middle of
+    its FILE transfer. Its failure is stated (and reported to gooseBit); the other modem
+    finishes; the worker retries its port with a backoff and serves the modem again, by
+    the same id, when it is plugged back (a fresh simulator behind the same link)."""
+    gb, image = rollout
+    seeds = (31, 32)
+    ids = [cid(s) for s in seeds]
+    tokens = {c: _token(s) for c, s in zip(ids, seeds)}
+    for c, t in tokens.items():
+        gb.api.put_devices([c], auth_token=t, feed=FEED)
+    byid = tmp_path / "by-id"
+    byid.mkdir()
+    links = [str(byid / ("usb-Quectel_EC200T_%d-if02-port0" % s)) for s in seeds]
+    specs = [dict(seed=s, baud=115_200 if s == 31 else 921_600) for s in seeds]
+    md5 = hashlib.md5(image).hexdigest()
+    sims = []
+    try:
+        for spec, link in zip(specs, links):
+            m = sim_model.Modem(
+                revision=A07, new_revision=A08, expect_md5=md5, timing=sim_model.FAST, **spec
+            )
+            sims.append(PtySimulator(m, link=link))
+            sims[-1].start()
+        cfg = config(gb, str(byid / "*-if02*"), tmp_path / "state", tokens=tokens, rescan_s=1)
+        with AgentProc(tmp_path, cfg) as ag:
+            ag.wait(
+                lambda lines: any(
+                    d["modem"] == ids[0] and d["event"] == "stage" and d["text"] == "STREAM"
+                    for d in lines
+                ),
+                240,
+            )
+            sims[0].stop()  # unplugged: the link goes, the pty's other end closes
+            ag.wait(lambda lines: ag.events(ids[0], "result"), 120)
+            ag.wait(lambda lines: ag.events(ids[1], "reported"), 240)
+            ag.wait(
+                lambda lines: [d for d in ag.events(None, "failed") if "PORT:" in d["text"]],
+                60,
+            )
+            back = sim_model.Modem(revision=A07, timing=sim_model.FAST, **specs[0])
+            sims[0] = PtySimulator(back, link=links[0])
+            sims[0].start()
+            ag.wait(lambda lines: len(ag.events(ids[0], "modem")) >= 2, 120)
+            rc = ag.stop(signal.SIGTERM)
+        assert rc == 143
+        failure = ag.events(ids[0], "result")
+        assert len(failure) == 1 and "failure" in failure[0]["text"], ag.raw
+        assert "failure: STREAM: the port failed: [Errno 5] EIO" in failure[0]["text"], failure
+        assert sims[1].model.revision == A08
+        assert wait_devices(gb, ids[1:], ("Finished",), 60)[ids[1]]["last_state"] == "Finished"
+        assert gb.api.devices()[ids[0]]["last_state"] == "Error"
+        assert [d["port"] for d in ag.events(ids[0], "modem")] == [links[0], links[0]]
+        assert ag.events(None, "retry"), ag.raw
+    finally:
+        for s in sims:
+            s.stop()
