@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from agent_rig import (
@@ -33,6 +34,8 @@ from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 pytestmark = pytest.mark.timeout(400)
 
 FEED = "agents"
+STAGED = "staged"  # the staged rollout's feed: devices are moved into it wave by wave
+HOLD = "hold"  # a feed without a rollout: nothing is offered
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +49,7 @@ def rollout(goosebit, tmp_path_factory):
     status, doc = goosebit.api.upload(out.read_bytes(), "A07_A08.swu")
     assert status == 200, doc
     goosebit.api.rollout("A07 to A08", FEED, doc["id"])
+    goosebit.api.rollout("staged A07 to A08", STAGED, doc["id"])
     return goosebit, image.read_bytes()
 
 
@@ -230,3 +234,66 @@ def test_a_modem_unplugged_mid_transfer_fails_alone_and_is_served_again(rollout,
     finally:
         for s in sims:
             s.stop()
+
+
+def _staged_rollout(gb, rollout_id, waves, threshold, timeout):
+    """What gooseBit has not: waves and an error threshold. Moves each wave into the
+    rollout's feed, waits until each of its devices ended (Finished or Error), and pauses
+    the rollout when the share of failures among the devices moved so far, counted from
+    gooseBit's device states, passes ``threshold``. Returns (waves moved, paused)."""
+    moved = []
+    for n, wave in enumerate(waves, 1):
+        gb.api.patch_devices(wave, feed=STAGED)
+        moved += wave
+        devs = wait_devices(gb, wave, ("Finished", "Error"), timeout)
+        failed = sum(1 for d in moved if devs[d]["last_state"] == "Error")
+        if failed / len(moved) > threshold:
+            gb.api.pause_rollouts([rollout_id])
+            return n, True
+    return len(waves), False
+
+
+def test_a_staged_rollout_of_twelve_modems_stops_at_its_error_threshold(rollout, tmp_path):
+    """Three waves of four behind one agent; two of the second wave fail (END 504): 2 of 8
+    is over the 20% threshold, so the rollout is paused before the third wave. After the
+    stop: the first wave on A08, the second's failures failed as reported, the third still
+    on A07 and offered nothing."""
+    gb, image = rollout
+    seeds = list(range(41, 53))
+    ids = [cid(s) for s in seeds]
+    waves = [ids[0:4], ids[4:8], ids[8:12]]
+    bad = {ids[5], ids[6]}
+    tokens = {c: _token(s) for c, s in zip(ids, seeds)}
+    for c, t in tokens.items():
+        gb.api.put_devices([c], auth_token=t, feed=HOLD)
+    rid = [r["id"] for r in gb.api.rollouts() if r["feed"] == STAGED][0]
+    specs = [dict(seed=s, faults=("end-504",) if c in bad else ()) for s, c in zip(seeds, ids)]
+    with Modems(specs, image) as mods:
+        cfg = config(gb, mods.paths, tmp_path / "state", tokens=tokens)
+        with AgentProc(tmp_path, cfg) as ag:
+            ag.wait(lambda lines: len([d for d in lines if d["event"] == "modem"]) == 12, 120)
+            moved, paused = _staged_rollout(gb, rid, waves, 0.20, 240)
+            assert (moved, paused) == (2, True)
+            ag.wait(lambda lines: all(ag.events(c, "reported") for c in ids[:8]), 60)
+            # Several of the server's poll periods (1 s) after the stop: nothing offered.
+            end = time.monotonic() + 6
+            while time.monotonic() < end:
+                time.sleep(0.5)
+            devs = wait_reported_revision(gb, {c: (A07 if c in bad else A08) for c in ids[:8]}, 60)
+            rc = ag.stop(signal.SIGTERM)
+        assert rc == 143
+        assert [r["paused"] for r in gb.api.rollouts() if r["id"] == rid] == [True]
+        for c, m in zip(ids, mods.models):
+            if c in bad:
+                assert devs[c]["last_state"] == "Error" and m.revision == A07, devs[c]
+                assert "END: 504: FOTA upgrade failed" in gb.api.log(c)["log"]
+                assert len(_results(ag, c)) == 1
+            elif c in waves[2]:
+                assert devs[c]["last_state"] not in ("Running", "Finished", "Error"), devs[c]
+                assert m.revision == A07 and m.updates_completed == 0
+                assert not [x for x in m.commands if x.startswith('AT+QFOTADL="')], c
+                assert not ag.events(c, "deployment"), c
+                assert ag.events(c, "modem"), c  # served all along: polling, offered nothing
+            else:
+                assert devs[c]["last_state"] == "Finished" and m.revision == A08, devs[c]
+                assert len(_results(ag, c)) == 1
