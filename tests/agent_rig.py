@@ -62,16 +62,6 @@ class Modems:
     def paths(self):
         return [s.path for s in self.sims]
 
-    def last_close(self, i):
-        """What the kernel does when the last descriptor of a real port closes (the killed
-        agent's): the tty is released, TIOCEXCL with it. A pty stays open on the
-        simulator's side, so its TIOCEXCL would outlive the killed process."""
-        import fcntl
-
-        from qfota_tools.transport.portlock import TIOCNXCL
-
-        fcntl.ioctl(self.sims[i]._slave, TIOCNXCL)
-
     def __exit__(self, *exc):
         for s in self.sims:
             s.stop()
@@ -179,6 +169,11 @@ def wait_devices(gb, ids, states, timeout):
                 % (states, timeout, {i: devs.get(i, {}).get("last_state") for i in ids})
             )
         time.sleep(0.5)
+
+
+def device_log(gb, dev):
+    """The details of the device's last feedback, as gooseBit shows them."""
+    return gb.api.call("GET", "/api/v1/devices/%s/log" % dev)["log"]
 
 
 def wait_reported_revision(gb, want, timeout):

@@ -23,6 +23,7 @@ from agent_rig import (
     Modems,
     cid,
     config,
+    device_log,
     wait_devices,
     wait_reported_revision,
 )
@@ -91,7 +92,7 @@ def test_four_modems_one_rollout_one_fails_with_end_504(rollout, tmp_path):
             if c == failing:
                 assert m.revision == A07, c
                 assert devs[c]["last_state"] == "Error", devs[c]
-                assert "END: 504: FOTA upgrade failed" in gb.api.log(c)["log"]
+                assert "END: 504: FOTA upgrade failed" in device_log(gb, c)
             else:
                 assert m.revision == A08 and m.updates_completed == 1, c
                 assert devs[c]["last_state"] == "Finished", devs[c]
@@ -149,7 +150,8 @@ def test_agent_stopped_mid_update_follows_the_modem_after_a_restart(rollout, tmp
             rc = first.stop(sig)
         if sig == signal.SIGKILL:
             assert rc == -signal.SIGKILL
-            mods.last_close(0)
+            # the exclusive flag the killed agent left on the pty: PortLock clears it (its
+            # owner record names a dead process)
         else:
             assert rc == 143, first.stderr()
             said = first.events(c, "stopped")
@@ -174,7 +176,7 @@ def test_agent_stopped_mid_update_follows_the_modem_after_a_restart(rollout, tmp
         assert attempts == (
             [] if sig == signal.SIGKILL else ["action %s: attempt 2" % journal["id"]]
         )
-        assert "revision EC200TCNDAR02A08M16" in gb.api.log(c)["log"]
+        assert "revision EC200TCNDAR02A08M16" in device_log(gb, c)
 
 
 def test_a_modem_unplugged_mid_transfer_fails_alone_and_is_served_again(rollout, tmp_path):
@@ -286,7 +288,7 @@ def test_a_staged_rollout_of_twelve_modems_stops_at_its_error_threshold(rollout,
         for c, m in zip(ids, mods.models):
             if c in bad:
                 assert devs[c]["last_state"] == "Error" and m.revision == A07, devs[c]
-                assert "END: 504: FOTA upgrade failed" in gb.api.log(c)["log"]
+                assert "END: 504: FOTA upgrade failed" in device_log(gb, c)
                 assert len(_results(ag, c)) == 1
             elif c in waves[2]:
                 assert devs[c]["last_state"] not in ("Running", "Finished", "Error"), devs[c]
