@@ -75,7 +75,8 @@ STEPS = {
 _REVISION = ("probe", "echo_off", "qgmr", "ati")
 VERIFY = ("settle", "echo_after", "qgmr_after", "ati_after")
 RECOVER = ("listen", "await", "echo_after", "qgmr_after", "ati_after")
-INFO = ("probe", "echo_off", "qgmr", "ati", "ranges", "cbc_get", "qiact_get", "cgsn")
+# cgsn before qiact_get: an active context makes its reader skip the step after it.
+INFO = ("probe", "echo_off", "qgmr", "ati", "ranges", "cgsn", "cbc_get", "qiact_get")
 
 
 def plan(s):
