@@ -795,7 +795,10 @@ def case_info_reads_and_changes_nothing():
     assert s.supported == [[(0, 0), (1, 1)], [(0, 0), (5, 100)], [(0, 0), (5, 100)]], s.supported
     # Reads only: no write form of any command went out.
     assert all(
-        c in (b"AT", b"ATE0", b"AT+QGMR", b"AT+CGSN") or c.endswith(b"?") or c == b"AT+CBC" or c.endswith(b"=?")
+        c in (b"AT", b"ATE0", b"AT+QGMR", b"AT+CGSN")
+        or c.endswith(b"?")
+        or c == b"AT+CBC"
+        or c.endswith(b"=?")
         for c in m.commands
     ), m.commands
 
