@@ -107,9 +107,10 @@ def test_token_dir_gives_each_modem_its_token_and_never_the_text(tmp_path):
         assert cid in str(e.value) and "bad token" not in str(e.value)
 
 
-def test_a_port_that_is_not_there_is_a_stated_failure_and_stop_is_prompt(tmp_path):
-    """No modem: the worker says why and retries with a backoff; SIGTERM ends it at once
-    with 143 and the status file names the port."""
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_port_that_is_not_there_is_a_stated_failure_and_stop_is_prompt(tmp_path, sig, code):
+    """No modem: the worker says why and retries with a backoff; SIGTERM (SIGINT) ends it
+    at once with 143 (130) and the status file names the port."""
     import signal
     import time
 
@@ -128,9 +129,9 @@ def test_a_port_that_is_not_there_is_a_stated_failure_and_stop_is_prompt(tmp_pat
         failed = json.loads(p.stdout.readline())
         assert failed["event"] == "failed" and "PORT: cannot open" in failed["text"], failed
         t0 = time.monotonic()
-        p.send_signal(signal.SIGTERM)
+        p.send_signal(getattr(signal, sig))
         out, err = p.communicate(timeout=30)
-        assert p.returncode == 143, (out, err)
+        assert p.returncode == code, (out, err)
         assert time.monotonic() - t0 < 10
     finally:
         if p.poll() is None:
