@@ -142,6 +142,9 @@ def test_agent_stopped_mid_update_follows_the_modem_after_a_restart(rollout, tmp
     baud = 921_600 if stage == "UPDATING" else 115_200
     with Modems([dict(seed=seed, timing=timing, baud=baud)], image) as mods:
         cfg = config(gb, mods.paths, tmp_path / "state", tokens={c: tok}, baud=baud)
+        # Recovery listens longer than the modem's quiet window that ends a cut transfer
+        # (FAST: 2.5 s), as `qfota recover --timeout fileend=8` does in test_cli_modem.
+        cfg["timeouts"] = dict(sim_model.FILE_WAITS, fileend=4)
         with AgentProc(tmp_path, cfg, "first") as first:
             first.wait(
                 lambda lines: any(d["event"] == "stage" and d["text"] == stage for d in lines),
@@ -172,6 +175,9 @@ def test_agent_stopped_mid_update_follows_the_modem_after_a_restart(rollout, tmp
         results = _results(second, c)
         assert len(results) == 1 and "success" in results[0], second.raw
         assert second.events(c, "resume"), second.raw
+        # Nothing was sent into the cut transfer: the restarted agent listened first (an
+        # AT there is package data, and the modem's probe goes unanswered: a failure).
+        assert not second.events(None, "failed"), second.raw
         attempts = [d["text"] for d in second.events(c, "update")]
         assert attempts == (
             [] if sig == signal.SIGKILL else ["action %s: attempt 2" % journal["id"]]
