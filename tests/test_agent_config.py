@@ -155,3 +155,51 @@ def test_the_engine_reads_the_imei_with_at_cgsn(tmp_path):
     assert "AT+CGSN" in [c if isinstance(c, str) else c.decode() for c in m.commands]
     assert sim_model.Modem(seed=7).imei != sim_model.Modem(seed=8).imei
     assert len(sim_model.imei_of(7)) == 15
+
+
+def test_one_updater_per_port_the_agent_holds_its_modems_port(tmp_path):
+    """While the agent serves a modem (here its server does not answer: the polls fail,
+    stated), ``qfota update`` on that port is refused as busy before anything is sent."""
+    import signal
+
+    m = sim_model.Modem(timing=sim_model.FAST, baud=921_600, seed=5)
+    image = tmp_path / "EC200T.bin"
+    image.write_bytes(b"\x00" * 1000)
+    with PtySimulator(m) as sim:
+        cfg = _good(tmp_path)
+        cfg.update(ports=[sim.path], baud=921_600, tokens={})
+        path = tmp_path / "agent.json"
+        path.write_text(json.dumps(cfg))
+        p = subprocess.Popen(
+            [sys.executable, "-m", "qfota_tools.cli", "agent", "--config", str(path), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            seen = []
+            for line in p.stdout:
+                seen.append(json.loads(line))
+                if seen[-1]["event"] == "failed":
+                    break
+            assert seen[-2]["event"] == "modem", seen
+            assert seen[-2]["modem"] == "ec200-" + m.imei, seen
+            assert "HTTP" in seen[-1]["text"], seen  # the poll's failure, stated
+            ncmd = len(sim.inspect(lambda mm: mm.commands))
+            r = subprocess.run(
+                [sys.executable, "-m", "qfota_tools.cli", "update", "--port", sim.path]
+                + ["--image", str(image), "--baud", "921600"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert r.returncode == 2, (r.stdout, r.stderr)
+            assert "busy" in r.stdout + r.stderr, (r.stdout, r.stderr)
+            assert len(sim.inspect(lambda mm: mm.commands)) == ncmd  # nothing reached it
+            p.send_signal(signal.SIGTERM)
+            p.communicate(timeout=30)
+            assert p.returncode == 143
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
