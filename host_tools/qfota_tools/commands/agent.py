@@ -95,12 +95,13 @@ def _bad(key, why):
     raise Refused("%s: %s" % (key, why))
 
 
-def _number(cfg, key, default, lo, hi):
+def _number(cfg, key, default, lo, hi, within=None):
     v = cfg.get(key, default)
+    name = key if within is None else "%s.%s" % (within, key)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        _bad(key, "must be a number of seconds")
+        _bad(name, "must be a number of seconds")
     if not lo <= v <= hi:
-        _bad(key, "must be %g-%g, not %g" % (lo, hi, v))
+        _bad(name, "must be %g-%g, not %g" % (lo, hi, v))
     return float(v)
 
 
@@ -167,8 +168,8 @@ def load_config(path):
     poll = cfg.get("poll") or {}
     if not isinstance(poll, dict) or any(k not in ("min_s", "max_s") for k in poll):
         _bad("poll", 'give {"min_s": S, "max_s": S}')
-    c.sleep_min_ms = int(_number(poll, "min_s", 10, 0.1, 86400) * 1000)
-    c.sleep_max_ms = int(_number(poll, "max_s", 86400, 0.1, 86400) * 1000)
+    c.sleep_min_ms = int(_number(poll, "min_s", 10, 0.1, 86400, "poll") * 1000)
+    c.sleep_max_ms = int(_number(poll, "max_s", 86400, 0.1, 86400, "poll") * 1000)
     if c.sleep_min_ms > c.sleep_max_ms:
         _bad("poll", "min_s is more than max_s")
     c.state_dir = _folder(cfg, "state_dir")
@@ -200,7 +201,7 @@ def load_config(path):
                 "timeouts",
                 "unknown name %s (names: %s)" % (ascii(name), ", ".join(k[:-3] for k in TIMEOUTS)),
             )
-        c.timeouts[key] = int(_number(t, name, 0, 0.001, TIMEOUT_MAX_MS / 1000) * 1000)
+        c.timeouts[key] = int(_number(t, name, 0, 0.001, TIMEOUT_MAX_MS / 1000, "timeouts") * 1000)
     c.http_timeout_s = _number(cfg, "http_timeout_s", 30, 0.1, 600)
     c.rescan_s = _number(cfg, "rescan_s", 10, 0.1, 86400)
     return c
