@@ -686,7 +686,13 @@ def status(cfg, as_json=False):
         print(json.dumps(doc))
         return 0
     age = time.time() - doc.get("time", 0)
-    print("agent pid %s, status written %.0f s ago" % (doc.get("pid"), age))
+    pid = doc.get("pid")
+    try:
+        os.kill(int(pid), 0)
+        alive = "running"
+    except (OSError, TypeError, ValueError) as e:
+        alive = "running (as another user)" if isinstance(e, PermissionError) else "not running"
+    print("agent pid %s (%s), status written %.0f s ago" % (pid, alive, age))
     for r in doc.get("modems", ()):
         print(
             "%s  %s  rev %s  action %s  stage %s  last result: %s  (%s: %s)"
