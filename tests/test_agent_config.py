@@ -144,6 +144,7 @@ def test_a_port_that_is_not_there_is_a_stated_failure_and_stop_is_prompt(tmp_pat
         timeout=60,
     )
     assert st.returncode == 0 and "/dev/qfota-no-such-port" in st.stdout, st
+    assert "(not running)" in st.stdout, st.stdout
     assert SECRET not in out + err + st.stdout + (tmp_path / "state" / "status.json").read_text()
 
 
