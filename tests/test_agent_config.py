@@ -204,3 +204,40 @@ def test_one_updater_per_port_the_agent_holds_its_modems_port(tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.communicate()
+
+
+def test_a_reader_that_goes_away_costs_nothing_but_its_lines(tmp_path):
+    """stdout's reader closes: said once on stderr, the agent goes on (its status file
+    still written) and stops cleanly."""
+    import signal
+    import time
+
+    cfg = _good(tmp_path)
+    path = tmp_path / "agent.json"
+    path.write_text(json.dumps(cfg))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "qfota_tools.cli", "agent", "--config", str(path), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        p.stdout.readline()
+        p.stdout.close()  # the JSON consumer is gone
+        status = tmp_path / "state" / "status.json"
+        end = time.monotonic() + 30
+        before = status.stat().st_mtime_ns
+        while status.stat().st_mtime_ns == before:  # a retry after the backoff: still served
+            assert time.monotonic() < end, "the status file was not written again"
+            time.sleep(0.2)
+        p.send_signal(signal.SIGTERM)
+        err = p.stderr.read()
+        p.wait(30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stderr.close()
+    assert p.returncode == 143, err
+    assert err.count("qfota agent: output stopped (BrokenPipeError)") == 1, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err

@@ -579,8 +579,12 @@ class Agent:
             if not self._out_failed:
                 try:
                     self.out(line)
-                except Exception:
+                except Exception as e:
                     self._out_failed = True
+                    _say_once(
+                        "qfota agent: output stopped (%s): the modems go on; `qfota agent "
+                        "status` shows them" % (e.__class__.__name__,)
+                    )
             self._write_status()
 
     def _write_status(self):
@@ -631,6 +635,13 @@ def _write(path, text):
     os.replace(tmp, path)
 
 
+def _say_once(text):
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except Exception:
+        pass
+
+
 def _print(line):
     print(line, flush=True)
 
@@ -665,11 +676,15 @@ def run(args):
         for s, h in old.items():
             signal.signal(s, h)
     code = 128 + got[0] if got else 0
-    if busy:
+    if busy or agent._out_failed:
         # Threads inside a run on a modem cannot be interrupted: leave as qfota update
-        # does (the port closes with the process; the modem ends what it started).
-        sys.stdout.flush()
-        sys.stderr.flush()
+        # does (the port closes with the process; the modem ends what it started). A
+        # broken stdout is not flushed again at exit (it was said once).
+        for f in (sys.stdout, sys.stderr):
+            try:
+                f.flush()
+            except Exception:
+                pass
         os._exit(code)
     return code
 
