@@ -68,7 +68,7 @@ STEPS = {
     "usbifc_get": ("INFO",      b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         OPTIONAL,       "info.got_ifc"),
     "cbc_get":    ("INFO",      b"AT+CBC",                        b"+CBC:",     _CMD,         OPTIONAL,       "answers.got_cbc"),
     "qiact_get":  ("INFO",      b"AT+QIACT?",                     b"+QIACT:",   _CMD,         OPTIONAL,       "urls.got_qiact"),
-    "cgsn":       ("INFO",      b"AT+CGSN",                       None,         _CMD,         OPTIONAL,       "info.got_cgsn"),   
+    "cgsn":       ("INFO",      b"AT+CGSN",                       None,         _CMD,         OPTIONAL,       "info.got_cgsn"),
 }
 # fmt: on
 
