@@ -226,6 +226,9 @@ def test_a_reader_that_goes_away_costs_nothing_but_its_lines(tmp_path):
         p.stdout.close()  # the JSON consumer is gone
         status = tmp_path / "state" / "status.json"
         end = time.monotonic() + 30
+        while not status.exists():  # written just after the line was
+            assert time.monotonic() < end, "no status file"
+            time.sleep(0.1)
         before = status.stat().st_mtime_ns
         while status.stat().st_mtime_ns == before:  # a retry after the backoff: still served
             assert time.monotonic() < end, "the status file was not written again"

@@ -49,6 +49,7 @@ import os
 import select
 import signal
 import sys
+import termios
 import threading
 import time
 from types import SimpleNamespace
@@ -623,6 +624,12 @@ class Agent:
             self.emit(w, "stopped", w.left())
             lock = w.lock
             if lock is not None:
+                # What the tty still holds for the modem is dropped: the transfer stops
+                # here, and the modem's quiet window starts now, not when a backlog ends.
+                try:
+                    termios.tcflush(lock.fd, termios.TCOFLUSH)
+                except (OSError, termios.error):
+                    pass
                 _unexclusive(lock)  # the next agent or qfota recover may open the port
         self.emit(None, "stopped", "%d modem(s) left busy" % len(busy))
         return busy
