@@ -779,11 +779,13 @@ def case_info_reads_and_changes_nothing():
             b"AT+IFC?": b"\r\n+IFC: 2,2\r\n" + OK,
             b"AT+CBC": b"\r\n+CBC: 0,80,3900\r\n" + OK,
             b"AT+QIACT?": b'\r\n+QIACT: 1,1,1,"10.1.2.3"\r\n' + OK,
+            b"AT+CGSN": b"\r\n867531000000014\r\n" + OK,
         }
     )
     m = ScriptedModem(rep)
     uart = machine.UART(1, 115200, peer=m)
     s = info(UartPort(uart), timeouts=FAST)
+    assert s.imei == "867531000000014", s.imei
     assert s.result == "info" and s.revision_before == REV_A.decode()
     assert s.flow_setting == "2,2" and s.voltage_mv == 3900 and s.pdp == [(1, 1)], (
         s.flow_setting,
@@ -793,7 +795,10 @@ def case_info_reads_and_changes_nothing():
     assert s.supported == [[(0, 0), (1, 1)], [(0, 0), (5, 100)], [(0, 0), (5, 100)]], s.supported
     # Reads only: no write form of any command went out.
     assert all(
-        c in (b"AT", b"ATE0", b"AT+QGMR") or c.endswith(b"?") or c == b"AT+CBC" or c.endswith(b"=?")
+        c in (b"AT", b"ATE0", b"AT+QGMR", b"AT+CGSN")
+        or c.endswith(b"?")
+        or c == b"AT+CBC"
+        or c.endswith(b"=?")
         for c in m.commands
     ), m.commands
 

@@ -232,6 +232,7 @@ class Session:
         self.voltage_mv = None
         self.supported = None  # ranges from AT+QFOTADL=?
         self.flow_setting = None  # info: AT+IFC? / AT+QCFG="usbifc" as read
+        self.imei = None  # info: AT+CGSN
         self.pdp = None  # [(cid, state)] from AT+QIACT?
         self.recovered = None  # recovery: the last download/upgrade URC seen ("FILEEND 500")
         self.sent = 0  # package bytes the driver has written

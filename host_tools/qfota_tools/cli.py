@@ -21,6 +21,7 @@ SUBCOMMANDS = (
     ("stage", "qfota_tools.commands.stage"),
     ("deploy", "qfota_tools.commands.deploy"),
     ("swu", "qfota_tools.commands.swu"),
+    ("agent", "qfota_tools.commands.agent"),
 )
 
 

@@ -70,6 +70,7 @@ def add_parser(subparsers):
     )
     p.add_argument("--seed", type=int, default=0, help="picks URC shapes and noise (deterministic)")
     p.add_argument("--voltage-mv", type=int, default=3900, help="what AT+CBC reports")
+    p.add_argument("--imei", help="what AT+CGSN reports: 15 digits (default: derived from --seed)")
     p.add_argument(
         "--rx-buffer",
         type=int,
@@ -126,6 +127,8 @@ def _refusal(args):
         value = getattr(args, name)
         if value is not None and not value >= minimum:  # also catches nan
             return "--%s %s: must be %s or more" % (name.replace("_", "-"), value, minimum)
+    if args.imei is not None and (len(args.imei) != 15 or not args.imei.isdigit()):
+        return "--imei %s: must be 15 digits" % args.imei
     if args.image is not None:
         if not os.path.isfile(args.image):
             return "--image %s: no such file" % args.image
@@ -171,6 +174,7 @@ def run(args):
         rx_buffer=args.rx_buffer,
         keep_received=False,
         profile=args.profile,
+        imei=args.imei,
     )
     t0 = time.monotonic()
 

@@ -5,7 +5,7 @@ milliseconds) and the model does what is due by then. It runs unchanged on CPyth
 MicroPython 1.29 (only ``hashlib`` and ``binascii``, plain classes).
 
     m = Modem(revision=..., new_revision=..., expect_md5=None, faults=(), baud=115200,
-              timing=None, seed=0, voltage_mv=3900)
+              timing=None, seed=0, voltage_mv=3900, imei=None)  # imei: AT+CGSN
     m.write(data, now_ms) -> int     host -> modem; how many bytes it took
     m.room(now_ms) -> int            how many it would take now
     m.read(now_ms) -> bytes          modem -> host bytes due by now
@@ -361,6 +361,17 @@ def _urc_max(v):
     return n
 
 
+def imei_of(seed):
+    """A 15-digit IMEI for ``seed`` (a made-up TAC, the Luhn check digit last): modems
+    of different seeds are different devices."""
+    body = "8675310%07d" % (seed % 10000000)
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return body + str((10 - total % 10) % 10)
+
+
 class Modem:
     def __init__(
         self,
@@ -380,6 +391,7 @@ class Modem:
         profile="default",
         http_max=16 << 20,
         upgrades=None,
+        imei=None,
     ):
         if profile not in PROFILES:
             raise ValueError("unknown profile: %s" % profile)
@@ -395,6 +407,11 @@ class Modem:
                 self.t[k] = timing[k]
         self.revision = revision
         self.new_revision = new_revision
+        if imei is None:
+            imei = imei_of(seed)
+        if len(imei) != 15 or not imei.isdigit():
+            raise ValueError("imei must be 15 digits: %r" % imei)
+        self.imei = imei  # AT+CGSN
         self.expect_md5 = expect_md5.lower() if expect_md5 else None
         # A delta chain: {revision: (next revision, md5 of its package)}; the modem takes
         # the package for the revision it runs (new_revision and expect_md5 follow it).
@@ -931,6 +948,11 @@ class Modem:
             fn(t, form, args)
         except ValueError:
             self._error(t, 50)
+
+    def _c_CGSN(self, t, form, args):
+        if form not in ("exec", "test"):
+            raise ValueError
+        self._respond(t, [] if form == "test" else [self.imei])
 
     def _c_QGMR(self, t, form, args):
         if form != "exec" or "no-qgmr" in self.faults:
