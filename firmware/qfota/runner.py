@@ -14,14 +14,15 @@ import os
 import time
 
 from qfota import session as S
-from qfota.at import SAFE, TRANSFER
+from qfota.at import DOWNLOAD, TRANSFER, UPGRADE
 from qfota.defaults import DEFAULTS, TIMEOUTS
 from qfota.journal import Journal
 from qfota.report import Reporter
 from qfota.steps import stages
 
-SAFE_STAGES = stages(SAFE)
 TRANSFER_STAGES = stages(TRANSFER)
+# Past the stages where nothing of an update reached the modem, and not over.
+_INSIDE = TRANSFER_STAGES + stages(DOWNLOAD) + stages(UPGRADE)
 _DRIVER_KEYS = ("chunk", "rate", "rate_above_note", "max_image", "lock_heap")
 
 
@@ -93,8 +94,7 @@ class _PortWatch:
 
 
 def _inside(stage):
-    # Past the stages where nothing of an update reached the modem, and not over.
-    return stage is not None and stage not in SAFE_STAGES and stage not in ("VERIFY", "DONE")
+    return stage in _INSIDE
 
 
 def _listen_first(journal, timeouts, command):

@@ -170,7 +170,7 @@ class Session:
 
         # What the modem told us.
         self.revision_before = self.revision_after = None
-        self.voltage_mv = self.rssi = None
+        self.voltage_mv = None
         self.supported = None  # ranges from AT+QFOTADL=?
         self.flow_setting = None  # info: AT+IFC? / AT+QCFG="usbifc" as read
         self.imei = None  # info: AT+CGSN
