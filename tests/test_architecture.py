@@ -106,7 +106,7 @@ def test_every_stage_is_classified_once():
     for row in steps.STEPS.values():
         cuts.setdefault(row[0], set()).add(row[6])
     for state, row in steps.URC_STATES.items():
-        cuts.setdefault(state, set()).add(row[2])
+        cuts.setdefault(state, set()).add(row[1])
     for stage in all_stages():
         assert stage in cuts, "stage %s has no row saying what a cut there leaves" % stage
         assert len(cuts[stage]) == 1, "stage %s is classified twice: %s" % (stage, cuts[stage])

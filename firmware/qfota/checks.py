@@ -148,7 +148,8 @@ def check_options(options):
             v = _timeouts(v)
         elif gate is not None and v is not None:
             gates[gate[0]] = (name, gate[1])
-        out[name] = v
+        if v is not None:
+            out[name] = v  # only what is set: the session keeps this dict
     out["gates"] = gates
     return out
 

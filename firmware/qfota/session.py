@@ -276,7 +276,7 @@ class Session:
         """What a cut here leaves the modem doing (``qfota.steps``: SAFE, TRANSFER...)."""
         st = self.stage
         if st in self._states:
-            return self._states[st][2]
+            return self._states[st][1]
         for row in self._rows.values():
             if row[0] == st:
                 return row[6]
@@ -364,7 +364,7 @@ class Session:
     def _finish(self, result):
         rev = self.revision_after
         if result == "updated" and rev is not None:
-            target = self.opt["target"]
+            target = self.opt.get("target")
             if target is not None and not same_revision(rev, target):
                 self._fail(
                     None, "the modem runs %s after the update, not %s" % (rev, target), "VERIFY"
@@ -481,7 +481,7 @@ class Session:
         else:
             self.revision_before = rev
         self._event(EV_REVISION, "after" if after else "before", rev)
-        source, target = self.opt["expect_source"], self.opt["target"]
+        source, target = self.opt.get("expect_source"), self.opt.get("target")
         if after or self.mode != "update":
             pass
         elif target is not None and same_revision(rev, target):
@@ -549,7 +549,9 @@ class Session:
             self._event(EV_LOG, "no RDY within %d ms after END; probing with AT" % ms)
             self._run_plan(self._verify, now)
             return
-        self._fail(None, limit + (self._states[name][1] or "no answer"), kind=TIMEOUT)
+        # What was missing when a URC state's wait ran out (made only then: no heap before).
+        what = {"FILEEND": '"FILEEND" after the last byte', "UPDATING": '"UPDATING"/"END"'}
+        self._fail(None, limit + 'no +QIND: "FOTA",' + what.get(name, '"%s"' % name), kind=TIMEOUT)
 
     # ------------------------------------------------ URC phase
     def _enter(self, state, now):

@@ -63,19 +63,19 @@ STEPS = {
 }
 
 # The states after AT+QFOTADL (the note's words): the wait of each (None: none; the
-# driver bounds the stream by stall_ms), what was missing when it ran out, and the cut.
+# driver bounds the stream by stall_ms), and the cut.
 URC_STATES = {
-    "FILESTART": (None,           'no +QIND: "FOTA","FILESTART"',                 TRANSFER),
-    "STREAM":    (None,           None,                                           TRANSFER),
-    "FILEEND":   ("fileend_ms",   'no +QIND: "FOTA","FILEEND" after the last byte', TRANSFER),
-    "FTPSTART":  ("dlstart_ms",   'no +QIND: "FOTA","FTPSTART"',                  DOWNLOAD),
-    "HTTPSTART": ("dlstart_ms",   'no +QIND: "FOTA","HTTPSTART"',                 DOWNLOAD),
-    "FTPEND":    ("download_ms",  'no +QIND: "FOTA","FTPEND"',                    DOWNLOAD),
-    "HTTPEND":   ("download_ms",  'no +QIND: "FOTA","HTTPEND"',                   DOWNLOAD),
-    "START":     ("start_ms",     'no +QIND: "FOTA","START"',                     UPGRADE),
-    "UPDATING":  ("end_ms",       'no +QIND: "FOTA","UPDATING"/"END"',            UPGRADE),
-    "REBOOT":    ("reboot_ms",    None,                                           UPGRADE),
-    "DONE":      (None,           None,                                           ENDED),
+    "FILESTART": (None,           TRANSFER),
+    "STREAM":    (None,           TRANSFER),
+    "FILEEND":   ("fileend_ms",   TRANSFER),
+    "FTPSTART":  ("dlstart_ms",   DOWNLOAD),
+    "HTTPSTART": ("dlstart_ms",   DOWNLOAD),
+    "FTPEND":    ("download_ms",  DOWNLOAD),
+    "HTTPEND":   ("download_ms",  DOWNLOAD),
+    "START":     ("start_ms",     UPGRADE),
+    "UPDATING":  ("end_ms",       UPGRADE),
+    "REBOOT":    ("reboot_ms",    UPGRADE),
+    "DONE":      (None,           ENDED),
 }
 # fmt: on
 
@@ -94,7 +94,7 @@ def stages(cut):
         if row[6] == cut and row[0] not in found:
             found.append(row[0])
     for state, row in URC_STATES.items():
-        if row[2] == cut and state not in found:
+        if row[1] == cut and state not in found:
             found.append(state)
     return tuple(sorted(found))
 
@@ -116,7 +116,7 @@ def plan(s):
             p.append("ifc")
     else:
         # The note's examples make sure the fota context is up before AT+QFOTADL.
-        if s.opt["apn"] is not None:
+        if s.opt.get("apn") is not None:
             p.append("qicsgp")
         p += ["fota_cid", "qiact?", "qiact"]
     p.append("qfotadl")
@@ -147,7 +147,7 @@ def args(s):
     return {
         "ifc": flow,
         "usbifc": flow,
-        "qicsgp": (cid, (s.opt["apn"] or "").encode()),
+        "qicsgp": (cid, (s.opt.get("apn") or "").encode()),
         "fota_cid": cid,
         "qiact": cid,
         "qfotadl": (target, tail),

@@ -90,7 +90,6 @@ def micropython_env(mpy=False):
 
 NOTE_RATE_MAX = RATE_MAX
 RATE_MIN = 4 * PIECE_MAX + 1  # the driver paces pieces of 32 bytes: more than 4 a second
-RATE_ABSOLUTE_MAX = 1_000_000
 TIMEOUT_MAX_S = TIMEOUT_MAX_MS // 1000
 DEFAULT_MAX_IMAGE = IMAGE_MAX
 MICROPYTHON_ONLY = ("heapsize", "mpy", "mem", "lock_heap")
@@ -276,22 +275,7 @@ def validate(args):
                 _refuse("--" + name.replace("_", "-"), None, "applies to --image only")
     check_options(args, "file" if args.image is not None else "url")
     url = None if args.image is not None else _check_url(args)
-    flow = args.flow or DEFAULTS["flow"]
-    if args.rate is not None:
-        if flow == "hw":
-            _refuse(
-                "--rate", args.rate, "applies to --flow none only (flow control paces the line)"
-            )
-        top = RATE_ABSOLUTE_MAX if args.rate_above_note_limit else NOTE_RATE_MAX
-        if not RATE_MIN <= args.rate <= top:
-            reason = "must be %d-%d bytes/s" % (RATE_MIN, top)
-            if args.rate > NOTE_RATE_MAX and not args.rate_above_note_limit:
-                reason += " (the note's limit without flow control; above it only with --rate-above-note-limit)"
-            _refuse("--rate", args.rate, reason)
-    elif args.rate_above_note_limit:
-        _refuse("--rate-above-note-limit", None, "only with --flow none and --rate")
-    if args.chunk is not None and (not CHUNK_MIN <= args.chunk <= CHUNK_MAX or args.chunk % 16):
-        _refuse("--chunk", args.chunk, "must be a multiple of 16, %d-%d" % (CHUNK_MIN, CHUNK_MAX))
+    check_stream_options(args)
     timeouts = check_port_options(args)
     check_log(args.log, "update", args.port)
     live = (sys.stdout.isatty() and not args.json) if args.live is None else args.live
@@ -314,6 +298,28 @@ def validate(args):
         log=args.log,
     )
     return opts
+
+
+def check_stream_options(args):
+    """``--rate``, ``--rate-above-note-limit``, ``--chunk``: refused by the driver's own
+    rules (``qfota.driver.check_stream``), the line naming the option and the value."""
+    from qfota.driver import check_stream
+
+    flow_hw = (args.flow or DEFAULTS["flow"]) == "hw"
+    if args.rate is not None and flow_hw:
+        _refuse("--rate", args.rate, "applies to --flow none only (flow control paces the line)")
+    if args.rate_above_note_limit and args.rate is None:
+        _refuse("--rate-above-note-limit", None, "only with --flow none and --rate")
+    chunk = DEFAULTS["chunk"] if args.chunk is None else args.chunk
+    rate = DEFAULTS["rate"] if args.rate is None else args.rate
+    try:
+        check_stream(flow_hw, chunk, rate, DEFAULTS["piece"], args.rate_above_note_limit)
+    except FotaError as e:
+        detail = e.detail or ""
+        setting = detail.split(" ", 1)[0]  # "chunk must be ...", "rate must be ..."
+        if setting == "rate" and rate > NOTE_RATE_MAX and not args.rate_above_note_limit:
+            detail += "; above the note's limit only with --rate-above-note-limit"
+        _refuse("--" + setting, chunk if setting == "chunk" else rate, detail)
 
 
 def check_options(args, mode):
