@@ -165,3 +165,28 @@ def test_rerun_after_a_modem_reset_does_not_listen(runtime, tmp_path):
     assert "listening" not in second.stdout, second.stdout
     assert second.returncode == 0, second.stdout + second.stderr
     assert second.stdout.strip().splitlines()[-1].startswith("qfota: done: "), second.stdout
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_min_rssi_against_the_simulator(runtime, tmp_path):
+    # --min-rssi: AT+CSQ goes out only when it is given; a weaker signal is refused
+    # (SIGNAL, exit 2) before AT+QFOTADL; a strong enough one updates.
+    image = tmp_path / "EC200T.bin"
+    image.write_bytes(PACKAGE[:20_000])
+    m = Modem(expect_md5=hashlib.md5(PACKAGE[:20_000]).hexdigest(), timing=FAST, seed=5)
+    with PtySimulator(m) as sim:
+        sim.inspect(lambda mm: setattr(mm, "rssi", 6))
+        args = ["update", "--port", sim.path, "--runtime", runtime, "--image", str(image)]
+        low = qfota(*args, "--min-rssi", "10")
+        refused_cmds = sim.inspect(lambda mm: list(mm.commands))
+        sim.inspect(lambda mm: setattr(mm, "rssi", 25))
+        ok = qfota(*args, "--min-rssi", "10")
+    assert low.returncode == 2, low.stdout + low.stderr
+    assert low.stdout.strip().splitlines()[-1] == (
+        "qfota: failed: SIGNAL: signal rssi 6 below 10 (AT+CSQ): a download on a weak "
+        "signal may fail"
+    ), low.stdout
+    assert "AT+CSQ" in refused_cmds, refused_cmds
+    assert not any(c.upper().startswith('AT+QFOTADL="') for c in refused_cmds), refused_cmds
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert m.outcome == "END 0"

@@ -95,7 +95,7 @@ anything else, for proving a host depends on nothing more:
 - ``AT+QCFG="usbifc",2,2`` and its read ``AT+QCFG="usbifc"`` (3.2.1.3, example);
 - ``AT+QICSGP=<cid>,1,"<apn>","","",1``, ``AT+QFOTA="fota/cid",<cid>`` and
   ``AT+QIACT=<cid>``, write forms only (3.2.1.1/3.2.1.2 examples).
-Everything else answers ``ERROR``: ``ATE0`` (echo stays on), ``AT+QGMR``, ``AT+CBC``,
+Everything else answers ``ERROR``: ``ATE0`` (echo stays on), ``AT+QGMR``, ``AT+CBC``, ``AT+CSQ``,
 ``AT+CMEE``, ``AT&W``, ``AT+IFC=0,0``, ``AT+QIACT?``, the read forms of ``AT+QICSGP`` and
 ``AT+QFOTA``... ``AT+QIACT=<cid>`` on an active context answers ``ERROR`` in both.
 
@@ -466,6 +466,7 @@ class Modem:
         self.faults = tuple(faults)
         self.baud = baud
         self.voltage_mv = voltage_mv
+        self.rssi = 20  # AT+CSQ: <rssi> 0-31, 99 not known
         self.quirks = quirks
         self.rx_buffer = rx_buffer
         self.rx_drain_bps = rx_drain_bps
@@ -1061,7 +1062,7 @@ class Modem:
         self._respond(t, [])
 
     def _c_CSQ(self, t, form, args):
-        self._respond(t, ["+CSQ: 20,99"])
+        self._respond(t, ["+CSQ: %d,99" % self.rssi])
 
     def _c_CPIN(self, t, form, args):
         self._respond(t, ["+CPIN: READY"])
