@@ -78,6 +78,14 @@ def bad_char(text, extra=""):
     return None
 
 
+def check_text(name, value, limit):
+    """Refuses a string that is to stand inside an AT command unless it is printable
+    ASCII without quotes, at most ``limit`` bytes (``qfota.httpreq``'s APN)."""
+    bad = why(("text", limit, None), value)
+    if bad:
+        raise refuse("PARAMS", "%s %s" % (name, bad))
+
+
 def _int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
