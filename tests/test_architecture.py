@@ -11,6 +11,7 @@ from qfota import session as S
 from qfota import steps
 from qfota.at import SAFE, TRANSFER
 from qfota.checks import OPTIONS, why
+from qfota.recovery import stages
 
 ENGINE = Path(qfota.__file__).resolve().parent
 
@@ -110,8 +111,8 @@ def test_every_stage_is_classified_once():
     for stage in all_stages():
         assert stage in cuts, "stage %s has no row saying what a cut there leaves" % stage
         assert len(cuts[stage]) == 1, "stage %s is classified twice: %s" % (stage, cuts[stage])
-    assert set(steps.stages(SAFE)) >= {"PREFLIGHT", "POWER", "SIGNAL", "FLOWCTRL", "PDP", "INFO"}
-    assert set(steps.stages(TRANSFER)) == {"QFOTADL", "FILESTART", "STREAM", "FILEEND"}
+    assert set(stages(SAFE)) >= {"PREFLIGHT", "POWER", "SIGNAL", "FLOWCTRL", "PDP", "INFO"}
+    assert set(stages(TRANSFER)) == {"QFOTADL", "FILESTART", "STREAM", "FILEEND"}
 
 
 @pytest.mark.parametrize("stage", sorted(all_stages()))
@@ -135,10 +136,10 @@ def test_what_the_advice_and_the_journals_make_of_each_stage(stage):
     s._set_stage(stage)
     j = Journal("/nonexistent/journal.json")
     j.data = {"state": "failed", "stage": stage}
-    safe = stage in steps.stages(SAFE)
+    safe = stage in stages(SAFE)
     assert ("nothing was sent" in advice(s)) == safe, (stage, advice(s))
     assert j.in_flight == (not safe), stage
-    assert (stage in runner.TRANSFER_STAGES) == (stage in steps.stages(TRANSFER))
+    assert (stage in runner.TRANSFER_STAGES) == (stage in stages(TRANSFER))
 
 
 # ---------------------------------------------------------------- options
@@ -168,7 +169,7 @@ def test_every_option_reaches_the_session_from_the_cli(row, tmp_path, monkeypatc
     from qfota_tools import cli
     from qfota_tools.commands import update
 
-    name, flag, default, rule, mode, _gate, _help = row
+    name, flag, default, rule, mode, _gate = row
     value = sample(rule, default)
     assert why(rule, value) is None, (name, value)
     image = tmp_path / "a.bin"
@@ -208,7 +209,7 @@ def test_the_app_takes_every_option_but_the_manifests():
 
 
 def test_a_gated_option_puts_its_step_in_the_plan():
-    for name, _flag, _default, rule, _mode, gate, _help in OPTIONS:
+    for name, _flag, _default, rule, _mode, gate in OPTIONS:
         if gate is None:
             continue
         step = gate[0]
@@ -217,3 +218,14 @@ def test_a_gated_option_puts_its_step_in_the_plan():
         without = S.Session(length=100)
         with_it = S.Session(length=100, **{name: sample(rule, None)})
         assert step not in without._plan and step in with_it._plan, (name, with_it._plan)
+
+
+def test_every_option_has_a_help_line_in_the_cli():
+    # Written in commands/update.py's HELP, or made from the rule and the gate.
+    from qfota_tools.commands.update import option_help
+
+    for row in OPTIONS:
+        text = option_help(row)
+        assert text and "None" not in text, (row[0], text)
+    rssi = [row for row in OPTIONS if row[0] == "min_rssi"][0]
+    assert option_help(rssi) == "refuse when AT+CSQ reads less (0-31)", option_help(rssi)

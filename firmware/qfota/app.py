@@ -56,6 +56,7 @@ from qfota.driver import recover, update
 from qfota.errors import REFUSED as KIND_REFUSED
 from qfota.errors import FotaError
 from qfota.journal import Journal as _Journal
+from qfota.recovery import stages
 from qfota.report import (
     EXIT_FAILED,
     EXIT_OK,
@@ -63,7 +64,6 @@ from qfota.report import (
     Reporter,
     exit_code,
 )
-from qfota.steps import stages
 
 FOTA_DIR = "fota"  # under the storage root, as ``qfota stage --to :/sd/fota`` leaves it
 CONFIG = "qfota.cfg"
@@ -105,6 +105,7 @@ FAILED = "failed"
 # must go through recover() before anything else is sent (derived from qfota.steps).
 _SAFE_STAGES = ("",) + stages(SAFE)
 release("steps")
+release("recovery")
 
 
 def _server_defaults():

@@ -4,7 +4,7 @@ refused here, before a byte goes to the modem, as ``FotaError`` with stage PARAM
 ``OPTIONS`` is the one list of the session's options: the session, the checks, the
 runner (``qfota.runner``), the CLI (``qfota update``'s arguments and refusals) and the
 on-device app (``qfota.cfg`` keys) all derive from it. A row is
-``(name, flag, default, rule, mode, gate, help)``:
+``(name, flag, default, rule, mode, gate)``:
 
 - ``name``: the Session keyword, the app's ``qfota.cfg`` key, the runner's option.
 - ``flag``: the CLI option. ``default``: None leaves it out (no step, no check).
@@ -23,37 +23,24 @@ from qfota.defaults import APN_MAX, CID_MAX, DEFAULTS, TIMEOUT_MAX_MS, TIMEOUTS
 from qfota.errors import refuse
 
 REVISION_MAX = 80  # characters of a revision name (--expect-source, --target)
-_URCS = ("urcs",)
-_REVISION = ("text", REVISION_MAX, "give a revision")
 
 # fmt: off
 OPTIONS = (
-    ("upgrade_mode",   "--mode",          DEFAULTS["upgrade_mode"],  ("int", 0, 1, "upgrade_mode "), None, None,
-     "<upgrade_mode>: 0 reboot before upgrading, 1 at once"),
-    ("download_urcs",  "--download-urcs", DEFAULTS["download_urcs"], _URCS + ("download_URC_max",), None, None,
-     "<download_URC_max>: 0 or 5-100"),
-    ("update_urcs",    "--update-urcs",   DEFAULTS["update_urcs"],   _URCS + ("update_URC_max",), None, None,
-     "<update_URC_max>: 0 or 5-100"),
-    ("flow",           "--flow",          DEFAULTS["flow"],          ("one of", "hw", "none"), "file", None,
-     "hardware flow control (AT+IFC=2,2) or none (paced)"),
-    ("usb",            "--usb",           False,                     ("bool",), "file", None,
-     'the port is the module\'s USB AT port: AT+QCFG="usbifc",2,2'),
-    ("cid",            "--cid",           DEFAULTS["cid"],                      ("int", 1, CID_MAX, ""), "url", None,
-     "PDP context id"),
-    ("apn",            "--apn",           None,                      ("text", APN_MAX, None), "url", None,
-     "APN to configure on the context"),
-    ("min_voltage_mv", "--min-voltage",   None,                      ("int", 1, 5000, "", " mV"), None,
-     ("cbc", "supply %d mV below %d mV: power loss during the upgrade is unrecoverable (note, chapter 5)"),
-     "refuse below this supply voltage (AT+CBC, mV)"),
-    ("min_rssi",       "--min-rssi",      None,                      ("int", 0, 31, ""), None,
-     ("csq", "signal rssi %d below %d (AT+CSQ): a download on a weak signal may fail"),
-     "refuse below this signal (AT+CSQ rssi, 0-31)"),
-    ("expect_source",  "--expect-source", None,                      _REVISION, None, None,
-     "refuse unless the modem runs REV (or --target already: nothing to do)"),
-    ("target",         "--target",        None,                      _REVISION, None, None,
-     "the revision the image installs: already running it is nothing to do; any other after the update fails"),
-    ("timeouts",       "--timeout",       None,                      ("timeouts",), None, None,
-     "override a wait"),
+    # name             flag               default                    rule                                     mode    gate
+    ("upgrade_mode",   "--mode",          DEFAULTS["upgrade_mode"],  ("int", 0, 1, "upgrade_mode "),          None,   None),
+    ("download_urcs",  "--download-urcs", DEFAULTS["download_urcs"], ("urcs", "download_URC_max"),            None,   None),
+    ("update_urcs",    "--update-urcs",   DEFAULTS["update_urcs"],   ("urcs", "update_URC_max"),              None,   None),
+    ("flow",           "--flow",          DEFAULTS["flow"],          ("one of", "hw", "none"),                "file", None),
+    ("usb",            "--usb",           False,                     ("bool",),                               "file", None),
+    ("cid",            "--cid",           DEFAULTS["cid"],           ("int", 1, CID_MAX, ""),                 "url",  None),
+    ("apn",            "--apn",           None,                      ("text", APN_MAX, None),                 "url",  None),
+    ("min_voltage_mv", "--min-voltage",   None,                      ("int", 1, 5000, "", " mV"),             None,
+     ("cbc", "supply %d mV below %d mV: power loss during the upgrade is unrecoverable (note, chapter 5)")),
+    ("min_rssi",       "--min-rssi",      None,                      ("int", 0, 31, ""),                      None,
+     ("csq", "signal rssi %d below %d (AT+CSQ): a download on a weak signal may fail")),
+    ("expect_source",  "--expect-source", None,                      ("text", REVISION_MAX, "give a revision"), None, None),
+    ("target",         "--target",        None,                      ("text", REVISION_MAX, "give a revision"), None, None),
+    ("timeouts",       "--timeout",       None,                      ("timeouts",),                           None,   None),
 )
 # fmt: on
 
@@ -139,7 +126,7 @@ def check_options(options):
         if k not in [row[0] for row in OPTIONS]:
             raise refuse("PARAMS", "unknown option %r" % k)
     gates = {}
-    for name, _flag, default, rule, _mode, gate, _help in OPTIONS:
+    for name, _flag, default, rule, _mode, gate in OPTIONS:
         v = options.get(name)
         if v is None:
             v = default

@@ -1,11 +1,27 @@
 """What to say when a run is cut short: what the modem is doing now and what to do.
 
-Loaded only then, by the driver (interrupted, or its port lost). It reads the session
-and changes nothing; the runs that meet an update begun before are the session's own
+Loaded only then, by the driver (interrupted, or its port lost), and by the journals for
+``stages()``. It reads the session and changes nothing; the runs that meet an update begun before are the session's own
 (``Session._on_earlier``).
 """
 
 from qfota.at import DOWNLOAD, SAFE, TRANSFER, UPGRADE
+
+
+def stages(cut):
+    """The stages whose rows (``qfota.steps``: ``STEPS``, ``URC_STATES``) say ``cut``,
+    sorted; for the runner's and the app's journals: no list kept by hand. (Here, not in
+    ``qfota.steps``: the session loads that table on a small heap, this only when asked.)"""
+    from qfota.steps import STEPS, URC_STATES
+
+    found = []
+    for row in STEPS.values():
+        if row[6] == cut and row[0] not in found:
+            found.append(row[0])
+    for state, row in URC_STATES.items():
+        if row[1] == cut and state not in found:
+            found.append(state)
+    return tuple(sorted(found))
 
 
 def advice(s):

@@ -132,7 +132,8 @@ class Session:
         self.mode = "recover" if recover else "info" if info else "update"
         from qfota import checks
 
-        o = self.opt = checks.session_options(length, url, protocol_download, self.mode, options)
+        o = checks.session_options(length, url, protocol_download, self.mode, options)
+        self.opt = o  # type: dict
         del checks  # with the release, nothing holds it: its code can be collected
         release("checks")
         self.scheme = o["scheme"]
@@ -394,6 +395,13 @@ class Session:
                     )
                 self._probe_answered(now)
             elif name == "qfotadl":
+                # The transfer begins: the steps before it are done with (a RDY now is a
+                # failure, no restart), only VERIFY's run again; the stream wants the room.
+                for done in self._plan:
+                    if done not in self._verify:
+                        self._rows.pop(done, None)
+                self._args = {}
+                self.opt = {"target": self.opt.get("target")}  # type: dict
                 start = _START_OF[self.scheme]
                 st = urc.NAMES[start].decode()
                 self._enter(_URC_NEXT[(st, start)] if self._started_early else st, now)

@@ -86,19 +86,6 @@ RECOVER = ("listen", "await", "echo_after", "qgmr_after", "ati_after")
 INFO = ("probe", "echo_off", "qgmr", "ati", "ranges", "cgsn", "cbc_get", "qiact_get")
 
 
-def stages(cut):
-    """The stages whose rows (``STEPS``, ``URC_STATES``) say ``cut``, sorted; for the
-    runner's and the app's journals and the Ctrl-C advice: no list kept by hand."""
-    found = []
-    for row in STEPS.values():
-        if row[6] == cut and row[0] not in found:
-            found.append(row[0])
-    for state, row in URC_STATES.items():
-        if row[1] == cut and state not in found:
-            found.append(state)
-    return tuple(sorted(found))
-
-
 def plan(s):
     """The steps up to AT+QFOTADL for session ``s``, in order; built once. The checks
     an option asks for (``s.gates``: step -> option) go after the revision and ranges."""

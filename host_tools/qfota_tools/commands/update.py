@@ -326,7 +326,7 @@ def check_options(args, mode):
     """The engine's options (``qfota.checks.OPTIONS``) as given on the command line,
     refused by the engine's own rules (``qfota.checks.why``): one line naming the option
     and the value. ``mode``: "file" or "url" (an option of the other mode is refused)."""
-    for name, flag, _default, rule, only, _gate, _help in OPTIONS:
+    for name, flag, _default, rule, only, _gate in OPTIONS:
         value = getattr(args, name, None)
         if name == "timeouts" or value is None:
             continue
@@ -337,17 +337,51 @@ def check_options(args, mode):
             _refuse(flag, ascii(value) if rule[0] == "text" else value, bad)
 
 
-def add_options(p, mode=None):
-    """The engine's options (``qfota.checks.OPTIONS``) as arguments; ``mode`` "file" or
-    "url": only those that apply to it (None: all)."""
-    for name, flag, default, rule, only, _gate, help in OPTIONS:
-        if name == "timeouts" or (mode is not None and only not in (None, mode)):
-            continue
-        if only is not None and mode is None:
-            help = ("FILE mode: " if only == "file" else "URL mode: ") + help
-        if default is not None and rule[0] != "bool":
-            help += " (default %s)" % (default,)
+# What the CLI says of the engine's options (qfota.checks.OPTIONS) beyond their rule; an
+# option without a line here is described from its rule and its gate (option_help).
+HELP = {
+    "upgrade_mode": "<upgrade_mode>: 0 reboot before upgrading, 1 at once",
+    "download_urcs": "<download_URC_max>: 0 or 5-100",
+    "update_urcs": "<update_URC_max>: 0 or 5-100",
+    "flow": "hardware flow control (AT+IFC=2,2) or none (paced)",
+    "usb": 'the port is the module\'s USB AT port: AT+QCFG="usbifc",2,2',
+    "cid": "PDP context id (1-15)",
+    "apn": "APN to configure on the context",
+    "min_voltage_mv": "refuse below this supply voltage (AT+CBC, mV)",
+    "expect_source": "refuse unless the modem runs REV (or --target already: nothing to do)",
+    "target": "the revision the image installs: already running it is nothing to do; any "
+    "other after the update fails",
+}
+
+
+def option_help(row):
+    """The help of an ``OPTIONS`` row: its line in ``HELP``, else from its rule and gate
+    (``--min-rssi``: "refuse when AT+CSQ reads less (0-31)")."""
+    name, _flag, default, rule, only, gate = row
+    text = HELP.get(name)
+    if text is None:
+        span = "%d-%d" % (rule[1], rule[2]) if rule[0] == "int" else rule[0]
+        if gate is not None:
+            from qfota.steps import STEPS
+
+            text = "refuse when %s reads less (%s)" % (STEPS[gate[0]][1].decode(), span)
+        else:
+            text = name.replace("_", " ") + " (%s)" % span
+    if only is not None:
+        text = ("FILE mode: " if only == "file" else "URL mode: ") + text
+    if default is not None and rule[0] != "bool":
+        text += " (default %s)" % (default,)
+    return text
+
+
+def add_options(p):
+    """The engine's options (``qfota.checks.OPTIONS``) as arguments."""
+    for row in OPTIONS:
+        name, flag, _default, rule, _only, _gate = row
+        if name == "timeouts":
+            continue  # --timeout NAME=SECONDS: add_port_options
         kind = rule[0]
+        help = option_help(row)
         if kind == "bool":
             p.add_argument(flag, dest=name, action="store_true", default=None, help=help)
         elif kind == "one of":
