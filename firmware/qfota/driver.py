@@ -108,7 +108,11 @@ class Driver:
         self.on_event = on_event
         self.buf = None
         if image is not None:
-            self.buf = buf if buf is not None and len(buf) == chunk else package_buffer(chunk)
+            # ``buf``: a list holding the buffer ``update`` made first; taken out of it, so
+            # nothing else keeps it once the stream lets it go.
+            made = buf.pop() if buf else None
+            self.buf = made if made is not None and len(made) == chunk else package_buffer(chunk)
+            made = None
         self.rx = bytearray(_RX)
         # The package file's (size, mtime) before the stream, checked again before its
         # last bytes go out: a file that changes while it is sent is not sent whole.
@@ -455,9 +459,9 @@ def update(
     if (image is None) == (url is None):
         raise refuse("PARAMS", "give either an image or a URL")
     gc.collect()  # the session and the buffers want contiguous blocks: defragment up front
-    buf = None
+    buf = []  # the package buffer, first: the session's tables leave the heap in pieces
     if image is not None and isinstance(chunk, int) and CHUNK_MIN <= chunk <= CHUNK_MAX:
-        buf = package_buffer(chunk)  # first: the session's tables leave the heap in pieces
+        buf.append(package_buffer(chunk))
     if image is not None:
         session = Session(length=_window(image, image_offset, image_length, max_image), **kwargs)
     else:
