@@ -459,8 +459,6 @@ class Session:
             value = value.replace(" ", "")
             if value != "2,2":
                 self._fail(None, 'AT+QCFG="usbifc" reads back %s, not 2,2' % value)
-        if what[:1] == "_" or what in ("state", "error", "result", "opt", "gates", "mode"):
-            raise ValueError("a reader may not set %r" % what)  # a table's bug, not the modem's
         setattr(self, what, value)
         if what == "pdp":
             for cid, state in value:  # [(cid, state)] (answers.qiact)
