@@ -102,17 +102,13 @@ def _gap_error(s, gap):
 def changed(d, got):
     """Driver ``d``'s package file ended early (``got`` 0) or is not the one it began to
     send: stop before its last bytes go out (the session is aborted; raises its error)."""
-    import os
-
+    from qfota.driver import _stamp
     from qfota.recovery import advice
 
     s = d.session
     if got:
-        try:
-            size = os.stat(d.path)[6]  # not qfota.driver's _stamp: no import circle
-        except OSError:
-            size = -1
-        how = "%d bytes, modified, was %d" % (size, d.stamp[0])
+        now = _stamp(d.path)
+        how = "%d bytes, modified, was %d" % (now[0], d.stamp[0])
     else:
         how = "it ended at %d of %d bytes" % (s.sent, s.length)
     s.abort(
