@@ -76,6 +76,7 @@ def _update(gb, image, dev, tmp_path, faults=(), reset_in=None, transport=None):
                 room=1 << 22,
                 on_event=lambda n, t: said.append((n, t)),
                 sleep_min=1000,  # gooseBit is told to ask for a poll every second
+                range_size=32768,  # ranges of its own: the cut below falls in the second
             )
 
         f = None

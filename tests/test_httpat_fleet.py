@@ -32,7 +32,7 @@ pytestmark = pytest.mark.timeout(300)
 def rollout(goosebit, tmp_path_factory):
     d = tmp_path_factory.mktemp("swu")
     image = d / "EC200T_A07_A08.bin"
-    image.write_bytes(os.urandom(90_001))  # three Range requests of the fleet's 32 KB
+    image.write_bytes(os.urandom(90_001))  # two Range requests of the fleet's 64 KB
     out = d / "A07_A08.swu"
     build(str(image), "EC200T", A07, A08, str(out))
     status, doc = goosebit.api.upload(out.read_bytes(), "A07_A08.swu")
@@ -115,7 +115,7 @@ def test_fleet_over_the_modems_http_updates_the_modem_and_gooseBit_sees_it(rollo
     assert [n for n, _t in said].count("result") == 1, said
     # The download went through the modem's HTTP commands, in Range requests (206)
     ranges = [e for e in log if e["status"] == 206]
-    assert len(ranges) >= 3, log
+    assert len(ranges) >= 2, log  # the SWU of 90,001 bytes and more in 64 KB ranges
     # The update rebooted the modem behind the transport's back: its next request found
     # the settings gone and set them up again (once), and went on.
     logs = [a for ev, a in http_events if ev == EV_LOG]
