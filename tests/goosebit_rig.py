@@ -10,7 +10,7 @@
 
 Start: ``aerich upgrade`` (the wheel has no aerich config: a ``pyproject.toml`` in the folder
 names its migrations), then ``uvicorn goosebit:app --host 127.0.0.1`` on a free port (never
-``python -m goosebit``: it listens on 0.0.0.0), then ``POST /setup`` at once (until setup
+``python -m goosebit``: it listens on every interface), then ``POST /setup`` at once (until setup
 is done anyone may make themselves admin). Stop: the process group, SIGTERM then SIGKILL.
 ``auth``: None (device auth off: any id polling registers) or ``setup|strict|lax``.
 """
