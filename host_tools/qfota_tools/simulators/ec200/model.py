@@ -372,11 +372,16 @@ def imei_of(seed):
     return body + str((10 - total % 10) % 10)
 
 
+# The revisions a simulated modem runs before and after an update, unless told otherwise.
+REVISION = "EC200TCNDAR02A07M16_01.001.01.001"
+NEW_REVISION = "EC200TCNDAR02A08M16_01.001.01.001"
+
+
 class Modem:
     def __init__(
         self,
-        revision="EC200TCNDAR02A07M16_01.001.01.001",
-        new_revision="EC200TCNDAR02A08M16_01.001.01.001",
+        revision=REVISION,
+        new_revision=NEW_REVISION,
         expect_md5=None,
         faults=(),
         baud=115200,
