@@ -154,29 +154,30 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length", "0"))
         return json.loads(self.rfile.read(n)) if n else None
 
-    def do_POST(self):
+    def _take(self, tail, keep, answer):
+        """A JSON body at the device's ``tail``, kept by ``keep(ddi, body)`` under the
+        lock and answered 200 ``answer``; any other path 404."""
         d = self.server.ddi
         body = self._body()
         if not self._auth():
             return
-        if self.path == d.root() + "/deploymentBase/3/feedback":
-            with d.lock:
-                d.feedback.append(body["status"])
-                if body["status"]["execution"] == "closed":
-                    d.offered = False
-            return self._send(200, b'{"id":"3"}')
-        self._send(404, b"{}")
+        if self.path != d.root() + tail:
+            return self._send(404, b"{}")
+        with d.lock:
+            keep(d, body)
+        self._send(200, answer)
+
+    def do_POST(self):
+        self._take("/deploymentBase/3/feedback", _feedback, b'{"id":"3"}')
 
     def do_PUT(self):
-        d = self.server.ddi
-        body = self._body()
-        if not self._auth():
-            return
-        if self.path == d.root() + "/configData":
-            with d.lock:
-                d.config.append(body)
-            return self._send(200, b"{}")
-        self._send(404, b"{}")
+        self._take("/configData", lambda d, body: d.config.append(body), b"{}")
+
+
+def _feedback(d, body):
+    d.feedback.append(body["status"])
+    if body["status"]["execution"] == "closed":
+        d.offered = False
 
 
 @pytest.fixture
@@ -291,7 +292,7 @@ def _sim(image, faults=()):
 
 
 def _waits():
-    return {k + "_ms": int(v * 1000) for k, v in sim_model.FILE_WAITS.items()}
+    return sim_model.wait_ms(sim_model.FILE_WAITS)
 
 
 def _fleet(d, sim, folder, said, **kw):

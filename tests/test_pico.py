@@ -7,24 +7,26 @@ The real mpremote deploys and stages over the emulated USB-CDC REPL; the board's
 
 import hashlib
 import json
-import os
 import shutil
 import time
 
 import pytest
-from pico_rig import NEW_REV, OLD_REV, cli, deployed_flash, find_fixtures, modem, mpremote
+from pico_rig import (
+    NEW_REV,
+    OLD_REV,
+    cli,
+    deployed_flash,
+    fixtures_or_skip,
+    modem,
+    mpremote,
+)
 from pico_rig import read_console as console
 
 from qfota_tools.simulators import pico
 
 pytestmark = pytest.mark.timeout(240)
 
-try:
-    FW, ROM = find_fixtures()
-except pico.PicoError as exc:
-    if os.environ.get("CI") == "true":
-        pytest.fail("emulated Pico: %s" % exc, pytrace=False)
-    pytest.skip("emulated Pico: %s" % exc, allow_module_level=True)
+FW, ROM = fixtures_or_skip()
 
 REVS = ("--source-rev", OLD_REV, "--target-rev", NEW_REV)
 

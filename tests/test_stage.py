@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from cli_rig import run as qfota
 
 from qfota_tools.commands import stage
 from qfota_tools.simulators.board_sim import BoardSim, mpremote
@@ -21,28 +22,10 @@ REVS = ("--source-rev", "R1", "--target-rev", "R2")
 
 
 @pytest.fixture
-def board(tmp_path):
-    root = tmp_path / "board"
-    sim = BoardSim(root)
-    dev = sim.start()
-    yield root, dev
-    sim.stop()
-
-
-@pytest.fixture
 def image(tmp_path):
     path = tmp_path / "ec200.bin"
     path.write_bytes(os.urandom(SIZE))
     return path
-
-
-def qfota(*args, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "qfota_tools.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_stage_copies_image_and_manifest(board, image):

@@ -230,6 +230,11 @@ def wait_args(*waits):
     return [a for w in waits for k, v in w.items() for a in ("--timeout", "%s=%g" % (k, v))]
 
 
+def wait_ms(waits):
+    """A wait table (e.g. FILE_WAITS) as the engine's ``timeouts``: ``{"NAME_ms": ms}``."""
+    return {k + "_ms": int(v * 1000) for k, v in waits.items()}
+
+
 _BIG = 1 << 30
 _BOOT = ("+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE", "+QIND: PB DONE")
 _NOISE = (
