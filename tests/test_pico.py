@@ -291,6 +291,35 @@ def test_stage_auto_goes_on_through_the_repl_when_usb_does_not_come_back(tmp_pat
     assert took < stage.USB_WAIT + stage.LOST_WAIT + 60, took  # bounded, on a busy machine
 
 
+def test_a_reattached_link_waits_out_a_board_held_still(tmp_path):
+    """After ``remote.reattach`` (the port opened again, as after a USB stage), a board that
+    is slow to take a raw paste (held still here, as a loaded host holds the emulator)
+    is waited for, as on a port ``remote.connect`` opened: the reopened port's short
+    polling timeout does not end the next exec (it did: "unexpected read during raw
+    paste: b''", seen under load)."""
+    import signal
+    import threading
+
+    from qfota_tools.transport import remote
+
+    with pico.PicoSim(FW, ROM, flash=str(tmp_path / "flash.bin")) as sim:
+        t = remote.connect(sim.repl_path)
+        try:
+            assert remote.reattach(t, 30)
+            sim._proc.send_signal(signal.SIGSTOP)
+            resume = threading.Timer(1.5, sim._proc.send_signal, (signal.SIGCONT,))
+            resume.start()
+            try:
+                # several raw-paste windows of code, the first sent while the board is held
+                got = remote.call(t, "len(_qf_x)", prelude="_qf_x = %r\n" % ("x" * 2000))
+            finally:
+                resume.join()
+                sim._proc.send_signal(signal.SIGCONT)
+        finally:
+            remote.close(t)
+    assert got == 2000
+
+
 DEVICE_HASH = (
     "__import__('binascii').hexlify(__import__('hashlib').sha256("
     "open(%r, 'rb').read()).digest()).decode()"

@@ -104,7 +104,13 @@ def close(t):
 BANNER = b"raw REPL; CTRL-B to exit\r\n"
 
 
+LINK_TIMEOUT = 10.0  # s: the longest a board may take to answer a read on a port in use
+# (mpremote's raw paste waits for each window's ack in one serial read: an emulated board on
+# a loaded host takes well over a second)
+
+
 def _open(device):
+    # A short timeout while polling for the board to come back (see _reopen).
     return serial.serial_for_url(
         device, baudrate=115200, interCharTimeout=1, exclusive=True, timeout=0.2
     )
@@ -158,6 +164,7 @@ def _reopen(t, timeout, ready):
             continue
         try:
             if ready(deadline):
+                t.serial.timeout = LINK_TIMEOUT  # in use again: reads wait for the board
                 return True
         except (OSError, TransportError, serial.SerialException):
             pass
