@@ -295,8 +295,9 @@ def _waits():
     return sim_model.wait_ms(sim_model.FILE_WAITS)
 
 
-def _fleet(d, sim, folder, said, **kw):
-    upd = fleet.DriverUpdater(lambda: SerialPort(sim.path, 921_600), timeouts=_waits())
+def _fleet(d, sim, folder, said, waits=None, **kw):
+    waits = waits or _waits()
+    upd = fleet.DriverUpdater(lambda: SerialPort(sim.path, 921_600), timeouts=waits)
     return fleet.Fleet(
         HttpTransport(timeout=10),
         upd,
@@ -381,24 +382,8 @@ def test_fleet_url_mode_the_modem_fetches_an_anonymous_raw_link(server, tmp_path
     m, sim = _sim(image)
     said = []
     with sim:
-        upd = fleet.DriverUpdater(
-            lambda: SerialPort(sim.path, 921_600),
-            timeouts=dict(
-                _waits(), **{k + "_ms": int(v * 1000) for k, v in sim_model.URL_WAITS.items()}
-            ),
-        )
-        f = fleet.Fleet(
-            HttpTransport(timeout=10),
-            upd,
-            d.base,
-            "DEFAULT",
-            "dev1",
-            token=TOKEN,
-            folder=str(tmp_path),
-            url_mode=True,
-            download_auth=False,
-            on_event=lambda n, t: said.append((n, t)),
-        )
+        waits = dict(_waits(), **sim_model.wait_ms(sim_model.URL_WAITS))
+        f = _fleet(d, sim, tmp_path, said, waits, url_mode=True, download_auth=False)
         f.start()
         _run(f, lambda: closed(d))
     assert closed(d) == [("closed", "success")], (d.feedback, said)
