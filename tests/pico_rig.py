@@ -47,6 +47,21 @@ def fixtures_or_skip():
         pytest.skip("emulated Pico: %s" % exc, allow_module_level=True)
 
 
+def usb_held_ms(events, start=0):
+    """On the board's clock (the bridge's event times, whatever the host's load): how long
+    a runtime USB device held the board's USB, from its connection (the first
+    ``usb-reconnect`` from ``events[start]``) to its giving it back (the next
+    ``usb-disconnected``); None if it has not yet."""
+    on = None
+    for e in events[start:]:
+        name, _, ms = e.partition(" ")
+        if on is None and name == "usb-reconnect":
+            on = int(ms)
+        elif on is not None and name == "usb-disconnected":
+            return int(ms) - on
+    return None
+
+
 def modem(image_md5=None, flow_baud=921600):
     return Modem(revision=OLD_REV, new_revision=NEW_REV, expect_md5=image_md5,
                  baud=flow_baud, timing=FAST)  # fmt: skip
