@@ -25,12 +25,15 @@ def raw_pty():
 
 
 class EmulatedBoard:
-    """The relay thread's lifecycle; each board has its own ``start``, ``stop``, ``_loop``,
-    ``running``, and sets ``_t0``, ``_thread``, ``_proc``, ``_fds`` and ``_wake_w``. A failure of the relay is kept in ``error`` (for tests and
-    the command), unless it came while stopping."""
+    """The relay thread's lifecycle and the joined modem's turn; each board has its own
+    ``start``, ``stop``, ``_loop`` and ``running``, and sets ``_t0``, ``_thread``,
+    ``_proc``, ``_fds``, ``lock``, ``modem``, ``log`` and ``uart_rx``. A failure of the
+    relay is kept in ``error`` (for tests and the command), unless it came while
+    stopping."""
 
     error = None
     _stopping = False
+    _workers = ()  # the modem's fetches and HTTP requests, in threads
 
     def __enter__(self):
         self.start()
@@ -41,6 +44,54 @@ class EmulatedBoard:
 
     def now_ms(self):
         return int((time.monotonic() - self._t0) * 1000)
+
+    _FETCH_S = 10.0  # a URL fetch's socket timeout (``qfota sim --fetch-timeout``'s default)
+
+    def _modem_turn(self, uart_out, taken_hook=None):
+        """One turn of the joined modem: it takes what it can of ``uart_out`` (the board's
+        bytes for it; what it took is removed), says what it has to say, and hands its
+        network side (a URL mode's fetch, an HTTP AT command's request) to a worker, as
+        ``qfota sim`` does. ``taken_hook()`` runs under the lock after a write. Returns
+        (bytes taken, what it said, ms until it wants a turn again or None)."""
+        m = self.modem
+        with self.lock:
+            now = self.now_ms()
+            taken = m.write(bytes(uart_out), now) if uart_out else 0
+            del uart_out[:taken]
+            if taken_hook and taken:
+                taken_hook()
+            got = m.read(now)
+            url = m.take_fetch()
+            req = m.take_http()
+            due = m.next_due_ms(now)
+            room_due = m.room_due_ms(now, 256) if uart_out else None
+        if got:
+            self.uart_rx += len(got)
+        if url or req:
+            self._net(url, req)
+        dues = [max(1, d - now) for d in (due, room_due) if d is not None]
+        if uart_out and room_due is None:
+            dues.append(20)  # held, no room due (a stall): look again soon
+        return taken, got, min(dues) if dues else None
+
+    def _net(self, url, req):
+        from .ec200 import net
+
+        ws = [x for x in self._workers if x.is_alive()]
+        if url:
+            ws.append(net.start_fetch(self.modem, self.lock, url, self.now_ms, self._wake,
+                                      self.log, timeout=self._FETCH_S))  # fmt: skip
+        if req:
+            ws.append(net.start(self.modem, self.lock, req, self.now_ms, self._wake, self.log))
+        self._workers = ws
+
+    def _wake(self):
+        if not self._fds:  # closed: the number may be another file's now
+            return
+        try:
+            os.write(self._wake_w, b"!")
+        except OSError:
+            pass
 
     def _open_user_ends(self):
         """The user's ptys (the REPL's, and the UART's unless a modem takes it) and the
@@ -65,6 +116,9 @@ class EmulatedBoard:
                 pass
             self._thread.join(timeout)
             self._thread = None
+        for w in self._workers:  # each bounded by its own socket timeout; before the
+            w.join(self._FETCH_S + 2)  # close: a worker wakes the relay through _wake_w
+        self._workers = [w for w in self._workers if w.is_alive()]
         for fd in self._fds:
             try:
                 os.close(fd)

@@ -204,25 +204,6 @@ class PicoSim(emulated.EmulatedBoard):
             stdin.write(kind + struct.pack(">I", len(payload)) + payload)
             stdin.flush()
 
-    def _wake(self):
-        try:
-            os.write(self._wake_w, b"!")
-        except OSError:
-            pass
-
-    def _net(self, url, req):
-        """The modem's network side (``ec200.net``), in worker threads as ``qfota sim``'s."""
-        from .ec200 import net
-
-        ws = [x for x in self._workers if x.is_alive()]
-        if url:
-            ws.append(
-                net.start_fetch(self.modem, self.lock, url, self.now_ms, self._wake, self.log)
-            )
-        if req:
-            ws.append(net.start(self.modem, self.lock, req, self.now_ms, self._wake, self.log))
-        self._workers = ws
-
     def _loop(self):
         out = self._proc.stdout
         out_fd = out.fileno()
@@ -243,27 +224,11 @@ class PicoSim(emulated.EmulatedBoard):
             # board -> modem (or pty), acknowledged as taken: the CTS stand-in's measure
             taken = 0
             if joined:
-                m = self.modem
-                with self.lock:
-                    now = self.now_ms()
-                    if uart_out:
-                        taken = m.write(bytes(uart_out), now)
-                        del uart_out[:taken]
-                    got = m.read(now)
-                    url = m.take_fetch()  # URL modes: the modem fetches the package
-                    req = m.take_http()  # the modem's HTTP AT commands: a real request
-                    due = m.next_due_ms(now)
-                    room_due = m.room_due_ms(now, 256) if uart_out else None
+                taken, got, wait = self._modem_turn(uart_out)
                 if got:
-                    self.uart_rx += len(got)
                     self._send(b"U", got)
-                if url or req:
-                    self._net(url, req)
-                for d in (due, room_due):
-                    if d is not None:
-                        timeout = min(timeout, max(1, d - now) if d > now else 1)
-                if uart_out and room_due is None:
-                    timeout = min(timeout, 20)
+                if wait is not None:
+                    timeout = min(timeout, wait)
             elif uart_out:
                 try:
                     taken = os.write(self._uart_m, uart_out)

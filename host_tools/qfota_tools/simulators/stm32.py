@@ -184,6 +184,16 @@ class Stm32Sim(emulated.EmulatedBoard):
             self._trigger = (package_bytes, bytes(data))
 
     # ---- the relay ------------------------------------------------------------------------
+    def _taken(self, pending):
+        # Under the lock, after the modem took package bytes: the pacing as it saw it,
+        # and type_at()'s keys once it has taken that many.
+        k = self.modem.package_bytes
+        if not self.package or self.package[-1][1] != k:
+            self.package.append((time.monotonic(), k))
+        if self._trigger and k >= self._trigger[0]:
+            pending[self._q_repl] += self._trigger[1]
+            self._trigger = None
+
     def _loop(self):
         joined = self.modem is not None
         poller = select.poll()
@@ -206,25 +216,12 @@ class Stm32Sim(emulated.EmulatedBoard):
         while not self._stopping:
             timeout = 1000
             if joined:
-                m = self.modem
-                with self.lock:
-                    now = self.now_ms()
-                    if uart_out:
-                        del uart_out[: m.write(bytes(uart_out), now)]
-                        k = m.package_bytes
-                        if not self.package or self.package[-1][1] != k:
-                            self.package.append((time.monotonic(), k))
-                        if self._trigger and k >= self._trigger[0]:
-                            pending[self._q_repl] += self._trigger[1]
-                            self._trigger = None
-                    got = m.read(now)
-                    due = m.next_due_ms(now)
+                _, got, wait = self._modem_turn(uart_out, lambda: self._taken(pending))
                 if got:
-                    self.uart_rx += len(got)
                     self.said.append((time.monotonic(), got))
                     pending[self._q_uart] += got
-                if due is not None:
-                    timeout = min(timeout, max(1, due - now))
+                if wait is not None:
+                    timeout = min(timeout, wait)
                 if uart_out:
                     timeout = min(timeout, 5)
             for fd, buf in pending.items():
