@@ -233,6 +233,22 @@ def test_device_that_cannot_be_opened(tmp_path, image):
     _refused(proc, "cannot open the board", "no-such-port")
 
 
+def test_a_port_with_no_board_behind_it_is_refused_within_a_bound():
+    """A pty nobody answers (a board that never saw the Ctrl-C): connect gives up after
+    its two bounded tries (mpremote alone read the pty without a bound: it hung)."""
+    from qfota_tools.transport import remote
+
+    master, slave = os.openpty()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(remote.RemoteError, match="no MicroPython raw REPL"):
+            remote.connect(os.ttyname(slave))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert time.monotonic() - t0 < 4 * remote.LINK_TIMEOUT + 10
+
+
 def test_missing_image_refused(tmp_path):
     proc = qfota("stage", str(tmp_path / "missing.bin"), "--device", "/dev/null", *REVS)
     _refused(proc, "no such file")
