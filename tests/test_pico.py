@@ -208,6 +208,8 @@ def test_stage_over_usb_interrupted_then_resumed(flash, tmp_path, dtr):
         assert sim.wait_event("usb-reconnect", stage.LOST_WAIT, start=seen), sim.events
         back = time.monotonic() - t0
         held = usb_held_ms(sim.events)
+        # As a host opens the port once it has enumerated the board's CDC again.
+        assert sim.wait_event("usb-connected", 30, start=seen), sim.events
         t = remote.connect(sim.repl_path)
         try:
             part = remote.call(t, "__import__('os').stat('/fota/ec200.bin.part')[6]")
