@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from pico_rig import NEW_REV, OLD_REV, cli, deployed_flash, find_fixtures, modem, mpremote  # noqa: E402
-from runner import measure, replace_block  # noqa: E402
+from runner import exit_status, measure, replace_block, write_readme  # noqa: E402
 
 from qfota_tools.simulators import pico  # noqa: E402
 
@@ -319,15 +319,8 @@ def main():
     text += "".join("\n| %s | %s |" % row for row in rows)
     print(text)
     if "--no-readme" not in sys.argv:
-        body = replace_block(README.read_text(), START, END, text)
-        if body is None:
-            print("README.md has no %s block: not written" % START)
-        else:
-            README.write_text(body)
-    missed = [r.name for r in results if not r.met]
-    if missed:
-        print("pico_bench: not measured: %s" % "; ".join(missed), file=sys.stderr)
-    return 1 if missed else 0
+        write_readme(README, START, lambda t: replace_block(t, START, END, text))
+    return exit_status(results, "pico_bench", "not measured")
 
 
 def main_stage(rounds):

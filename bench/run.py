@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "host_tools"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from runner import measure, replace_block, replace_rows  # noqa: E402
+from runner import exit_status, measure, replace_block, replace_rows, write_readme  # noqa: E402
 
 from qfota_tools.commands.update import micropython_binary  # noqa: E402
 from qfota_tools.devtools.demo import NOTE_EXAMPLE_SIZE, make_image  # noqa: E402
@@ -64,19 +64,8 @@ class TimedModem(sim_model.Modem):
 
 
 def qfota_update(port, image, runtime, *extra):
-    cmd = [
-        sys.executable,
-        "-m",
-        "qfota_tools.cli",
-        "update",
-        "--runtime",
-        runtime,
-        "--port",
-        port,
-        "--image",
-        str(image),
-    ]
-    cmd += list(extra)
+    cmd = [sys.executable, "-m", "qfota_tools.cli", "update", "--runtime", runtime]
+    cmd += ["--port", port, "--image", str(image), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise SystemExit("bench: update failed:\n" + proc.stdout + proc.stderr)
@@ -298,7 +287,6 @@ def main(argv=None):
         json.dumps([[r.name, r.value, r.met, r.why] for r in results], indent=1)
     )
     if not args.no_readme and README.exists():
-        text = README.read_text()
         if args.only:
             only = sorted(set(args.only))
             note = "Re-measured alone: figure %s by `python bench/run.py%s%s` on %s." % (
@@ -307,17 +295,10 @@ def main(argv=None):
                 "".join(" --only %d" % n for n in only),
                 time.strftime("%Y-%m-%d"),
             )
-            new = replace_rows(text, START, END, rows, note)
+            write_readme(README, START, lambda t: replace_rows(t, START, END, rows, note))
         else:
-            new = replace_block(text, START, END, "\n".join(table))
-        if new is None:
-            print("README.md has no %s block: not written" % START)
-        else:
-            README.write_text(new)
-    missed = [r.name for r in results if not r.met]
-    if missed:
-        print("bench: missed: %s" % "; ".join(missed), file=sys.stderr)
-    return 1 if missed else 0
+            write_readme(README, START, lambda t: replace_block(t, START, END, "\n".join(table)))
+    return exit_status(results, "bench", "missed")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,24 @@ def measure(figures, log=None):
     return results
 
 
+def write_readme(readme, start, edit):
+    """Rewrite ``readme`` (a Path) as ``edit(its text)`` (``replace_block``/``replace_rows``
+    with the rest of their arguments bound); say so when that finds no ``start`` block."""
+    new = edit(readme.read_text())
+    if new is None:
+        print("README.md has no %s block: not written" % start)
+    else:
+        readme.write_text(new)
+
+
+def exit_status(results, prog, what):
+    """1 when a figure was missed (named on stderr after ``prog: what:``), else 0."""
+    missed = [r.name for r in results if not r.met]
+    if missed:
+        print("%s: %s: %s" % (prog, what, "; ".join(missed)), file=sys.stderr)
+    return 1 if missed else 0
+
+
 def replace_block(text, start, end, block):
     """``text`` with what lies between the markers ``start`` and ``end`` replaced by
     ``block`` (the markers kept); None when either marker is missing."""

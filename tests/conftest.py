@@ -23,6 +23,19 @@ for p in (str(MOCK), str(TESTS)):
 pytest_plugins = ("goosebit_rig",)
 
 
+def repo_files():
+    """The tree's files, relative to ROOT: tracked, or new and not ignored (one deleted
+    but not yet committed is not there)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    ).stdout.split(b"\0")
+    return [rel for rel in (p.decode() for p in listed if p) if (ROOT / rel).is_file()]
+
+
 def micropython_path():
     exe = VENV_BIN / "micropython"
     return str(exe) if exe.exists() else None
@@ -56,6 +69,21 @@ def _state_dir(tmp_path, monkeypatch):
     """Each test its own qfota state (the per-port journal of qfota update): ptys are
     reused, and a cut transfer recorded by one test must not make another listen first."""
     monkeypatch.setenv("QFOTA_STATE_DIR", str(tmp_path))
+
+
+@pytest.fixture
+def board(tmp_path):
+    """(its folder, its device) of the simulated board (``qfota board-sim``), stopped at
+    teardown."""
+    from qfota_tools.simulators.board_sim import BoardSim
+
+    root = tmp_path / "board"
+    sim = BoardSim(root)
+    dev = sim.start()
+    try:
+        yield root, dev
+    finally:
+        sim.stop()
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ is done anyone may make themselves admin). Stop: the process group, SIGTERM then
 ``auth``: None (device auth off: any id polling registers) or ``setup|strict|lax``.
 """
 
+import hashlib
 import json
 import os
 import secrets
@@ -29,6 +30,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from qfota_tools.simulators.ec200.model import NEW_REVISION, REVISION
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("QFOTA_GOOSEBIT_VENV") or ROOT / ".venv-goosebit")
@@ -275,6 +278,61 @@ class Api:
         """``GET /api/v1/devices`` as {id: device} (``GET .../devices/{id}`` answers 500
         once software is assigned: FLEET_NOTES)."""
         return {d["id"]: d for d in self.call("GET", "/api/v1/devices")["devices"]}
+
+
+def publish(gb, folder, size, rollouts, src=REVISION, dst=NEW_REVISION):
+    """A made-up ``src`` -> ``dst`` image of ``size`` bytes in ``folder``, wrapped by
+    ``qfota swu``, uploaded through gooseBit's API as a user does and rolled out as each
+    ``(name, feed)`` of ``rollouts``; the image's bytes."""
+    from qfota_tools.commands.swu import build
+
+    tag = "%s_%s" % (src[13:16], dst[13:16])
+    image = Path(folder) / ("EC200T_%s.bin" % tag)
+    image.write_bytes(os.urandom(size))
+    out = Path(folder) / ("%s.swu" % tag)
+    build(str(image), "EC200T", src, dst, str(out))
+    status, doc = gb.api.upload(out.read_bytes(), out.name)
+    assert status == 200, doc
+    for name, feed in rollouts:
+        gb.api.rollout(name, feed, doc["id"])
+    return image.read_bytes()
+
+
+def device(gb, dev, feed):
+    """``dev`` registered on ``feed`` with a token of its own (device auth); the token."""
+    token = "tok-" + dev + "-0123456789"
+    gb.api.put_devices([dev], auth_token=token, feed=feed)
+    return token
+
+
+def fleet_modem(image, seed, **kw):
+    """The simulated EC200 a fleet test updates (A07, expecting ``image``: its md5)."""
+    from qfota_tools.simulators.ec200 import model
+
+    return model.Modem(expect_md5=hashlib.md5(image).hexdigest(), baud=921_600,
+                       timing=model.FAST, seed=seed, **kw)  # fmt: skip
+
+
+def fleet_of(gb, transport, updater, dev, token, folder, said, **kw):
+    """``qfota.fleet.Fleet`` of ``dev`` against ``gb``: its journal in ``folder``, its
+    events appended to ``said``, polling at most once a second (gooseBit asks for every
+    second)."""
+    from qfota import fleet
+
+    return fleet.Fleet(transport, updater, gb.base, TENANT, dev, token=token,
+                       folder=str(folder), room=1 << 22, sleep_min=1000,
+                       on_event=lambda n, t: said.append((n, t)), **kw)  # fmt: skip
+
+
+def until_reported(f, bound):
+    """Step ``f`` (sleeping as long as it asks, a second at most) until it has reported
+    its action or ``bound`` s pass; then once more (the configData after an update)."""
+    from qfota import fleet
+
+    end = time.monotonic() + bound
+    while time.monotonic() < end and f.journal.data.get("state") != fleet.REPORTED:
+        time.sleep(min(f.step(), 1000) / 1000)
+    f.step()
 
 
 # ---- pytest fixtures (conftest.py loads this module as a plugin) ---------------------------

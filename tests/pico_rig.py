@@ -13,13 +13,15 @@ import time
 import tty
 from pathlib import Path
 
+import pytest
+from cli_rig import run
+
 from qfota_tools.simulators import pico
-from qfota_tools.simulators.ec200.model import FAST, Modem
+from qfota_tools.simulators.ec200.model import FAST, NEW_REVISION, REVISION, Modem
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "pico"
-OLD_REV = "EC200TCNDAR02A07M16_01.001.01.001"
-NEW_REV = "EC200TCNDAR02A08M16_01.001.01.001"
+OLD_REV, NEW_REV = REVISION, NEW_REVISION
 
 
 def find_fixtures():
@@ -34,20 +36,40 @@ def find_fixtures():
     return pico.fixtures(fw, rom)
 
 
+def fixtures_or_skip():
+    """(firmware, bootrom) for a test module: without them the module is skipped, or
+    fails with ``CI=true``."""
+    try:
+        return find_fixtures()
+    except pico.PicoError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail("emulated Pico: %s" % exc, pytrace=False)
+        pytest.skip("emulated Pico: %s" % exc, allow_module_level=True)
+
+
+def usb_held_ms(events, start=0):
+    """On the board's clock (the bridge's event times, whatever the host's load): how long
+    a runtime USB device held the board's USB, from its connection (the first
+    ``usb-reconnect`` from ``events[start]``) to its giving it back (the next
+    ``usb-disconnected``); None if it has not yet."""
+    on = None
+    for e in events[start:]:
+        name, _, ms = e.partition(" ")
+        if on is None and name == "usb-reconnect":
+            on = int(ms)
+        elif on is not None and name == "usb-disconnected":
+            return int(ms) - on
+    return None
+
+
 def modem(image_md5=None, flow_baud=921600):
     return Modem(revision=OLD_REV, new_revision=NEW_REV, expect_md5=image_md5,
                  baud=flow_baud, timing=FAST)  # fmt: skip
 
 
 def cli(*args, timeout=120):
-    """``qfota ARGS`` in a subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "qfota_tools.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=str(ROOT),
-    )
+    """``qfota ARGS`` in a subprocess, from the checkout."""
+    return run(*args, timeout=timeout, cwd=str(ROOT))
 
 
 def mpremote(dev, *args, timeout=60):
@@ -57,21 +79,26 @@ def mpremote(dev, *args, timeout=60):
     )
 
 
+def read_fd(fd, until, timeout):
+    """Bytes read from ``fd`` until ``until`` shows up or ``timeout`` s pass."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            buf += os.read(fd, 4096)
+            if until in buf:
+                break
+    return buf
+
+
 def read_console(dev, until, timeout):
     """Read the REPL pty (without interrupting what runs) until ``until`` (bytes) shows up
     or ``timeout`` s pass; the text read."""
     fd = os.open(dev, os.O_RDWR | os.O_NOCTTY)
     try:
         tty.setraw(fd)
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                buf += os.read(fd, 4096)
-                if until in buf:
-                    break
-        return buf.decode("utf-8", "replace")
+        return read_fd(fd, until, timeout).decode("utf-8", "replace")
     finally:
         os.close(fd)
 

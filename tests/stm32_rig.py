@@ -6,12 +6,11 @@ repository (where CI keeps it); ``qemu-system-arm`` from PATH.
 
 import hashlib
 import os
-import select
 import time
 import tty
 from pathlib import Path
 
-from pico_rig import NEW_REV, OLD_REV, cli, mpremote  # noqa: F401 - shared with the Pico's
+from pico_rig import NEW_REV, OLD_REV, cli, mpremote, read_console, read_fd  # noqa: F401 - shared
 
 from qfota_tools.simulators import stm32
 from qfota_tools.simulators.ec200.model import FAST, Modem
@@ -53,29 +52,6 @@ def modem(image_md5=None, faults=()):
     100 KB/s)."""
     return Modem(revision=OLD_REV, new_revision=NEW_REV, expect_md5=image_md5, baud=0,
                  timing=FAST, faults=faults, rx_buffer=4096)  # fmt: skip
-
-
-def read_fd(fd, until, timeout):
-    """Bytes read from ``fd`` until ``until`` shows up or ``timeout`` s pass."""
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if r:
-            buf += os.read(fd, 4096)
-            if until in buf:
-                break
-    return buf
-
-
-def read_console(dev, until, timeout):
-    """Read the REPL pty until ``until`` (bytes) shows up or ``timeout`` s pass; the text."""
-    fd = os.open(dev, os.O_RDWR | os.O_NOCTTY)
-    try:
-        tty.setraw(fd)
-        return read_fd(fd, until, timeout).decode("utf-8", "replace")
-    finally:
-        os.close(fd)
 
 
 def run_main(dev, until=b"qfota: done", timeout=120):

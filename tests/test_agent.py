@@ -9,7 +9,6 @@ and simulated modems on ptys: the agent as a process of its own, as an operator 
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,8 +26,8 @@ from agent_rig import (
     wait_devices,
     wait_reported_revision,
 )
+from goosebit_rig import publish
 
-from qfota_tools.commands.swu import build
 from qfota_tools.simulators.ec200 import model as sim_model
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
@@ -42,16 +41,9 @@ HOLD = "hold"  # a feed without a rollout: nothing is offered
 @pytest.fixture(scope="module")
 def rollout(goosebit, tmp_path_factory):
     """An A07 -> A08 package on FEED; returns (gooseBit, the image)."""
-    d = tmp_path_factory.mktemp("swu")
-    image = d / "EC200T_A07_A08.bin"
-    image.write_bytes(os.urandom(150_001))
-    out = d / "A07_A08.swu"
-    build(str(image), "EC200T", A07, A08, str(out))
-    status, doc = goosebit.api.upload(out.read_bytes(), "A07_A08.swu")
-    assert status == 200, doc
-    goosebit.api.rollout("A07 to A08", FEED, doc["id"])
-    goosebit.api.rollout("staged A07 to A08", STAGED, doc["id"])
-    return goosebit, image.read_bytes()
+    rollouts = [("A07 to A08", FEED), ("staged A07 to A08", STAGED)]
+    image = publish(goosebit, tmp_path_factory.mktemp("swu"), 150_001, rollouts)
+    return goosebit, image
 
 
 def _token(i):

@@ -1,6 +1,7 @@
 """``qfota agent``: the config refused before anything is opened (exit 2, one line naming
 the key), tokens never shown, the simulator's AT+CGSN read by the engine's info plan."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -27,6 +28,24 @@ def _run(tmp_path, cfg, *extra):
         text=True,
         timeout=60,
     )
+
+
+@contextlib.contextmanager
+def _agent(tmp_path, cfg):
+    """``qfota agent --json`` on ``cfg`` (``agent.json``), stdout and stderr piped; on the
+    way out killed if still running, reaped, its pipes closed."""
+    path = tmp_path / "agent.json"
+    path.write_text(json.dumps(cfg))
+    cmd = [sys.executable, "-m", "qfota_tools.cli", "agent", "--config", str(path), "--json"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait(30)
+        p.stdout.close()
+        p.stderr.close()
 
 
 def _good(tmp_path):
@@ -114,16 +133,7 @@ def test_a_port_that_is_not_there_is_a_stated_failure_and_stop_is_prompt(tmp_pat
     import signal
     import time
 
-    cfg = _good(tmp_path)
-    path = tmp_path / "agent.json"
-    path.write_text(json.dumps(cfg))
-    p = subprocess.Popen(
-        [sys.executable, "-m", "qfota_tools.cli", "agent", "--config", str(path), "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with _agent(tmp_path, _good(tmp_path)) as p:
         first = json.loads(p.stdout.readline())
         assert first["event"] == "port", first
         failed = json.loads(p.stdout.readline())
@@ -133,16 +143,9 @@ def test_a_port_that_is_not_there_is_a_stated_failure_and_stop_is_prompt(tmp_pat
         out, err = p.communicate(timeout=30)
         assert p.returncode == code, (out, err)
         assert time.monotonic() - t0 < 10
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
-    st = subprocess.run(
-        [sys.executable, "-m", "qfota_tools.cli", "agent", "status", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    status = [sys.executable, "-m", "qfota_tools.cli", "agent", "status", "--config"]
+    st = subprocess.run(status + [str(tmp_path / "agent.json")], capture_output=True, text=True,
+                        timeout=60)  # fmt: skip
     assert st.returncode == 0 and "/dev/qfota-no-such-port" in st.stdout, st
     assert "(not running)" in st.stdout, st.stdout
     assert SECRET not in out + err + st.stdout + (tmp_path / "state" / "status.json").read_text()
@@ -169,15 +172,7 @@ def test_one_updater_per_port_the_agent_holds_its_modems_port(tmp_path):
     with PtySimulator(m) as sim:
         cfg = _good(tmp_path)
         cfg.update(ports=[sim.path], baud=921_600, tokens={})
-        path = tmp_path / "agent.json"
-        path.write_text(json.dumps(cfg))
-        p = subprocess.Popen(
-            [sys.executable, "-m", "qfota_tools.cli", "agent", "--config", str(path), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        with _agent(tmp_path, cfg) as p:
             seen = []
             for line in p.stdout:
                 seen.append(json.loads(line))
@@ -200,10 +195,6 @@ def test_one_updater_per_port_the_agent_holds_its_modems_port(tmp_path):
             p.send_signal(signal.SIGTERM)
             p.communicate(timeout=30)
             assert p.returncode == 143
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
 
 
 def test_a_reader_that_goes_away_costs_nothing_but_its_lines(tmp_path):
@@ -212,16 +203,7 @@ def test_a_reader_that_goes_away_costs_nothing_but_its_lines(tmp_path):
     import signal
     import time
 
-    cfg = _good(tmp_path)
-    path = tmp_path / "agent.json"
-    path.write_text(json.dumps(cfg))
-    p = subprocess.Popen(
-        [sys.executable, "-m", "qfota_tools.cli", "agent", "--config", str(path), "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with _agent(tmp_path, _good(tmp_path)) as p:
         p.stdout.readline()
         p.stdout.close()  # the JSON consumer is gone
         status = tmp_path / "state" / "status.json"
@@ -236,11 +218,6 @@ def test_a_reader_that_goes_away_costs_nothing_but_its_lines(tmp_path):
         p.send_signal(signal.SIGTERM)
         err = p.stderr.read()
         p.wait(30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stderr.close()
     assert p.returncode == 143, err
     assert err.count("qfota agent: output stopped (BrokenPipeError)") == 1, err
     assert "Traceback" not in err and "Exception ignored" not in err, err

@@ -5,10 +5,10 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from cli_rig import qfota, streaming
 
 from qfota_tools.simulators.ec200.model import FAST, Modem
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
@@ -26,29 +26,15 @@ def image(tmp_path):
     return str(p)
 
 
-def qfota(*args):
-    return [sys.executable, "-m", "qfota_tools.cli", *args]
-
-
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_rerun_right_after_a_cut_transfer_succeeds(runtime, image):
     # 115200 baud with flow control: ~11.5 KB/s, so the first run is cut mid-transfer.
     m = Modem(expect_md5=hashlib.md5(PACKAGE).hexdigest(), timing=FAST, baud=115200, seed=3)
     with PtySimulator(m) as sim:
-        first = subprocess.Popen(
-            qfota("update", "--runtime", runtime, "--port", sim.path, "--image", image)
-            + FAST_WAITS,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            assert sim.wait_for(lambda mm: mm.package_bytes > 20_000, 30), "never streamed"
+        cmd = qfota("update", "--runtime", runtime, "--port", sim.path, "--image", image)
+        with streaming(sim, cmd + FAST_WAITS, 20_000) as first:
             first.send_signal(signal.SIGINT)
             out, _ = first.communicate(timeout=15)
-        finally:
-            if first.poll() is None:
-                first.kill()
         assert first.returncode == 130, out
         last = out.strip().splitlines()[-1]
         # The last line says what the modem is doing and how to get it out.
@@ -77,19 +63,12 @@ def test_port_vanishing_mid_transfer_is_a_stated_failure(runtime, image):
     m = Modem(expect_md5=hashlib.md5(PACKAGE).hexdigest(), timing=FAST, baud=115200, seed=4)
     sim = PtySimulator(m)
     path = sim.start()
-    proc = subprocess.Popen(
-        qfota("update", "--runtime", runtime, "--port", path, "--image", image) + FAST_WAITS,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    cmd = qfota("update", "--runtime", runtime, "--port", path, "--image", image)
     try:
-        assert sim.wait_for(lambda mm: mm.package_bytes > 20_000, 30), "never streamed"
-        sim.stop()  # the device goes away: the pty's other end closes
-        out, _ = proc.communicate(timeout=30)
+        with streaming(sim, cmd + FAST_WAITS, 20_000) as proc:
+            sim.stop()  # the device goes away: the pty's other end closes
+            out, _ = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
         sim.stop()
     assert proc.returncode == 1, out
     last = out.strip().splitlines()[-1]

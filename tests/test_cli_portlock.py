@@ -8,14 +8,13 @@ These run whole updates: they need a working engine (``firmware/qfota``).
 import fcntl
 import hashlib
 import os
-import signal
-import struct
 import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
+from cli_rig import children, excl_flag, qfota, stopped, streaming
 
 from qfota_tools.simulators.ec200.model import FAST, Modem
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
@@ -35,19 +34,10 @@ def image(tmp_path_factory):
 
 
 def qfota_cmd(port, image, runtime, *extra):
-    cmd = [sys.executable, "-m", "qfota_tools.cli", "update", "--runtime", runtime]
-    cmd += ["--port", port, "--image", image]
+    cmd = qfota("update", "--runtime", runtime, "--port", port, "--image", image)
     for w in WAITS:
         cmd += ["--timeout", w]
     return cmd + list(extra)
-
-
-def excl_flag(path):
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    try:
-        return struct.unpack("i", fcntl.ioctl(fd, portlock.TIOCGEXCL, struct.pack("i", 0)))[0]
-    finally:
-        os.close(fd)
 
 
 def can_flock(path):
@@ -70,41 +60,20 @@ def test_second_qfota_is_refused_and_the_first_completes(runtime, image):
     timing = dict(FAST, download_idle_ms=120_000)
     m = Modem(expect_md5=hashlib.md5(PACKAGE).hexdigest(), timing=timing, baud=115200, seed=4)
     with PtySimulator(m) as sim:
-        first = subprocess.Popen(
-            qfota_cmd(sim.path, image, runtime, "--timeout", "stall=120"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        held = []
-        try:
-            # Mid-transfer: the package is streaming (about 11.5 KB/s at 115200 baud).
-            assert sim.wait_for(lambda mm: mm.package_bytes > 4000, 20), "the first never streamed"
+        # Mid-transfer: the package is streaming (about 11.5 KB/s at 115200 baud).
+        cmd = qfota_cmd(sim.path, image, runtime, "--timeout", "stall=120")
+        with streaming(sim, cmd, 4000) as first:
             assert excl_flag(sim.path) == 1  # TIOCEXCL is on, for either runtime
-            held = [first.pid] + _child_pids(first.pid)
-            for pid in reversed(held):
-                os.kill(pid, signal.SIGSTOP)
-            ncmd = len(sim.inspect(lambda mm: mm.commands))
-            second = subprocess.run(
-                qfota_cmd(sim.path, image, "cpython"), capture_output=True, text=True, timeout=60
-            )
-            third = subprocess.run(
-                qfota_cmd(sim.path, image, "micropython"),
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert sim.inspect(lambda mm: len(mm.commands)) == ncmd
-            for pid in held:
-                os.kill(pid, signal.SIGCONT)
-            held = []
+            with stopped(first):
+                ncmd = len(sim.inspect(lambda mm: mm.commands))
+                second, third = (
+                    subprocess.run(
+                        qfota_cmd(sim.path, image, rt), capture_output=True, text=True, timeout=60
+                    )
+                    for rt in ("cpython", "micropython")
+                )
+                assert sim.inspect(lambda mm: len(mm.commands)) == ncmd
             out, _ = first.communicate(timeout=90)
-        finally:
-            for pid in held:
-                os.kill(pid, signal.SIGCONT)
-            if first.poll() is None:
-                first.kill()
-                first.wait(10)
     for proc in (second, third):
         assert proc.returncode == 2, proc.stdout + proc.stderr
         # Named by the pid of the qfota that holds it (the CLI's, for either runtime).
@@ -204,14 +173,6 @@ def test_portlock_unit(tmp_path):
         os.close(slave)
 
 
-def _child_pids(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_kill_9_leaves_no_stale_busy_port(runtime, image):
     # TIOCEXCL outlives its owner on a pty (the simulator keeps the tty open): after a
@@ -219,31 +180,20 @@ def test_kill_9_leaves_no_stale_busy_port(runtime, image):
     # "port busy" with nothing holding the port.
     m = Modem(expect_md5=hashlib.md5(PACKAGE).hexdigest(), timing=FAST, baud=115200, seed=6)
     with PtySimulator(m) as sim:
-        first = subprocess.Popen(
-            qfota_cmd(sim.path, image, runtime),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            assert sim.wait_for(lambda mm: mm.package_bytes > 4000, 30), "never streamed"
+        with streaming(sim, qfota_cmd(sim.path, image, runtime), 4000) as first:
             assert excl_flag(sim.path) == 1
-            children = _child_pids(first.pid)
+            kids = children(first.pid)
             first.kill()
             first.communicate(timeout=30)
-        finally:
-            if first.poll() is None:
-                first.kill()
-                first.wait(10)
-        for pid in children:  # the MicroPython child dies with its parent (PDEATHSIG)
+        for pid in kids:  # the MicroPython child dies with its parent (PDEATHSIG)
             for _ in range(500):
                 if not os.path.exists("/proc/%d" % pid):
                     break
                 time.sleep(0.02)
             assert not os.path.exists("/proc/%d" % pid), "child %d outlived its parent" % pid
         assert excl_flag(sim.path) == 1  # the stale flag: nobody cleared it
-        cmd = [sys.executable, "-m", "qfota_tools.cli", "recover", "--runtime", runtime]
-        cmd += ["--port", sim.path, "--timeout", "fileend=8", "--timeout", "probe=3"]
+        cmd = qfota("recover", "--runtime", runtime, "--port", sim.path)
+        cmd += ["--timeout", "fileend=8", "--timeout", "probe=3"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
         assert excl_flag(sim.path) == 0
     assert proc.returncode == 0, proc.stdout + proc.stderr

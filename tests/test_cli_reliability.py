@@ -17,6 +17,7 @@ import sys
 import time
 
 import pytest
+from cli_rig import qfota, stopped, streaming
 
 from qfota_tools.simulators.ec200 import model as sim_model
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
@@ -34,16 +35,14 @@ def image(tmp_path):
     return str(p)
 
 
-def modem(**kw):
+def modem(md5=MD5, seed=5, **kw):
     kw.setdefault("baud", 921_600)
-    return sim_model.Modem(expect_md5=MD5, timing=sim_model.FAST, seed=5, **kw)
+    return sim_model.Modem(expect_md5=md5, timing=sim_model.FAST, seed=seed, **kw)
 
 
 def update_cmd(runtime, port, image, *extra):
-    cmd = [sys.executable, "-m", "qfota_tools.cli", "update", "--runtime", runtime]
-    cmd += ["--port", port, "--image", image]
-    cmd += sim_model.wait_args(sim_model.FILE_WAITS)
-    return cmd + list(extra)
+    waits = sim_model.wait_args(sim_model.FILE_WAITS)
+    return qfota("update", "--runtime", runtime, "--port", port, "--image", image, *waits, *extra)
 
 
 def fsize_limit(nbytes):
@@ -107,22 +106,12 @@ def test_log_that_fills_mid_update_does_not_stop_it(runtime, image, tmp_path):
 def test_json_reader_that_goes_away_does_not_stop_the_update(runtime, image):
     m = modem(baud=230_400)
     with PtySimulator(m) as sim:
-        proc = subprocess.Popen(
-            update_cmd(runtime, sim.path, image, "--json"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        cmd = update_cmd(runtime, sim.path, image, "--json")
+        with streaming(sim, cmd, None, stderr=subprocess.PIPE) as proc, proc.stderr:
             first = proc.stdout.readline()  # as `| head -1` does
             proc.stdout.close()
             err = proc.stderr.read()
             status = proc.wait(120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-            proc.stderr.close()
     assert first.startswith('{"event": "stage"'), first
     assert status == 0, err  # the update's status, not the pipe's
     assert m.outcome == "END 0" and m.received_md5 == MD5, m.history
@@ -206,24 +195,13 @@ def test_info_right_after_a_cut_transfer_listens_first(runtime, image):
     # package data (and keep it alive); info listens for the modem to end it, then reads.
     m = modem(baud=115_200)
     with PtySimulator(m) as sim:
-        first = subprocess.Popen(
-            update_cmd(runtime, sim.path, image),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            assert sim.wait_for(lambda mm: mm.package_bytes > 10_000, 30), "never streamed"
+        with streaming(sim, update_cmd(runtime, sim.path, image), 10_000) as first:
             first.send_signal(signal.SIGINT)
             out, _ = first.communicate(timeout=30)
-        finally:
-            if first.poll() is None:
-                first.kill()
-                first.wait(10)
         assert first.returncode == 130, out
         sent = int(re.search(r"\((\d+) of \d+ bytes sent\)", out)[1])
-        cmd = [sys.executable, "-m", "qfota_tools.cli", "info", "--runtime", runtime]
-        cmd += ["--port", sim.path, "--timeout", "fileend=8", "--timeout", "probe=3"]
+        cmd = qfota("info", "--runtime", runtime, "--port", sim.path)
+        cmd += ["--timeout", "fileend=8", "--timeout", "probe=3"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
         # Nothing of info's went into the transfer: the modem ended it with exactly what
         # the cut run had written.
@@ -236,6 +214,7 @@ def test_info_right_after_a_cut_transfer_listens_first(runtime, image):
 
 
 BIG = bytes((i * 7 + i // 251) & 0xFF for i in range(150_000))
+BIG_MD5 = hashlib.md5(BIG).hexdigest()
 
 
 @pytest.fixture
@@ -257,47 +236,19 @@ def _settled(sim):
     return last
 
 
-def _tree(pid):
-    """``pid`` and its children (the MicroPython runtime's engine)."""
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [pid] + [int(x) for x in f.read().split()]
-    except OSError:
-        return [pid]
-
-
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_stopped_mid_transfer_then_continued_sends_nothing_more(runtime, big_image):
     # Ctrl-Z, then fg: while qfota is stopped the modem ends the transfer (FILEEND 500
     # after its quiet time); on SIGCONT qfota must not go on sending into it.
-    m = sim_model.Modem(
-        expect_md5=hashlib.md5(BIG).hexdigest(), timing=sim_model.FAST, baud=115_200, seed=7
-    )
+    m = modem(BIG_MD5, seed=7, baud=115_200)
     # On micropython with the stream under heap_lock: the gap's path unlocks first.
     extra = ["--lock-heap"] if runtime == "micropython" else []
     with PtySimulator(m) as sim:
-        proc = subprocess.Popen(
-            update_cmd(runtime, sim.path, big_image, *extra),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            assert sim.wait_for(lambda mm: mm.package_bytes > 20_000, 30), "never streamed"
-            pids = _tree(proc.pid)  # the engine is the child on micropython: stop it too
-            for pid in reversed(pids):
-                os.kill(pid, signal.SIGSTOP)
-            assert sim.wait_for(lambda mm: "FILEEND 500" in mm.history, 30), m.history
-            before = _settled(sim)
-            for pid in pids:
-                os.kill(pid, signal.SIGCONT)
+        with streaming(sim, update_cmd(runtime, sim.path, big_image, *extra), 20_000) as proc:
+            with stopped(proc):  # and micropython's engine, its child
+                assert sim.wait_for(lambda mm: "FILEEND 500" in mm.history, 30), m.history
+                before = _settled(sim)
             out, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                for pid in _tree(proc.pid):
-                    os.kill(pid, signal.SIGCONT)
-                proc.kill()
-                proc.wait(10)
         after = _settled(sim)
     assert after - before < 2048, (before, after, out)  # a write at most, not ~20 KB
     last = out.strip().splitlines()[-1]
@@ -313,58 +264,26 @@ def test_stopped_mid_transfer_then_continued_sends_nothing_more(runtime, big_ima
 def test_a_short_stop_the_modem_sits_out_goes_on(runtime, big_image):
     # Stopped for less than the modem's quiet window (FAST: 2.5 s): the stream notices the
     # gap, finds no FILEEND, and goes on to a whole update.
-    m = sim_model.Modem(
-        expect_md5=hashlib.md5(BIG).hexdigest(), timing=sim_model.FAST, baud=115_200, seed=7
-    )
+    m = modem(BIG_MD5, seed=7, baud=115_200)
     # The stall wait bounds a gap too: the default 10 s here, not the tests' short one.
     extra = ["--timeout", "stall=10"] + (["--lock-heap"] if runtime == "micropython" else [])
     with PtySimulator(m) as sim:
-        proc = subprocess.Popen(
-            update_cmd(runtime, sim.path, big_image, *extra),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            assert sim.wait_for(lambda mm: mm.package_bytes > 20_000, 30), "never streamed"
-            pids = _tree(proc.pid)
-            for pid in reversed(pids):
-                os.kill(pid, signal.SIGSTOP)
-            time.sleep(1.3)  # the length of the stop itself, not a synchronisation
-            for pid in pids:
-                os.kill(pid, signal.SIGCONT)
+        with streaming(sim, update_cmd(runtime, sim.path, big_image, *extra), 20_000) as proc:
+            with stopped(proc):
+                time.sleep(1.3)  # the length of the stop itself, not a synchronisation
             out, _ = proc.communicate(timeout=90)
-        finally:
-            if proc.poll() is None:
-                for pid in _tree(proc.pid):
-                    os.kill(pid, signal.SIGCONT)
-                proc.kill()
-                proc.wait(10)
     assert proc.returncode == 0, out
-    assert m.outcome == "END 0" and m.received_md5 == hashlib.md5(BIG).hexdigest()
+    assert m.outcome == "END 0" and m.received_md5 == BIG_MD5
     assert "FILEEND 500" not in m.history
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_image_that_shrinks_while_streamed_says_what_the_modem_does(runtime, big_image):
-    m = sim_model.Modem(
-        expect_md5=hashlib.md5(BIG).hexdigest(), timing=sim_model.FAST, baud=115_200, seed=8
-    )
+    m = modem(BIG_MD5, seed=8, baud=115_200)
     with PtySimulator(m) as sim:
-        proc = subprocess.Popen(
-            update_cmd(runtime, sim.path, big_image),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            assert sim.wait_for(lambda mm: mm.package_bytes > 10_000, 30), "never streamed"
+        with streaming(sim, update_cmd(runtime, sim.path, big_image), 10_000) as proc:
             os.truncate(big_image, 100_000)
             out, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
     assert proc.returncode == 1, out
     last = out.strip().splitlines()[-1]
     assert last.startswith(
@@ -377,25 +296,12 @@ def test_image_that_shrinks_while_streamed_says_what_the_modem_does(runtime, big
 
 
 def test_image_modified_while_streamed_is_not_sent_whole(big_image):
-    m = sim_model.Modem(
-        expect_md5=hashlib.md5(BIG).hexdigest(), timing=sim_model.FAST, baud=115_200, seed=9
-    )
+    m = modem(BIG_MD5, seed=9, baud=115_200)
     with PtySimulator(m) as sim:
-        proc = subprocess.Popen(
-            update_cmd("cpython", sim.path, big_image),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            assert sim.wait_for(lambda mm: mm.package_bytes > 10_000, 30), "never streamed"
+        with streaming(sim, update_cmd("cpython", sim.path, big_image), 10_000) as proc:
             st = os.stat(big_image)
             os.utime(big_image, (st.st_atime, st.st_mtime + 60))  # rewritten in place
             out, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
         got = sim.inspect(lambda mm: mm.package_bytes)
     assert proc.returncode == 1, out
     last = out.strip().splitlines()[-1]

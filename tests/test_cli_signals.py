@@ -5,16 +5,13 @@ and nothing more reaches the modem. Then the port is free again.
 These run whole updates: they need a working engine (``firmware/qfota``).
 """
 
-import fcntl
 import hashlib
 import os
 import signal
-import struct
-import subprocess
-import sys
 import time
 
 import pytest
+from cli_rig import alive, children, excl_flag, qfota, streaming
 
 from qfota_tools.simulators.ec200.model import FAST, Modem
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
@@ -30,30 +27,6 @@ def image(tmp_path_factory):
     return str(path)
 
 
-def excl_flag(path):
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    try:
-        return struct.unpack("i", fcntl.ioctl(fd, portlock.TIOCGEXCL, struct.pack("i", 0)))[0]
-    finally:
-        os.close(fd)
-
-
-def children(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("runtime", ["cpython", "micropython"])
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT"])
 def test_signal_mid_transfer_stops_the_tree(runtime, sig, image):
@@ -61,11 +34,8 @@ def test_signal_mid_transfer_stops_the_tree(runtime, sig, image):
     # 9600 baud with flow control: about 960 B/s, so the transfer lasts ~30 s.
     m = Modem(expect_md5=hashlib.md5(PACKAGE).hexdigest(), timing=FAST, baud=9600, seed=1)
     with PtySimulator(m) as sim:
-        cmd = [sys.executable, "-m", "qfota_tools.cli", "update", "--runtime", runtime]
-        cmd += ["--port", sim.path, "--image", image, "--timeout", "probe=3"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            assert sim.wait_for(lambda mm: mm.package_bytes > 1500, 20), "never streamed"
+        cmd = qfota("update", "--runtime", runtime, "--port", sim.path, "--image", image)
+        with streaming(sim, cmd + ["--timeout", "probe=3"], 1500, within=20) as proc:
             kids = children(proc.pid)
             if runtime == "micropython":
                 assert len(kids) == 1, kids  # the interpreter
@@ -73,10 +43,6 @@ def test_signal_mid_transfer_stops_the_tree(runtime, sig, image):
             proc.send_signal(signum)
             out, _ = proc.communicate(timeout=15)
             took = time.monotonic() - t0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
         assert proc.returncode == 128 + signum, out
         assert took < 8, took
         for pid in kids:

@@ -4,10 +4,10 @@ simulated board."""
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_rig import run as qfota
 
 from qfota_tools import build_mpy, build_package
 from qfota_tools.commands import deploy
@@ -21,24 +21,6 @@ HOST_ONLY = ["info.py", "relay.py", "runner.py", "tty.py"]  # unix port / host o
 SHIPPED = sorted(set(ENGINE) - set(HOST_ONLY))  # what an MCU board gets
 PACKAGES = ("qfota-core", "qfota-url", "qfota-http", "qfota-app", "qfota-fleet")  # for every board
 UNIX = "qfota-unix"  # the unix port only (boards/unix.py imports qfota.tty and qfota.runner)
-
-
-@pytest.fixture
-def board(tmp_path):
-    root = tmp_path / "board"
-    sim = BoardSim(root)
-    dev = sim.start()
-    yield root, dev
-    sim.stop()
-
-
-def qfota(*args, timeout=120):
-    return subprocess.run(
-        [sys.executable, "-m", "qfota_tools.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def snapshot(root):

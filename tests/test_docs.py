@@ -11,10 +11,10 @@
 
 import argparse
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import repo_files
 
 from qfota.defaults import TIMEOUTS
 from qfota_tools import build_package, cli
@@ -42,20 +42,11 @@ DOCS = sorted((ROOT / "docs").glob("*.md")) + [
 
 def _tree():
     """Every file of the tree (tracked, or new and not ignored) with its text."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    ).stdout.split(b"\0")
-    for rel in filter(None, (p.decode() for p in listed)):
-        path = ROOT / rel
-        if path.is_file():
-            try:
-                yield rel, path.read_text()
-            except UnicodeDecodeError:
-                continue
+    for rel in repo_files():
+        try:
+            yield rel, (ROOT / rel).read_text()
+        except UnicodeDecodeError:
+            continue
 
 
 def _sections():

@@ -154,29 +154,30 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length", "0"))
         return json.loads(self.rfile.read(n)) if n else None
 
-    def do_POST(self):
+    def _take(self, tail, keep, answer):
+        """A JSON body at the device's ``tail``, kept by ``keep(ddi, body)`` under the
+        lock and answered 200 ``answer``; any other path 404."""
         d = self.server.ddi
         body = self._body()
         if not self._auth():
             return
-        if self.path == d.root() + "/deploymentBase/3/feedback":
-            with d.lock:
-                d.feedback.append(body["status"])
-                if body["status"]["execution"] == "closed":
-                    d.offered = False
-            return self._send(200, b'{"id":"3"}')
-        self._send(404, b"{}")
+        if self.path != d.root() + tail:
+            return self._send(404, b"{}")
+        with d.lock:
+            keep(d, body)
+        self._send(200, answer)
+
+    def do_POST(self):
+        self._take("/deploymentBase/3/feedback", _feedback, b'{"id":"3"}')
 
     def do_PUT(self):
-        d = self.server.ddi
-        body = self._body()
-        if not self._auth():
-            return
-        if self.path == d.root() + "/configData":
-            with d.lock:
-                d.config.append(body)
-            return self._send(200, b"{}")
-        self._send(404, b"{}")
+        self._take("/configData", lambda d, body: d.config.append(body), b"{}")
+
+
+def _feedback(d, body):
+    d.feedback.append(body["status"])
+    if body["status"]["execution"] == "closed":
+        d.offered = False
 
 
 @pytest.fixture
@@ -291,11 +292,12 @@ def _sim(image, faults=()):
 
 
 def _waits():
-    return {k + "_ms": int(v * 1000) for k, v in sim_model.FILE_WAITS.items()}
+    return sim_model.wait_ms(sim_model.FILE_WAITS)
 
 
-def _fleet(d, sim, folder, said, **kw):
-    upd = fleet.DriverUpdater(lambda: SerialPort(sim.path, 921_600), timeouts=_waits())
+def _fleet(d, sim, folder, said, waits=None, **kw):
+    waits = waits or _waits()
+    upd = fleet.DriverUpdater(lambda: SerialPort(sim.path, 921_600), timeouts=waits)
     return fleet.Fleet(
         HttpTransport(timeout=10),
         upd,
@@ -380,24 +382,8 @@ def test_fleet_url_mode_the_modem_fetches_an_anonymous_raw_link(server, tmp_path
     m, sim = _sim(image)
     said = []
     with sim:
-        upd = fleet.DriverUpdater(
-            lambda: SerialPort(sim.path, 921_600),
-            timeouts=dict(
-                _waits(), **{k + "_ms": int(v * 1000) for k, v in sim_model.URL_WAITS.items()}
-            ),
-        )
-        f = fleet.Fleet(
-            HttpTransport(timeout=10),
-            upd,
-            d.base,
-            "DEFAULT",
-            "dev1",
-            token=TOKEN,
-            folder=str(tmp_path),
-            url_mode=True,
-            download_auth=False,
-            on_event=lambda n, t: said.append((n, t)),
-        )
+        waits = dict(_waits(), **sim_model.wait_ms(sim_model.URL_WAITS))
+        f = _fleet(d, sim, tmp_path, said, waits, url_mode=True, download_auth=False)
         f.start()
         _run(f, lambda: closed(d))
     assert closed(d) == [("closed", "success")], (d.feedback, said)

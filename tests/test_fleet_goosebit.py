@@ -6,13 +6,12 @@ image read out of the SWU). gooseBit's own API says how it ended.
 """
 
 import hashlib
-import os
 import time
 
 import pytest
+from goosebit_rig import device, fleet_modem, fleet_of, publish
 
 from qfota import fleet
-from qfota_tools.commands.swu import build
 from qfota_tools.simulators.ec200 import model as sim_model
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 from qfota_tools.transport.http_host import HttpTransport
@@ -27,15 +26,8 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def rollout(goosebit, tmp_path_factory):
     """An A07 -> A08 package on the feed "fleet"; returns (gooseBit, the image)."""
-    d = tmp_path_factory.mktemp("swu")
-    image = d / "EC200T_A07_A08.bin"
-    image.write_bytes(os.urandom(60_001))
-    out = d / "A07_A08.swu"
-    build(str(image), "EC200T", A07, A08, str(out))
-    status, doc = goosebit.api.upload(out.read_bytes(), "A07_A08.swu")
-    assert status == 200, doc
-    goosebit.api.rollout("A07 to A08", "fleet", doc["id"])
-    return goosebit, image.read_bytes()
+    image = publish(goosebit, tmp_path_factory.mktemp("swu"), 60_001, [("A07 to A08", "fleet")])
+    return goosebit, image
 
 
 class Reset(BaseException):
@@ -46,38 +38,20 @@ class Reset(BaseException):
 def _update(gb, image, dev, tmp_path, faults=(), reset_in=None, transport=None):
     """Run fleet against gooseBit until the action is reported. ``reset_in``: a callable
     (events of the engine) that raises Reset once; then a new Fleet (same folder) goes on."""
-    token = "tok-" + dev + "-0123456789"
-    gb.api.put_devices([dev], auth_token=token, feed="fleet")
-    m = sim_model.Modem(
-        revision=A07,
-        new_revision=A08,
-        expect_md5=hashlib.md5(image).hexdigest(),
-        faults=faults,
-        baud=921_600,
-        timing=sim_model.FAST,
-        seed=11,
-    )
+    token = device(gb, dev, "fleet")
+    m = fleet_modem(image, seed=11, faults=faults)
     said = []
-    waits = {k + "_ms": int(v * 1000) for k, v in sim_model.FILE_WAITS.items()}
+    waits = sim_model.wait_ms(sim_model.FILE_WAITS)
     resets = 0
     with PtySimulator(m) as sim:
 
         def make():
-            return fleet.Fleet(
-                transport or HttpTransport(timeout=15),
-                fleet.DriverUpdater(
-                    lambda: SerialPort(sim.path, 921_600), on_event=reset_in, timeouts=waits
-                ),
-                gb.base,
-                "DEFAULT",
-                dev,
-                token=token,
-                folder=str(tmp_path / "fleet"),
-                room=1 << 22,
-                on_event=lambda n, t: said.append((n, t)),
-                sleep_min=1000,  # gooseBit is told to ask for a poll every second
-                range_size=32768,  # ranges of its own: the cut below falls in the second
+            upd = fleet.DriverUpdater(
+                lambda: SerialPort(sim.path, 921_600), on_event=reset_in, timeouts=waits
             )
+            tr = transport or HttpTransport(timeout=15)
+            # ranges of its own: the cut below falls in the second
+            return fleet_of(gb, tr, upd, dev, token, tmp_path / "fleet", said, range_size=32768)
 
         f = None
         end = time.monotonic() + 120
@@ -134,42 +108,19 @@ def test_goosebit_delta_chain_each_package_offered_by_its_source(goosebit, tmp_p
     # revisions than the module's rollout: gooseBit refuses a second A07 -> A08.)
     gb = goosebit
     revs = [A07.replace("A07", r) for r in ("A10", "A11", "A12")]
-    images = []
-    for src, dst in zip(revs, revs[1:]):
-        image = tmp_path / ("EC200T_%s_%s.bin" % (src[13:16], dst[13:16]))
-        image.write_bytes(os.urandom(40_003))
-        out = tmp_path / (image.name + ".swu")
-        build(str(image), "EC200T", src, dst, str(out))
-        status, doc = gb.api.upload(out.read_bytes(), out.name)
-        assert status == 200, doc
-        gb.api.rollout("chain " + dst[13:16], "chain", doc["id"])
-        images.append(image.read_bytes())
-    dev, token = "fleet-chain", "tok-chain-0123456789"
-    gb.api.put_devices([dev], auth_token=token, feed="chain")
-    m = sim_model.Modem(
-        revision=revs[0],
-        new_revision=revs[1],
-        expect_md5=hashlib.md5(images[0]).hexdigest(),
-        baud=921_600,
-        timing=sim_model.FAST,
-        seed=13,
-    )
+    images = [
+        publish(gb, tmp_path, 40_003, [("chain " + dst[13:16], "chain")], src, dst)
+        for src, dst in zip(revs, revs[1:])
+    ]
+    dev = "fleet-chain"
+    token = device(gb, dev, "chain")
+    m = fleet_modem(images[0], seed=13, revision=revs[0], new_revision=revs[1])
     said = []
-    waits = {k + "_ms": int(v * 1000) for k, v in sim_model.FILE_WAITS.items()}
+    waits = sim_model.wait_ms(sim_model.FILE_WAITS)
     done = []
     with PtySimulator(m) as sim:
-        f = fleet.Fleet(
-            HttpTransport(timeout=15),
-            fleet.DriverUpdater(lambda: SerialPort(sim.path, 921_600), timeouts=waits),
-            gb.base,
-            "DEFAULT",
-            dev,
-            token=token,
-            folder=str(tmp_path / "fleet"),
-            room=1 << 22,
-            on_event=lambda n, t: said.append((n, t)),
-            sleep_min=1000,
-        )
+        upd = fleet.DriverUpdater(lambda: SerialPort(sim.path, 921_600), timeouts=waits)
+        f = fleet_of(gb, HttpTransport(timeout=15), upd, dev, token, tmp_path / "fleet", said)
         f.start()
         end = time.monotonic() + 180
         while len(done) < 2 and time.monotonic() < end:

@@ -3,24 +3,21 @@ commands (``qfota.httpdrv.ModemTransport``) and the FILE-mode update over the sa
 against gooseBit on 127.0.0.1 and the EC200 simulator (its HTTP commands fetch for real).
 On CPython (pyserial) and on the real MicroPython interpreter (``qfota.tty``)."""
 
-import hashlib
 import json
-import os
-import time
 
 import pytest
 from conftest import run_micropython
+from goosebit_rig import device, fleet_modem, fleet_of, publish, until_reported
 
 from qfota import fleet
 from qfota.httpdrv import ModemTransport
-from qfota_tools.commands.swu import build
 from qfota_tools.simulators.ec200 import model as sim_model
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 from qfota_tools.transport.serial_port import SerialPort
 
 A07 = "EC200TCNDAR02A07M16_01.001.01.001"
 A08 = "EC200TCNDAR02A08M16_01.001.01.001"
-WAITS = {k + "_ms": int(v * 1000) for k, v in sim_model.FILE_WAITS.items()}
+WAITS = sim_model.wait_ms(sim_model.FILE_WAITS)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -48,59 +45,22 @@ print(json.dumps(["state", f.journal.data.get("state")]))
 
 @pytest.fixture(scope="module")
 def rollout(goosebit, tmp_path_factory):
-    d = tmp_path_factory.mktemp("swu")
-    image = d / "EC200T_A07_A08.bin"
-    image.write_bytes(os.urandom(40_001))
-    out = d / "A07_A08.swu"
-    build(str(image), "EC200T", A07, A08, str(out))
-    status, doc = goosebit.api.upload(out.read_bytes(), out.name)
-    assert status == 200, doc
-    goosebit.api.rollout("A07 to A08", "modem", doc["id"])
-    return goosebit, image.read_bytes()
-
-
-def _modem(image):
-    return sim_model.Modem(
-        revision=A07,
-        new_revision=A08,
-        expect_md5=hashlib.md5(image).hexdigest(),
-        baud=921_600,
-        timing=sim_model.FAST,
-        seed=7,
-    )
-
-
-def _device(gb, dev):
-    token = "tok-" + dev + "-0123456789"
-    gb.api.put_devices([dev], auth_token=token, feed="modem")
-    return token
+    image = publish(goosebit, tmp_path_factory.mktemp("swu"), 40_001, [("A07 to A08", "modem")])
+    return goosebit, image
 
 
 def test_cpython_through_the_modems_http(rollout, tmp_path):
     gb, image = rollout
-    token = _device(gb, "modem-cpython")
-    m = _modem(image)
+    token = device(gb, "modem-cpython", "modem")
+    m = fleet_modem(image, seed=7)
     said = []
     with PtySimulator(m) as sim:
         port = SerialPort(sim.path, 921_600)
         try:
-            f = fleet.Fleet(
-                ModemTransport(port),
-                fleet.DriverUpdater(port, timeouts=WAITS),
-                gb.base,
-                "DEFAULT",
-                "modem-cpython",
-                token=token,
-                folder=str(tmp_path),
-                room=1 << 22,
-                sleep_min=1000,
-                on_event=lambda n, t: said.append((n, t)),
-            )
+            upd = fleet.DriverUpdater(port, timeouts=WAITS)
+            f = fleet_of(gb, ModemTransport(port), upd, "modem-cpython", token, tmp_path, said)
             f.start()
-            end = time.monotonic() + 120
-            while time.monotonic() < end and f.journal.data.get("state") != fleet.REPORTED:
-                time.sleep(min(f.step(), 1000) / 1000)
-            f.step()
+            until_reported(f, 120)
         finally:
             port.close()
         log = list(sim.http_log)
@@ -115,8 +75,8 @@ def test_cpython_through_the_modems_http(rollout, tmp_path):
 
 def test_micropython_through_the_modems_http(rollout, tmp_path, micropython, monkeypatch):
     gb, image = rollout
-    token = _device(gb, "modem-mpy")
-    m = _modem(image)
+    token = device(gb, "modem-mpy", "modem")
+    m = fleet_modem(image, seed=7)
     script = tmp_path / "device.py"
     script.write_text(DEVICE)
     with PtySimulator(m) as sim:

@@ -6,16 +6,14 @@ feed; the device registers, is offered it, downloads it through the simulated mo
 ``AT+QHTTP*`` in Range requests, updates that modem, and gooseBit shows how it ended.
 """
 
-import hashlib
-import os
 import time
 
 import pytest
+from goosebit_rig import device, fleet_modem, fleet_of, publish, until_reported
 
 from qfota import fleet
 from qfota.httpat import EV_LOG
 from qfota.httpdrv import ModemTransport
-from qfota_tools.commands.swu import build
 from qfota_tools.simulators.ec200 import model as sim_model
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 from qfota_tools.transport.serial_port import SerialPort
@@ -30,32 +28,19 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def rollout(goosebit, tmp_path_factory):
-    d = tmp_path_factory.mktemp("swu")
-    image = d / "EC200T_A07_A08.bin"
-    image.write_bytes(os.urandom(90_001))  # two Range requests of the fleet's 64 KB
-    out = d / "A07_A08.swu"
-    build(str(image), "EC200T", A07, A08, str(out))
-    status, doc = goosebit.api.upload(out.read_bytes(), "A07_A08.swu")
-    assert status == 200, doc
-    goosebit.api.rollout("A07 to A08", "modem-http", doc["id"])
-    return goosebit, image.read_bytes()
+    # 90,001 bytes: two Range requests of the fleet's 64 KB
+    image = publish(
+        goosebit, tmp_path_factory.mktemp("swu"), 90_001, [("A07 to A08", "modem-http")]
+    )
+    return goosebit, image
 
 
 def _run(gb, image, dev, tmp_path, faults=()):
-    token = "tok-" + dev + "-0123456789"
-    gb.api.put_devices([dev], auth_token=token, feed="modem-http")
-    m = sim_model.Modem(
-        revision=A07,
-        new_revision=A08,
-        expect_md5=hashlib.md5(image).hexdigest(),
-        faults=faults,
-        baud=921_600,
-        timing=sim_model.FAST,  # with its URCs now and then between the lines
-        seed=5,
-    )
+    token = device(gb, dev, "modem-http")
+    m = fleet_modem(image, seed=5, faults=faults)  # FAST: URCs now and then between lines
     said = []
     http_events = []
-    waits = {k + "_ms": int(v * 1000) for k, v in sim_model.FILE_WAITS.items()}
+    waits = sim_model.wait_ms(sim_model.FILE_WAITS)
     with PtySimulator(m) as sim:
         port = SerialPort(sim.path, 921_600)
         try:
@@ -66,25 +51,10 @@ def _run(gb, image, dev, tmp_path, faults=()):
                 trace=True,
                 on_event=lambda ev, a, b: http_events.append((ev, a)),
             )
-            f = fleet.Fleet(
-                transport,
-                fleet.DriverUpdater(port, timeouts=waits),  # the same port: one UART
-                gb.base,
-                "DEFAULT",
-                dev,
-                token=token,
-                folder=str(tmp_path / "fleet"),
-                room=1 << 22,
-                on_event=lambda n, t: said.append((n, t)),
-                sleep_min=1000,
-            )
+            upd = fleet.DriverUpdater(port, timeouts=waits)  # the same port: one UART
+            f = fleet_of(gb, transport, upd, dev, token, tmp_path / "fleet", said)
             f.start()
-            end = time.monotonic() + 150
-            while time.monotonic() < end:
-                time.sleep(min(f.step(), 1000) / 1000)
-                if f.journal.data.get("state") == fleet.REPORTED:
-                    f.step()  # the configData after the update
-                    break
+            until_reported(f, 150)
             # then an idle poll (nothing offered): its bytes as the simulated modem counts
             # them, request and answer, headers included
             seen = len(sim.http_log)

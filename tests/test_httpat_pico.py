@@ -3,23 +3,17 @@ through the simulated modem's HTTP commands on UART0 at 921,600 baud into a file
 board's littlefs flash, bytes checked, and its rate in emulated time."""
 
 import hashlib
-import os
 
 import pytest
 from at_http import WebServer
-from pico_rig import deployed_flash, find_fixtures, mpremote
+from pico_rig import deployed_flash, fixtures_or_skip, mpremote
 
 from qfota_tools.simulators import pico
 from qfota_tools.simulators.ec200.model import FAST, Modem
 
 pytestmark = pytest.mark.timeout(300)
 
-try:
-    FW, ROM = find_fixtures()
-except pico.PicoError as exc:
-    if os.environ.get("CI") == "true":
-        pytest.fail("emulated Pico: %s" % exc, pytrace=False)
-    pytest.skip("emulated Pico: %s" % exc, allow_module_level=True)
+FW, ROM = fixtures_or_skip()
 
 LINE = 921600 // 10  # bytes/s at 921,600 baud, 8N1
 SIZE = 196_608

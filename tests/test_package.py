@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import repo_files
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEELHOUSE = ROOT / "build" / "wheelhouse"
@@ -71,17 +72,9 @@ def test_product_commands_import_nothing_from_devtools():
 def wheel(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    ).stdout.split(b"\0")
-    for rel in filter(None, (p.decode() for p in listed)):
-        if (ROOT / rel).is_file():  # a file deleted but not yet committed is not there
-            (src / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, src / rel)
+    for rel in repo_files():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, src / rel)
     out = tmp / "dist"
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]

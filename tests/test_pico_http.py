@@ -9,18 +9,13 @@ import time
 
 import pytest
 from at_http import WebServer
-from pico_rig import NEW_REV, find_fixtures, modem, mpremote
+from pico_rig import NEW_REV, fixtures_or_skip, modem, mpremote
 
 from qfota_tools.simulators import pico
 
 pytestmark = pytest.mark.timeout(240)
 
-try:
-    FW, ROM = find_fixtures()
-except pico.PicoError as exc:
-    if os.environ.get("CI") == "true":
-        pytest.fail("emulated Pico: %s" % exc, pytrace=False)
-    pytest.skip("emulated Pico: %s" % exc, allow_module_level=True)
+FW, ROM = fixtures_or_skip()
 
 # Runs on the board: the contract's commands over UART0, the body read by count.
 BOARD = r"""

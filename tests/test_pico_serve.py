@@ -9,7 +9,7 @@ import os
 import time
 
 import pytest
-from pico_rig import NEW_REV, OLD_REV, deployed_flash, find_fixtures, mpremote
+from pico_rig import NEW_REV, OLD_REV, deployed_flash, fixtures_or_skip, mpremote
 from pico_rig import read_console as console
 
 from qfota_tools.commands.swu import build
@@ -18,12 +18,7 @@ from qfota_tools.simulators.ec200.model import FAST, Modem
 
 pytestmark = pytest.mark.timeout(420)
 
-try:
-    FW, ROM = find_fixtures()
-except pico.PicoError as exc:
-    if os.environ.get("CI") == "true":
-        pytest.fail("emulated Pico: %s" % exc, pytrace=False)
-    pytest.skip("emulated Pico: %s" % exc, allow_module_level=True)
+FW, ROM = fixtures_or_skip()
 
 TOKEN = "pico-" + "0f1e2d3c4b5a6978"
 FEED = "pico-field"

@@ -19,6 +19,7 @@ from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 SECRET = "Sntl7Qx9pw"  # the sentinel password
 PIECES = (SECRET, "Sntl7Q", "7Qx9pw")  # no part of it either
 VAR = "QFOTA_TEST_FTP_PASSWORD"
+FROM_ENV = ["--url", "ftp://fota@127.0.0.1/fw.bin", "--password-env", VAR]  # the password: $VAR
 QUIET = dict(FAST, noise_ms=0)
 
 
@@ -85,8 +86,7 @@ def _password_cases(tmp_path):
     return [
         # (argv tail, environment value or None, expected text)
         (
-            ["--url", "ftp://fota@127.0.0.1/fw.bin", "--password-env", VAR, "--password-file"]
-            + [str(pwfile)],
+            FROM_ENV + ["--password-file", str(pwfile)],
             SECRET,
             "not both",
         ),
@@ -105,31 +105,11 @@ def _password_cases(tmp_path):
             SECRET,
             "the URL names no user",
         ),
-        (
-            ["--url", "ftp://fota@127.0.0.1/fw.bin", "--password-env", VAR],
-            SECRET + "\r\nATI",
-            "carriage return",
-        ),
-        (
-            ["--url", "ftp://fota@127.0.0.1/fw.bin", "--password-env", VAR],
-            SECRET + ",x",
-            "holds a ','",
-        ),
-        (
-            ["--url", "ftp://fota@127.0.0.1/fw.bin", "--password-env", VAR],
-            SECRET + " x",
-            "holds a ' '",
-        ),
-        (
-            ["--url", "ftp://fota@127.0.0.1/fw.bin", "--password-env", VAR],
-            SECRET + "\u00e9",
-            "non-ASCII",
-        ),
-        (
-            ["--url", "ftp://fota@127.0.0.1/fw.bin", "--password-env", VAR],
-            SECRET * 6,
-            "password longer than 50 bytes",
-        ),
+        (FROM_ENV, SECRET + "\r\nATI", "carriage return"),
+        (FROM_ENV, SECRET + ",x", "holds a ','"),
+        (FROM_ENV, SECRET + " x", "holds a ' '"),
+        (FROM_ENV, SECRET + "\u00e9", "non-ASCII"),
+        (FROM_ENV, SECRET * 6, "password longer than 50 bytes"),
         (
             ["--url", "ftp://fota@127.0.0.1/dir/fw.bin", "--password-env", VAR],
             SECRET,

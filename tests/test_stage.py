@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from cli_rig import run as qfota
 
 from qfota_tools.commands import stage
 from qfota_tools.simulators.board_sim import BoardSim, mpremote
@@ -21,28 +22,10 @@ REVS = ("--source-rev", "R1", "--target-rev", "R2")
 
 
 @pytest.fixture
-def board(tmp_path):
-    root = tmp_path / "board"
-    sim = BoardSim(root)
-    dev = sim.start()
-    yield root, dev
-    sim.stop()
-
-
-@pytest.fixture
 def image(tmp_path):
     path = tmp_path / "ec200.bin"
     path.write_bytes(os.urandom(SIZE))
     return path
-
-
-def qfota(*args, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "qfota_tools.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_stage_copies_image_and_manifest(board, image):
@@ -248,6 +231,22 @@ def _refused(proc, *words):
 def test_device_that_cannot_be_opened(tmp_path, image):
     proc = qfota("stage", str(image), "--device", str(tmp_path / "no-such-port"), *REVS)
     _refused(proc, "cannot open the board", "no-such-port")
+
+
+def test_a_port_with_no_board_behind_it_is_refused_within_a_bound():
+    """A pty nobody answers (a board that never saw the Ctrl-C): connect gives up after
+    its two bounded tries (mpremote alone read the pty without a bound: it hung)."""
+    from qfota_tools.transport import remote
+
+    master, slave = os.openpty()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(remote.RemoteError, match="no MicroPython raw REPL"):
+            remote.connect(os.ttyname(slave))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert time.monotonic() - t0 < 4 * remote.LINK_TIMEOUT + 10
 
 
 def test_missing_image_refused(tmp_path):

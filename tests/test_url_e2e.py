@@ -72,14 +72,21 @@ def ftp_port(files):
         yield port
 
 
-def update(url, runtime, *extra, faults=(), profile="default"):
+APN = ("--cid", "1", "--apn", "internet")
+
+
+def update(url, runtime, *extra, faults=(), profile="default", seed=5, prepare=None):
+    """``qfota update --url`` on a modem of ``profile`` (``prepare(modem)`` first, if
+    given); (the modem, the run, its last line as ``proc.last``)."""
     m = sim_model.Modem(
         expect_md5=hashlib.md5(PACKAGE).hexdigest(),
         faults=faults,
         timing=sim_model.FAST,
-        seed=5,
+        seed=seed,
         profile=profile,
     )
+    if prepare:
+        prepare(m)
     cmd = [sys.executable, "-m", "qfota_tools.cli", "update", "--runtime", runtime, "--url", url]
     for w in WAITS:
         cmd += ["--timeout", w]
@@ -93,17 +100,8 @@ def update(url, runtime, *extra, faults=(), profile="default"):
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_http_happy(runtime, profile, http_url):
-    m, proc = update(
-        http_url + "/EC200T.bin",
-        runtime,
-        "--cid",
-        "1",
-        "--apn",
-        "internet",
-        "--download-urcs",
-        "10",
-        profile=profile,
-    )
+    m, proc = update(http_url + "/EC200T.bin", runtime, *APN, "--download-urcs", "10",
+                     profile=profile)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.last.startswith("qfota: done: EC200TCNDAR02A07M16") and "A08M16" in proc.last
     assert m.received_md5 == hashlib.md5(PACKAGE).hexdigest()
@@ -119,9 +117,7 @@ def test_http_happy(runtime, profile, http_url):
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_ftp_happy_and_password_never_printed(runtime, profile, ftp_port):
     url = "ftp://fota:%s@127.0.0.1:%d/EC200T.bin" % (PASSWORD, ftp_port)
-    m, proc = update(
-        url, runtime, "--cid", "1", "--apn", "internet", "--verbose", "--mode", "0", profile=profile
-    )
+    m, proc = update(url, runtime, *APN, "--verbose", "--mode", "0", profile=profile)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert m.received_md5 == hashlib.md5(PACKAGE).hexdigest()
     assert "AT+QFOTADL=" in proc.stdout  # --verbose printed the command ...
@@ -142,7 +138,7 @@ def test_ftp_happy_and_password_never_printed(runtime, profile, ftp_port):
 )
 def test_ftp_failures(runtime, profile, ftp_port, user, password, path, code, meaning):
     url = "ftp://%s:%s@127.0.0.1:%d/%s" % (user, password, ftp_port, path)
-    m, proc = update(url, runtime, "--cid", "1", "--apn", "internet", "--verbose", profile=profile)
+    m, proc = update(url, runtime, *APN, "--verbose", profile=profile)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert proc.last == "qfota: failed: FTPEND: %d: %s" % (code, meaning), proc.last
     assert password not in proc.stdout + proc.stderr
@@ -157,15 +153,8 @@ def test_ftp_refused_connection(runtime, profile):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
-    m, proc = update(
-        "ftp://fota:x@127.0.0.1:%d/EC200T.bin" % port,
-        runtime,
-        "--cid",
-        "1",
-        "--apn",
-        "internet",
-        profile=profile,
-    )
+    url = "ftp://fota:x@127.0.0.1:%d/EC200T.bin" % port
+    m, proc = update(url, runtime, *APN, profile=profile)
     assert proc.returncode == 3, proc.stdout
     assert proc.last == "qfota: failed: FTPEND: 605: Network error", proc.last
 
@@ -173,9 +162,7 @@ def test_ftp_refused_connection(runtime, profile):
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_http_not_found(runtime, profile, http_url):
-    m, proc = update(
-        http_url + "/nope.bin", runtime, "--cid", "1", "--apn", "internet", profile=profile
-    )
+    m, proc = update(http_url + "/nope.bin", runtime, *APN, profile=profile)
     assert proc.returncode == 3, proc.stdout
     assert proc.last == "qfota: failed: HTTPEND: 711: HTTP(S) URL error", proc.last
 
@@ -201,16 +188,8 @@ def test_http_without_apn_brings_the_fota_context_up(runtime, profile, http_url)
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_pdp_deactivated_during_download(runtime, profile, http_url):
-    m, proc = update(
-        http_url + "/EC200T.bin",
-        runtime,
-        "--cid",
-        "1",
-        "--apn",
-        "internet",
-        faults=("pdp-inactive",),
-        profile=profile,
-    )
+    m, proc = update(http_url + "/EC200T.bin", runtime, *APN, faults=("pdp-inactive",),
+                     profile=profile)  # fmt: skip
     assert proc.returncode == 3, proc.stdout
     assert proc.last == "qfota: failed: HTTPEND: 708: HTTP(S) network not configured", proc.last
 
@@ -219,31 +198,12 @@ def test_pdp_deactivated_during_download(runtime, profile, http_url):
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_pdp_steps_skipped_when_in_place(runtime, profile, http_url):
     # Second update on the same modem: context configured and active already.
-    m = sim_model.Modem(
-        expect_md5=hashlib.md5(PACKAGE).hexdigest(),
-        timing=sim_model.FAST,
-        seed=9,
-        profile=profile,
-    )
-    m.contexts[1] = [1, "internet", "", "", 1]
-    m.active[1] = "10.0.0.7"
-    cmd = [
-        sys.executable,
-        "-m",
-        "qfota_tools.cli",
-        "update",
-        "--runtime",
-        runtime,
-        "--url",
-        http_url + "/EC200T.bin",
-    ]
-    cmd += ["--cid", "1", "--apn", "internet"]
-    for w in WAITS:
-        cmd += ["--timeout", w]
-    with PtySimulator(m) as sim:
-        proc = subprocess.run(
-            cmd + ["--port", sim.path], capture_output=True, text=True, timeout=90
-        )
+    def in_place(m):
+        m.contexts[1] = [1, "internet", "", "", 1]
+        m.active[1] = "10.0.0.7"
+
+    url = http_url + "/EC200T.bin"
+    m, proc = update(url, runtime, *APN, profile=profile, seed=9, prepare=in_place)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cmds = [c.upper() for c in m.commands]
     # The note's writes go out (an APN was given); no undocumented read forms.

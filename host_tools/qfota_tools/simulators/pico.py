@@ -26,10 +26,11 @@ import subprocess
 import sys
 import threading
 import time
-import tty
 from pathlib import Path
 
 from qfota_tools import tree
+
+from . import emulated
 
 BRIDGE_DIR = Path(os.environ.get("QFOTA_PICO_BRIDGE") or tree.ROOT / "host_tools" / "pico")
 HOW_TO_SUPPLY = (
@@ -40,7 +41,7 @@ HOW_TO_SUPPLY = (
 )
 
 
-class PicoError(Exception):
+class PicoError(emulated.BoardError):
     """The emulator cannot start (missing fixture, Node or bridge): one line for the user."""
 
 
@@ -73,15 +74,7 @@ def bridge_ready():
     return None
 
 
-def _pty():
-    master, slave = os.openpty()
-    tty.setraw(master)
-    tty.setraw(slave)
-    os.set_blocking(master, False)
-    return master, slave, os.ttyname(slave)
-
-
-class PicoSim:
+class PicoSim(emulated.EmulatedBoard):
     """One emulated Pico; the REPL and UART0 on ptys, or UART0 joined to ``modem``.
 
     ``modem`` is an ``ec200.model.Modem`` (sans-I/O); inspect it under ``self.lock``.
@@ -115,10 +108,8 @@ class PicoSim:
         self.uart_rx = 0
         self.max_in_flight = 0  # board -> host bytes not yet taken by the modem/pty
         self.held_ms = 0.0  # wall time the modem held (not taking bytes while some waited)
-        self.error = None
         self._proc = None
         self._thread = None
-        self._stopping = False
         self._wlock = threading.Lock()
         self._t0 = time.monotonic()
         self._fds = []
@@ -138,14 +129,8 @@ class PicoSim:
             cmd += ["--flash", str(self.flash)]
         if self.miss_reconnects:
             cmd += ["--miss-reconnects", str(int(self.miss_reconnects))]
-        self._repl_m, self._repl_s, self.repl_path = _pty()
-        self._fds = [self._repl_m, self._repl_s]
-        if self.modem is None:
-            self._uart_m, self._uart_s, self.uart_path = _pty()
-            self._fds += [self._uart_m, self._uart_s]
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        self._fds += [self._wake_r, self._wake_w]
+        self._fds = []
+        self._open_user_ends()
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(BRIDGE_DIR)
         )
@@ -201,37 +186,16 @@ class PicoSim:
         self._close()
 
     def _close(self):
-        self._stopping = True
-        if self._fds:
-            try:
-                os.write(self._wake_w, b"!")
-            except OSError:
-                pass
-        if self._thread:
-            self._thread.join(5)
-        for fd in self._fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._fds = []
-        if self._proc and self._proc.stdout:
-            self._proc.stdout.close()
+        self._end_relay()
         if self._proc and self._proc.stdin:
             try:
                 self._proc.stdin.close()
             except OSError:
                 pass
 
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def now_ms(self):
-        return int((time.monotonic() - self._t0) * 1000)
+    @property
+    def running(self):
+        return self._proc is not None and self._proc.poll() is None
 
     # ---- the relay ------------------------------------------------------------------------
     def _send(self, kind, payload):
@@ -239,33 +203,6 @@ class PicoSim:
             stdin = self._proc.stdin
             stdin.write(kind + struct.pack(">I", len(payload)) + payload)
             stdin.flush()
-
-    def _wake(self):
-        try:
-            os.write(self._wake_w, b"!")
-        except OSError:
-            pass
-
-    def _net(self, url, req):
-        """The modem's network side (``ec200.net``), in worker threads as ``qfota sim``'s."""
-        from .ec200 import net
-
-        ws = [x for x in self._workers if x.is_alive()]
-        if url:
-            ws.append(
-                net.start_fetch(self.modem, self.lock, url, self.now_ms, self._wake, self.log)
-            )
-        if req:
-            ws.append(net.start(self.modem, self.lock, req, self.now_ms, self._wake, self.log))
-        self._workers = ws
-
-    def _run(self):
-        try:
-            self._loop()
-        except Exception as exc:  # kept for tests and the CLI
-            if not self._stopping:
-                self.error = exc
-                raise
 
     def _loop(self):
         out = self._proc.stdout
@@ -287,27 +224,11 @@ class PicoSim:
             # board -> modem (or pty), acknowledged as taken: the CTS stand-in's measure
             taken = 0
             if joined:
-                m = self.modem
-                with self.lock:
-                    now = self.now_ms()
-                    if uart_out:
-                        taken = m.write(bytes(uart_out), now)
-                        del uart_out[:taken]
-                    got = m.read(now)
-                    url = m.take_fetch()  # URL modes: the modem fetches the package
-                    req = m.take_http()  # the modem's HTTP AT commands: a real request
-                    due = m.next_due_ms(now)
-                    room_due = m.room_due_ms(now, 256) if uart_out else None
+                taken, got, wait = self._modem_turn(uart_out)
                 if got:
-                    self.uart_rx += len(got)
                     self._send(b"U", got)
-                if url or req:
-                    self._net(url, req)
-                for d in (due, room_due):
-                    if d is not None:
-                        timeout = min(timeout, max(1, d - now) if d > now else 1)
-                if uart_out and room_due is None:
-                    timeout = min(timeout, 20)
+                if wait is not None:
+                    timeout = min(timeout, wait)
             elif uart_out:
                 try:
                     taken = os.write(self._uart_m, uart_out)
@@ -381,18 +302,7 @@ def add_parser(subparsers):
     p.add_argument("--firmware", help="MicroPython RPI_PICO .uf2 (or $QFOTA_PICO_FIRMWARE)")
     p.add_argument("--bootrom", help="RP2040 B1 boot ROM, 16 KB (or $QFOTA_PICO_BOOTROM)")
     p.add_argument("--flash", metavar="FILE", help="keep the 2 MB flash in FILE across runs")
-    p.add_argument("--link-repl", metavar="PATH", help="also make PATH a symlink to the REPL pty")
-    p.add_argument("--link-uart", metavar="PATH", help="also make PATH a symlink to the UART0 pty")
-    p.add_argument(
-        "--modem",
-        action="store_true",
-        help="join UART0 to the EC200 simulator (no UART0 pty); sim options below apply",
-    )
-    p.add_argument("--image", metavar="FILE", help="--modem: the package the modem expects")
-    p.add_argument("--revision", default="EC200TCNDAR02A07M16_01.001.01.001")
-    p.add_argument("--new-revision", default="EC200TCNDAR02A08M16_01.001.01.001")
-    p.add_argument("--modem-baud", type=int, default=921600, help="--modem: its line rate")
-    p.add_argument("--fast", action="store_true", help="--modem: tens of ms for every delay")
+    emulated.add_board_args(p, "UART0", 921600, "--modem: its line rate")
     p.add_argument(
         "--miss-reconnects",
         type=int,
@@ -405,65 +315,15 @@ def add_parser(subparsers):
     p.set_defaults(func=run)
 
 
-def _link(path, target):
-    if os.path.islink(path):
-        os.unlink(path)
-    os.symlink(target, path)
-
-
 def run(args):
     try:
         fw, rom = fixtures(args.firmware, args.bootrom)
-        for what, path in (("--image", args.image),):
-            if path and not os.path.isfile(path):
-                raise PicoError("%s: no such file: %s" % (what, path))
+        emulated.check_image(args)
         if args.miss_reconnects < 0:
             raise PicoError("--miss-reconnects must be 0 or more: %d" % args.miss_reconnects)
-    except PicoError as exc:
+    except emulated.BoardError as exc:
         print("qfota pico-sim: %s" % exc, file=sys.stderr)
         return 2
-    modem = None
-    if args.modem:
-        from .ec200.cli import md5_of
-        from .ec200.model import FAST, Modem
-
-        modem = Modem(
-            revision=args.revision,
-            new_revision=args.new_revision,
-            expect_md5=md5_of(args.image) if args.image else None,
-            baud=args.modem_baud,
-            timing=FAST if args.fast else None,
-        )
-    log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.verbose else None
-    sim = PicoSim(fw, rom, flash=args.flash, modem=modem, log=log,
-                  miss_reconnects=args.miss_reconnects)  # fmt: skip
-    try:
-        repl, uart = sim.start()
-    except PicoError as exc:
-        print("qfota pico-sim: %s" % exc, file=sys.stderr)
-        return 2
-    if args.link_repl:
-        _link(args.link_repl, repl)
-    if args.link_uart and uart:
-        _link(args.link_uart, uart)
-    print("repl: %s" % repl)
-    print("uart0: %s" % (uart or "joined to the EC200 simulator"), flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    last = None
-    try:
-        while not stop.wait(0.5):
-            if sim._proc.poll() is not None:
-                print("qfota pico-sim: the emulator ended", file=sys.stderr)
-                return 1
-            if modem is not None:
-                with sim.lock:
-                    state = (modem.revision, modem.updates_completed)
-                if state != last:
-                    print("modem: revision %s, updates %d" % state, flush=True)
-                    last = state
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
-    return 0
+    sim = PicoSim(fw, rom, flash=args.flash, modem=emulated.modem_of(args),
+                  log=emulated.log_of(args), miss_reconnects=args.miss_reconnects)  # fmt: skip
+    return emulated.serve(sim, args, "qfota pico-sim", "uart0")

@@ -31,6 +31,8 @@ import threading
 import time
 import tty
 
+from . import emulated
+
 QEMU = "qemu-system-arm"
 MACHINE = "netduinoplus2"
 HOW_TO_SUPPLY = (
@@ -41,7 +43,7 @@ _REDIRECT = re.compile(rb"char device redirected to (\S+) \(label (serial\d)\)")
 _KEEP = 1 << 16  # REPL output kept while nobody reads the REPL pty; older bytes dropped
 
 
-class Stm32Error(Exception):
+class Stm32Error(emulated.BoardError):
     """The emulator cannot start (missing firmware or QEMU): one line for the user."""
 
 
@@ -72,21 +74,13 @@ def _die_with_parent():
         pass
 
 
-def _pty():
-    master, slave = os.openpty()
-    tty.setraw(master)
-    tty.setraw(slave)
-    os.set_blocking(master, False)
-    return master, slave, os.ttyname(slave)
-
-
 def _open_raw(path):
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     tty.setraw(fd)
     return fd
 
 
-class Stm32Sim:
+class Stm32Sim(emulated.EmulatedBoard):
     """One emulated STM32F405; the REPL and UART(2) on ptys, or UART(2) joined to ``modem``.
 
     ``modem`` is an ``ec200.model.Modem`` (sans-I/O); inspect it under ``self.lock``.
@@ -112,10 +106,8 @@ class Stm32Sim:
         self._trigger = None  # (package bytes, bytes for the REPL): see type_at()
         self.max_in_flight = 0
         self.qemu_output = b""
-        self.error = None
         self._proc = None
         self._thread = None
-        self._stopping = False
         self._fds = []
         self._t0 = time.monotonic()
 
@@ -138,14 +130,7 @@ class Stm32Sim:
             self._q_repl = _open_raw(ptys["serial0"])
             self._q_uart = _open_raw(ptys["serial1"])
             self._fds = [self._q_repl, self._q_uart]
-            self._repl_m, self._repl_s, self.repl_path = _pty()
-            self._fds += [self._repl_m, self._repl_s]
-            if self.modem is None:
-                self._uart_m, self._uart_s, self.uart_path = _pty()
-                self._fds += [self._uart_m, self._uart_s]
-            self._wake_r, self._wake_w = os.pipe()
-            os.set_blocking(self._wake_r, False)
-            self._fds += [self._wake_r, self._wake_w]
+            self._open_user_ends()
         except BaseException:
             self.stop()
             raise
@@ -186,36 +171,11 @@ class Stm32Sim:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(timeout)
-        self._stopping = True
-        if self._thread:
-            try:
-                os.write(self._wake_w, b"!")
-            except OSError:
-                pass
-            self._thread.join(timeout)
-            self._thread = None
-        for fd in self._fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._fds = []
-        if self._proc and self._proc.stdout:
-            self._proc.stdout.close()
+        self._end_relay(timeout)
 
     @property
     def running(self):
         return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def now_ms(self):
-        return int((time.monotonic() - self._t0) * 1000)
 
     def type_at(self, package_bytes, data):
         """Type ``data`` into the board's REPL as soon as the modem has taken
@@ -224,13 +184,15 @@ class Stm32Sim:
             self._trigger = (package_bytes, bytes(data))
 
     # ---- the relay ------------------------------------------------------------------------
-    def _run(self):
-        try:
-            self._loop()
-        except Exception as exc:  # kept for tests and the CLI
-            if not self._stopping:
-                self.error = exc
-                raise
+    def _taken(self, pending):
+        # Under the lock, after the modem took package bytes: the pacing as it saw it,
+        # and type_at()'s keys once it has taken that many.
+        k = self.modem.package_bytes
+        if not self.package or self.package[-1][1] != k:
+            self.package.append((time.monotonic(), k))
+        if self._trigger and k >= self._trigger[0]:
+            pending[self._q_repl] += self._trigger[1]
+            self._trigger = None
 
     def _loop(self):
         joined = self.modem is not None
@@ -254,25 +216,12 @@ class Stm32Sim:
         while not self._stopping:
             timeout = 1000
             if joined:
-                m = self.modem
-                with self.lock:
-                    now = self.now_ms()
-                    if uart_out:
-                        del uart_out[: m.write(bytes(uart_out), now)]
-                        k = m.package_bytes
-                        if not self.package or self.package[-1][1] != k:
-                            self.package.append((time.monotonic(), k))
-                        if self._trigger and k >= self._trigger[0]:
-                            pending[self._q_repl] += self._trigger[1]
-                            self._trigger = None
-                    got = m.read(now)
-                    due = m.next_due_ms(now)
+                _, got, wait = self._modem_turn(uart_out, lambda: self._taken(pending))
                 if got:
-                    self.uart_rx += len(got)
                     self.said.append((time.monotonic(), got))
                     pending[self._q_uart] += got
-                if due is not None:
-                    timeout = min(timeout, max(1, due - now))
+                if wait is not None:
+                    timeout = min(timeout, wait)
                 if uart_out:
                     timeout = min(timeout, 5)
             for fd, buf in pending.items():
@@ -335,84 +284,22 @@ def add_parser(subparsers):
     p.add_argument(
         "--firmware", help="MicroPython stm32 .elf for netduinoplus2 (or $QFOTA_STM32_FIRMWARE)"
     )
-    p.add_argument("--link-repl", metavar="PATH", help="also make PATH a symlink to the REPL pty")
-    p.add_argument(
-        "--link-uart", metavar="PATH", help="also make PATH a symlink to the UART(2) pty"
+    emulated.add_board_args(
+        p,
+        "UART(2)",
+        0,
+        "--modem: its line rate with flow control on (default 0: no limit, QEMU has no CTS)",
     )
-    p.add_argument(
-        "--modem",
-        action="store_true",
-        help="join UART(2) to the EC200 simulator (no UART(2) pty); sim options below apply",
-    )
-    p.add_argument("--image", metavar="FILE", help="--modem: the package the modem expects")
-    p.add_argument("--revision", default="EC200TCNDAR02A07M16_01.001.01.001")
-    p.add_argument("--new-revision", default="EC200TCNDAR02A08M16_01.001.01.001")
-    p.add_argument(
-        "--modem-baud",
-        type=int,
-        default=0,
-        help="--modem: its line rate with flow control on (default 0: no limit, QEMU has no CTS)",
-    )
-    p.add_argument("--fast", action="store_true", help="--modem: tens of ms for every delay")
     p.add_argument("--verbose", "-v", action="store_true", help="log QEMU's own output")
     p.set_defaults(func=run)
-
-
-def _link(path, target):
-    if os.path.islink(path):
-        os.unlink(path)
-    os.symlink(target, path)
 
 
 def run(args):
     try:
         fw = firmware_path(args.firmware)
-        if args.image and not os.path.isfile(args.image):
-            raise Stm32Error("--image: no such file: %s" % args.image)
-    except Stm32Error as exc:
+        emulated.check_image(args)
+    except emulated.BoardError as exc:
         print("qfota stm32-sim: %s" % exc, file=sys.stderr)
         return 2
-    modem = None
-    if args.modem:
-        from .ec200.cli import md5_of
-        from .ec200.model import FAST, Modem
-
-        modem = Modem(
-            revision=args.revision,
-            new_revision=args.new_revision,
-            expect_md5=md5_of(args.image) if args.image else None,
-            baud=args.modem_baud,
-            timing=FAST if args.fast else None,
-        )
-    log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.verbose else None
-    sim = Stm32Sim(fw, modem=modem, log=log)
-    try:
-        repl, uart = sim.start()
-    except Stm32Error as exc:
-        print("qfota stm32-sim: %s" % exc, file=sys.stderr)
-        return 2
-    if args.link_repl:
-        _link(args.link_repl, repl)
-    if args.link_uart and uart:
-        _link(args.link_uart, uart)
-    print("repl: %s" % repl)
-    print("uart2: %s" % (uart or "joined to the EC200 simulator"), flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    last = None
-    try:
-        while not stop.wait(0.5):
-            if not sim.running:
-                print("qfota stm32-sim: the emulator ended", file=sys.stderr)
-                return 1
-            if modem is not None:
-                with sim.lock:
-                    state = (modem.revision, modem.updates_completed)
-                if state != last:
-                    print("modem: revision %s, updates %d" % state, flush=True)
-                    last = state
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
-    return 0
+    sim = Stm32Sim(fw, modem=emulated.modem_of(args), log=emulated.log_of(args))
+    return emulated.serve(sim, args, "qfota stm32-sim", "uart2")

@@ -64,6 +64,11 @@ def _qf_put(p, data):
 """
 
 
+LINK_TIMEOUT = 10.0  # s: the longest a board may take to answer a read on a port in use
+# (mpremote's raw paste waits for each window's ack in one serial read: an emulated board on
+# a loaded host takes well over a second)
+
+
 class RemoteError(Exception):
     """A failure on the board or on the link, with a one-line message."""
 
@@ -77,18 +82,23 @@ def find_device():
 
 
 def connect(device=None, soft_reset=True):
-    """Open ``device`` (auto-detected when None) and enter the raw REPL."""
+    """Open ``device`` (auto-detected when None) and enter the raw REPL: asked twice (a
+    board busy re-enumerating its USB may miss the first Ctrl-C), each read bounded by
+    LINK_TIMEOUT (mpremote reads a pty without a bound otherwise)."""
     device = device or find_device()
     try:
-        t = SerialTransport(device, baudrate=115200)
+        t = SerialTransport(device, baudrate=115200, timeout=LINK_TIMEOUT)
     except TransportError as exc:
         raise RemoteError("%s (is it in use by another program?)" % exc.args[0]) from None
-    try:
-        t.enter_raw_repl(soft_reset=soft_reset)
-    except (TransportError, OSError, serial.SerialException) as exc:
-        close(t)
-        raise RemoteError("%s: no MicroPython raw REPL (%s)" % (device, exc)) from None
-    return t
+    for _ in range(2):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got
+                t.enter_raw_repl(soft_reset=soft_reset)
+            return t
+        except (TransportError, OSError, serial.SerialException) as exc:
+            why = exc
+    close(t)
+    raise RemoteError("%s: no MicroPython raw REPL (%s)" % (device, why)) from None
 
 
 def close(t):
@@ -105,6 +115,7 @@ BANNER = b"raw REPL; CTRL-B to exit\r\n"
 
 
 def _open(device):
+    # A short timeout while polling for the board to come back (see _reopen).
     return serial.serial_for_url(
         device, baudrate=115200, interCharTimeout=1, exclusive=True, timeout=0.2
     )
@@ -158,6 +169,7 @@ def _reopen(t, timeout, ready):
             continue
         try:
             if ready(deadline):
+                t.serial.timeout = LINK_TIMEOUT  # in use again: reads wait for the board
                 return True
         except (OSError, TransportError, serial.SerialException):
             pass

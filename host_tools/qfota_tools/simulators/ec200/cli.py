@@ -12,12 +12,29 @@ import sys
 import threading
 import time
 
-from .model import FAST, FAULTS, PROFILES, REAL, Modem, fault_known
+from .model import FAST, FAULTS, NEW_REVISION, PROFILES, REAL, REVISION, Modem, fault_known
 
 
 def _fault_help():
     return "faults (--fault NAME, repeatable):\n" + "\n".join(
         "  %-20s %s" % (name, text) for name, text in FAULTS
+    )
+
+
+def add_package_args(p, when=""):
+    """``--image``, ``--revision``, ``--new-revision``: the package the modem expects and
+    the revisions it runs before and after (``qfota sim``; the emulated boards' ``--modem``,
+    ``when`` prefixing their help)."""
+    p.add_argument(
+        "--image",
+        metavar="FILE",
+        help=when + "the package the modem expects: END 506 if another arrives",
+    )
+    p.add_argument(
+        "--revision", default=REVISION, help=when + "firmware revision before the update"
+    )
+    p.add_argument(
+        "--new-revision", default=NEW_REVISION, help=when + "revision after a successful update"
     )
 
 
@@ -36,19 +53,7 @@ def add_parser(subparsers):
         default=115200,
         help="line rate (baud/10 bytes/s with flow control; 0 = unlimited)",
     )
-    p.add_argument(
-        "--image", metavar="FILE", help="the package the modem expects: END 506 if another arrives"
-    )
-    p.add_argument(
-        "--revision",
-        default="EC200TCNDAR02A07M16_01.001.01.001",
-        help="firmware revision before the update",
-    )
-    p.add_argument(
-        "--new-revision",
-        default="EC200TCNDAR02A08M16_01.001.01.001",
-        help="revision after a successful update",
-    )
+    add_package_args(p)
     p.add_argument(
         "--fault",
         action="append",

@@ -230,6 +230,11 @@ def wait_args(*waits):
     return [a for w in waits for k, v in w.items() for a in ("--timeout", "%s=%g" % (k, v))]
 
 
+def wait_ms(waits):
+    """A wait table (e.g. FILE_WAITS) as the engine's ``timeouts``: ``{"NAME_ms": ms}``."""
+    return {k + "_ms": int(v * 1000) for k, v in waits.items()}
+
+
 _BIG = 1 << 30
 _BOOT = ("+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE", "+QIND: PB DONE")
 _NOISE = (
@@ -372,11 +377,16 @@ def imei_of(seed):
     return body + str((10 - total % 10) % 10)
 
 
+# The revisions a simulated modem runs before and after an update, unless told otherwise.
+REVISION = "EC200TCNDAR02A07M16_01.001.01.001"
+NEW_REVISION = "EC200TCNDAR02A08M16_01.001.01.001"
+
+
 class Modem:
     def __init__(
         self,
-        revision="EC200TCNDAR02A07M16_01.001.01.001",
-        new_revision="EC200TCNDAR02A08M16_01.001.01.001",
+        revision=REVISION,
+        new_revision=NEW_REVISION,
         expect_md5=None,
         faults=(),
         baud=115200,
