@@ -80,6 +80,9 @@ DEFAULTS = {
     "timeouts": None,  # {"end_ms": ...}: see qfota.defaults.TIMEOUTS
 }
 
+_UPDATE_OPTIONS = ("flow", "upgrade_mode", "download_urcs", "update_urcs", "min_voltage_mv",
+                   "chunk", "lock_heap", "timeouts")  # fmt: skip
+
 # Journal states.
 RUNNING = "running"
 DONE = "done"  # the modem runs the target revision after our update
@@ -359,17 +362,10 @@ class App:
             s = update(
                 self._open(),
                 image=image,
-                chunk=cfg["chunk"],
-                lock_heap=cfg["lock_heap"],
-                upgrade_mode=cfg["upgrade_mode"],
-                download_urcs=cfg["download_urcs"],
-                update_urcs=cfg["update_urcs"],
-                flow=cfg["flow"],
-                min_voltage_mv=cfg["min_voltage_mv"],
-                timeouts=cfg["timeouts"],
                 expect_source=m["source_revision"],
                 target=m["target_revision"],
                 on_event=self._event,
+                **self.update_options(),
             )
         except FotaError as e:
             if e.kind == KIND_REFUSED:
@@ -388,6 +384,11 @@ class App:
         # The session refused a revision other than the target after the update.
         j.save(state=DONE, stage="DONE", revision=s.revision_after, error=None, code=None)
         return self.rep.result(s)
+
+    def update_options(self):
+        """The engine's options in the settings: the staged update's and server mode's."""
+        cfg = self.cfg
+        return {k: cfg[k] for k in _UPDATE_OPTIONS}
 
     def _refused(self, e):
         self.say("refused: %s" % e)
