@@ -51,7 +51,6 @@ import os
 from qfota import session as S
 from qfota.compat import const
 from qfota.defaults import DEFAULTS as ENGINE
-from qfota.driver import recover, update
 from qfota.errors import REFUSED as KIND_REFUSED
 from qfota.errors import FotaError
 from qfota.journal import Journal as _Journal
@@ -287,6 +286,8 @@ class App:
             j.save(interrupted=j.get("stage"), stage="RECOVER")
         self.say("resuming: the last update stopped at %s" % j.get("interrupted"))
         try:
+            from qfota.driver import recover  # not held here: server mode releases it
+
             s = recover(self._open(), timeouts=self.cfg["timeouts"], on_event=self._event)
         except FotaError as e:
             self.say("failed: %s" % e)
@@ -358,6 +359,8 @@ class App:
             target=m["target_revision"],
             attempts=attempts,
         )
+        from qfota.driver import update  # not held here: server mode releases it
+
         try:
             s = update(
                 self._open(),

@@ -38,6 +38,9 @@ _STEP_MAX_MS = 60_000  # sleep at most this long at a time (a product may want t
 _RX = 4096  # the transport's receive buffer: a body goes to storage in pieces of this
 # The poll phase's modules, released before the update phase (the engine's stay: the app's)
 _POLL = ("fleet", "ddi", "httpdrv", "httpat", "httpreq", "httptail", "swu")
+# The engine's modules nothing holds between its runs, released before the poll phase
+# (session, report and app's stay: the app holds them).
+_ENGINE = ("driver", "answers", "recovery", "cut", "checks")
 
 
 def read_token(path):
@@ -134,6 +137,14 @@ def _poll(app, journal, folder, controller, token, rev, steps):
     return n
 
 
+def _check_token(token):
+    # Its own function: a local of run() holding ddi.target_auth would keep ddi alive.
+    from qfota.ddi import target_auth
+
+    target_auth(token)
+    release("ddi")
+
+
 def run(app, root):
     """Server mode for ``app`` (a ``qfota.app.App``) with storage at ``root``; returns the
     exit status after ``polls`` steps (never, by default).
@@ -156,14 +167,10 @@ def run(app, root):
         app.say('failed: SERVER: name the device: set "controller" in qfota.cfg')
         return EXIT_FAILED
     try:
-        from qfota.ddi import target_auth
-
-        target_auth(token)  # a token refused before anything reaches the modem
+        _check_token(token)  # refused before anything reaches the modem
     except FotaError as e:
         app.say("failed: %s" % e)
         return EXIT_FAILED
-    finally:
-        release("ddi")
     folder = root + "/fleet"
     journal = Journal(folder + "/action.json")
     journal.load()
@@ -175,6 +182,9 @@ def run(app, root):
         rev = _modem(app, journal, folder, rev)
         if rev is None:
             sleep_ms(cfg["poll_min_s"] * 1000)  # the modem did not answer: not at once again
+        for name in _ENGINE:
+            release(name)
+        gc.collect()
         try:
             n += _poll(
                 app, journal, folder, controller, token, rev, None if polls is None else polls - n
