@@ -3,6 +3,7 @@ reaches gooseBit (a real DDI server on 127.0.0.1) through the simulated modem's 
 commands, is offered an SWU-wrapped package, downloads it through the modem, updates the
 modem in FILE mode, and gooseBit shows how it ended."""
 
+import json
 import os
 
 import pytest
@@ -218,3 +219,16 @@ def test_the_update_runs_with_the_poll_phase_out_of_the_heap(rollout, tmp_path):
     events = int(out.split("ENGINE_EVENTS ")[1].split()[0])
     assert events > 20, out  # the update's stages and progress went through the probe
     assert "POLL_MODULES_AT_ENGINE_EVENTS none" in out, out
+
+
+def test_an_update_due_at_the_last_step_still_runs(rollout, tmp_path):
+    """``polls`` 1: the one step polls, downloads and checks; the modem's update (the
+    other phase) runs before the app returns, as it did inside that step; the result
+    waits in the journal for the next start."""
+    with AppRig(tmp_path, image_size=IMAGE) as rig:
+        proc = _serve(rollout, rig, tmp_path, "srv-last", polls=1)
+        out = proc.stdout_text
+        assert proc.returncode == 0, out
+        assert rig.model.revision == TARGET and rig.model.updates_completed == 1, out
+    with open(os.path.join(rig.storage, "fleet", "action.json")) as f:
+        assert json.load(f)["state"] == "report", out

@@ -64,16 +64,16 @@ def controller_id(cfg):
     return "qfota-" + binascii.hexlify(machine.unique_id()).decode()  # type: ignore
 
 
-def _modem(app, journal, folder, rev):
+def _modem(app, journal, folder, rev, read):
     """The update phase: the action the journal leaves to the modem (state ``due`` or
-    ``update``), then the revision when it is not known; the engine alone in the heap.
-    The modem's revision (None when it could not be read)."""
+    ``update``), then, with ``read``, the revision when it is not known; the engine alone
+    in the heap. The modem's revision (None when it could not be read)."""
     from qfota.errors import FotaError
     from qfota.fleetupd import DUE, UPDATE, DriverUpdater, close, part
     from qfota.fleetupd import run as run_update
 
     st = journal.data.get("state")
-    if st not in (DUE, UPDATE) and rev is not None:
+    if st not in (DUE, UPDATE) and (rev is not None or not read):
         return rev
 
     def said(name, text):
@@ -88,7 +88,7 @@ def _modem(app, journal, folder, rev):
         ok, details, got = run_update(journal, updater, path, said)
         close(journal, ok, details, path, said)
         rev = got or rev
-    if rev is None:
+    if rev is None and read:
         try:
             rev = updater.revision()
         except FotaError as e:
@@ -178,8 +178,12 @@ def run(app, root):
     polls = cfg["polls"]
     n = 0
     rev = None
-    while polls is None or n < polls:
-        rev = _modem(app, journal, folder, rev)
+    while True:
+        more = polls is None or n < polls
+        # An update the last step left due runs even after the last step, as it did inside it.
+        rev = _modem(app, journal, folder, rev, more)
+        if not more:
+            return EXIT_OK
         if rev is None:
             sleep_ms(cfg["poll_min_s"] * 1000)  # the modem did not answer: not at once again
         for name in _ENGINE:
@@ -195,4 +199,3 @@ def run(app, root):
         for name in _POLL:
             release(name)
         gc.collect()
-    return EXIT_OK
