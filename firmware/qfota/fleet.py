@@ -21,8 +21,8 @@ modem gets the image inside), and the FILE-mode update run with the revision gat
 
 Exactly once: ``folder/action.json`` (``qfota.journal``, temp + rename) records how far
 the action got: ``download`` (partial file), ``downloaded`` (waits for the update to be
-allowed), ``update`` (the modem may be inside the transfer or upgrade: after a reset
-``recover()`` follows it), ``report`` (the result, not yet taken by the server),
+allowed), ``due`` (allowed, nothing sent to the modem yet), ``update`` (the modem may be
+inside the transfer or upgrade: after a reset ``recover()`` follows it), ``report`` (the result, not yet taken by the server),
 ``reported``, ``cancelled``. A result is posted until the server takes it, once; a
 failed action is never run again unless the server offers it again after its result.
 """
@@ -33,7 +33,7 @@ from qfota import ddi
 from qfota.compat import const, release, sleep_ms, ticks_ms
 from qfota.defaults import IMAGE_MAX
 from qfota.errors import FotaError
-from qfota.fleetupd import (  # noqa: F401 (DriverUpdater, short: this module's API too)
+from qfota.fleetupd import (  # noqa: F401 (DriverUpdater, short, MAX_ATTEMPTS: API)
     DUE,
     MAX_ATTEMPTS,
     REPORT,
