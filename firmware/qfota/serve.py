@@ -37,10 +37,10 @@ DEFAULTS = {
 _STEP_MAX_MS = 60_000  # sleep at most this long at a time (a product may want to do more)
 _RX = 4096  # the transport's receive buffer: a body goes to storage in pieces of this
 # The poll phase's modules, released before the update phase (the engine's stay: the app's)
-_POLL = ("fleet", "ddi", "httpdrv", "httpat", "httpreq", "httptail", "swu")
+_POLL = ("fleet", "ddi", "httpdrv", "httpat", "httpreq", "httptail", "swu", "codes")
 # The engine's modules nothing holds between its runs, released before the poll phase
-# (session, report and app's stay: the app holds them).
-_ENGINE = ("driver", "answers", "recovery", "cut", "checks")
+# (session, report and app's stay: the app holds them); codes: the meanings of a failure.
+_ENGINE = ("driver", "answers", "recovery", "cut", "checks", "codes")
 
 
 def read_token(path):
