@@ -40,7 +40,9 @@ from qfota.fleetupd import (  # noqa: F401 (DriverUpdater, short, MAX_ATTEMPTS: 
     UPDATE,
     DriverUpdater,
     close,
+    file_size,
     part,
+    remove,
     save,
     short,
 )
@@ -51,7 +53,6 @@ from qfota.journal import Journal
 # (bench/fleet_bench.py); whether the modem keeps a whole 64 KB answer is unverified
 RANGE = const(65536)
 URL_MAX = const(255)  # the note: <url> at most 255 bytes
-DOWNLOAD_TRIES = const(5)  # offers in which a download may fail before the action does
 _STEPS = const(3)  # progress: 1 download, 2 check, 3 update
 
 # Journal states (and qfota.fleetupd's: DUE, UPDATE, REPORT).
@@ -61,32 +62,6 @@ REPORTED = "reported"
 CANCELLED = "cancelled"
 _BEFORE_TRANSFER = (DOWNLOAD, DOWNLOADED, DUE)
 _MODEM = (DUE, UPDATE)  # the update phase's: qfota.fleetupd.run takes them on
-
-
-class _Sink:
-    """A file as the transport's sink (``write(buf, off, n)``)."""
-
-    def __init__(self, f):
-        self.f = f
-
-    def write(self, buf, off, n):
-        if off == 0 and n == len(buf):
-            return self.f.write(buf)
-        return self.f.write(memoryview(buf)[off : off + n])
-
-
-def _size(path):
-    try:
-        return os.stat(path)[6]
-    except OSError:
-        return -1
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
 
 
 def room(folder):
@@ -329,7 +304,7 @@ class Fleet:
             self._go(url)
             return
         limit = self.room if self.room is not None else room(self.folder)
-        have = _size(self._part(aid))
+        have = file_size(self._part(aid))
         if have > 0:
             limit += have
         if info["size"] > limit or info["size"] > self.image_max:
@@ -343,15 +318,7 @@ class Fleet:
             )
             return
         if rec["state"] == DOWNLOAD:
-            self._busy = aid
-            try:
-                got = self._download(rec, info)
-            finally:
-                self._busy = None
-                self._cancel = None
-            if got is None:
-                return
-            if self._check(rec) is None:
+            if not self._fetch(rec, info):
                 return
             rec = self.journal.data
         if info["update"] == "skip" or info["window"] == "unavailable":
@@ -392,7 +359,7 @@ class Fleet:
     def _clear_files(self):
         aid = self.journal.data.get("id")
         if aid:
-            _remove(self._part(aid))
+            remove(self._part(aid))
 
     def _progress(self, aid, cnt, text):
         self._say("progress", "action %s: %s" % (aid, text))
@@ -409,90 +376,18 @@ class Fleet:
             self._events()
 
     # ------------------------------------------------------------ download
-    def _link(self, info):
-        """The link to download from, and the headers it gets: https where the transport
-        has TLS (on the modem, an SSL context set up for it), else the plain http one
-        hawkBit offers as download-http. ``(None, ())`` when there is none to use."""
-        order = (info["link"], info["link_http"]) if self.tls else (info["link_http"], info["link"])
-        for link in order:
-            if link is not None and (self.tls or link.startswith("http:")):
-                if not self.download_auth or not link.startswith(self.origin):
-                    # The token goes to this server only: elsewhere it is fetched without.
-                    return link, ()
-                return link, self._auth
-        return None, ()
+    def _fetch(self, rec, info):
+        """Download and check (``qfota.fleetdl``: in the heap only meanwhile); True when
+        the artifact is on storage and checked (its window in the journal)."""
+        from qfota import fleetdl
 
-    def _download(self, rec, info):
-        """The artifact into ``folder/<id>.bin`` in ranges; True when complete, None when
-        this offer ended without it (cancel, a failure: resumed at the next offer)."""
-        aid = rec["id"]
-        size = rec["size"]
-        path = self._part(aid)
-        have = _size(path)
-        if have < 0 or have > size:
-            _remove(path)
-            have = 0
-        link, auth = self._link(info)
-        if link is None:
-            self._close(rec, False, ["DOWNLOAD: no plain http link, and TLS is off"])
-            return None
-        self._progress(aid, 1, "download: %d of %d bytes" % (have, size))
-        restarted = False
-        while have < size:
-            self._service()
-            if self._cancel is not None:
-                return None
-            end = have + self.range_size
-            end = (size if end > size else end) - 1
-            headers = auth + (("Range", "bytes=%d-%d" % (have, end)),)
-            try:
-                f = open(path, "ab")
-            except OSError as e:
-                return self._download_failed(rec, "DOWNLOAD: cannot write %s: %s" % (path, e))
-            try:
-                status, n = self.transport.request("GET", link, headers, None, _Sink(f))
-            except FotaError as e:
-                status = e
-            except OSError as e:  # the storage failed under the sink
-                status = FotaError("STORAGE", None, str(e))
-            finally:
-                f.close()
-            if isinstance(status, FotaError):
-                text = "DOWNLOAD: %s; %d of %d bytes on flash" % (status, _size(path), size)
-                return self._download_failed(rec, text)
-            now = _size(path)
-            if status == 200 and have > 0 and not restarted:
-                # The server ignored the Range: the body was the whole file, from 0.
-                _remove(path)
-                have = 0
-                restarted = True
-                continue
-            if status not in (200, 206) and now != have:
-                _remove(path)  # an error page went into the file: start again at the next offer
-            if status not in (200, 206) or now < 0:
-                return self._download_failed(
-                    rec, "DOWNLOAD: HTTP %d; %d of %d bytes on flash" % (status, max(now, 0), size)
-                )
-            if now == have:
-                return self._download_failed(rec, "DOWNLOAD: the server sent no byte at %d" % have)
-            have = now
-        if have != size:
-            _remove(path)
-            return self._download_failed(
-                rec, "DOWNLOAD: %d bytes, the server said %d" % (have, size)
-            )
-        self._say("downloaded", "action %s: %d bytes" % (aid, size))
-        return True
-
-    def _download_failed(self, rec, text):
-        tries = rec.get("tries", 0) + 1
-        self._say("failed", "action %s: %s" % (rec["id"], text))
-        if tries >= DOWNLOAD_TRIES:
-            self._close(rec, False, ["%s (try %d of %d)" % (text, tries, DOWNLOAD_TRIES)])
-        else:
-            self._save(tries=tries)
-            self.client.action = None  # the next poll offers it again: resume then
-        return None
+        self._busy = rec["id"]
+        try:
+            return fleetdl.fetch(self, rec, info)
+        finally:
+            self._busy = None
+            self._cancel = None
+            release("fleetdl")
 
     def _service(self):
         """What is due: the queued feedback and config, and at most one poll with what it
@@ -507,25 +402,6 @@ class Fleet:
             self._exchange(req)
             self._events()
 
-    def _check(self, rec):
-        """The artifact's hash, the SWU's inside; ``(offset, length)`` of the modem's image,
-        or None (the failure is reported)."""
-        aid = rec["id"]
-        path = self._part(aid)
-        self._progress(aid, 2, "check")
-        try:
-            off, length, checked = _verify(path, rec)
-        except (FotaError, OSError) as e:
-            _remove(path)
-            text = str(e) if isinstance(e, FotaError) else "CHECK: cannot read %s: %s" % (path, e)
-            self._close(rec, False, [text])
-            return None
-        finally:
-            release("swu")  # read once per action: its code need not stay in the heap
-        self._save(offset=off, length=length, checked=checked)
-        self._say("checked", "action %s: %s" % (aid, ", ".join(checked)))
-        return off, length
-
     # ------------------------------------------------------------ cancel
     def _on_cancel(self, aid, stop):
         if stop == self._answered:
@@ -536,7 +412,7 @@ class Fleet:
         if ours and rec.get("state") in _BEFORE_TRANSFER:
             self._cancel = stop if self._busy == stop else None
             self.due = False
-            _remove(self._part(stop))
+            remove(self._part(stop))
             self._save(state=CANCELLED)
             c.action = None
             c.cancel_feedback(aid, True, ["cancelled before the transfer"], self.clock())
@@ -602,34 +478,3 @@ class Fleet:
         if rec.get("id") == aid and rec.get("state") == REPORT:
             self._save(state=REPORTED, refused=True)
             self.client.action = None
-
-
-def _verify(path, rec):
-    """The hash the server gave (the strongest ``hashlib`` has), then, in an SWU, the
-    sha256 sw-description gives its image. ``(offset, length, what was checked)``."""
-    import hashlib
-
-    from qfota import swu
-
-    checked = []
-    for alg, want in rec["hashes"]:
-        if hasattr(hashlib, alg):
-            with open(path, "rb") as f:
-                got = swu.hash_window(f, 0, rec["size"], alg)
-            if got != want:
-                raise FotaError(
-                    "CHECK", None, "%s of the artifact is %s, the server says %s" % (alg, got, want)
-                )
-            checked.append(alg)
-            break
-    off, length = 0, rec["size"]
-    if swu.is_swu(path):
-        name, off, length, sha = swu.find_image(path)
-        if sha:
-            checked.append("sha256 of %s in sw-description" % name)
-    if not checked:
-        given = ", ".join(a for a, _ in rec["hashes"]) or "none"
-        raise FotaError(
-            "CHECK", None, "no hash this device can check (the server gave: %s)" % given
-        )
-    return off, length, checked

@@ -8,6 +8,8 @@ or the upgrade: ``recover()`` follows it first), and returns ``(ok, details, rev
 ``close`` then records the result (state ``report``) for the server to be told.
 """
 
+import os
+
 from qfota.errors import FotaError
 
 MAX_ATTEMPTS = 3  # updates begun for one action (a reset mid-transfer re-runs it)
@@ -21,6 +23,21 @@ REPORT = "report"  # the result, not yet taken by the server
 def part(folder, aid):
     """The file action ``aid``'s artifact is downloaded into."""
     return "%s/%s.bin" % (folder, aid)
+
+
+def file_size(path):
+    """The size of the file at ``path``; -1 when there is none."""
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return -1
+
+
+def remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def save(journal, say, **changes):
@@ -101,12 +118,7 @@ def close(journal, ok, details, part, say):
     """Record the result (state ``report``) and remove the downloaded file; the client
     posts it (``qfota.fleet``), once."""
     save(journal, say, state=REPORT, ok=ok, details=details)
-    try:
-        import os
-
-        os.remove(part)
-    except OSError:
-        pass
+    remove(part)
     say(
         "result",
         "action %s: %s: %s"
