@@ -94,7 +94,7 @@ def download(f, rec, info):
             remove(path)  # an error page went into the file: start again at the next offer
         if status not in (200, 206) or now < 0:
             return _failed(
-                rec, "DOWNLOAD: HTTP %d; %d of %d bytes on flash" % (status, max(now, 0), size)
+                f, rec, "DOWNLOAD: HTTP %d; %d of %d bytes on flash" % (status, max(now, 0), size)
             )
         if now == have:
             return _failed(f, rec, "DOWNLOAD: the server sent no byte at %d" % have)
