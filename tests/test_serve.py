@@ -232,3 +232,25 @@ def test_an_update_due_at_the_last_step_still_runs(rollout, tmp_path):
         assert rig.model.revision == TARGET and rig.model.updates_completed == 1, out
     with open(os.path.join(rig.storage, "fleet", "action.json")) as f:
         assert json.load(f)["state"] == "report", out
+
+
+@pytest.mark.parametrize(
+    "bad, named",
+    [({"apn": 'inter"net'}, "double quote"), ({"tenant": "a b"}, "tenant"), ({"cid": 99}, "cid")],
+)
+def test_bad_settings_refused_before_anything_reaches_the_modem(tmp_path, bad, named):
+    """A setting the poll phase takes, refused up front: exit 2, one line naming it, and
+    the modem sent nothing (not even the revision read of the update phase)."""
+    with AppRig(tmp_path, image_size=IMAGE) as rig:
+        for path in (rig.image, rig.image + ".json"):
+            os.remove(path)
+        cfg = {"server": "http://127.0.0.1:9", "controller": "srv-bad", "polls": 1,
+               "token_file": str(tmp_path / "none"), "timeouts": APP_TIMEOUTS}  # fmt: skip
+        cfg.update(bad)
+        rig.config(cfg)
+        proc = rig.run(timeout=60)
+        out = proc.stdout_text
+        assert proc.returncode == 2, out
+        refused = [ln for ln in out.splitlines() if ln.startswith("qfota: refused: ")]
+        assert len(refused) == 1 and "PARAMS" in refused[0] and named in refused[0], out
+        assert rig.commands() == [], rig.commands()

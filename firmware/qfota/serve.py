@@ -37,7 +37,7 @@ DEFAULTS = {
 _STEP_MAX_MS = 60_000  # sleep at most this long at a time (a product may want to do more)
 _RX = 4096  # the transport's receive buffer: a body goes to storage in pieces of this
 # The poll phase's modules, released before the update phase (the engine's stay: the app's)
-_POLL = ("fleet", "ddi", "httpdrv", "httpat", "httpreq", "httptail", "swu", "codes")
+_POLL = ("fleet", "fleetdl", "ddi", "httpdrv", "httpat", "httpreq", "httptail", "swu", "codes")
 # The engine's modules nothing holds between its runs, released before the poll phase
 # (session, report and app's stay: the app holds them); codes: the meanings of a failure.
 _ENGINE = ("driver", "answers", "recovery", "cut", "checks", "codes")
@@ -137,12 +137,19 @@ def _poll(app, journal, folder, controller, token, rev, steps):
     return n
 
 
-def _check_token(token):
-    # Its own function: a local of run() holding ddi.target_auth would keep ddi alive.
-    from qfota.ddi import target_auth
+def _check(cfg, controller, token):
+    """The settings the poll phase takes, checked before anything reaches the modem (its
+    own function: a local of run() holding ddi's code would keep ddi alive)."""
+    from qfota.ddi import Client, target_auth
+    from qfota.httpat import HttpAt
 
-    target_auth(token)
-    release("ddi")
+    try:
+        target_auth(token)
+        Client(cfg["server"], cfg["tenant"], controller, sleep_min=cfg["poll_min_s"] * 1000)
+        HttpAt(cfg["cid"], cfg["apn"])
+    finally:
+        for name in _POLL:
+            release(name)
 
 
 def run(app, root):
@@ -155,7 +162,7 @@ def run(app, root):
     (``qfota.compat.release``) and collected before the other runs."""
     from qfota.errors import FotaError
     from qfota.journal import Journal
-    from qfota.report import EXIT_FAILED, EXIT_OK
+    from qfota.report import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 
     cfg = app.cfg
     token = read_token(cfg["token_file"])
@@ -167,10 +174,10 @@ def run(app, root):
         app.say('failed: SERVER: name the device: set "controller" in qfota.cfg')
         return EXIT_FAILED
     try:
-        _check_token(token)  # refused before anything reaches the modem
+        _check(cfg, controller, token)
     except FotaError as e:
-        app.say("failed: %s" % e)
-        return EXIT_FAILED
+        app.say("refused: %s" % e)
+        return EXIT_REFUSED
     folder = root + "/fleet"
     journal = Journal(folder + "/action.json")
     journal.load()
