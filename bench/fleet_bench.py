@@ -1,7 +1,8 @@
 """Server mode's figures (issue 17), measured on the emulated Pico (the real rp2 firmware)
 against gooseBit on 127.0.0.1, through the simulated modem's HTTP AT commands::
 
-    .venv/bin/python bench/fleet_bench.py        # rewrites the README's bench-fleet block
+    .venv/bin/python bench/fleet_bench.py              # rewrites the README's bench-fleet block
+    .venv/bin/python bench/fleet_bench.py --only heap  # figure 3 alone, README untouched
 
 1. Cellular data per idle poll: request and answer, headers included, as the simulated
    modem counts them on its network side (goal: at most 600 bytes).
@@ -11,7 +12,10 @@ against gooseBit on 127.0.0.1, through the simulated modem's HTTP AT commands::
    commands and littlefs writes included; goal: at least 80% of the line rate).
 3. The app's live heap in server mode, polling and updating: the lowest ``gc.mem_free()``
    after a ``gc.collect()`` at every event (engine and server mode), against the staged-
-   image app's, measured the same way in the same run (goal: at most 16 KB more).
+   image app's, measured the same way in the same run (goal: at most 16 KB more). The
+   row names the line server mode printed last before its low (the phase it was in) and
+   gives the lows after its ``deployment`` line (polling) and ``update`` line (the modem's
+   update).
 """
 
 import os
@@ -49,23 +53,33 @@ import gc, time
 import board
 from qfota import app, report
 board.BAUD = 921600
-lo = [1 << 30]
+lo = [1 << 30, '']
+last = ['']
+by = {}  # the low after each kind of line: the phases
 def sample():
     gc.collect()
     m = gc.mem_free()
     if m < lo[0]:
         lo[0] = m
+        lo[1] = last[0]
+    if m < by.get(last[0], 1 << 30):
+        by[last[0]] = m
 class R(report.Reporter):
     def event(self, ev, a, b):
         sample()
         report.Reporter.event(self, ev, a, b)
     def line(self, text):
+        if ': action ' in text:  # server mode's own lines name its phase
+            last[0] = text.split(':')[0]
         sample()
         print('T', time.ticks_ms(), text)
 app.Reporter = R
 gc.collect()
 app.main()
 print('LIVE_LOW', lo[0])
+print('LIVE_LOW_AFTER', lo[1])
+print('LIVE_LOW_UPDATE', by.get('update', 0))
+print('LIVE_LOW_POLL', by.get('deployment', 0))
 """
 
 
@@ -114,14 +128,19 @@ def server_run(fw, rom, tmp, gb):
     t0 = re.search(r"T (\d+) progress: action \d+: download: 0 of (\d+) bytes", out)
     t1 = re.search(r"T (\d+) downloaded: action \d+: (\d+) bytes", out)
     low = re.search(r"LIVE_LOW (\d+)", out)
+    after = re.search(r"LIVE_LOW_AFTER (.*)", out)
+    upd = re.search(r"LIVE_LOW_UPDATE (\d+)", out)
+    poll = re.search(r"LIVE_LOW_POLL (\d+)", out)
     if not (t0 and t1 and low and rev == NEW_REV):
         raise SystemExit("server mode did not update the modem:\n" + out[-2000:])
     n = int(t1.group(2))
     rate = n * 1000 // max(1, int(t1.group(1)) - int(t0.group(1)))
     base = "/DEFAULT/controller/v1/pico-bench"
     polls = [e for e in http if e["method"] == "GET" and e["path"] == base and e["status"] == 200]
-    idle = min(e["up"] + e["down"] for e in polls)
-    return rate, n, idle, int(low.group(1))
+    idle_poll = min(e["up"] + e["down"] for e in polls)
+    where = after.group(1).strip() if after else "?"
+    phases = (int(upd.group(1)) if upd else 0, int(poll.group(1)) if poll else 0)
+    return rate, n, idle_poll, int(low.group(1)), where, phases
 
 
 def figures(fw, rom, tmp, gb):
@@ -145,7 +164,7 @@ def figures(fw, rom, tmp, gb):
             i <= IDLE_GOAL  # fmt: skip
 
     def download():
-        rate, n, _, _ = server()
+        rate, n = server()[:2]
         return [("download through the modem's HTTP into flash, 921,600 baud, %d-byte SWU "
                  "in %d KB ranges (emulated ticks_ms)" % (n, RANGE // 1024),
                  "%d B/s = **%.0f%%** of the line rate (goal >= %.0f%%)"
@@ -153,12 +172,16 @@ def figures(fw, rom, tmp, gb):
             rate >= RATE_GOAL * LINE  # fmt: skip
 
     def heap():
-        low = server()[3]
+        low, after, (upd, poll) = server()[3:6]
         _, _, lows, _ = update_run(fw, rom, tmp, "staged-live", SIZE, probe=True, collect=True)
         more = lows[0] - low
         return [("live heap in server mode vs the staged-image app (lowest `gc.mem_free()` "
                  "after a collect at every event, same board and image size)",
-                 "%d B vs %d B: **%d B more** (goal <= %d)" % (low, lows[0], more, HEAP_GOAL))], \
+                 "%d B vs %d B: **%d B more** (goal <= %d); server mode's low after its "
+                 "line `%s`; while the modem updates (after `update`) %d B, %d B more; "
+                 "polling, as the deployment is offered (`deployment`) %d B, %d B more"
+                 % (low, lows[0], more, HEAP_GOAL, after, upd, lows[0] - upd, poll,
+                    lows[0] - poll))], \
             more <= HEAP_GOAL  # fmt: skip
 
     return [
@@ -170,8 +193,14 @@ def figures(fw, rom, tmp, gb):
 
 def main():
     fw, rom = find_fixtures()
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     with tempfile.TemporaryDirectory() as d, GooseBit(Path(d) / "gb", auth="strict") as gb:
-        results = measure(figures(fw, rom, Path(d), gb))
+        figs = figures(fw, rom, Path(d), gb)
+        if only is not None:
+            figs = [f for f in figs if only in f[0]]
+            if not figs:
+                raise SystemExit("--only: no figure named %r" % only)
+        results = measure(figs)
     rows = []
     for r in results:
         rows += r.value if r.value is not None else [(r.name, "**no**: not measured: " + r.why)]
@@ -181,7 +210,7 @@ def main():
     text = text % time.strftime("%Y-%m-%d") + "127.0.0.1; one run):\n\n"
     text += "| figure | value |\n|---|---|" + "".join("\n| %s | %s |" % row for row in rows)
     print(text)
-    if "--no-readme" not in sys.argv:
+    if "--no-readme" not in sys.argv and only is None:
         body = replace_block(README.read_text(), START, END, text)
         if body is None:
             print("README.md has no %s block: not written" % START)

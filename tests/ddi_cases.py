@@ -100,6 +100,7 @@ class Server:
         self.cut = None  # (range number, bytes): a reset after that many bytes of that range
         self.ranges = 0
         self.ignore_range = False
+        self.fail_range = None  # (range number, status): that range answered with the status
         if artifact:
             self.offer(filename, hashes)
 
@@ -197,6 +198,8 @@ class Server:
                 a, b = [int(x) for x in v[6:].split("-")]
                 status = 206
         self.ranges += 1
+        if self.fail_range is not None and self.fail_range[0] == self.ranges:
+            return self.fail_range[1], 0
         piece = data[a : b + 1]
         if self.cut is not None and self.cut[0] == self.ranges:
             sink.write(piece, 0, self.cut[1])
@@ -578,6 +581,21 @@ def case_fleet_reset_mid_download_resumes_from_flash():
     run_until_quiet(f, clk, 4)
     ranges = [dict(h).get("Range") for m, u, h, b in srv.requests if "/artifacts/" in u]
     assert ranges[3] == "bytes=2548-3571", ranges
+    assert upd.images == [art]
+    assert srv.closed() == [("7", "closed", "success")], srv.executions()
+
+
+def case_fleet_http_error_mid_download_stated_then_resumed():
+    art = pattern(5000)
+    srv, upd, path, clk = Server(art), Updater(), folder("503"), Clock()
+    srv.fail_range = (2, 503)  # the second range: the server is unavailable, nothing written
+    said = []
+    f = make(srv, upd, path, clk, on_event=lambda name, text: said.append((name, text)))
+    f.start()
+    run_until_quiet(f, clk, 6)
+    assert ("failed", "action 7: DOWNLOAD: HTTP 503; 1024 of 5000 bytes on flash") in said, said
+    ranges = [dict(h).get("Range") for m, u, h, b in srv.requests if "/artifacts/" in u]
+    assert ranges[:3] == ["bytes=0-1023", "bytes=1024-2047", "bytes=1024-2047"], ranges
     assert upd.images == [art]
     assert srv.closed() == [("7", "closed", "success")], srv.executions()
 

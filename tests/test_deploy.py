@@ -135,6 +135,8 @@ def test_mip_install_of_the_core_alone_imports(board):
         "ddi.py",
         "swu.py",
         "fleet.py",
+        "fleetdl.py",
+        "fleetupd.py",
         "serve.py",
         "httpat.py",
         "httpreq.py",

@@ -3,6 +3,7 @@ reaches gooseBit (a real DDI server on 127.0.0.1) through the simulated modem's 
 commands, is offered an SWU-wrapped package, downloads it through the modem, updates the
 modem in FILE mode, and gooseBit shows how it ended."""
 
+import json
 import os
 
 import pytest
@@ -159,3 +160,97 @@ def test_a_delta_chain_one_step_at_a_time(goosebit, tmp_path):
     # first the delta from the revision it ran, then (after its configData said A05) the next
     assert [o.split(" (")[0] for o in offered] == [pkgs[a07][0], pkgs[a08][0]], out
     assert gb.api.devices()[dev]["hardware"]["revision"] == a08
+
+
+# Runs the app as firmware/main.py does, with a Reporter that notes, at every engine event
+# (the revision reads and the FILE-mode update: the only calls of ``app.rep.event`` in
+# server mode), which modules of the poll phase are loaded, and the lowest gc.mem_free().
+_PHASES = """
+import gc, sys
+from qfota import app, report
+POLL = ("qfota.fleet", "qfota.ddi", "qfota.httpdrv", "qfota.httpat", "qfota.httpreq",
+        "qfota.httptail", "qfota.swu")
+seen = {}
+n = [0]
+class R(report.Reporter):
+    def event(self, ev, a, b):
+        n[0] += 1
+        for m in POLL:
+            if m in sys.modules:
+                seen[m] = 1
+        report.Reporter.event(self, ev, a, b)
+app.Reporter = R
+status = app.main()
+print("ENGINE_EVENTS", n[0])
+print("POLL_MODULES_AT_ENGINE_EVENTS", ",".join(sorted(seen)) or "none")
+sys.exit(status)
+"""
+
+
+def test_the_update_runs_with_the_poll_phase_out_of_the_heap(rollout, tmp_path):
+    """Server mode's two phases never share the heap: while the engine runs (the revision
+    read and the modem's update), none of the DDI client's, fleet's or the modem's HTTP's
+    modules is loaded (on the real MicroPython, where ``compat.release`` drops them)."""
+    import subprocess
+
+    from conftest import ROOT, micropython_path
+
+    gb = rollout
+    script = tmp_path / "phases.py"
+    script.write_text(_PHASES)
+    with AppRig(tmp_path, image_size=IMAGE) as rig:
+        gb.api.put_devices(["srv-phases"], auth_token=TOKEN, feed=FEED)
+        (tmp_path / "token").write_text(TOKEN + "\n")
+        for path in (rig.image, rig.image + ".json"):
+            os.remove(path)
+        rig.config({"server": gb.base, "controller": "srv-phases", "poll_min_s": 1, "polls": 4,
+                    "token_file": str(tmp_path / "token"), "timeouts": APP_TIMEOUTS})  # fmt: skip
+        proc = subprocess.run(
+            [micropython_path(), str(script)],
+            env=rig._env(),
+            cwd=str(ROOT),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out
+        assert rig.model.revision == TARGET, out
+    events = int(out.split("ENGINE_EVENTS ")[1].split()[0])
+    assert events > 20, out  # the update's stages and progress went through the probe
+    assert "POLL_MODULES_AT_ENGINE_EVENTS none" in out, out
+
+
+def test_an_update_due_at_the_last_step_still_runs(rollout, tmp_path):
+    """``polls`` 1: the one step polls, downloads and checks; the modem's update (the
+    other phase) runs before the app returns, as it did inside that step; the result
+    waits in the journal for the next start."""
+    with AppRig(tmp_path, image_size=IMAGE) as rig:
+        proc = _serve(rollout, rig, tmp_path, "srv-last", polls=1)
+        out = proc.stdout_text
+        assert proc.returncode == 0, out
+        assert rig.model.revision == TARGET and rig.model.updates_completed == 1, out
+    with open(os.path.join(rig.storage, "fleet", "action.json")) as f:
+        assert json.load(f)["state"] == "report", out
+
+
+@pytest.mark.parametrize(
+    "bad, named",
+    [({"apn": 'inter"net'}, "double quote"), ({"tenant": "a b"}, "tenant"), ({"cid": 99}, "cid")],
+)
+def test_bad_settings_refused_before_anything_reaches_the_modem(tmp_path, bad, named):
+    """A setting the poll phase takes, refused up front: exit 2, one line naming it, and
+    the modem sent nothing (not even the revision read of the update phase)."""
+    with AppRig(tmp_path, image_size=IMAGE) as rig:
+        for path in (rig.image, rig.image + ".json"):
+            os.remove(path)
+        cfg = {"server": "http://127.0.0.1:9", "controller": "srv-bad", "polls": 1,
+               "token_file": str(tmp_path / "none"), "timeouts": APP_TIMEOUTS}  # fmt: skip
+        cfg.update(bad)
+        rig.config(cfg)
+        proc = rig.run(timeout=60)
+        out = proc.stdout_text
+        assert proc.returncode == 2, out
+        refused = [ln for ln in out.splitlines() if ln.startswith("qfota: refused: ")]
+        assert len(refused) == 1 and "PARAMS" in refused[0] and named in refused[0], out
+        assert rig.commands() == [], rig.commands()

@@ -51,7 +51,6 @@ import os
 from qfota import session as S
 from qfota.compat import const
 from qfota.defaults import DEFAULTS as ENGINE
-from qfota.driver import recover, update
 from qfota.errors import REFUSED as KIND_REFUSED
 from qfota.errors import FotaError
 from qfota.journal import Journal as _Journal
@@ -79,6 +78,9 @@ DEFAULTS = {
     "lock_heap": False,
     "timeouts": None,  # {"end_ms": ...}: see qfota.defaults.TIMEOUTS
 }
+
+_UPDATE_OPTIONS = ("flow", "upgrade_mode", "download_urcs", "update_urcs", "min_voltage_mv",
+                   "chunk", "lock_heap", "timeouts")  # fmt: skip
 
 # Journal states.
 RUNNING = "running"
@@ -284,6 +286,8 @@ class App:
             j.save(interrupted=j.get("stage"), stage="RECOVER")
         self.say("resuming: the last update stopped at %s" % j.get("interrupted"))
         try:
+            from qfota.driver import recover  # not held here: server mode releases it
+
             s = recover(self._open(), timeouts=self.cfg["timeouts"], on_event=self._event)
         except FotaError as e:
             self.say("failed: %s" % e)
@@ -355,21 +359,16 @@ class App:
             target=m["target_revision"],
             attempts=attempts,
         )
+        from qfota.driver import update  # not held here: server mode releases it
+
         try:
             s = update(
                 self._open(),
                 image=image,
-                chunk=cfg["chunk"],
-                lock_heap=cfg["lock_heap"],
-                upgrade_mode=cfg["upgrade_mode"],
-                download_urcs=cfg["download_urcs"],
-                update_urcs=cfg["update_urcs"],
-                flow=cfg["flow"],
-                min_voltage_mv=cfg["min_voltage_mv"],
-                timeouts=cfg["timeouts"],
                 expect_source=m["source_revision"],
                 target=m["target_revision"],
                 on_event=self._event,
+                **self.update_options(),
             )
         except FotaError as e:
             if e.kind == KIND_REFUSED:
@@ -388,6 +387,11 @@ class App:
         # The session refused a revision other than the target after the update.
         j.save(state=DONE, stage="DONE", revision=s.revision_after, error=None, code=None)
         return self.rep.result(s)
+
+    def update_options(self):
+        """The engine's options in the settings: the staged update's and server mode's."""
+        cfg = self.cfg
+        return {k: cfg[k] for k in _UPDATE_OPTIONS}
 
     def _refused(self, e):
         self.say("refused: %s" % e)

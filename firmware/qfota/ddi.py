@@ -106,6 +106,20 @@ def name_ok(name):
     return True
 
 
+def target_auth(token):
+    """The ``Authorization`` header of the device's TargetToken, as a tuple of headers
+    (``()`` for None); FotaError PARAMS when it could not go into a request line. The
+    message never repeats it: it is a secret."""
+    if token is None:
+        return ()
+    if not isinstance(token, str) or not 0 < len(token) <= 256:
+        raise FotaError("PARAMS", None, "the token must be 1-256 characters")
+    for ch in token:
+        if not 33 <= ord(ch) <= 126 or ch in "\"'":
+            raise FotaError("PARAMS", None, "the token holds a space, quote or control character")
+    return (("Authorization", "TargetToken " + token),)
+
+
 def parse_sleep(text, lo=SLEEP_MIN, hi=SLEEP_MAX, default=SLEEP_DEFAULT):
     """``"HH:MM:SS"`` in ms, held inside [lo, hi]; ``default`` for anything else."""
     if not isinstance(text, str):

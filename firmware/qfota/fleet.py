@@ -21,8 +21,8 @@ modem gets the image inside), and the FILE-mode update run with the revision gat
 
 Exactly once: ``folder/action.json`` (``qfota.journal``, temp + rename) records how far
 the action got: ``download`` (partial file), ``downloaded`` (waits for the update to be
-allowed), ``update`` (the modem may be inside the transfer or upgrade: after a reset
-``recover()`` follows it), ``report`` (the result, not yet taken by the server),
+allowed), ``due`` (allowed, nothing sent to the modem yet), ``update`` (the modem may be
+inside the transfer or upgrade: after a reset ``recover()`` follows it), ``report`` (the result, not yet taken by the server),
 ``reported``, ``cancelled``. A result is posted until the server takes it, once; a
 failed action is never run again unless the server offers it again after its result.
 """
@@ -33,61 +33,41 @@ from qfota import ddi
 from qfota.compat import const, release, sleep_ms, ticks_ms
 from qfota.defaults import IMAGE_MAX
 from qfota.errors import FotaError
+from qfota.fleetupd import (  # noqa: F401 (DriverUpdater, short, MAX_ATTEMPTS: API)
+    DUE,
+    MAX_ATTEMPTS,
+    REPORT,
+    UPDATE,
+    DriverUpdater,
+    close,
+    file_size,
+    part,
+    remove,
+    save,
+    short,
+)
+from qfota.fleetupd import run as run_update
 from qfota.journal import Journal
 
 # bytes per Range request: 32 KB gave 64% of the line rate on the emulated Pico, 64 KB 77%
 # (bench/fleet_bench.py); whether the modem keeps a whole 64 KB answer is unverified
 RANGE = const(65536)
 URL_MAX = const(255)  # the note: <url> at most 255 bytes
-DOWNLOAD_TRIES = const(5)  # offers in which a download may fail before the action does
-MAX_ATTEMPTS = const(3)  # updates begun for one action (a reset mid-transfer re-runs it)
 _STEPS = const(3)  # progress: 1 download, 2 check, 3 update
 
-# Journal states.
+# Journal states (and qfota.fleetupd's: DUE, UPDATE, REPORT).
 DOWNLOAD = "download"
 DOWNLOADED = "downloaded"
-UPDATE = "update"
-REPORT = "report"
 REPORTED = "reported"
 CANCELLED = "cancelled"
-_BEFORE_TRANSFER = (DOWNLOAD, DOWNLOADED)
-
-
-class _Sink:
-    """A file as the transport's sink (``write(buf, off, n)``)."""
-
-    def __init__(self, f):
-        self.f = f
-
-    def write(self, buf, off, n):
-        if off == 0 and n == len(buf):
-            return self.f.write(buf)
-        return self.f.write(memoryview(buf)[off : off + n])
-
-
-def _size(path):
-    try:
-        return os.stat(path)[6]
-    except OSError:
-        return -1
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+_BEFORE_TRANSFER = (DOWNLOAD, DOWNLOADED, DUE)
+_MODEM = (DUE, UPDATE)  # the update phase's: qfota.fleetupd.run takes them on
 
 
 def room(folder):
     """Free bytes in the file system holding ``folder``."""
     st = os.statvfs(folder)
     return st[0] * st[4]
-
-
-def short(revision):
-    """``EC200TCNDAR02A07M16_01.001.01.001`` -> ``EC200TCNDAR02A07M16``."""
-    return revision.split("_")[0] if revision else revision
 
 
 def target_of(version, revision):
@@ -114,6 +94,12 @@ class Fleet:
     printed). ``room``: free bytes for downloads (default: ``statvfs`` of ``folder``);
     ``image_max``: the largest package. ``on_event(name, text)``: what happened, for the
     product to print or log. Poll bounds (ms) go to ``ddi.Client``.
+
+    ``updater`` None: the update phase is the caller's (``qfota.serve``, to run it with
+    this client out of the heap): where an update would run, the action is left in the
+    journal (state ``due`` or ``update``), ``due`` is set and ``step()`` returns 0; the
+    caller runs ``qfota.fleetupd.run`` and ``close``, and a new ``Fleet`` (``revision``:
+    the modem's, when known) posts the result from ``start()``.
     """
 
     def __init__(
@@ -133,22 +119,14 @@ class Fleet:
         range_size=RANGE,
         on_event=None,
         clock=ticks_ms,
+        revision=None,
+        journal=None,
         **client_kw,
     ):
         self.clock = clock
         self.client = ddi.Client(server, tenant, controller, now=clock(), **client_kw)
         self.origin = server.rstrip("/") + "/"
-        self._auth = ()
-        if token is not None:
-            # Never repeated in the message: it is a secret.
-            if not isinstance(token, str) or not 0 < len(token) <= 256:
-                raise FotaError("PARAMS", None, "the token must be 1-256 characters")
-            for ch in token:
-                if not 33 <= ord(ch) <= 126 or ch in "\"'":
-                    raise FotaError(
-                        "PARAMS", None, "the token holds a space, quote or control character"
-                    )
-            self._auth = (("Authorization", "TargetToken " + token),)
+        self._auth = ddi.target_auth(token)
         self.transport = transport
         self.updater = updater
         self.folder = folder
@@ -159,8 +137,10 @@ class Fleet:
         self.image_max = image_max
         self.range_size = range_size
         self.on_event = on_event
-        self.journal = Journal(folder + "/action.json")
-        self.revision = None
+        self.journal = journal or Journal(folder + "/action.json")
+        self._loaded = journal is not None  # the caller's journal, loaded: start() keeps it
+        self.revision = revision
+        self.due = False  # updater None: the update phase is due (see above)
         self._busy = None  # the action a download is running for
         self._cancel = None  # a cancel seen while busy: its stop id
         self._answered = None  # the last stop id answered
@@ -173,15 +153,18 @@ class Fleet:
             os.mkdir(self.folder)
         except OSError:
             pass
-        rec = self.journal.load()
+        rec = self.journal.data if self._loaded else self.journal.load()
         st = rec.get("state")
-        if st == UPDATE:
-            self._say("resume", "action %s: following the modem after a reset" % rec["id"])
-            self._resume_update(rec)
+        if st in _MODEM:
+            if st == UPDATE:
+                self._say("resume", "action %s: following the modem after a reset" % rec["id"])
+            self._modem()
+            if self.due:
+                return
         elif st == REPORT:
             self._say("resume", "action %s: posting its result" % rec["id"])
             self._post_result(rec)
-        if self.revision is None:
+        if self.revision is None and self.updater is not None:
             self._read_revision()
         self._send_config()
 
@@ -189,7 +172,7 @@ class Fleet:
         """Send what is due (one poll at most) and act on the answers; returns ms until
         the next is due."""
         self._service()
-        return self.client.wait_ms(self.clock())
+        return 0 if self.due else self.client.wait_ms(self.clock())
 
     def run(self, rounds=None, nap_ms=1000):
         """``step()`` forever (or ``rounds`` times), sleeping in between."""
@@ -234,13 +217,7 @@ class Fleet:
                 self._refused_result(ev[2])
 
     def _save(self, **changes):
-        # A journal that cannot be written is reported; the action goes on (its record in
-        # RAM still holds) and only an MCU reset in that window could repeat or lose a step.
-        try:
-            self.journal.save(**changes)
-        except OSError as e:
-            self.journal.data.update(changes)
-            self._say("failed", "journal not written (%s): a reset now may repeat a step" % e)
+        save(self.journal, self._say, **changes)
 
     def _say(self, name, text):
         if self.on_event is not None:
@@ -269,24 +246,27 @@ class Fleet:
     def _deployment(self, info):
         aid = info["id"]
         if self.revision is None:
+            if self.updater is None:
+                self.due = True  # the caller reads it (the engine's part)
+                return
             self._read_revision()  # the gate needs it: without it, nothing is begun
             if self.revision is None:
                 return
             self._send_config()
         rec = self.journal.data
-        if rec.get("id") != aid and rec.get("state") in (UPDATE, REPORT):
+        if rec.get("id") != aid and rec.get("state") in (DUE, UPDATE, REPORT):
             # Another action's end comes first: its result must not be lost to this one.
-            if rec["state"] == UPDATE:
-                self._resume_update(rec)
-            else:
+            if rec["state"] == REPORT:
                 self._post_result(rec)
+            else:
+                self._modem()
             return
         st = rec.get("state") if rec.get("id") == aid else None
         if st == REPORT:
             self._post_result(rec)  # its result, once; never run again by itself
             return
-        if st == UPDATE:
-            self._resume_update(rec)
+        if st in _MODEM:
+            self._modem()
             return
         if info["download"] == "skip":
             self._say("skip", "action %s: download skip: nothing done until the server says" % aid)
@@ -321,10 +301,10 @@ class Fleet:
         if url is not None:
             self._progress(aid, 3, "update: the modem fetches the package itself (URL mode)")
             self._flush()
-            self._run_update(rec, url=url)
+            self._go(url)
             return
         limit = self.room if self.room is not None else room(self.folder)
-        have = _size(self._part(aid))
+        have = file_size(self._part(aid))
         if have > 0:
             limit += have
         if info["size"] > limit or info["size"] > self.image_max:
@@ -338,20 +318,9 @@ class Fleet:
             )
             return
         if rec["state"] == DOWNLOAD:
-            self._busy = aid
-            try:
-                got = self._download(rec, info)
-            finally:
-                self._busy = None
-                self._cancel = None
-            if got is None:
-                return
-            window = self._check(rec)
-            if window is None:
+            if not self._fetch(rec, info):
                 return
             rec = self.journal.data
-        else:
-            window = (rec["offset"], rec["length"])
         if info["update"] == "skip" or info["window"] == "unavailable":
             if rec["state"] != DOWNLOADED:
                 self._save(state=DOWNLOADED)
@@ -366,7 +335,7 @@ class Fleet:
             return
         self._progress(aid, 3, "update: FILE mode")
         self._flush()
-        self._run_update(rec, window=window)
+        self._go(None)
 
     def _url_for(self, info):
         if not self.url_mode or self.download_auth:
@@ -385,12 +354,12 @@ class Fleet:
         return None
 
     def _part(self, aid):
-        return "%s/%s.bin" % (self.folder, aid)
+        return part(self.folder, aid)
 
     def _clear_files(self):
         aid = self.journal.data.get("id")
         if aid:
-            _remove(self._part(aid))
+            remove(self._part(aid))
 
     def _progress(self, aid, cnt, text):
         self._say("progress", "action %s: %s" % (aid, text))
@@ -407,90 +376,18 @@ class Fleet:
             self._events()
 
     # ------------------------------------------------------------ download
-    def _link(self, info):
-        """The link to download from, and the headers it gets: https where the transport
-        has TLS (on the modem, an SSL context set up for it), else the plain http one
-        hawkBit offers as download-http. ``(None, ())`` when there is none to use."""
-        order = (info["link"], info["link_http"]) if self.tls else (info["link_http"], info["link"])
-        for link in order:
-            if link is not None and (self.tls or link.startswith("http:")):
-                if not self.download_auth or not link.startswith(self.origin):
-                    # The token goes to this server only: elsewhere it is fetched without.
-                    return link, ()
-                return link, self._auth
-        return None, ()
+    def _fetch(self, rec, info):
+        """Download and check (``qfota.fleetdl``: in the heap only meanwhile); True when
+        the artifact is on storage and checked (its window in the journal)."""
+        from qfota import fleetdl
 
-    def _download(self, rec, info):
-        """The artifact into ``folder/<id>.bin`` in ranges; True when complete, None when
-        this offer ended without it (cancel, a failure: resumed at the next offer)."""
-        aid = rec["id"]
-        size = rec["size"]
-        path = self._part(aid)
-        have = _size(path)
-        if have < 0 or have > size:
-            _remove(path)
-            have = 0
-        link, auth = self._link(info)
-        if link is None:
-            self._close(rec, False, ["DOWNLOAD: no plain http link, and TLS is off"])
-            return None
-        self._progress(aid, 1, "download: %d of %d bytes" % (have, size))
-        restarted = False
-        while have < size:
-            self._service()
-            if self._cancel is not None:
-                return None
-            end = have + self.range_size
-            end = (size if end > size else end) - 1
-            headers = auth + (("Range", "bytes=%d-%d" % (have, end)),)
-            try:
-                f = open(path, "ab")
-            except OSError as e:
-                return self._download_failed(rec, "DOWNLOAD: cannot write %s: %s" % (path, e))
-            try:
-                status, n = self.transport.request("GET", link, headers, None, _Sink(f))
-            except FotaError as e:
-                status = e
-            except OSError as e:  # the storage failed under the sink
-                status = FotaError("STORAGE", None, str(e))
-            finally:
-                f.close()
-            if isinstance(status, FotaError):
-                text = "DOWNLOAD: %s; %d of %d bytes on flash" % (status, _size(path), size)
-                return self._download_failed(rec, text)
-            now = _size(path)
-            if status == 200 and have > 0 and not restarted:
-                # The server ignored the Range: the body was the whole file, from 0.
-                _remove(path)
-                have = 0
-                restarted = True
-                continue
-            if status not in (200, 206) and now != have:
-                _remove(path)  # an error page went into the file: start again at the next offer
-            if status not in (200, 206) or now < 0:
-                return self._download_failed(
-                    rec, "DOWNLOAD: HTTP %d; %d of %d bytes on flash" % (status, max(now, 0), size)
-                )
-            if now == have:
-                return self._download_failed(rec, "DOWNLOAD: the server sent no byte at %d" % have)
-            have = now
-        if have != size:
-            _remove(path)
-            return self._download_failed(
-                rec, "DOWNLOAD: %d bytes, the server said %d" % (have, size)
-            )
-        self._say("downloaded", "action %s: %d bytes" % (aid, size))
-        return True
-
-    def _download_failed(self, rec, text):
-        tries = rec.get("tries", 0) + 1
-        self._say("failed", "action %s: %s" % (rec["id"], text))
-        if tries >= DOWNLOAD_TRIES:
-            self._close(rec, False, ["%s (try %d of %d)" % (text, tries, DOWNLOAD_TRIES)])
-        else:
-            self._save(tries=tries)
-            self.client.action = None  # the next poll offers it again: resume then
-        return None
+        self._busy = rec["id"]
+        try:
+            return fleetdl.fetch(self, rec, info)
+        finally:
+            self._busy = None
+            self._cancel = None
+            release("fleetdl")
 
     def _service(self):
         """What is due: the queued feedback and config, and at most one poll with what it
@@ -505,25 +402,6 @@ class Fleet:
             self._exchange(req)
             self._events()
 
-    def _check(self, rec):
-        """The artifact's hash, the SWU's inside; ``(offset, length)`` of the modem's image,
-        or None (the failure is reported)."""
-        aid = rec["id"]
-        path = self._part(aid)
-        self._progress(aid, 2, "check")
-        try:
-            off, length, checked = _verify(path, rec)
-        except (FotaError, OSError) as e:
-            _remove(path)
-            text = str(e) if isinstance(e, FotaError) else "CHECK: cannot read %s: %s" % (path, e)
-            self._close(rec, False, [text])
-            return None
-        finally:
-            release("swu")  # read once per action: its code need not stay in the heap
-        self._save(offset=off, length=length, checked=checked)
-        self._say("checked", "action %s: %s" % (aid, ", ".join(checked)))
-        return off, length
-
     # ------------------------------------------------------------ cancel
     def _on_cancel(self, aid, stop):
         if stop == self._answered:
@@ -533,7 +411,8 @@ class Fleet:
         c = self.client
         if ours and rec.get("state") in _BEFORE_TRANSFER:
             self._cancel = stop if self._busy == stop else None
-            _remove(self._part(stop))
+            self.due = False
+            remove(self._part(stop))
             self._save(state=CANCELLED)
             c.action = None
             c.cancel_feedback(aid, True, ["cancelled before the transfer"], self.clock())
@@ -548,66 +427,30 @@ class Fleet:
         self._answered = stop
 
     # ------------------------------------------------------------ update and result
-    def _run_update(self, rec, window=None, url=None):
-        attempts = rec.get("attempts", 0) + 1
-        self._save(state=UPDATE, attempts=attempts, url=url)
-        self._say("update", "action %s: attempt %d" % (rec["id"], attempts))
-        try:
-            if url is not None:
-                rev = self.updater.update_url(url, rec["source"], rec["target"])
-            else:
-                off, n = window if window is not None else (0, rec["size"])
-                rev = self.updater.update(
-                    self._part(rec["id"]), off, n, rec["source"], rec["target"]
-                )
-        except FotaError as e:
-            self._close(rec, False, _failure(e))
+    def _go(self, url):
+        """The update is allowed: from here the modem's part (``qfota.fleetupd``)."""
+        self._save(state=DUE, url=url)
+        self._modem()
+
+    def _modem(self):
+        """The action in state ``due`` or ``update`` through the updater, then its result;
+        without an updater the caller's (``due``)."""
+        if self.updater is None:
+            self.due = True
             return
-        self._success(rec, rev)
-
-    def _resume_update(self, rec):
-        try:
-            rev = self.updater.recover()
-        except FotaError as e:
-            self._close(rec, False, _failure(e))
-            return
-        self.revision = rev
-        src, tgt = rec.get("source"), rec.get("target")
-        from qfota.session import same_revision
-
-        if tgt and same_revision(rev, tgt) or not tgt and not same_revision(rev, src):
-            self._success(rec, rev)
-        elif same_revision(rev, src) and rec.get("attempts", 0) < MAX_ATTEMPTS:
-            self._say(
-                "resume", "action %s: the modem is on %s still: update again" % (rec["id"], rev)
-            )
-            if rec.get("url"):
-                self._run_update(rec, url=rec["url"])
-            else:
-                self._run_update(rec, window=(rec["offset"], rec["length"]))
-        else:
-            self._close(
-                rec,
-                False,
-                ["RECOVER: the modem runs %s after %d attempts" % (rev, rec.get("attempts", 0))],
-            )
-
-    def _success(self, rec, rev):
-        self.revision = rev
-        details = ["revision %s" % short(rev)]
-        if rec.get("checked"):
-            details.append("checked: " + ", ".join(rec["checked"]))
-        self._close(rec, True, details)
-        self._send_config()
+        j = self.journal
+        path = self._part(j.data["id"])
+        ok, details, rev = run_update(j, self.updater, path, self._say)
+        if rev:
+            self.revision = rev
+        close(j, ok, details, path, self._say)
+        self._post_result(j.data)
+        if ok:
+            self._send_config()
 
     def _close(self, rec, ok, details):
         """Record the result, then post it; ``_sent`` marks it taken."""
-        self._save(state=REPORT, ok=ok, details=details)
-        _remove(self._part(rec["id"]))
-        self._say(
-            "result",
-            "action %s: %s: %s" % (rec["id"], "success" if ok else "failure", "; ".join(details)),
-        )
+        close(self.journal, ok, details, self._part(rec["id"]), self._say)
         self._post_result(self.journal.data)
 
     def _post_result(self, rec):
@@ -635,99 +478,3 @@ class Fleet:
         if rec.get("id") == aid and rec.get("state") == REPORT:
             self._save(state=REPORTED, refused=True)
             self.client.action = None
-
-
-def _verify(path, rec):
-    """The hash the server gave (the strongest ``hashlib`` has), then, in an SWU, the
-    sha256 sw-description gives its image. ``(offset, length, what was checked)``."""
-    import hashlib
-
-    from qfota import swu
-
-    checked = []
-    for alg, want in rec["hashes"]:
-        if hasattr(hashlib, alg):
-            with open(path, "rb") as f:
-                got = swu.hash_window(f, 0, rec["size"], alg)
-            if got != want:
-                raise FotaError(
-                    "CHECK", None, "%s of the artifact is %s, the server says %s" % (alg, got, want)
-                )
-            checked.append(alg)
-            break
-    off, length = 0, rec["size"]
-    if swu.is_swu(path):
-        name, off, length, sha = swu.find_image(path)
-        if sha:
-            checked.append("sha256 of %s in sw-description" % name)
-    if not checked:
-        given = ", ".join(a for a, _ in rec["hashes"]) or "none"
-        raise FotaError(
-            "CHECK", None, "no hash this device can check (the server gave: %s)" % given
-        )
-    return off, length, checked
-
-
-def _failure(e):
-    """Feedback lines of a failure: the stage, the note's code and its meaning."""
-    if e.code is not None:
-        return ["%s: %d: %s" % (e.stage, e.code, e.meaning), str(e)]
-    return [str(e)]
-
-
-class DriverUpdater:
-    """The modem's part of server mode through ``qfota.driver`` over ``port`` (a port or
-    a function that opens one). ``session`` options (timeouts, flow, usb, ...) go to every
-    run; ``update`` options (chunk, lock_heap, download_urcs, ...) to updates only."""
-
-    def __init__(self, port, on_event=None, timeouts=None, usb=False, **update):
-        self.port = port
-        self.on_event = on_event
-        self.common = {"timeouts": timeouts, "usb": usb}
-        self.opts = update
-
-    def revision(self):
-        from qfota.driver import _drive
-        from qfota.session import Session
-
-        s = Session(info=True, **self.common)
-        # The revision steps of the info plan only: its other readers are in qfota.info,
-        # which is not shipped to a board (found on the emulated Pico).
-        s._plan = [n for n in s._plan if n in ("probe", "echo_off", "qgmr", "ati")]
-        return _drive(self.port, s, on_event=self.on_event).revision_before
-
-    def recover(self):
-        from qfota.driver import recover
-
-        s = recover(self.port, on_event=self.on_event, **self.common)
-        return s.revision_after or s.revision_before
-
-    def update(self, path, offset, length, source, target):
-        from qfota.driver import update
-
-        s = update(
-            self.port,
-            path,
-            image_offset=offset,
-            image_length=length,
-            expect_source=source,
-            target=target,
-            on_event=self.on_event,
-            **self.common,
-            **self.opts,
-        )
-        return s.revision_after or s.revision_before
-
-    def update_url(self, url, source, target):
-        from qfota.driver import update
-
-        s = update(
-            self.port,
-            url=url,
-            expect_source=source,
-            target=target,
-            on_event=self.on_event,
-            **self.common,
-            **self.opts,
-        )
-        return s.revision_after or s.revision_before

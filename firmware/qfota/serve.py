@@ -16,7 +16,9 @@ The TargetToken is read from ``token_file`` (one line) and never printed; withou
 file the device polls without ``Authorization`` (a server with device auth off).
 """
 
-from qfota.compat import sleep_ms
+import gc
+
+from qfota.compat import release, sleep_ms
 
 DEFAULTS = {
     "server": None,  # the DDI server's base URL: http(s)://host[:port]; None: staged mode
@@ -34,6 +36,11 @@ DEFAULTS = {
 
 _STEP_MAX_MS = 60_000  # sleep at most this long at a time (a product may want to do more)
 _RX = 4096  # the transport's receive buffer: a body goes to storage in pieces of this
+# The poll phase's modules, released before the update phase (the engine's stay: the app's)
+_POLL = ("fleet", "fleetdl", "ddi", "httpdrv", "httpat", "httpreq", "httptail", "swu", "codes")
+# The engine's modules nothing holds between its runs, released before the poll phase
+# (session, report and app's stay: the app holds them); codes: the meanings of a failure.
+_ENGINE = ("driver", "answers", "recovery", "cut", "checks", "codes")
 
 
 def read_token(path):
@@ -57,48 +64,105 @@ def controller_id(cfg):
     return "qfota-" + binascii.hexlify(machine.unique_id()).decode()  # type: ignore
 
 
-def _Updater(transport, port, **kw):
-    """``qfota.fleet.DriverUpdater`` whose every run ends with ``transport.forget()``: an
-    update reboots the modem, which drops the PDP context and the HTTP settings the
-    transport set (found against the simulator: the result's POST after the upgrade
-    failed with 708, HTTP(S) network not configured)."""
-    from qfota.fleet import DriverUpdater
+def _modem(app, journal, folder, rev, read):
+    """The update phase: the action the journal leaves to the modem (state ``due`` or
+    ``update``), then, with ``read``, the revision when it is not known; the engine alone
+    in the heap. The modem's revision (None when it could not be read)."""
+    from qfota.errors import FotaError
+    from qfota.fleetupd import DUE, UPDATE, DriverUpdater, close, part
+    from qfota.fleetupd import run as run_update
 
-    class Updater(DriverUpdater):
-        def revision(self):
-            try:
-                return DriverUpdater.revision(self)
-            finally:
-                transport.forget()
+    st = journal.data.get("state")
+    if st not in (DUE, UPDATE) and (rev is not None or not read):
+        return rev
 
-        def recover(self):
-            try:
-                return DriverUpdater.recover(self)
-            finally:
-                transport.forget()
+    def said(name, text):
+        app.say("%s: %s" % (name, text))
 
-        def update(self, *a):
-            try:
-                return DriverUpdater.update(self, *a)
-            finally:
-                transport.forget()
+    updater = DriverUpdater(app._open(), on_event=app.rep.event, **app.update_options())
+    if st in (DUE, UPDATE):
+        aid = journal.data["id"]
+        if st == UPDATE:
+            said("resume", "action %s: following the modem after a reset" % aid)
+        path = part(folder, aid)
+        ok, details, got = run_update(journal, updater, path, said)
+        close(journal, ok, details, path, said)
+        rev = got or rev
+    if rev is None and read:
+        try:
+            rev = updater.revision()
+        except FotaError as e:
+            said("failed", "reading the revision: %s" % e)
+    return rev
 
-        def update_url(self, *a):
-            try:
-                return DriverUpdater.update_url(self, *a)
-            finally:
-                transport.forget()
 
-    return Updater(port, **kw)
+def _poll(app, journal, folder, controller, token, rev, steps):
+    """The poll phase: DDI client and the modem's HTTP, until the update phase is due or
+    after ``steps`` steps (None: for ever). How many steps it took; a FotaError when the
+    settings are refused."""
+    from qfota.fleet import Fleet
+    from qfota.httpdrv import ModemTransport
+
+    cfg = app.cfg
+
+    def said(name, text):
+        app.say("%s: %s" % (name, text))
+
+    # A new transport per phase: an update reboots the modem, which drops the PDP context
+    # and the HTTP settings a transport set (found against the simulator: the result's
+    # POST after the upgrade failed with 708, HTTP(S) network not configured).
+    fleet = Fleet(
+        ModemTransport(app._open(), cid=cfg["cid"], apn=cfg["apn"], rx=_RX),
+        None,  # the update phase is ours, with this client out of the heap
+        cfg["server"],
+        cfg["tenant"],
+        controller,
+        token=token,
+        folder=folder,
+        url_mode=cfg["url_mode"],
+        download_auth=cfg["download_auth"],
+        tls=cfg["tls"],
+        on_event=said,
+        sleep_min=cfg["poll_min_s"] * 1000,
+        revision=rev,
+        journal=journal,
+    )
+    fleet.start()
+    n = 0
+    while not fleet.due and (steps is None or n < steps):
+        wait = fleet.step()
+        n += 1
+        if not fleet.due:
+            sleep_ms(wait if wait < _STEP_MAX_MS else _STEP_MAX_MS)
+    return n
+
+
+def _check(cfg, controller, token):
+    """The settings the poll phase takes, checked before anything reaches the modem (its
+    own function: a local of run() holding ddi's code would keep ddi alive)."""
+    from qfota.ddi import Client, target_auth
+    from qfota.httpat import HttpAt
+
+    try:
+        target_auth(token)
+        Client(cfg["server"], cfg["tenant"], controller, sleep_min=cfg["poll_min_s"] * 1000)
+        HttpAt(cfg["cid"], cfg["apn"])
+    finally:
+        for name in _POLL:
+            release(name)
 
 
 def run(app, root):
     """Server mode for ``app`` (a ``qfota.app.App``) with storage at ``root``; returns the
-    exit status after ``polls`` steps (never, by default)."""
+    exit status after ``polls`` steps (never, by default).
+
+    Two phases that never share the heap: polling and downloading (``qfota.fleet``,
+    ``qfota.ddi``, the modem's HTTP), and the modem's update (``qfota.fleetupd`` over the
+    engine), with the action's journal between them; the modules of one are released
+    (``qfota.compat.release``) and collected before the other runs."""
     from qfota.errors import FotaError
-    from qfota.fleet import Fleet
-    from qfota.httpdrv import ModemTransport
-    from qfota.report import EXIT_FAILED, EXIT_OK
+    from qfota.journal import Journal
+    from qfota.report import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 
     cfg = app.cfg
     token = read_token(cfg["token_file"])
@@ -109,49 +173,36 @@ def run(app, root):
     except (ImportError, AttributeError):
         app.say('failed: SERVER: name the device: set "controller" in qfota.cfg')
         return EXIT_FAILED
-    port = app._open()
-    transport = ModemTransport(port, cid=cfg["cid"], apn=cfg["apn"], rx=_RX)
-    updater = _Updater(
-        transport,
-        port,
-        on_event=app.rep.event,
-        timeouts=cfg["timeouts"],
-        flow=cfg["flow"],
-        chunk=cfg["chunk"],
-        lock_heap=cfg["lock_heap"],
-        upgrade_mode=cfg["upgrade_mode"],
-        download_urcs=cfg["download_urcs"],
-        update_urcs=cfg["update_urcs"],
-        min_voltage_mv=cfg["min_voltage_mv"],
-    )
-
-    def said(name, text):
-        app.say("%s: %s" % (name, text))
-
     try:
-        fleet = Fleet(
-            transport,
-            updater,
-            cfg["server"],
-            cfg["tenant"],
-            controller,
-            token=token,
-            folder=root + "/fleet",
-            url_mode=cfg["url_mode"],
-            download_auth=cfg["download_auth"],
-            tls=cfg["tls"],
-            on_event=said,
-            sleep_min=cfg["poll_min_s"] * 1000,
-        )
+        _check(cfg, controller, token)
     except FotaError as e:
-        app.say("failed: %s" % e)
-        return EXIT_FAILED
+        app.say("refused: %s" % e)
+        return EXIT_REFUSED
+    folder = root + "/fleet"
+    journal = Journal(folder + "/action.json")
+    journal.load()
     app.say("server mode: %s, tenant %s, device %s" % (cfg["server"], cfg["tenant"], controller))
-    fleet.start()
     polls = cfg["polls"]
     n = 0
-    while polls is None or n < polls:
-        wait = fleet.step()
-        n += 1
-        sleep_ms(wait if wait < _STEP_MAX_MS else _STEP_MAX_MS)
-    return EXIT_OK
+    rev = None
+    while True:
+        more = polls is None or n < polls
+        # An update the last step left due runs even after the last step, as it did inside it.
+        rev = _modem(app, journal, folder, rev, more)
+        if not more:
+            return EXIT_OK
+        if rev is None:
+            sleep_ms(cfg["poll_min_s"] * 1000)  # the modem did not answer: not at once again
+        for name in _ENGINE:
+            release(name)
+        gc.collect()
+        try:
+            n += _poll(
+                app, journal, folder, controller, token, rev, None if polls is None else polls - n
+            )
+        except FotaError as e:
+            app.say("failed: %s" % e)
+            return EXIT_FAILED
+        for name in _POLL:
+            release(name)
+        gc.collect()

@@ -1,0 +1,168 @@
+"""Server mode's download and check (``qfota.fleet`` loads it for an action's download
+and releases it after the check): the artifact into ``folder/<id>.bin`` in ``Range``
+requests (a reset resumes from the partial file), then its hash and, in an SWU, the
+image's. ``f`` is the ``Fleet``: its transport, journal and feedback.
+"""
+
+from qfota.compat import const, release
+from qfota.errors import FotaError
+from qfota.fleetupd import file_size, remove
+
+DOWNLOAD_TRIES = const(5)  # offers in which a download may fail before the action does
+
+
+def fetch(f, rec, info):
+    """Download, then check; True when both are done, None when this offer ended without
+    (a cancel, a failure: reported, or resumed at the next offer)."""
+    if download(f, rec, info) is None:
+        return None
+    return check(f, rec) is not None
+
+
+class _Sink:
+    """A file as the transport's sink (``write(buf, off, n)``)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, buf, off, n):
+        if off == 0 and n == len(buf):
+            return self.f.write(buf)
+        return self.f.write(memoryview(buf)[off : off + n])
+
+
+def _link(f, info):
+    """The link to download from, and the headers it gets: https where the transport
+    has TLS (on the modem, an SSL context set up for it), else the plain http one
+    hawkBit offers as download-http. ``(None, ())`` when there is none to use."""
+    order = (info["link"], info["link_http"]) if f.tls else (info["link_http"], info["link"])
+    for link in order:
+        if link is not None and (f.tls or link.startswith("http:")):
+            if not f.download_auth or not link.startswith(f.origin):
+                # The token goes to this server only: elsewhere it is fetched without.
+                return link, ()
+            return link, f._auth
+    return None, ()
+
+
+def download(f, rec, info):
+    """The artifact into ``folder/<id>.bin`` in ranges; True when complete, None when
+    this offer ended without it (cancel, a failure: resumed at the next offer)."""
+    aid = rec["id"]
+    size = rec["size"]
+    path = f._part(aid)
+    have = file_size(path)
+    if have < 0 or have > size:
+        remove(path)
+        have = 0
+    link, auth = _link(f, info)
+    if link is None:
+        f._close(rec, False, ["DOWNLOAD: no plain http link, and TLS is off"])
+        return None
+    f._progress(aid, 1, "download: %d of %d bytes" % (have, size))
+    restarted = False
+    while have < size:
+        f._service()
+        if f._cancel is not None:
+            return None
+        end = have + f.range_size
+        end = (size if end > size else end) - 1
+        headers = auth + (("Range", "bytes=%d-%d" % (have, end)),)
+        try:
+            fh = open(path, "ab")
+        except OSError as e:
+            return _failed(f, rec, "DOWNLOAD: cannot write %s: %s" % (path, e))
+        try:
+            status, n = f.transport.request("GET", link, headers, None, _Sink(fh))
+        except FotaError as e:
+            status = e
+        except OSError as e:  # the storage failed under the sink
+            status = FotaError("STORAGE", None, str(e))
+        finally:
+            fh.close()
+        if isinstance(status, FotaError):
+            text = "DOWNLOAD: %s; %d of %d bytes on flash" % (status, file_size(path), size)
+            return _failed(f, rec, text)
+        now = file_size(path)
+        if status == 200 and have > 0 and not restarted:
+            # The server ignored the Range: the body was the whole file, from 0.
+            remove(path)
+            have = 0
+            restarted = True
+            continue
+        if status not in (200, 206) and now != have:
+            remove(path)  # an error page went into the file: start again at the next offer
+        if status not in (200, 206) or now < 0:
+            return _failed(
+                f, rec, "DOWNLOAD: HTTP %d; %d of %d bytes on flash" % (status, max(now, 0), size)
+            )
+        if now == have:
+            return _failed(f, rec, "DOWNLOAD: the server sent no byte at %d" % have)
+        have = now
+    if have != size:
+        remove(path)
+        return _failed(f, rec, "DOWNLOAD: %d bytes, the server said %d" % (have, size))
+    f._say("downloaded", "action %s: %d bytes" % (aid, size))
+    return True
+
+
+def _failed(f, rec, text):
+    tries = rec.get("tries", 0) + 1
+    f._say("failed", "action %s: %s" % (rec["id"], text))
+    if tries >= DOWNLOAD_TRIES:
+        f._close(rec, False, ["%s (try %d of %d)" % (text, tries, DOWNLOAD_TRIES)])
+    else:
+        f._save(tries=tries)
+        f.client.action = None  # the next poll offers it again: resume then
+    return None
+
+
+def check(f, rec):
+    """The artifact's hash, the SWU's inside; ``(offset, length)`` of the modem's image,
+    or None (the failure is reported)."""
+    aid = rec["id"]
+    path = f._part(aid)
+    f._progress(aid, 2, "check")
+    try:
+        off, length, checked = _verify(path, rec)
+    except (FotaError, OSError) as e:
+        remove(path)
+        text = str(e) if isinstance(e, FotaError) else "CHECK: cannot read %s: %s" % (path, e)
+        f._close(rec, False, [text])
+        return None
+    finally:
+        release("swu")  # read once per action: its code need not stay in the heap
+    f._save(offset=off, length=length, checked=checked)
+    f._say("checked", "action %s: %s" % (aid, ", ".join(checked)))
+    return off, length
+
+
+def _verify(path, rec):
+    """The hash the server gave (the strongest ``hashlib`` has), then, in an SWU, the
+    sha256 sw-description gives its image. ``(offset, length, what was checked)``."""
+    import hashlib
+
+    from qfota import swu
+
+    checked = []
+    for alg, want in rec["hashes"]:
+        if hasattr(hashlib, alg):
+            with open(path, "rb") as f:
+                got = swu.hash_window(f, 0, rec["size"], alg)
+            if got != want:
+                raise FotaError(
+                    "CHECK", None, "%s of the artifact is %s, the server says %s" % (alg, got, want)
+                )
+            checked.append(alg)
+            break
+    off, length = 0, rec["size"]
+    if swu.is_swu(path):
+        name, off, length, sha = swu.find_image(path)
+        if sha:
+            checked.append("sha256 of %s in sw-description" % name)
+    if not checked:
+        given = ", ".join(a for a, _ in rec["hashes"]) or "none"
+        raise FotaError(
+            "CHECK", None, "no hash this device can check (the server gave: %s)" % given
+        )
+    return off, length, checked

@@ -1,0 +1,184 @@
+"""Server mode's update phase: the modem's part of an action, from the action's journal
+(``folder/action.json``, see ``qfota.fleet``) alone, so that it runs without the DDI
+client and the HTTP transport in the heap (``qfota.serve`` releases them first).
+
+``run(journal, updater, part, say)`` takes an action in state ``due`` (downloaded, checked,
+allowed: nothing sent to the modem yet) or ``update`` (the modem may be inside the transfer
+or the upgrade: ``recover()`` follows it first), and returns ``(ok, details, revision)``;
+``close`` then records the result (state ``report``) for the server to be told.
+"""
+
+import os
+
+from qfota.errors import FotaError
+
+MAX_ATTEMPTS = 3  # updates begun for one action (a reset mid-transfer re-runs it)
+
+# Journal states of this phase (the others are in qfota.fleet).
+DUE = "due"  # downloaded, checked, update allowed; the modem has been sent nothing
+UPDATE = "update"  # the modem may be inside the transfer or the upgrade
+REPORT = "report"  # the result, not yet taken by the server
+
+
+def part(folder, aid):
+    """The file action ``aid``'s artifact is downloaded into."""
+    return "%s/%s.bin" % (folder, aid)
+
+
+def file_size(path):
+    """The size of the file at ``path``; -1 when there is none."""
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return -1
+
+
+def remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def save(journal, say, **changes):
+    """``journal.save``; a journal that cannot be written is reported and the action goes
+    on (its record in RAM still holds): only an MCU reset in that window could repeat or
+    lose a step."""
+    try:
+        journal.save(**changes)
+    except OSError as e:
+        journal.data.update(changes)
+        say("failed", "journal not written (%s): a reset now may repeat a step" % e)
+
+
+def short(revision):
+    """``EC200TCNDAR02A07M16_01.001.01.001`` -> ``EC200TCNDAR02A07M16``."""
+    return revision.split("_")[0] if revision else revision
+
+
+def failure(e):
+    """Feedback lines of a failure: the stage, the note's code and its meaning."""
+    if e.code is not None:
+        return ["%s: %d: %s" % (e.stage, e.code, e.meaning), str(e)]
+    return [str(e)]
+
+
+def run(journal, updater, part, say):
+    """The action ``journal`` holds (state ``due`` or ``update``) through ``updater``;
+    ``part``: its downloaded file. ``(ok, details, revision or None)``."""
+    rec = journal.data
+    if rec.get("state") == UPDATE:
+        return _resume(journal, updater, part, say)
+    return _update(journal, updater, part, say)
+
+
+def _update(journal, updater, part, say):
+    rec = journal.data
+    attempts = rec.get("attempts", 0) + 1
+    save(journal, say, state=UPDATE, attempts=attempts)
+    say("update", "action %s: attempt %d" % (rec["id"], attempts))
+    try:
+        url = rec.get("url")
+        if url:
+            rev = updater.update_url(url, rec["source"], rec["target"])
+        else:
+            off, n = rec.get("offset", 0), rec.get("length", rec["size"])
+            rev = updater.update(part, off, n, rec["source"], rec["target"])
+    except FotaError as e:
+        return False, failure(e), None
+    return True, _success(rec, rev), rev
+
+
+def _success(rec, rev):
+    details = ["revision %s" % short(rev)]
+    if rec.get("checked"):
+        details.append("checked: " + ", ".join(rec["checked"]))
+    return details
+
+
+def _resume(journal, updater, part, say):
+    rec = journal.data
+    try:
+        rev = updater.recover()
+    except FotaError as e:
+        return False, failure(e), None
+    src, tgt = rec.get("source"), rec.get("target")
+    from qfota.session import same_revision
+
+    if tgt and same_revision(rev, tgt) or not tgt and not same_revision(rev, src):
+        return True, _success(rec, rev), rev
+    if same_revision(rev, src) and rec.get("attempts", 0) < MAX_ATTEMPTS:
+        say("resume", "action %s: the modem is on %s still: update again" % (rec["id"], rev))
+        return _update(journal, updater, part, say)
+    why = "RECOVER: the modem runs %s after %d attempts" % (rev, rec.get("attempts", 0))
+    return False, [why], rev
+
+
+def close(journal, ok, details, part, say):
+    """Record the result (state ``report``) and remove the downloaded file; the client
+    posts it (``qfota.fleet``), once."""
+    save(journal, say, state=REPORT, ok=ok, details=details)
+    remove(part)
+    say(
+        "result",
+        "action %s: %s: %s"
+        % (journal.data["id"], "success" if ok else "failure", "; ".join(details)),
+    )
+
+
+class DriverUpdater:
+    """The modem's part of server mode through ``qfota.driver`` over ``port`` (a port or
+    a function that opens one). ``session`` options (timeouts, flow, usb, ...) go to every
+    run; ``update`` options (chunk, lock_heap, download_urcs, ...) to updates only."""
+
+    def __init__(self, port, on_event=None, timeouts=None, usb=False, **update):
+        self.port = port
+        self.on_event = on_event
+        self.common = {"timeouts": timeouts, "usb": usb}
+        self.opts = update
+
+    def revision(self):
+        from qfota.driver import _drive
+        from qfota.session import Session
+
+        s = Session(info=True, **self.common)
+        # The revision steps of the info plan only: its other readers are in qfota.info,
+        # which is not shipped to a board (found on the emulated Pico).
+        s._plan = [n for n in s._plan if n in ("probe", "echo_off", "qgmr", "ati")]
+        return _drive(self.port, s, on_event=self.on_event).revision_before
+
+    def recover(self):
+        from qfota.driver import recover
+
+        s = recover(self.port, on_event=self.on_event, **self.common)
+        return s.revision_after or s.revision_before
+
+    def update(self, path, offset, length, source, target):
+        from qfota.driver import update
+
+        s = update(
+            self.port,
+            path,
+            image_offset=offset,
+            image_length=length,
+            expect_source=source,
+            target=target,
+            on_event=self.on_event,
+            **self.common,
+            **self.opts,
+        )
+        return s.revision_after or s.revision_before
+
+    def update_url(self, url, source, target):
+        from qfota.driver import update
+
+        s = update(
+            self.port,
+            url=url,
+            expect_source=source,
+            target=target,
+            on_event=self.on_event,
+            **self.common,
+            **self.opts,
+        )
+        return s.revision_after or s.revision_before
