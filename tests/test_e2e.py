@@ -98,36 +98,19 @@ def test_happy(runtime, args, image):
         assert "AT+IFC=2,2" in m.commands
 
 
-# fault -> (stage, code, text in the last line, exit status)
-FAULTS = {
-    "qfotadl-error": ("QFOTADL", None, "modem answered ERROR", 1),
-    "cme-error": ("QFOTADL", None, "+CME ERROR: 3", 1),
-    "no-filestart": ("FILESTART", None, 'timeout after 1 s: no +QIND: "FOTA","FILESTART"', 4),
-    "fileend-500": ("FILEEND", 500, "500: File download error", 3),
-    "end-504": ("END", 504, "504: FOTA upgrade failed", 3),
-    "end-506": ("END", 506, "506: FOTA firmware MD5 check error", 3),
-    # STREAM, or FILEEND when the pty had taken the last byte before the modem reset.
-    "reset-mid-transfer": (
-        ("STREAM", "FILEEND"),
-        None,
-        "the modem rebooted (RDY) during the download",
-        1,
-    ),
-    "silent-after-reboot": ("REBOOT", None, "did not answer AT after its reboot", 4),
-    "no-start": ("START", None, 'no +QIND: "FOTA","START"', 4),
-    "stall": ("STREAM", None, "took no byte", 4),
-}
+# The faults an update fails on, and how: from the simulator's own rows (model.FAULTS).
+FAULTS = [f for f in sim_model.FAULT_NAMES if sim_model.fault_outcome(f)]
+SURVIVED = [f for f in sim_model.FAULT_NAMES if not sim_model.fault_outcome(f)]
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_fault(runtime, fault, image):
-    stage, code, text, status = FAULTS[fault]
+    stages, code, status, text = sim_model.fault_outcome(fault)
     m, sim = simulate(image, faults=(fault,))
     with sim:
         proc = run_update(sim.path, image, runtime, "--download-urcs", "10")
     assert proc.returncode == status, proc.stdout + proc.stderr
-    stages = stage if isinstance(stage, tuple) else (stage,)
     assert any(proc.last.startswith("qfota: failed: %s: " % s) for s in stages), proc.stdout
     if code is not None:
         assert ": %d: " % code in proc.last, proc.last
@@ -136,7 +119,7 @@ def test_fault(runtime, fault, image):
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-@pytest.mark.parametrize("fault", ["garbage", "incomplete-urc", "no-qgmr"])
+@pytest.mark.parametrize("fault", SURVIVED)
 def test_survivable_faults(runtime, fault, image):
     m, sim = simulate(image, faults=(fault,))
     with sim:

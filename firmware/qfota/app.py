@@ -49,12 +49,14 @@ import json
 import os
 
 from qfota import session as S
-from qfota.compat import const
+from qfota.at import SAFE
+from qfota.compat import const, release
 from qfota.defaults import DEFAULTS as ENGINE
 from qfota.driver import recover, update
 from qfota.errors import REFUSED as KIND_REFUSED
 from qfota.errors import FotaError
 from qfota.journal import Journal as _Journal
+from qfota.recovery import stages
 from qfota.report import (
     EXIT_FAILED,
     EXIT_OK,
@@ -67,18 +69,30 @@ FOTA_DIR = "fota"  # under the storage root, as ``qfota stage --to :/sd/fota`` l
 CONFIG = "qfota.cfg"
 _BUF = const(2048)  # hashing buffer: a multiple of the 512-byte SD block
 
-DEFAULTS = {
-    "image": None,  # the image's file name in fota/; None: the only manifest there
-    "flow": ENGINE["flow"],  # "hw" (RTS/CTS, AT+IFC=2,2) or "none" (paced 32-byte pieces)
-    "upgrade_mode": ENGINE["upgrade_mode"],
-    "download_urcs": ENGINE["download_urcs"],
-    "update_urcs": ENGINE["update_urcs"],
-    "min_voltage_mv": 3500,  # refuse below (AT+CBC); None skips the check
-    "max_attempts": 3,  # transfers begun for one image before the app gives up on it
-    "chunk": ENGINE["chunk"],  # bytes read from the card per write loop (a multiple of 512)
-    "lock_heap": False,
-    "timeouts": None,  # {"end_ms": ...}: see qfota.defaults.TIMEOUTS
-}
+_FROM_MANIFEST = ("expect_source", "target")  # the engine's options the manifest sets
+
+
+def _defaults():
+    # The engine's options (qfota.checks.OPTIONS: one table for the session, the CLI and
+    # this app) and the app's own; all of them may be set in qfota.cfg.
+    from qfota.checks import OPTIONS
+
+    d = {
+        "image": None,  # the image's file name in fota/; None: the only manifest there
+        "max_attempts": 3,  # transfers begun for one image before the app gives up on it
+        "chunk": ENGINE["chunk"],  # bytes read from the card per write loop (a multiple of 512)
+        "lock_heap": False,
+    }
+    for row in OPTIONS:
+        if row[0] not in _FROM_MANIFEST:
+            d[row[0]] = row[2]
+    d["min_voltage_mv"] = 3500  # unattended: refuse below (AT+CBC); None skips the check
+    return d
+
+
+DEFAULTS = _defaults()
+_SESSION = tuple(k for k in DEFAULTS if k not in ("image", "max_attempts", "chunk", "lock_heap"))
+release("checks")
 
 # Journal states.
 RUNNING = "running"
@@ -88,8 +102,10 @@ REFUSED = "refused"  # bad image, wrong revision, low supply: no transfer began
 FAILED = "failed"
 
 # Stages after which the modem may be inside a FOTA transfer or upgrade: a restart
-# must go through recover() before anything else is sent.
-_SAFE_STAGES = ("",) + S.SAFE_STAGES
+# must go through recover() before anything else is sent (derived from qfota.steps).
+_SAFE_STAGES = ("",) + stages(SAFE)
+release("steps")
+release("recovery")
 
 
 def _server_defaults():
@@ -263,14 +279,18 @@ class App:
         except ValueError as e:
             self.say("ignoring %s: %s" % (path, e))
             return
+        from qfota.checks import OPTIONS, why
+
+        rules = {row[0]: row[3] for row in OPTIONS}
         for k in cfg:
-            if k in DEFAULTS or k in _server_defaults():
-                self.cfg[k] = cfg[k]
-            else:
+            bad = k in rules and cfg[k] is not None and why(rules[k], cfg[k])
+            if k not in DEFAULTS and k not in _server_defaults():
                 self.say("ignoring unknown setting %r in %s" % (k, path))
-        if self.cfg["flow"] not in ("hw", "none"):
-            self.say("flow must be hw or none, not %r: using hw" % (self.cfg["flow"],))
-            self.cfg["flow"] = "hw"
+            elif bad:
+                self.say("ignoring %s in %s: %s %s" % (k, path, k, bad))
+            else:
+                self.cfg[k] = cfg[k]
+        release("checks")
 
     def _open(self):
         if self.port is None:
@@ -361,15 +381,10 @@ class App:
                 image=image,
                 chunk=cfg["chunk"],
                 lock_heap=cfg["lock_heap"],
-                upgrade_mode=cfg["upgrade_mode"],
-                download_urcs=cfg["download_urcs"],
-                update_urcs=cfg["update_urcs"],
-                flow=cfg["flow"],
-                min_voltage_mv=cfg["min_voltage_mv"],
-                timeouts=cfg["timeouts"],
                 expect_source=m["source_revision"],
                 target=m["target_revision"],
                 on_event=self._event,
+                **{k: cfg[k] for k in _SESSION},
             )
         except FotaError as e:
             if e.kind == KIND_REFUSED:

@@ -30,6 +30,14 @@ NEXT = const(1)
 OPTIONAL = const(2)
 RETRY = const(3)
 SKIP = const(1)  # a reader's answer: the step after this one is not needed
+# What a run cut in a step's stage leaves the modem doing (a row's "cut"): nothing of a
+# transfer reached it; inside a FILE transfer; downloading by itself; maybe upgrading;
+# the upgrade is over.
+SAFE = const(0)
+TRANSFER = const(1)
+DOWNLOAD = const(2)
+UPGRADE = const(3)
+ENDED = const(4)
 
 BODY_MAX = const(20)  # lines kept of one response (16 PDP contexts fit)
 _PLUS = const(43)

@@ -5,6 +5,7 @@ Everything else in ``qfota`` runs unchanged on both interpreters::
     from qfota.compat import const, ticks_ms, ticks_diff, sleep_ms
 """
 
+import gc
 import sys
 
 MICROPYTHON = sys.implementation.name == "micropython"
@@ -14,13 +15,15 @@ def release(name):
     """Forget module ``qfota.<name>`` so that its code can be collected once nothing else
     holds it (MicroPython keeps bytecode in the heap). The next import loads it afresh.
     A no-op on CPython, where code costs nothing that matters here and a test may hold
-    the module it patched."""
+    the module it patched. Collects at once: the next module loaded (the session loads
+    ``checks``, then ``steps``) then finds the room, and a small heap stays in one piece."""
     if MICROPYTHON:
         sys.modules.pop("qfota." + name, None)
         try:
             delattr(sys.modules["qfota"], name)  # import set it on the package
         except (KeyError, AttributeError):
             pass
+        gc.collect()
 
 
 if MICROPYTHON:

@@ -102,13 +102,17 @@ def _gap_error(s, gap):
 def changed(d, got):
     """Driver ``d``'s package file ended early (``got`` 0) or is not the one it began to
     send: stop before its last bytes go out (the session is aborted; raises its error)."""
-    from qfota.driver import _stamp
+    import os
+
     from qfota.recovery import advice
 
     s = d.session
     if got:
-        now = _stamp(d.path)
-        how = "%d bytes, modified, was %d" % (now[0], d.stamp[0])
+        try:
+            size = os.stat(d.path)[6]  # not qfota.driver's _stamp: no import circle
+        except OSError:
+            size = -1
+        how = "%d bytes, modified, was %d" % (size, d.stamp[0])
     else:
         how = "it ended at %d of %d bytes" % (s.sent, s.length)
     s.abort(

@@ -56,16 +56,12 @@ def show_info(s, out, as_json=False):
     return 0
 
 
-def got_ifc(s, body, now):
-    if body:
-        s.flow_setting = body[0].split(":", 1)[1].strip().replace('"usbifc",', "")
-
-
-def got_cgsn(s, body, now):
-    """``AT+CGSN``: the IMEI (15 digits; some firmware put ``+CGSN:`` before it). Kept only
-    when it is digits: it names the device to a server (``qfota agent``)."""
+def cgsn(body):
+    """``AT+CGSN``: the IMEI (15 digits; some firmware put ``+CGSN:`` before it), a reader
+    of the info plan (host only, as this module): kept only when it is digits, it names
+    the device to a server (``qfota agent``)."""
     for line in body:
         v = line.split(":", 1)[-1].strip().strip('"')
         if 14 <= len(v) <= 17 and v.isdigit():
-            s.imei = v
-            return
+            return "imei", v
+    return "imei", None

@@ -1,4 +1,5 @@
-"""URL rules of the note (chapter 3.2.1.1/3.2.1.2) and password redaction.
+"""URL rules of the note (chapter 3.2.1.1/3.2.1.2) and password redaction. Loaded only
+for URL mode (``qfota.checks``); the PDP steps' answers are read by ``qfota.answers``.
 
 >>> check_url("ftp://test:secret@10.0.0.1:2121/EC200T.bin")[0]
 'ftp'
@@ -7,8 +8,6 @@
 """
 
 from qfota.errors import redact, refuse  # noqa: F401 - redact is used from here
-from qfota.session import EV_LOG
-from qfota.steps import SKIP
 
 URL_MAX = 255  # <url>: maximum length 255 bytes
 FTP_FIELD_MAX = 50  # <username>, <password>, <serverURL>, <file_path>: 50 bytes each
@@ -76,28 +75,3 @@ def check_url(url):
     elif not path:
         _refuse("has no file path", url)
     return scheme, user, password, host, port, path
-
-
-# ---- the PDP steps' answers (qfota.steps names them "urls.<function>")
-def got_qiact(s, body, now):
-    # +QIACT: <cid>,<state>,<type>[,<address>]
-    pdp = []
-    for line in body:
-        fields = line[7:].replace(" ", "").split(",")
-        if len(fields) > 1 and fields[0].isdigit() and fields[1].isdigit():
-            pdp.append((int(fields[0]), int(fields[1])))
-    s.pdp = pdp
-    for cid, state in pdp:
-        if cid == s.cid and state == 1:
-            return SKIP  # already active: no AT+QIACT=<cid>
-    s._pdp_inactive = True
-    return None
-
-
-def qiact_error(s, what, now):
-    if s._pdp_inactive:
-        s._fail(None, "modem answered %s to AT+QIACT=%d" % (what, s.cid))
-    # AT+QIACT? was not answered, so the context may be active already (modems answer
-    # ERROR then): go on; the download says 708/605 if the network is not there.
-    s._event(EV_LOG, "AT+QIACT=%d answered %s: the context may be active already" % (s.cid, what))
-    s._next(now)
