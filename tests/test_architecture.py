@@ -7,13 +7,15 @@ from pathlib import Path
 import pytest
 
 import qfota
+from qfota import info, steps, urls
 from qfota import session as S
-from qfota import steps
 from qfota.at import SAFE, TRANSFER
 from qfota.checks import OPTIONS, why
 from qfota.recovery import stages
 
 ENGINE = Path(qfota.__file__).resolve().parent
+# Every step's row: the update's (qfota.steps), URL mode's (qfota.urls), info's (qfota.info).
+ROWS = {**steps.STEPS, **urls.STEPS, **info.STEPS}
 
 
 def _imports(path):
@@ -96,15 +98,15 @@ def test_readers_neither_import_nor_move_the_session():
 # ---------------------------------------------------------------- stages
 def all_stages():
     """Every stage a session reports: its rows', the URC states, the machine's."""
-    out = {row[0] for row in steps.STEPS.values()}
+    out = {row[0] for row in ROWS.values()}
     out |= set(steps.URC_STATES)
-    out |= {nxt for nxt in S._URC_NEXT.values()} | {st for st, _k in S._URC_NEXT}
+    out |= {nxt for nxt in steps.URC_NEXT.values()} | {st for st, _k in steps.URC_NEXT}
     return out
 
 
 def test_every_stage_is_classified_once():
     cuts = {}
-    for row in steps.STEPS.values():
+    for row in ROWS.values():
         cuts.setdefault(row[0], set()).add(row[6])
     for state, row in steps.URC_STATES.items():
         cuts.setdefault(state, set()).add(row[1])
@@ -204,8 +206,12 @@ def test_the_app_takes_every_option_but_the_manifests():
     from qfota import app
 
     names = {row[0] for row in OPTIONS}
-    assert set(app.DEFAULTS) >= names - set(app._FROM_MANIFEST)
-    assert set(app._SESSION) == names - set(app._FROM_MANIFEST)
+    assert set(app.defaults()) >= names - set(app._FROM_MANIFEST)
+
+    class Board:
+        JOURNAL_PATH = "/nonexistent/qfota_journal.json"
+
+    assert set(app.App(Board).options) == names - set(app._FROM_MANIFEST)
 
 
 def test_a_gated_option_puts_its_step_in_the_plan():

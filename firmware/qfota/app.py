@@ -14,7 +14,7 @@ What it does, in this order (every step can stop it, with a line saying why):
    an error or a silent modem -> a stated failure, nothing more is sent.
 2. Mounts storage (``board.mount_storage()``) and reads ``fota/<image>.json``, the manifest
    ``qfota stage`` writes: ``{"file", "length", "sha256", "md5", "source_revision",
-   "target_revision"}``; ``fota/qfota.cfg`` (JSON, optional) overrides ``DEFAULTS``.
+   "target_revision"}``; ``fota/qfota.cfg`` (JSON, optional) overrides ``defaults()``.
 3. Hashes the image on the device (sha256, and md5 where ``hashlib`` has it) and refuses
    a mismatch before the port is even opened.
 4. Runs ``qfota.driver.update``: the modem's revision is checked as soon as it is read
@@ -56,7 +56,6 @@ from qfota.driver import recover, update
 from qfota.errors import REFUSED as KIND_REFUSED
 from qfota.errors import FotaError
 from qfota.journal import Journal as _Journal
-from qfota.recovery import stages
 from qfota.report import (
     EXIT_FAILED,
     EXIT_OK,
@@ -70,11 +69,21 @@ CONFIG = "qfota.cfg"
 _BUF = const(2048)  # hashing buffer: a multiple of the 512-byte SD block
 
 _FROM_MANIFEST = ("expect_source", "target")  # the engine's options the manifest sets
+_OWN = ("image", "max_attempts", "chunk", "lock_heap")  # the app's settings, not the engine's
+
+# Journal states.
+RUNNING = "running"
+DONE = "done"  # the modem runs the target revision after our update
+CURRENT = "current"  # it already ran the target revision: nothing sent
+REFUSED = "refused"  # bad image, wrong revision, low supply: no transfer began
+FAILED = "failed"
 
 
-def _defaults():
-    # The engine's options (qfota.checks.OPTIONS: one table for the session, the CLI and
-    # this app) and the app's own; all of them may be set in qfota.cfg.
+def defaults():
+    """The settings ``qfota.cfg`` may hold, with their defaults: the engine's options
+    (``qfota.checks.OPTIONS``: one table for the session, the CLI and this app) and the
+    app's own. Made when asked, not at import: the table is loaded and released here, so
+    it leaves no hole under what the app keeps."""
     from qfota.checks import OPTIONS
 
     d = {
@@ -87,25 +96,20 @@ def _defaults():
         if row[0] not in _FROM_MANIFEST:
             d[row[0]] = row[2]
     d["min_voltage_mv"] = 3500  # unattended: refuse below (AT+CBC); None skips the check
+    OPTIONS = None
+    release("checks")
     return d
 
 
-DEFAULTS = _defaults()
-_SESSION = tuple(k for k in DEFAULTS if k not in ("image", "max_attempts", "chunk", "lock_heap"))
-release("checks")
+def _safe(stage):
+    # Is ``stage`` one after which the modem cannot be inside a FOTA transfer or upgrade?
+    # Derived from qfota.steps' rows, loaded only when a journal asks and released.
+    from qfota.recovery import stages
 
-# Journal states.
-RUNNING = "running"
-DONE = "done"  # the modem runs the target revision after our update
-CURRENT = "current"  # it already ran the target revision: nothing sent
-REFUSED = "refused"  # bad image, wrong revision, low supply: no transfer began
-FAILED = "failed"
-
-# Stages after which the modem may be inside a FOTA transfer or upgrade: a restart
-# must go through recover() before anything else is sent (derived from qfota.steps).
-_SAFE_STAGES = ("",) + stages(SAFE)
-release("steps")
-release("recovery")
+    safe = stage == "" or stage in stages(SAFE)
+    for name in ("steps", "urls", "info", "recovery"):
+        release(name)
+    return safe
 
 
 def _server_defaults():
@@ -122,7 +126,7 @@ class Journal(_Journal):
     def in_flight(self):
         """True when an update may have reached the modem and was not seen to its end."""
         d = self.data
-        return d.get("state") in (RUNNING, FAILED) and d.get("stage", "") not in _SAFE_STAGES
+        return d.get("state") in (RUNNING, FAILED) and not _safe(d.get("stage", ""))
 
 
 def _hex(h):
@@ -232,7 +236,8 @@ class App:
         self.board = board
         self.rep = Reporter(out)
         self.journal = Journal(board.JOURNAL_PATH)
-        self.cfg = dict(DEFAULTS)
+        self.cfg = defaults()
+        self.options = tuple(k for k in self.cfg if k not in _OWN)  # the session's keywords
         self.cfg.update(getattr(board, "SETTINGS", None) or {})
         self.port = None
         self.manifest = None
@@ -284,7 +289,7 @@ class App:
         rules = {row[0]: row[3] for row in OPTIONS}
         for k in cfg:
             bad = k in rules and cfg[k] is not None and why(rules[k], cfg[k])
-            if k not in DEFAULTS and k not in _server_defaults():
+            if k not in self.options and k not in _OWN and k not in _server_defaults():
                 self.say("ignoring unknown setting %r in %s" % (k, path))
             elif bad:
                 self.say("ignoring %s in %s: %s %s" % (k, path, k, bad))
@@ -384,7 +389,7 @@ class App:
                 expect_source=m["source_revision"],
                 target=m["target_revision"],
                 on_event=self._event,
-                **{k: cfg[k] for k in _SESSION},
+                **{k: cfg[k] for k in self.options},
             )
         except FotaError as e:
             if e.kind == KIND_REFUSED:

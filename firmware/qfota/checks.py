@@ -48,20 +48,20 @@ OPTIONS = (
 def bad_char(text, extra=""):
     """The first character of ``text`` that must not stand inside an AT command, described;
     None when there is none. CR/LF would end the command line, a quote the string."""
-    for ch in text:
-        o = ord(ch)
-        if ch == "\r":
+    ex = extra.encode()
+    for o in text.encode():  # bytes: a str's characters would each be interned (qstrs)
+        if o == 13:
             return "a carriage return (CR)"
-        if ch == "\n":
+        if o == 10:
             return "a line feed (LF)"
-        if ch == '"':
+        if o == 34:
             return "a double quote"
         if o < 32 or o == 127:
             return "a control character (0x%02x)" % o
         if o > 126:
             return "a non-ASCII character"
-        if ch in extra:
-            return "a %r" % ch
+        if o in ex:
+            return "a %r" % chr(o)
     return None
 
 

@@ -12,13 +12,12 @@ A driver (``qfota.driver``) owns the port, the clock and the package file::
         s.poll(now)                    # deadlines and probes
     if s.error: raise s.error
 
-Two phases. Up to ``AT+QFOTADL`` the session runs a plan of AT steps (``qfota.steps``:
-a table; the readers of ``qfota.answers`` return what they read). After it, the note's
-URCs move it through the states of ``_URC_NEXT``, then a last plan (VERIFY) reads the
-revision the modem runs after its reboot. The state moves here only (in the manner of
-h11's ``_state.py``). ``state`` is a step's name, a URC state, ``"DONE"`` or
-``"FAILED"`` (``error`` holds the ``FotaError``, ``stage`` where it failed). Nothing here
-sleeps, reads a clock, touches a port or calls back into the caller.
+Up to ``AT+QFOTADL`` the session runs a plan of AT steps (``qfota.steps``, rows of data;
+the readers of ``qfota.answers`` return what they read); then the note's URCs move it
+through ``steps.URC_NEXT``; a last plan (VERIFY) reads the revision after the reboot.
+The state moves here only (h11's ``_state.py``): ``state`` is a step's name, a URC state,
+``"DONE"`` or ``"FAILED"`` (``error`` holds the ``FotaError``). Nothing here sleeps,
+reads a clock, touches a port or calls back into the caller.
 """
 
 from qfota import urc
@@ -54,35 +53,6 @@ EV_RX = const(9)  # a: line received (redacted)
 EV_DONE = const(10)  # a: revision after (or now, for info and "current")
 CHATTY_EVENTS = (EV_LOG, EV_TX, EV_RX, EV_DOWNLOADING, EV_UPDATING, EV_SENT)
 
-# The URC phase, in the manner of h11: (state, URC) -> next state. The states are the
-# note's words. URCs not listed are logged and ignored; codes and progress are in code.
-_URC_NEXT = {
-    ("FILESTART", urc.FILESTART): "STREAM",
-    ("STREAM", urc.FILEEND): "START",
-    ("FILEEND", urc.FILEEND): "START",
-    ("FTPSTART", urc.FTPSTART): "FTPEND",
-    ("FTPSTART", urc.FTPEND): "START",
-    ("FTPEND", urc.FTPEND): "START",
-    ("HTTPSTART", urc.HTTPSTART): "HTTPEND",
-    ("HTTPSTART", urc.HTTPEND): "START",
-    ("HTTPEND", urc.HTTPEND): "START",
-    ("START", urc.START): "UPDATING",
-    ("START", urc.UPDATING): "UPDATING",  # a START line lost or garbled
-    ("START", urc.RESTORE): "UPDATING",
-    ("START", urc.END): "REBOOT",
-    ("UPDATING", urc.END): "REBOOT",
-    # listening: the modem may be anywhere in an update begun before we started
-    ("RECOVER", urc.START): "UPDATING",
-    ("RECOVER", urc.UPDATING): "UPDATING",
-    ("RECOVER", urc.RESTORE): "UPDATING",
-    ("RECOVER", urc.END): "REBOOT",
-}
-_START_OF = {"file": urc.FILESTART, "ftp": urc.FTPSTART, "http": urc.HTTPSTART}
-_KINDS_OF = {
-    "file": (urc.FILESTART, urc.FILEEND),
-    "ftp": (urc.FTPSTART, urc.FTPEND),
-    "http": (urc.HTTPSTART, urc.HTTPEND),
-}
 _DOWNLOAD_KINDS = (urc.FTPSTART, urc.FTPEND, urc.HTTPSTART, urc.HTTPEND, urc.FILESTART, urc.FILEEND)
 _END_KINDS = (urc.FILEEND, urc.FTPEND, urc.HTTPEND, urc.END)
 _PROBE_EVERY = const(1000)  # ms between probes
@@ -109,12 +79,30 @@ class Session:
     ``recover=True``, following an update begun before to its end; or, with
     ``info=True``, reading the modem's state and changing nothing.
 
-    ``options``: the rows of ``qfota.checks.OPTIONS`` (upgrade_mode, flow, min_voltage_mv,
-    expect_source, target, timeouts...), all checked here, before a byte goes out.
-    ``listen_first``: listen quietly for ``fileend_ms`` before the first probe (the last
-    run may have cut a transfer; default: only for ``recover``). ``table``/``plan``: the
-    step rows and the plan function, instead of ``qfota.steps``'s (a step of one's own).
+    ``options``: the rows of ``qfota.checks.OPTIONS``, all checked here, before a byte
+    goes out. ``listen_first``: listen quietly for ``fileend_ms`` before the first probe
+    (the last run may have cut a transfer; default: only for ``recover``).
+    ``table``/``plan``: the step rows and the plan function, instead of ``qfota.steps``'s.
     """
+
+    # What the modem told us and how far the run got: class defaults, set on the instance
+    # only when they change, so its attribute table stays small (one contiguous block).
+    revision_before = revision_after = voltage_mv = rssi = imei = pdp = None
+    supported = flow_setting = None  # AT+QFOTADL=? ranges; info: AT+IFC? as read
+    recovered = None  # listening: the last download/upgrade URC seen ("FILEEND 500")
+    end_code = result = error = None  # END's <err>; "updated" | "current" | "recovered" | "info"
+    sent = stream_ms = downloading = updating = reboots = events_dropped = 0
+    streaming = False
+    state = ""  # a step's name, a URC state, "DONE" or "FAILED"
+    _stage = _deadline = _out = None
+    _phase = ()  # type: tuple[str, ...] | list[str]  # the plan being run, and the step in it
+    _i = _now = _probes = _resend_at = _quiet_until = _restarts = 0
+    _wait_key = "probe_ms"
+    _answered = False  # a probe was answered: waiting out the others' OKs
+    _early = False  # FILESTART/FTPSTART before the OK to AT+QFOTADL
+    _pdp_inactive = False  # AT+QIACT? said the context is not active
+    _heard = False  # listening: a FOTA URC of an earlier update came
+    _dl_max = _up_max = _t_stream = _next_report = 0
 
     def __init__(
         self,
@@ -132,8 +120,7 @@ class Session:
         self.mode = "recover" if recover else "info" if info else "update"
         from qfota import checks
 
-        o = checks.session_options(length, url, protocol_download, self.mode, options)
-        self.opt = o  # type: dict
+        o = self.opt = checks.session_options(length, url, protocol_download, self.mode, options)
         del checks  # with the release, nothing holds it: its code can be collected
         release("checks")
         self.scheme = o["scheme"]
@@ -148,61 +135,23 @@ class Session:
         self.recover = recover
         self.listen_first = recover if listen_first is None else listen_first
         self.trace = trace  # report every line sent and received (EV_TX, EV_RX)
-
-        # The plan and the rows of its steps, taken from the table once; then the table
-        # is released (on MicroPython its code and data are heap).
+        # The plan, the rows of its steps and the URC tables, taken from qfota.steps once;
+        # then the module is released (on MicroPython its code and data are heap).
         from qfota import steps
 
-        rows = table or steps.STEPS
-        if recover:
-            self._plan = steps.recover_plan(self)  # type: list[str]
-        elif info:
-            self._plan = steps.info_plan(self)
-        else:
-            self._plan = (plan or steps.plan)(self)
+        self._plan = (plan or steps.plan)(self)  # type: list[str]
         self._verify = steps.VERIFY
-        self._rows = {}
-        for name in self._plan + list(self._verify):
-            self._rows[name] = rows[name]
+        self._rows = steps.rows(self, self._plan + list(self._verify), table)
         self._args = steps.args(self)
+        if self.scheme != "file":
+            from qfota.urls import args
+
+            self._args.update(args(self))
         self._states = steps.URC_STATES
+        self._next_of = steps.URC_NEXT
+        self._kinds = steps.KINDS[self.scheme]  # (start, end) URC kinds of this download
         del steps
         release("steps")
-
-        # What the modem told us.
-        self.revision_before = self.revision_after = None
-        self.voltage_mv = None
-        self.supported = None  # ranges from AT+QFOTADL=?
-        self.flow_setting = None  # info: AT+IFC? / AT+QCFG="usbifc" as read
-        self.imei = None  # info: AT+CGSN
-        self.pdp = None  # [(cid, state)] from AT+QIACT?
-        self.recovered = None  # listening: the last download/upgrade URC seen ("FILEEND 500")
-        self.sent = 0  # package bytes the driver has written
-        self.stream_ms = 0  # first to last package byte
-        self.downloading = self.updating = 0  # last DOWNLOADING / UPDATING index
-        self.reboots = 0  # RDY seen after AT+QFOTADL
-        self.end_code = None  # <err> of +QIND: "FOTA","END"
-        self.result = None  # "updated" | "current" | "recovered" | "info"
-        self.error = None
-        self.events_dropped = 0
-        self.streaming = False
-
-        self.state = ""  # a step's name, a URC state, "DONE" or "FAILED"
-        self._stage = None
-        self._phase = ()  # type: tuple[str, ...] | list[str]  # the plan being run
-        self._i = 0  # index of the current step in it
-        self._now = self._deadline = 0
-        self._deadline = None
-        self._wait_key = "probe_ms"
-        self._probes = self._resend_at = self._quiet_until = self._restarts = 0
-        self._answered = False  # a probe was answered: waiting out the others' OKs
-        self._started_early = False  # FILESTART/FTPSTART before the OK to AT+QFOTADL
-        self._pdp_inactive = False  # AT+QIACT? said the context is not active
-        self._heard = False  # listening: a FOTA URC of an earlier update came
-        self._dl_max = self._up_max = 0  # highest DOWNLOADING / UPDATING index seen
-        self._t_stream = self._next_report = 0
-        self._report_every = max(1, (length or 0) // _REPORTS)
-        self._out = None
         self._events = []
         self._at = AtChannel()
         self._urc = urc.UrcParser()
@@ -249,7 +198,7 @@ class Session:
     def progress(self):
         """Queue EV_SENT when the package has gone another step of ``_REPORTS`` further."""
         if self.sent >= self._next_report:
-            self._next_report = self.sent + self._report_every
+            self._next_report = self.sent + max(1, (self.length or 0) // _REPORTS)
             self._event(EV_SENT, self.sent, self.length)
 
     def image_complete(self, now):
@@ -334,14 +283,11 @@ class Session:
     def _step(self, i, now):
         plan = self._phase
         if i >= len(plan):
-            self._finish(
-                "recovered" if self.recover else "info" if self.mode == "info" else "updated"
-            )
+            self._finish({"recover": "recovered", "info": "info"}.get(self.mode, "updated"))
             return
         self._i = i
-        name = plan[i]
+        name = self.state = plan[i]
         stage, cmd, prefix, wait, on_err, _r, _c = self._rows[name]
-        self.state = name
         self._set_stage(stage)
         self._wait(now, wait)
         self._answered = False
@@ -355,7 +301,7 @@ class Session:
             self._resend_at = ticks_add(now, _PROBE_EVERY)
         if name == "qfotadl":
             release("answers")  # the answers before AT+QFOTADL are read
-            self._started_early = False
+            self._early = False
             if self.scheme == "file":
                 self._wait(now, "filestart_ms")
 
@@ -367,15 +313,11 @@ class Session:
         if result == "updated" and rev is not None:
             target = self.opt.get("target")
             if target is not None and not same_revision(rev, target):
-                self._fail(
-                    None, "the modem runs %s after the update, not %s" % (rev, target), "VERIFY"
-                )
+                why = "the modem runs %s after the update, not %s" % (rev, target)
+                self._fail(None, why, "VERIFY")
             if target is None and same_revision(rev, self.revision_before):
-                self._fail(
-                    None,
-                    "the modem reported END 0 but still runs %s after its reboot" % rev,
-                    "VERIFY",
-                )
+                why = "the modem reported END 0 but still runs %s after its reboot" % rev
+                self._fail(None, why, "VERIFY")
         self.result = result
         self._set_stage("DONE")
         self.state = "DONE"
@@ -384,74 +326,69 @@ class Session:
 
     def _answer(self, kind, now):
         name = self.state
-        on_err, reader = self._rows[name][4], self._rows[name][5]
-        if kind == OK:
-            if on_err == RETRY:
-                if name == "await" and not self._heard:
-                    self._event(
-                        EV_LOG,
-                        "no update under way: the modem answers AT and "
-                        "reported no FOTA URC; reading its revision",
-                    )
-                self._probe_answered(now)
-            elif name == "qfotadl":
-                # The transfer begins: the steps before it are done with (a RDY now is a
-                # failure, no restart), only VERIFY's run again; the stream wants the room.
-                for done in self._plan:
-                    if done not in self._verify:
-                        self._rows.pop(done, None)
-                self._args = {}
-                self.opt = {"target": self.opt.get("target")}  # type: dict
-                start = _START_OF[self.scheme]
-                st = urc.NAMES[start].decode()
-                self._enter(_URC_NEXT[(st, start)] if self._started_early else st, now)
-            else:
-                skip = self._read(reader, now) if reader else None
-                if self.state == name:  # the answer did not end the session
-                    self._next(now, 1 if skip == SKIP else 0)
-            return
-        if kind == PROTO:
-            self._fail(
-                None, "the modem answered 010003 (protocol-download file mode): not supported"
-            )
-        if on_err == RETRY:
-            return  # ERROR or +CME ERROR to a probe: keep probing
-        what = "+CME ERROR: %s" % self._at.cme if kind == CME else "ERROR"
-        cmd = redact(self._at.command_text())
-        if on_err == FAIL or (name == "qiact" and self._pdp_inactive):
-            self._fail(None, "modem answered %s to %s" % (what, cmd))
-        # qiact: AT+QIACT? was not answered, so the context may be active already
-        # (modems answer ERROR then): the download says 708/605 if the network is not there.
-        why = "the context may be active already" if name == "qiact" else "going on"
-        self._event(EV_LOG, "%s answered %s: %s" % (cmd, what, why))
-        self._next(now)
+        row = self._rows[name]
+        on_err, reader = row[4], row[5]
+        if kind == OK and on_err == RETRY:  # a probe answered
+            if name == "await" and not self._heard:
+                self._event(
+                    EV_LOG,
+                    "no update under way: the modem answers AT and reported no FOTA URC; "
+                    "reading its revision",
+                )
+            if self._probes <= 1:
+                self._next(now)
+            else:  # others may still answer: wait for a quiet line, or a late OK is
+                self._answered = True  # taken for the next command's
+                self._stray_ok(now)
+        elif kind == OK and name == "qfotadl":
+            # The transfer begins: only VERIFY's steps run again (a RDY now is a failure,
+            # not a restart); the stream wants the room of the others.
+            for done in self._plan:
+                if done not in self._verify:
+                    self._rows.pop(done, None)
+            self._args = {}
+            self.opt = {"target": self.opt.get("target")}  # type: dict
+            st = urc.NAMES[self._kinds[0]].decode()
+            self._enter(self._next_of[(st, self._kinds[0])] if self._early else st, now)
+        elif kind == OK:
+            skip = None
+            if reader:  # "fn" of qfota.answers, or "module.fn"; loaded on first use
+                if not callable(reader):
+                    mod, fn = reader.split(".") if "." in reader else ("answers", reader)
+                    __import__("qfota." + mod)
+                    reader = getattr(getattr(__import__("qfota"), mod), fn)
+                what, value = reader(self._at.body)  # type: ignore
+                skip = self._took(what, value, now)
+            if self.state == name:  # the answer did not end the session
+                self._next(now, 1 if skip == SKIP else 0)
+        elif kind == PROTO:
+            why = "the modem answered 010003 (protocol-download file mode): not supported"
+            self._fail(None, why)
+        elif on_err != RETRY:  # ERROR or +CME ERROR to a probe: keep probing
+            what = "+CME ERROR: %s" % self._at.cme if kind == CME else "ERROR"
+            cmd = redact(self._at.command_text())
+            if on_err == FAIL or (name == "qiact" and self._pdp_inactive):
+                self._fail(None, "modem answered %s to %s" % (what, cmd))
+            # qiact: AT+QIACT? was not answered, so the context may be active already
+            # (modems answer ERROR then): the download says 708/605 if the network is not there.
+            why = "the context may be active already" if name == "qiact" else "going on"
+            self._event(EV_LOG, "%s answered %s: %s" % (cmd, what, why))
+            self._next(now)
 
-    def _read(self, reader, now):
-        body = self._at.body
-        if not callable(reader):  # "fn" of qfota.answers, or "module.fn"; loaded on first use
-            mod, fn = reader.split(".") if "." in reader else ("answers", reader)
-            __import__("qfota." + mod)
-            reader = getattr(getattr(__import__("qfota"), mod), fn)
-        what, value = reader(body)  # type: ignore  # (what, value): qfota.answers
-        return self._took(what, value, body, now)
-
-    def _took(self, what, value, body, now):
+    def _took(self, what, value, now):
         """What a step's reader read: the one place an answer moves the session. Returns
         SKIP when the step after this one is not needed."""
         name = self.state
-        stage, cmd = self._rows[name][0], self._rows[name][1]
+        stage, cmd, _p, _w, on_err = self._rows[name][:5]
         update = self.mode == "update"
+        body = self._at.body
         if value is None:
-            if self._rows[name][4] == FAIL and (update or stage == "VERIFY"):
-                self._fail(
-                    None,
-                    "cannot read the %s from %s: %r"
-                    % (what, cmd.decode(), body[0] if body else ""),
-                )
+            if on_err == FAIL and (update or stage == "VERIFY"):
+                said = body[0] if body else ""
+                self._fail(None, "cannot read the %s from %s: %r" % (what, cmd.decode(), said))
             if what == "supported":
-                self._event(
-                    EV_LOG, "cannot read AT+QFOTADL=? answer: %r" % (body[0] if body else "")
-                )
+                said = body[0] if body else ""
+                self._event(EV_LOG, "cannot read AT+QFOTADL=? answer: %r" % said)
             return None  # AT+QGMR said nothing: ATI is next
         if what == "revision":
             return self._revision(value)
@@ -467,13 +404,11 @@ class Session:
             self._pdp_inactive = True
         elif what == "supported" and update:
             values = (self.upgrade_mode, self.download_urcs, self.update_urcs)
-            for word, v, ranges in zip(
-                ("upgrade_mode", "download_URC_max", "update_URC_max"), values, value
-            ):
+            words = ("upgrade_mode", "download_URC_max", "update_URC_max")
+            for word, v, ranges in zip(words, values, value):
                 if not any(lo <= v <= hi for lo, hi in ranges):
-                    raise refuse(
-                        "PARAMS", "%s %d is not supported by this modem %s" % (word, v, body[0])
-                    )
+                    why = "%s %d is not supported by this modem %s" % (word, v, body[0])
+                    raise refuse("PARAMS", why)
         gate = self.gates.get(name) if update else None
         if gate is not None and value < self.opt[gate[0]]:
             raise FotaError(stage, None, gate[1] % (value, self.opt[gate[0]]), REFUSED)
@@ -496,28 +431,17 @@ class Session:
             self._finish("current")
         elif source is not None and not same_revision(rev, source):
             why = "the modem runs %s; this image updates %s to %s"
-            raise FotaError(
-                "REVISION", None, why % (rev, source, target or "another revision"), REFUSED
-            )
+            why %= (rev, source, target or "another revision")
+            raise FotaError("REVISION", None, why, REFUSED)
         return skip
-
-    def _probe_answered(self, now):
-        """An ``AT`` probe was answered. When several went out (a slow or booting modem),
-        the others may still answer: wait until the line has had no OK for
-        ``_PROBE_QUIET`` ms, or a late OK would be taken for the next command's."""
-        if self._probes <= 1:
-            self._next(now)
-            return
-        self._answered = True
-        self._stray_ok(now)
 
     def _stray_ok(self, now):
         self._quiet_until = ticks_add(now, _PROBE_QUIET)
         self._deadline = ticks_add(self._quiet_until, 1000)
 
     def _poll(self, now, _unused):
-        name = self.state
-        if name in self._rows and self._rows[name][4] == RETRY:
+        row = self._rows.get(self.state)
+        if row is not None and row[4] == RETRY:
             if self._answered:
                 if ticks_diff(now, self._quiet_until) >= 0:
                     self._next(now)
@@ -525,41 +449,26 @@ class Session:
             elif ticks_diff(now, self._resend_at) >= 0:
                 self._resend_at = ticks_add(now, _PROBE_EVERY)
                 self._probes += 1
-                self._send(self._rows[name][1])
+                self._send(row[1])
         if self._deadline is not None and ticks_diff(now, self._deadline) >= 0:
             self._timeout(now)
 
     def _timeout(self, now):
-        name = self.state
-        limit = "timeout after %d s: " % (self.timeouts[self._wait_key] // 1000)
-        if name in self._rows:
-            cmd, on_err = self._rows[name][1], self._rows[name][4]
-            if on_err == OPTIONAL:
-                if cmd is not None:
-                    self._event(EV_LOG, "%s not answered: going on" % cmd.decode())
-                self._at.cancel()
-                self._next(now)
-                return
-            if name == "qfotadl" and self.scheme == "file":
-                what = "no OK / FILESTART after AT+QFOTADL"
-            elif name == "await":
-                what = "the modem neither finished an update nor answered AT"
-            elif name == "settle":
-                what = "the modem did not answer AT after its reboot"
-            elif cmd == b"AT":
-                what = "the modem did not answer AT"
-            else:
-                what = "no answer to %s" % redact(self._at.command_text())
-            self._fail(None, limit + what, kind=TIMEOUT)
-        if name == "REBOOT":
+        row = self._rows.get(self.state)
+        if row is not None and row[4] == OPTIONAL:
+            if row[1] is not None:
+                self._event(EV_LOG, "%s not answered: going on" % row[1].decode())
+            self._at.cancel()
+            self._next(now)
+        elif self.state == "REBOOT":
             # No RDY: some modules print END after their reboot, or the RDY was lost.
             ms = self.timeouts["reboot_ms"]
             self._event(EV_LOG, "no RDY within %d ms after END; probing with AT" % ms)
             self._run_plan(self._verify, now)
-            return
-        # What was missing when a URC state's wait ran out (made only then: no heap before).
-        what = {"FILEEND": '"FILEEND" after the last byte', "UPDATING": '"UPDATING"/"END"'}
-        self._fail(None, limit + 'no +QIND: "FOTA",' + what.get(name, '"%s"' % name), kind=TIMEOUT)
+        else:
+            from qfota.recovery import timed_out  # what was missing: only now in the heap
+
+            self._fail(None, timed_out(self, row), kind=TIMEOUT)
 
     # ------------------------------------------------ URC phase
     def _enter(self, state, now):
@@ -605,9 +514,7 @@ class Session:
             self._on_fota(kind, self._urc.value, now)
 
     def _on_rdy(self, now):
-        st = self.state
-        stage = self.stage
-        cut = self.cut
+        st, stage, cut = self.state, self.stage, self.cut
         if st == "listen" and not self.recover:
             self._next(now)  # a rerun found the modem rebooting: probe it now
         elif cut == SAFE or stage == "QFOTADL":
@@ -632,13 +539,12 @@ class Session:
         name = urc.NAMES[kind].decode()
         if st == "listen" or st == "await":
             self._on_earlier(kind, name, value, now)
-            return
-        if st in self._rows and st != "qfotadl":
+        elif st in self._rows and st != "qfotadl":
             # Before AT+QFOTADL: left over from an earlier, aborted update; after the
             # upgrade: a repeated line. Not ours either way.
             when = "before AT+QFOTADL" if self.cut == SAFE else "in " + self.stage
             self._event(EV_LOG, "FOTA URC %s ignored: %s %d" % (when, name, value))
-        elif kind in _DOWNLOAD_KINDS and kind not in _KINDS_OF[self.scheme]:
+        elif kind in _DOWNLOAD_KINDS and kind not in self._kinds:
             self._event(EV_LOG, "%s ignored: this is a %s download" % (name, self.scheme))
         elif kind in _END_KINDS and value != 0:
             if kind == urc.END:
@@ -662,25 +568,24 @@ class Session:
                 self._wait(now, "progress_ms" if self.update_urcs else "end_ms")
             self._up_max = max(self._up_max, value)
         elif st == "qfotadl":
-            if kind == _START_OF[self.scheme]:
-                self._started_early = True  # before the OK: go on once it arrives
+            if kind == self._kinds[0]:
+                self._early = True  # before the OK: go on once it arrives
         elif kind == urc.FILEEND and self.sent < (self.length or 0):
-            self._fail(
-                0, "FILEEND before all bytes were sent (%d of %d)" % (self.sent, self.length)
-            )
+            why = "FILEEND before all bytes were sent (%d of %d)" % (self.sent, self.length)
+            self._fail(0, why)
         else:
             if kind == urc.END:
                 self.end_code = value
-            nxt = _URC_NEXT.get((st, kind))
+            nxt = self._next_of.get((st, kind))
             if nxt is None:
                 self._event(EV_LOG, "%s out of turn ignored (in %s)" % (name, st))
             else:
                 self._enter(nxt, now)
 
     def _on_earlier(self, kind, name, value, now):
-        """A FOTA URC while we listen before probing: an update begun before this session."""
+        # A FOTA URC while listening before the first probe: an update begun before us.
         self._heard = True
-        if kind in _END_KINDS and kind != urc.END:
+        if kind in _END_KINDS and kind != urc.END:  # its download ended
             self.recovered = "%s %d" % (name, value)
             self._event(EV_LOG, "recovering: the modem reports %s" % self.recovered)
             if value == 0 and self.recover:
@@ -688,14 +593,9 @@ class Session:
             elif value != 0:
                 self._next(now)  # the old transfer is over: probe now
             return
-        if not self.recover:
-            # A rerun found the modem in the middle of an earlier update.
-            self._fail(
-                None,
-                "the modem is in the middle of an earlier update (%s): follow it "
-                "with `qfota recover`" % name,
-                "RECOVER",
-            )
+        if not self.recover:  # a rerun found the modem in the middle of an earlier update
+            why = "the modem is in the middle of an earlier update (%s): follow it with "
+            self._fail(None, why % name + "`qfota recover`", "RECOVER")
         if kind == urc.END:
             self.end_code = value
             self.recovered = "END %d" % value
@@ -704,6 +604,6 @@ class Session:
         elif kind == urc.UPDATING or kind == urc.RESTORE:
             self.updating = value
             self._event(EV_UPDATING, value, self.update_urcs)
-        nxt = _URC_NEXT.get(("RECOVER", kind))
+        nxt = self._next_of.get(("RECOVER", kind))
         if nxt is not None:
             self._enter(nxt, now)

@@ -24,6 +24,7 @@ The session takes the rows of its plan when it is made and then releases this mo
 (``compat.release``): on MicroPython the table is heap that the stream can use.
 """
 
+from qfota import urc
 from qfota.at import DOWNLOAD, ENDED, FAIL, NEXT, OPTIONAL, RETRY, SAFE, TRANSFER, UPGRADE
 
 _CMD = "command_ms"
@@ -41,10 +42,6 @@ STEPS = {
     "ifc":        ("FLOWCTRL",  b"AT+IFC=%s",                     None,         _CMD,         FAIL,     None,           SAFE),
     "usbifc":     ("FLOWCTRL",  b'AT+QCFG="usbifc",%s',           None,         _CMD,         FAIL,     None,           SAFE),
     "usbifc?":    ("FLOWCTRL",  b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         FAIL,     "usbifc",       SAFE),
-    "qicsgp":     ("PDP",       b'AT+QICSGP=%d,1,"%s","","",1',   None,         _CMD,         FAIL,     None,           SAFE),
-    "fota_cid":   ("PDP",       b'AT+QFOTA="fota/cid",%d',        None,         _CMD,         FAIL,     None,           SAFE),
-    "qiact?":     ("PDP",       b"AT+QIACT?",                     b"+QIACT:",   _CMD,         NEXT,     "qiact",        SAFE),
-    "qiact":      ("PDP",       b"AT+QIACT=%d",                   None,         "pdp_ms",     NEXT,     None,           SAFE),
     "qfotadl":    ("QFOTADL",   b'AT+QFOTADL="%s"%s',             None,         _CMD,         FAIL,     None,           TRANSFER),
     # recovery: listen first (a cut FILE transfer would take "AT" as package data)
     "listen":     ("RECOVER",   None,                             None,         "fileend_ms", OPTIONAL, None,           UPGRADE),
@@ -54,12 +51,6 @@ STEPS = {
     "echo_after": ("VERIFY",    b"ATE0",                          None,         _CMD,         NEXT,     None,           ENDED),
     "qgmr_after": ("VERIFY",    b"AT+QGMR",                       None,         _CMD,         NEXT,     "qgmr",         ENDED),
     "ati_after":  ("VERIFY",    b"ATI",                           None,         _CMD,         FAIL,     "ati",          ENDED),
-    # qfota info: reads only
-    "ifc?":       ("INFO",      b"AT+IFC?",                       b"+IFC:",     _CMD,         OPTIONAL, "flow",         SAFE),
-    "usbifc_get": ("INFO",      b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         OPTIONAL, "flow",         SAFE),
-    "cbc_get":    ("INFO",      b"AT+CBC",                        b"+CBC:",     _CMD,         OPTIONAL, "cbc",          SAFE),
-    "qiact_get":  ("INFO",      b"AT+QIACT?",                     b"+QIACT:",   _CMD,         OPTIONAL, "qiact",        SAFE),
-    "cgsn":       ("INFO",      b"AT+CGSN",                       None,         _CMD,         OPTIONAL, "info.cgsn",    SAFE),
 }
 
 # The states after AT+QFOTADL (the note's words): the wait of each (None: none; the
@@ -77,65 +68,93 @@ URC_STATES = {
     "REBOOT":    ("reboot_ms",    UPGRADE),
     "DONE":      (None,           ENDED),
 }
+
+# The URC phase, in the manner of h11: (state, URC) -> next state. URCs not listed are
+# logged and ignored; codes and progress are the session's (``Session._on_fota``).
+URC_NEXT = {
+    ("FILESTART", urc.FILESTART): "STREAM",
+    ("STREAM",    urc.FILEEND):   "START",
+    ("FILEEND",   urc.FILEEND):   "START",
+    ("FTPSTART",  urc.FTPSTART):  "FTPEND",
+    ("FTPSTART",  urc.FTPEND):    "START",
+    ("FTPEND",    urc.FTPEND):    "START",
+    ("HTTPSTART", urc.HTTPSTART): "HTTPEND",
+    ("HTTPSTART", urc.HTTPEND):   "START",
+    ("HTTPEND",   urc.HTTPEND):   "START",
+    ("START",     urc.START):     "UPDATING",
+    ("START",     urc.UPDATING):  "UPDATING",  # a START line lost or garbled
+    ("START",     urc.RESTORE):   "UPDATING",
+    ("START",     urc.END):       "REBOOT",
+    ("UPDATING",  urc.END):       "REBOOT",
+    # listening: the modem may be anywhere in an update begun before we started
+    ("RECOVER",   urc.START):     "UPDATING",
+    ("RECOVER",   urc.UPDATING):  "UPDATING",
+    ("RECOVER",   urc.RESTORE):   "UPDATING",
+    ("RECOVER",   urc.END):       "REBOOT",
+}
+# The download's (start, end) URCs, by scheme.
+KINDS = {
+    "file": (urc.FILESTART, urc.FILEEND),
+    "ftp":  (urc.FTPSTART,  urc.FTPEND),
+    "http": (urc.HTTPSTART, urc.HTTPEND),
+}
 # fmt: on
 
 _REVISION = ("probe", "echo_off", "qgmr", "ati")
 VERIFY = ("settle", "echo_after", "qgmr_after", "ati_after")
 RECOVER = ("listen", "await", "echo_after", "qgmr_after", "ati_after")
-# cgsn before qiact_get: an active context makes its reader skip the step after it.
-INFO = ("probe", "echo_off", "qgmr", "ati", "ranges", "cgsn", "cbc_get", "qiact_get")
 
 
 def plan(s):
-    """The steps up to AT+QFOTADL for session ``s``, in order; built once. The checks
-    an option asks for (``s.gates``: step -> option) go after the revision and ranges."""
+    """The steps of session ``s``, in order; built once. An update's run up to
+    AT+QFOTADL: the checks an option asks for (``s.gates``: step -> option) go after the
+    revision and ranges; URL mode's PDP steps are ``qfota.urls``'s, info's ``qfota.info``'s."""
+    if s.mode == "recover":  # listen first only when a run may have been cut
+        return list(RECOVER if s.listen_first else RECOVER[1:])
     p = list(_REVISION)  # type: list[str]
     if s.listen_first:
-        p.insert(0, "listen")
+        p.insert(0, "listen")  # after a cut transfer: no AT into it
+    if s.mode == "info":
+        from qfota.info import plan as more
+
+        return p + more(s)
     p.append("ranges")
     p += sorted(s.gates)  # sorted: one order on every interpreter
-    if s.scheme == "file":
-        if s.opt["usb"]:
-            p.append("usbifc")
-            if s.flow_hw:
-                p.append("usbifc?")  # the note's example reads it back
-        else:
-            p.append("ifc")
+    if s.scheme != "file":
+        from qfota.urls import plan as more
+
+        p += more(s)
+    elif s.opt["usb"]:
+        p.append("usbifc")
+        if s.flow_hw:
+            p.append("usbifc?")  # the note's example reads it back
     else:
-        # The note's examples make sure the fota context is up before AT+QFOTADL.
-        if s.opt.get("apn") is not None:
-            p.append("qicsgp")
-        p += ["fota_cid", "qiact?", "qiact"]
+        p.append("ifc")
     p.append("qfotadl")
     return p
 
 
-def info_plan(s):
-    p = list(INFO)  # type: list[str]
-    p.insert(5, "usbifc_get" if s.opt["usb"] else "ifc?")
-    return ["listen"] + p if s.listen_first else p  # after a cut transfer: no AT into it
-
-
-def recover_plan(s):
-    """Listen first only when a run may have been cut (``listen_first``)."""
-    p = list(RECOVER if s.listen_first else RECOVER[1:])  # type: list[str]
-    return p
+def rows(s, names, table=None):
+    """``{name: row}`` for ``names``: from ``table`` (default ``STEPS``), else from the
+    rows of session ``s``'s mode (``qfota.info``'s, ``qfota.urls``'s: loaded only then)."""
+    table = table or STEPS
+    out = {}
+    more = None
+    for name in names:
+        if name not in table and more is None:
+            mod = "info" if s.mode == "info" else "urls"
+            __import__("qfota." + mod)
+            more = getattr(__import__("qfota"), mod).STEPS
+        out[name] = table[name] if name in table else more[name]  # type: ignore
+    return out
 
 
 def args(s):
-    """The values the ``%`` templates of ``STEPS`` take, for session ``s``."""
+    """The values the ``%`` templates of the rows take, for session ``s``."""
     flow = b"2,2" if s.flow_hw else b"0,0"
     if s.scheme == "file":
         target = b"FILE:%d" % (s.length or 0)
     else:
         target = (s.url or "").encode()
     tail = b",%d,%d,%d" % (s.upgrade_mode, s.download_urcs, s.update_urcs)
-    cid = s.opt["cid"]
-    return {
-        "ifc": flow,
-        "usbifc": flow,
-        "qicsgp": (cid, (s.opt.get("apn") or "").encode()),
-        "fota_cid": cid,
-        "qiact": cid,
-        "qfotadl": (target, tail),
-    }
+    return {"ifc": flow, "usbifc": flow, "qfotadl": (target, tail)}

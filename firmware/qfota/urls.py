@@ -1,5 +1,6 @@
-"""URL rules of the note (chapter 3.2.1.1/3.2.1.2) and password redaction. Loaded only
-for URL mode (``qfota.checks``); the PDP steps' answers are read by ``qfota.answers``.
+"""URL rules of the note (chapter 3.2.1.1/3.2.1.2), password redaction, and URL mode's
+PDP steps (rows as ``qfota.steps``'s). Loaded only for URL mode (``qfota.checks``,
+``qfota.steps``); the PDP steps' answers are read by ``qfota.answers``.
 
 >>> check_url("ftp://test:secret@10.0.0.1:2121/EC200T.bin")[0]
 'ftp'
@@ -7,10 +8,35 @@ for URL mode (``qfota.checks``); the PDP steps' answers are read by ``qfota.answ
 'AT+QFOTADL="ftp://test:***@10.0.0.1/a.bin"'
 """
 
+from qfota.at import FAIL, NEXT, SAFE
 from qfota.errors import redact, refuse  # noqa: F401 - redact is used from here
 
 URL_MAX = 255  # <url>: maximum length 255 bytes
 FTP_FIELD_MAX = 50  # <username>, <password>, <serverURL>, <file_path>: 50 bytes each
+_CMD = "command_ms"
+
+# fmt: off
+STEPS = {
+    # name        stage   command                          body prefix   wait      on ERROR  reader   cut
+    "qicsgp":   ("PDP",  b'AT+QICSGP=%d,1,"%s","","",1',   None,         _CMD,     FAIL,     None,    SAFE),
+    "fota_cid": ("PDP",  b'AT+QFOTA="fota/cid",%d',        None,         _CMD,     FAIL,     None,    SAFE),
+    "qiact?":   ("PDP",  b"AT+QIACT?",                     b"+QIACT:",   _CMD,     NEXT,     "qiact", SAFE),
+    "qiact":    ("PDP",  b"AT+QIACT=%d",                   None,         "pdp_ms", NEXT,     None,    SAFE),
+}
+# fmt: on
+
+
+def plan(s):
+    """URL mode's steps before AT+QFOTADL: the note's examples make sure the fota context
+    is up first (the APN set only when given)."""
+    p = ["qicsgp"] if s.opt.get("apn") is not None else []
+    return p + ["fota_cid", "qiact?", "qiact"]
+
+
+def args(s):
+    """The values the ``%`` templates of ``STEPS`` take, for session ``s``."""
+    cid = s.opt["cid"]
+    return {"qicsgp": (cid, (s.opt.get("apn") or "").encode()), "fota_cid": cid, "qiact": cid}
 
 
 def _refuse(rule, url):
