@@ -85,25 +85,6 @@ class Session:
     ``table``/``plan``: the step rows and the plan function, instead of ``qfota.steps``'s.
     """
 
-    # What the modem told us and how far the run got: class defaults, set on the instance
-    # only when they change, so its attribute table stays small (one contiguous block).
-    revision_before = revision_after = voltage_mv = rssi = imei = pdp = None
-    supported = flow_setting = None  # AT+QFOTADL=? ranges; info: AT+IFC? as read
-    recovered = None  # listening: the last download/upgrade URC seen ("FILEEND 500")
-    end_code = result = error = None  # END's <err>; "updated" | "current" | "recovered" | "info"
-    sent = stream_ms = downloading = updating = reboots = events_dropped = 0
-    streaming = False
-    state = ""  # a step's name, a URC state, "DONE" or "FAILED"
-    _stage = _deadline = _out = None
-    _phase = ()  # type: tuple[str, ...] | list[str]  # the plan being run, and the step in it
-    _i = _now = _probes = _resend_at = _quiet_until = _restarts = 0
-    _wait_key = "probe_ms"
-    _answered = False  # a probe was answered: waiting out the others' OKs
-    _early = False  # FILESTART/FTPSTART before the OK to AT+QFOTADL
-    _pdp_inactive = False  # AT+QIACT? said the context is not active
-    _heard = False  # listening: a FOTA URC of an earlier update came
-    _dl_max = _up_max = _t_stream = _next_report = 0
-
     def __init__(
         self,
         length=None,
@@ -152,6 +133,26 @@ class Session:
         self._kinds = steps.KINDS[self.scheme]  # (start, end) URC kinds of this download
         del steps
         release("steps")
+        # What the modem told us and how far the run got: all set here, so the instance's
+        # attribute table has its size before the heap is in pieces (a table that grows
+        # later needs a new block, of ~750 bytes on a 64-bit port, mid-run).
+        self.revision_before = self.revision_after = self.voltage_mv = self.rssi = None
+        self.supported = self.flow_setting = self.imei = self.pdp = None  # as read
+        self.recovered = None  # listening: the last download/upgrade URC seen ("FILEEND 500")
+        self.end_code = self.result = self.error = None  # "updated" | "current" | ...
+        self.sent = self.stream_ms = self.downloading = self.updating = self.reboots = 0
+        self.events_dropped = 0
+        self.streaming = False
+        self.state = ""  # a step's name, a URC state, "DONE" or "FAILED"
+        self._stage = self._deadline = self._out = None
+        self._phase = ()  # type: tuple[str, ...] | list[str]  # the plan being run
+        self._i = self._now = self._probes = self._resend_at = self._quiet_until = 0
+        self._restarts = self._dl_max = self._up_max = self._t_stream = self._next_report = 0
+        self._wait_key = "probe_ms"
+        self._answered = False  # a probe was answered: waiting out the others' OKs
+        self._early = False  # FILESTART/FTPSTART before the OK to AT+QFOTADL
+        self._pdp_inactive = False  # AT+QIACT? said the context is not active
+        self._heard = False  # listening: a FOTA URC of an earlier update came
         self._events = []
         self._at = AtChannel()
         self._urc = urc.UrcParser()
@@ -299,8 +300,12 @@ class Session:
         if on_err == RETRY:
             self._probes = 1
             self._resend_at = ticks_add(now, _PROBE_EVERY)
+        for later in plan[i:]:
+            if self._rows[later][5]:
+                break
+        else:  # no step left reads an answer: the readers' code can go (the stream's room)
+            release("answers")
         if name == "qfotadl":
-            release("answers")  # the answers before AT+QFOTADL are read
             self._early = False
             if self.scheme == "file":
                 self._wait(now, "filestart_ms")
