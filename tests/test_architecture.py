@@ -11,7 +11,7 @@ from qfota import info, steps, urls
 from qfota import session as S
 from qfota.at import SAFE, TRANSFER
 from qfota.checks import OPTIONS, why
-from qfota.recovery import stages
+from qfota.steps import stages
 
 ENGINE = Path(qfota.__file__).resolve().parent
 # Every step's row: the update's (qfota.steps), URL mode's (qfota.urls), info's (qfota.info).
@@ -171,7 +171,8 @@ def test_every_option_reaches_the_session_from_the_cli(row, tmp_path, monkeypatc
     from qfota_tools import cli
     from qfota_tools.commands import update
 
-    name, flag, default, rule, mode, _gate = row
+    name, _flag, default, rule, mode, _gate = row
+    flag = update.flag(row)
     value = sample(rule, default)
     assert why(rule, value) is None, (name, value)
     image = tmp_path / "a.bin"

@@ -1,14 +1,62 @@
 """Readers of the answers to the AT steps (``qfota.steps``: a row's reader names one).
 
 Each takes the body lines kept by the AT channel and returns what it read as
-``(what, value)``, ``value`` None when the answer could not be read. Nothing here looks
-at or moves the session: what a value means (a gate, a skip, a failure) is decided in
-``Session._took``, the one place its state moves.
+``(what, value)``, ``value`` None when the answer could not be read. What a value means
+for a session (a gate, a skip, a failure) is ``judge``'s, which reads the session and
+changes nothing; ``Session._took`` records it, the one place its state moves.
 
 Loaded on first use and released when ``AT+QFOTADL`` goes out (``compat.release``):
 none of this is needed while the package streams, and on MicroPython its code is heap.
 VERIFY loads it again after the upgrade's reboot.
 """
+
+from qfota.at import FAIL, SKIP, same_revision
+from qfota.errors import REFUSED, FotaError, refuse
+
+
+def judge(s, what, value):
+    """What ``value``, read in session ``s``'s step, means: raises the ``FotaError`` that
+    ends the session (an answer it cannot do without, a refusal: revision, ranges, a gate
+    of ``qfota.checks.OPTIONS``), else ``(then, log)``: ``then`` SKIP (the step after is
+    not needed), ``"current"`` (the modem already runs the target) or None; ``log`` a line
+    to report, or None."""
+    row = s._rows[s.state]
+    stage = row[0]
+    update = s.mode == "update"
+    said = s._at.body[0] if s._at.body else ""
+    if value is None:
+        if row[4] == FAIL and (update or stage == "VERIFY"):
+            why = "cannot read the %s from %s: %r" % (what, row[1].decode(), said)
+            raise FotaError(stage, None, why)
+        return None, ("cannot read AT+QFOTADL=? answer: %r" % said) if what == "supported" else None
+    if what == "revision":
+        source, target = s.opt.get("expect_source"), s.opt.get("target")
+        if not update or stage == "VERIFY":
+            pass
+        elif target is not None and same_revision(value, target):
+            return "current", None
+        elif source is not None and not same_revision(value, source):
+            why = "the modem runs %s; this image updates %s to %s"
+            raise FotaError(
+                "REVISION", None, why % (value, source, target or "another revision"), REFUSED
+            )
+        return (SKIP if row[5] == "qgmr" else None), None  # no ATI after AT+QGMR
+    if what == "usbifc" and value != "2,2":
+        raise FotaError(stage, None, 'AT+QCFG="usbifc" reads back %s, not 2,2' % value)
+    if what == "pdp":
+        for cid, state in value:  # [(cid, state)] (qiact)
+            if cid == s.opt["cid"] and state == 1:
+                return SKIP, None  # already active: no AT+QIACT=<cid>
+    elif what == "supported" and update:
+        values = (s.upgrade_mode, s.download_urcs, s.update_urcs)
+        words = ("upgrade_mode", "download_URC_max", "update_URC_max")
+        for word, v, ranges in zip(words, values, value):
+            if not any(lo <= v <= hi for lo, hi in ranges):
+                raise refuse("PARAMS", "%s %d is not supported by this modem %s" % (word, v, said))
+    gate = s.gates.get(s.state) if update else None
+    if gate is not None and value < s.opt[gate[0]]:
+        raise FotaError(stage, None, gate[1] % (value, s.opt[gate[0]]), REFUSED)
+    return None, None
 
 
 def qgmr(body):

@@ -104,7 +104,7 @@ def defaults():
 def _safe(stage):
     # Is ``stage`` one after which the modem cannot be inside a FOTA transfer or upgrade?
     # Derived from qfota.steps' rows, loaded only when a journal asks and released.
-    from qfota.recovery import stages
+    from qfota.steps import stages
 
     safe = stage == "" or stage in stages(SAFE)
     for name in ("steps", "urls", "info", "recovery"):

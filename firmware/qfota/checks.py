@@ -7,7 +7,8 @@ on-device app (``qfota.cfg`` keys) all derive from it. A row is
 ``(name, flag, default, rule, mode, gate)``:
 
 - ``name``: the Session keyword, the app's ``qfota.cfg`` key, the runner's option.
-- ``flag``: the CLI option. ``default``: None leaves it out (no step, no check).
+- ``flag``: the CLI option when it is not ``--`` and the name with ``-`` for ``_``
+  (None: it is). ``default``: None leaves it out (no step, no check).
 - ``rule``: what a value must be (``why()`` says what is wrong, in words a line can hold).
 - ``mode``: "file" or "url" when it applies to one only (the CLI refuses it for the other).
 - ``gate``: ``(step, refusal)`` for an option that asks for a step of ``qfota.steps``:
@@ -28,18 +29,18 @@ REVISION_MAX = 80  # characters of a revision name (--expect-source, --target)
 OPTIONS = (
     # name             flag               default                    rule                                     mode    gate
     ("upgrade_mode",   "--mode",          DEFAULTS["upgrade_mode"],  ("int", 0, 1, "upgrade_mode "),          None,   None),
-    ("download_urcs",  "--download-urcs", DEFAULTS["download_urcs"], ("urcs", "download_URC_max"),            None,   None),
-    ("update_urcs",    "--update-urcs",   DEFAULTS["update_urcs"],   ("urcs", "update_URC_max"),              None,   None),
-    ("flow",           "--flow",          DEFAULTS["flow"],          ("one of", "hw", "none"),                "file", None),
-    ("usb",            "--usb",           False,                     ("bool",),                               "file", None),
-    ("cid",            "--cid",           DEFAULTS["cid"],           ("int", 1, CID_MAX, ""),                 "url",  None),
-    ("apn",            "--apn",           None,                      ("text", APN_MAX, None),                 "url",  None),
+    ("download_urcs",  None,              DEFAULTS["download_urcs"], ("urcs", "download_URC_max"),            None,   None),
+    ("update_urcs",    None,              DEFAULTS["update_urcs"],   ("urcs", "update_URC_max"),              None,   None),
+    ("flow",           None,              DEFAULTS["flow"],          ("one of", "hw", "none"),                "file", None),
+    ("usb",            None,              False,                     ("bool",),                               "file", None),
+    ("cid",            None,              DEFAULTS["cid"],           ("int", 1, CID_MAX, ""),                 "url",  None),
+    ("apn",            None,              None,                      ("text", APN_MAX, None),                 "url",  None),
     ("min_voltage_mv", "--min-voltage",   None,                      ("int", 1, 5000, "", " mV"),             None,
      ("cbc", "supply %d mV below %d mV: power loss during the upgrade is unrecoverable (note, chapter 5)")),
-    ("min_rssi",       "--min-rssi",      None,                      ("int", 0, 31, ""),                      None,
+    ("min_rssi",       None,              None,                      ("int", 0, 31, ""),                      None,
      ("csq", "signal rssi %d below %d (AT+CSQ): a download on a weak signal may fail")),
-    ("expect_source",  "--expect-source", None,                      ("text", REVISION_MAX, "give a revision"), None, None),
-    ("target",         "--target",        None,                      ("text", REVISION_MAX, "give a revision"), None, None),
+    ("expect_source",  None,              None,                      ("text", REVISION_MAX, "give a revision"), None, None),
+    ("target",         None,              None,                      ("text", REVISION_MAX, "give a revision"), None, None),
     ("timeouts",       "--timeout",       None,                      ("timeouts",),                           None,   None),
 )
 # fmt: on
@@ -140,20 +141,14 @@ def check_options(options):
                     w += ", not %r" % (v,)  # a text may hold anything: not repeated
                 raise refuse("PARAMS", w)
         if name == "timeouts":
-            v = _timeouts(v)
+            v, given = dict(TIMEOUTS), v
+            v.update(given or {})
         elif gate is not None and v is not None:
             gates[gate[0]] = (name, gate[1])
         if v is not None:
             out[name] = v  # only what is set: the session keeps this dict
     out["gates"] = gates
     return out
-
-
-def _timeouts(given):
-    t = dict(TIMEOUTS)
-    if given:
-        t.update(given)
-    return t
 
 
 def session_options(length, url, protocol_download, job, options):

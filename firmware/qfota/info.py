@@ -5,8 +5,9 @@ Unix port and CPython only; loaded only for that command. Its steps (rows as
 """
 
 from qfota.at import OPTIONAL, SAFE
+from qfota.compat import const
 
-_CMD = "command_ms"
+_CMD = const("command_ms")  # a const: no name kept on MicroPython
 
 
 def cgsn(body):

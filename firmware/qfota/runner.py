@@ -17,8 +17,8 @@ from qfota import session as S
 from qfota.at import DOWNLOAD, TRANSFER, UPGRADE
 from qfota.defaults import DEFAULTS, TIMEOUTS
 from qfota.journal import Journal
-from qfota.recovery import stages
 from qfota.report import Reporter
+from qfota.steps import stages
 
 TRANSFER_STAGES = stages(TRANSFER)
 # Past the stages where nothing of an update reached the modem, and not over.

@@ -21,9 +21,20 @@ reads a clock, touches a port or calls back into the caller.
 """
 
 from qfota import urc
-from qfota.at import (
+from qfota.at import (  # noqa: F401 - the API's: S.EV_STAGE...
+    CHATTY_EVENTS,
     CME,
     DOWNLOAD,
+    EV_DONE,
+    EV_DOWNLOADING,
+    EV_LOG,
+    EV_REBOOT,
+    EV_REVISION,
+    EV_RX,
+    EV_SENT,
+    EV_STAGE,
+    EV_TX,
+    EV_UPDATING,
     FAIL,
     OK,
     OPTIONAL,
@@ -34,44 +45,18 @@ from qfota.at import (
     TRANSFER,
     AtChannel,
     printable,
+    same_revision,  # noqa: F401 - the app's, the fleet's: here since before qfota.at had it
     text,
 )
 from qfota.compat import const, release, ticks_add, ticks_diff
-from qfota.errors import INTERRUPTED, MODEM, REFUSED, TIMEOUT, FotaError, redact, refuse
+from qfota.errors import INTERRUPTED, TIMEOUT, FotaError, redact
 from qfota.lines import LineFramer
 
-# Events: (EV_*, a, b), taken with ``next_event()``.
-EV_STAGE = const(1)  # a: stage name
-EV_REVISION = const(2)  # a: "before" | "after", b: revision
-EV_SENT = const(3)  # a: package bytes sent, b: total
-EV_DOWNLOADING = const(4)  # a: URC index, b: download_URC_max
-EV_UPDATING = const(5)  # a: URC index, b: update_URC_max
-EV_LOG = const(6)  # a: text (a line not understood, a warning)
-EV_REBOOT = const(7)  # a: reboots seen since AT+QFOTADL
-EV_TX = const(8)  # a: command line sent (redacted)
-EV_RX = const(9)  # a: line received (redacted)
-EV_DONE = const(10)  # a: revision after (or now, for info and "current")
-CHATTY_EVENTS = (EV_LOG, EV_TX, EV_RX, EV_DOWNLOADING, EV_UPDATING, EV_SENT)
-
-_DOWNLOAD_KINDS = (urc.FTPSTART, urc.FTPEND, urc.HTTPSTART, urc.HTTPEND, urc.FILESTART, urc.FILEEND)
-_END_KINDS = (urc.FILEEND, urc.FTPEND, urc.HTTPEND, urc.END)
 _PROBE_EVERY = const(1000)  # ms between probes
 _PROBE_QUIET = const(1500)  # ms without an OK after a probe answered, when several went out
 _RESTARTS_MAX = const(3)
 _REPORTS = const(100)  # EV_SENT at most this many times per transfer
 _EVENTS_MAX = const(32)  # events queued between two next_event() calls, beyond the vital ones
-
-
-def same_revision(a, b):
-    """``AT+QGMR`` answers ``EC200TCNDAR02A07M16_01.001.01.001``, ``ATI`` only
-    ``Revision: EC200TCNDAR02A07M16``: the same revision when equal, or when the longer is
-    the shorter plus an ``_`` suffix."""
-    if not a or not b:
-        return False
-    if a == b:
-        return True
-    short, full = (a, b) if len(a) < len(b) else (b, a)
-    return full.startswith(short) and full[len(short)] == "_"
 
 
 class Session:
@@ -137,7 +122,7 @@ class Session:
         # attribute table has its size before the heap is in pieces (a table that grows
         # later needs a new block, of ~750 bytes on a 64-bit port, mid-run).
         self.revision_before = self.revision_after = self.voltage_mv = self.rssi = None
-        self.supported = self.flow_setting = self.imei = self.pdp = None  # as read
+        self.supported = self.flow_setting = self.imei = self.pdp = self.usbifc = None  # as read
         self.recovered = None  # listening: the last download/upgrade URC seen ("FILEEND 500")
         self.end_code = self.result = self.error = None  # "updated" | "current" | ...
         self.sent = self.stream_ms = self.downloading = self.updating = self.reboots = 0
@@ -150,9 +135,8 @@ class Session:
         self._restarts = self._dl_max = self._up_max = self._t_stream = self._next_report = 0
         self._wait_key = "probe_ms"
         self._answered = False  # a probe was answered: waiting out the others' OKs
-        self._early = False  # FILESTART/FTPSTART before the OK to AT+QFOTADL
-        self._pdp_inactive = False  # AT+QIACT? said the context is not active
-        self._heard = False  # listening: a FOTA URC of an earlier update came
+        self._early = False  # FILESTART/FTPSTART before the OK to AT+QFOTADL (qfota.recovery)
+        self._heard = False  # listening: a FOTA URC of an earlier update came (qfota.recovery)
         self._events = []
         self._at = AtChannel()
         self._urc = urc.UrcParser()
@@ -278,6 +262,8 @@ class Session:
 
     # ------------------------------------------------ AT phase: running the plan
     def _run_plan(self, plan, now, i=0):
+        if plan is self._verify:
+            release("recovery")  # the URC phase is over
         self._phase = plan
         self._step(i, now)
 
@@ -362,8 +348,7 @@ class Session:
                     mod, fn = reader.split(".") if "." in reader else ("answers", reader)
                     __import__("qfota." + mod)
                     reader = getattr(getattr(__import__("qfota"), mod), fn)
-                what, value = reader(self._at.body)  # type: ignore
-                skip = self._took(what, value, now)
+                skip = self._took(*reader(self._at.body))  # type: ignore
             if self.state == name:  # the answer did not end the session
                 self._next(now, 1 if skip == SKIP else 0)
         elif kind == PROTO:
@@ -372,7 +357,7 @@ class Session:
         elif on_err != RETRY:  # ERROR or +CME ERROR to a probe: keep probing
             what = "+CME ERROR: %s" % self._at.cme if kind == CME else "ERROR"
             cmd = redact(self._at.command_text())
-            if on_err == FAIL or (name == "qiact" and self._pdp_inactive):
+            if on_err == FAIL or (name == "qiact" and self.pdp is not None):
                 self._fail(None, "modem answered %s to %s" % (what, cmd))
             # qiact: AT+QIACT? was not answered, so the context may be active already
             # (modems answer ERROR then): the download says 708/605 if the network is not there.
@@ -380,65 +365,27 @@ class Session:
             self._event(EV_LOG, "%s answered %s: %s" % (cmd, what, why))
             self._next(now)
 
-    def _took(self, what, value, now):
-        """What a step's reader read: the one place an answer moves the session. Returns
-        SKIP when the step after this one is not needed."""
-        name = self.state
-        stage, cmd, _p, _w, on_err = self._rows[name][:5]
-        update = self.mode == "update"
-        body = self._at.body
-        if value is None:
-            if on_err == FAIL and (update or stage == "VERIFY"):
-                said = body[0] if body else ""
-                self._fail(None, "cannot read the %s from %s: %r" % (what, cmd.decode(), said))
-            if what == "supported":
-                said = body[0] if body else ""
-                self._event(EV_LOG, "cannot read AT+QFOTADL=? answer: %r" % said)
-            return None  # AT+QGMR said nothing: ATI is next
-        if what == "revision":
-            return self._revision(value)
-        if what == "usbifc":
-            value = value.replace(" ", "")
-            if value != "2,2":
-                self._fail(None, 'AT+QCFG="usbifc" reads back %s, not 2,2' % value)
-        setattr(self, what, value)
-        if what == "pdp":
-            for cid, state in value:  # [(cid, state)] (answers.qiact)
-                if cid == self.opt["cid"] and state == 1:
-                    return SKIP  # already active: no AT+QIACT=<cid>
-            self._pdp_inactive = True
-        elif what == "supported" and update:
-            values = (self.upgrade_mode, self.download_urcs, self.update_urcs)
-            words = ("upgrade_mode", "download_URC_max", "update_URC_max")
-            for word, v, ranges in zip(words, values, value):
-                if not any(lo <= v <= hi for lo, hi in ranges):
-                    why = "%s %d is not supported by this modem %s" % (word, v, body[0])
-                    raise refuse("PARAMS", why)
-        gate = self.gates.get(name) if update else None
-        if gate is not None and value < self.opt[gate[0]]:
-            raise FotaError(stage, None, gate[1] % (value, self.opt[gate[0]]), REFUSED)
-        return None
+    def _took(self, what, value):
+        """What a step's reader read, recorded: the one place an answer moves the session
+        (what it means is ``qfota.answers.judge``'s: it raises a failure or a refusal).
+        Returns SKIP when the step after this one is not needed."""
+        from qfota.answers import judge
 
-    def _revision(self, rev):
-        # After the upgrade's reboot: the revision it runs now. Before: the gate of
-        # expect_source/target (already at the target: nothing to do; neither: refused).
-        skip = SKIP if self._rows[self.state][5] == "qgmr" else None  # no ATI after it
-        after = self.stage == "VERIFY"
-        if after:
-            self.revision_after = rev
-        else:
-            self.revision_before = rev
-        self._event(EV_REVISION, "after" if after else "before", rev)
-        source, target = self.opt.get("expect_source"), self.opt.get("target")
-        if after or self.mode != "update":
-            pass
-        elif target is not None and same_revision(rev, target):
+        if what == "revision" and value is not None:
+            after = self.stage == "VERIFY"  # after the upgrade's reboot: what it runs now
+            if after:
+                self.revision_after = value
+            else:
+                self.revision_before = value
+            self._event(EV_REVISION, "after" if after else "before", value)
+        then, log = judge(self, what, value)
+        if log:
+            self._event(EV_LOG, log)
+        if then == "current":
             self._finish("current")
-        elif source is not None and not same_revision(rev, source):
-            why = "the modem runs %s; this image updates %s to %s"
-            why %= (rev, source, target or "another revision")
-            raise FotaError("REVISION", None, why, REFUSED)
-        return skip
+        elif value is not None and what != "revision":
+            setattr(self, what, value)
+        return then
 
     def _stray_ok(self, now):
         self._quiet_until = ticks_add(now, _PROBE_QUIET)
@@ -541,74 +488,13 @@ class Session:
 
     def _on_fota(self, kind, value, now):
         st = self.state
-        name = urc.NAMES[kind].decode()
-        if st == "listen" or st == "await":
-            self._on_earlier(kind, name, value, now)
-        elif st in self._rows and st != "qfotadl":
+        if st in self._rows and st not in ("qfotadl", "listen", "await"):
             # Before AT+QFOTADL: left over from an earlier, aborted update; after the
             # upgrade: a repeated line. Not ours either way.
             when = "before AT+QFOTADL" if self.cut == SAFE else "in " + self.stage
+            name = urc.NAMES[kind].decode()
             self._event(EV_LOG, "FOTA URC %s ignored: %s %d" % (when, name, value))
-        elif kind in _DOWNLOAD_KINDS and kind not in self._kinds:
-            self._event(EV_LOG, "%s ignored: this is a %s download" % (name, self.scheme))
-        elif kind in _END_KINDS and value != 0:
-            if kind == urc.END:
-                self.end_code = value
-            self._fail(value, None, "HTTPEND" if kind == urc.HTTPEND else name, MODEM)
-        elif kind == urc.DOWNLOADING:
-            # A progress URC re-arms its wait only when it goes further than any before: a
-            # module repeating the same line (a retrying bootloader) cannot wait forever.
-            self.downloading = value
-            self._event(EV_DOWNLOADING, value, self.download_urcs)
-            if value > self._dl_max:
-                self._dl_max = value
-                if st in ("FTPEND", "HTTPEND") and self.download_urcs:
-                    self._wait(now, "progress_ms")
-        elif kind == urc.UPDATING or kind == urc.RESTORE:
-            self.updating = value
-            self._event(EV_UPDATING, value, self.update_urcs)
-            if st == "START":
-                self._enter("UPDATING", now)
-            elif st == "UPDATING" and value > self._up_max:
-                self._wait(now, "progress_ms" if self.update_urcs else "end_ms")
-            self._up_max = max(self._up_max, value)
-        elif st == "qfotadl":
-            if kind == self._kinds[0]:
-                self._early = True  # before the OK: go on once it arrives
-        elif kind == urc.FILEEND and self.sent < (self.length or 0):
-            why = "FILEEND before all bytes were sent (%d of %d)" % (self.sent, self.length)
-            self._fail(0, why)
-        else:
-            if kind == urc.END:
-                self.end_code = value
-            nxt = self._next_of.get((st, kind))
-            if nxt is None:
-                self._event(EV_LOG, "%s out of turn ignored (in %s)" % (name, st))
-            else:
-                self._enter(nxt, now)
+        else:  # the URC phase's rules (qfota.recovery): loaded only now, let go at VERIFY
+            from qfota.recovery import on_fota
 
-    def _on_earlier(self, kind, name, value, now):
-        # A FOTA URC while listening before the first probe: an update begun before us.
-        self._heard = True
-        if kind in _END_KINDS and kind != urc.END:  # its download ended
-            self.recovered = "%s %d" % (name, value)
-            self._event(EV_LOG, "recovering: the modem reports %s" % self.recovered)
-            if value == 0 and self.recover:
-                self._enter("START", now)
-            elif value != 0:
-                self._next(now)  # the old transfer is over: probe now
-            return
-        if not self.recover:  # a rerun found the modem in the middle of an earlier update
-            why = "the modem is in the middle of an earlier update (%s): follow it with "
-            self._fail(None, why % name + "`qfota recover`", "RECOVER")
-        if kind == urc.END:
-            self.end_code = value
-            self.recovered = "END %d" % value
-            if value != 0:
-                self._fail(value, None, "END", MODEM)
-        elif kind == urc.UPDATING or kind == urc.RESTORE:
-            self.updating = value
-            self._event(EV_UPDATING, value, self.update_urcs)
-        nxt = self._next_of.get(("RECOVER", kind))
-        if nxt is not None:
-            self._enter(nxt, now)
+            on_fota(self, kind, value, now)

@@ -26,8 +26,9 @@ The session takes the rows of its plan when it is made and then releases this mo
 
 from qfota import urc
 from qfota.at import DOWNLOAD, ENDED, FAIL, NEXT, OPTIONAL, RETRY, SAFE, TRANSFER, UPGRADE
+from qfota.compat import const
 
-_CMD = "command_ms"
+_CMD = const("command_ms")  # a const: no name kept on MicroPython
 
 # fmt: off
 STEPS = {
@@ -100,7 +101,6 @@ KINDS = {
 }
 # fmt: on
 
-_REVISION = ("probe", "echo_off", "qgmr", "ati")
 VERIFY = ("settle", "echo_after", "qgmr_after", "ati_after")
 RECOVER = ("listen", "await", "echo_after", "qgmr_after", "ati_after")
 
@@ -111,7 +111,7 @@ def plan(s):
     revision and ranges; URL mode's PDP steps are ``qfota.urls``'s, info's ``qfota.info``'s."""
     if s.mode == "recover":  # listen first only when a run may have been cut
         return list(RECOVER if s.listen_first else RECOVER[1:])
-    p = list(_REVISION)  # type: list[str]
+    p = ["probe", "echo_off", "qgmr", "ati"]  # the revision's
     if s.listen_first:
         p.insert(0, "listen")  # after a cut transfer: no AT into it
     if s.mode == "info":
@@ -158,3 +158,19 @@ def args(s):
         target = (s.url or "").encode()
     tail = b",%d,%d,%d" % (s.upgrade_mode, s.download_urcs, s.update_urcs)
     return {"ifc": flow, "usbifc": flow, "qfotadl": (target, tail)}
+
+
+def stages(cut):
+    """The stages whose rows (``STEPS``, ``URC_STATES``; URL mode's and info's where
+    shipped) say ``cut``, sorted: for the runner's and the app's journals, no list kept
+    by hand. Loaded for it and let go (``compat.release``) by the app."""
+    rows = list(STEPS.values())
+    for mod in ("urls", "info"):
+        try:
+            __import__("qfota." + mod)
+        except ImportError:  # not shipped to this board: neither are its stages
+            continue
+        rows += getattr(__import__("qfota"), mod).STEPS.values()
+    found = [row[0] for row in rows if row[6] == cut]
+    found += [state for state, row in URC_STATES.items() if row[1] == cut]
+    return tuple(sorted(set(found)))

@@ -9,11 +9,12 @@ PDP steps (rows as ``qfota.steps``'s). Loaded only for URL mode (``qfota.checks`
 """
 
 from qfota.at import FAIL, NEXT, SAFE
+from qfota.compat import const
 from qfota.errors import redact, refuse  # noqa: F401 - redact is used from here
 
 URL_MAX = 255  # <url>: maximum length 255 bytes
 FTP_FIELD_MAX = 50  # <username>, <password>, <serverURL>, <file_path>: 50 bytes each
-_CMD = "command_ms"
+_CMD = const("command_ms")  # a const: no name kept on MicroPython
 
 # fmt: off
 STEPS = {

@@ -322,19 +322,27 @@ def check_stream_options(args):
         _refuse("--" + setting, chunk if setting == "chunk" else rate, detail)
 
 
+def flag(row):
+    """The CLI option of an ``OPTIONS`` row: its own, or ``--`` and its name."""
+    return row[1] or "--" + row[0].replace("_", "-")
+
+
 def check_options(args, mode):
     """The engine's options (``qfota.checks.OPTIONS``) as given on the command line,
     refused by the engine's own rules (``qfota.checks.why``): one line naming the option
     and the value. ``mode``: "file" or "url" (an option of the other mode is refused)."""
-    for name, flag, _default, rule, only, _gate in OPTIONS:
+    for row in OPTIONS:
+        name, _flag, _default, rule, only, _gate = row
         value = getattr(args, name, None)
         if name == "timeouts" or value is None:
             continue
         if only is not None and only != mode:
-            _refuse(flag, None, "applies to --%s only" % ("image" if only == "file" else "url"))
+            _refuse(
+                flag(row), None, "applies to --%s only" % ("image" if only == "file" else "url")
+            )
         bad = why(rule, value)
         if bad:
-            _refuse(flag, ascii(value) if rule[0] == "text" else value, bad)
+            _refuse(flag(row), ascii(value) if rule[0] == "text" else value, bad)
 
 
 # What the CLI says of the engine's options (qfota.checks.OPTIONS) beyond their rule; an
@@ -377,19 +385,20 @@ def option_help(row):
 def add_options(p):
     """The engine's options (``qfota.checks.OPTIONS``) as arguments."""
     for row in OPTIONS:
-        name, flag, _default, rule, _only, _gate = row
+        name, _flag, _default, rule, _only, _gate = row
         if name == "timeouts":
             continue  # --timeout NAME=SECONDS: add_port_options
         kind = rule[0]
         help = option_help(row)
+        opt = flag(row)
         if kind == "bool":
-            p.add_argument(flag, dest=name, action="store_true", default=None, help=help)
+            p.add_argument(opt, dest=name, action="store_true", default=None, help=help)
         elif kind == "one of":
-            p.add_argument(flag, dest=name, choices=rule[1:], help=help)
+            p.add_argument(opt, dest=name, choices=rule[1:], help=help)
         elif kind == "text":
-            p.add_argument(flag, dest=name, metavar=name.upper(), help=help)
+            p.add_argument(opt, dest=name, metavar=name.upper(), help=help)
         else:
-            p.add_argument(flag, dest=name, type=int, metavar="N", help=help)
+            p.add_argument(opt, dest=name, type=int, metavar="N", help=help)
 
 
 # ---------------------------------------------------------------- the command
