@@ -141,8 +141,9 @@ def check_options(options):
                     w += ", not %r" % (v,)  # a text may hold anything: not repeated
                 raise refuse("PARAMS", w)
         if name == "timeouts":
-            v, given = dict(TIMEOUTS), v
-            v.update(given or {})
+            t = dict(TIMEOUTS)
+            t.update(v or {})  # type: ignore  # v: the timeouts row, a dict (why() checked)
+            v = t
         elif gate is not None and v is not None:
             gates[gate[0]] = (name, gate[1])
         if v is not None:

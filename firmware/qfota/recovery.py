@@ -102,7 +102,7 @@ def timed_out(s, row):
     elif row[1] == b"AT":
         what = "the modem did not answer AT"
     else:
-        what = "no answer to " + redact(s._at.command_text())
+        what = "no answer to %s" % redact(s._at.command_text())
     return "timeout after %d s: %s" % (s.timeouts[s._wait_key] // 1000, what)
 
 

@@ -110,7 +110,8 @@ def plan(s):
     AT+QFOTADL: the checks an option asks for (``s.gates``: step -> option) go after the
     revision and ranges; URL mode's PDP steps are ``qfota.urls``'s, info's ``qfota.info``'s."""
     if s.mode == "recover":  # listen first only when a run may have been cut
-        return list(RECOVER if s.listen_first else RECOVER[1:])
+        p = list(RECOVER if s.listen_first else RECOVER[1:])  # type: list[str]
+        return p
     p = ["probe", "echo_off", "qgmr", "ati"]  # the revision's
     if s.listen_first:
         p.insert(0, "listen")  # after a cut transfer: no AT into it
