@@ -174,7 +174,7 @@ def case_a_step_added_to_the_table_fails_as_its_row_says():
     # The same row with on ERROR = FAIL: the modem's ERROR stops the update in the row's
     # stage, before AT+QFOTADL, naming the command; a cut there is safe, as the row says.
     from qfota import steps
-    from qfota.recovery import advice
+    from qfota.cut import advice
 
     row = ("SIM", b"AT+QCCID", b"+QCCID:", "command_ms", steps.FAIL, None, steps.SAFE)
     table, plan = _own_table(row)

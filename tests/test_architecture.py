@@ -91,7 +91,7 @@ def test_the_cycle_finder_finds_the_circles_the_engine_had():
 def test_readers_neither_import_nor_move_the_session():
     # The readers return what they read; the session alone moves its state.
     graph = import_graph()
-    for m in ("answers", "urls", "recovery", "checks", "steps"):
+    for m in ("answers", "urls", "recovery", "cut", "checks", "steps"):
         assert "session" not in graph[m], m
 
 
@@ -123,7 +123,7 @@ def test_what_the_advice_and_the_journals_make_of_each_stage(stage):
     # not send it through recover() next time, the port journal does not listen.
     from qfota import runner
     from qfota.app import Journal
-    from qfota.recovery import advice
+    from qfota.cut import advice
 
     kw = {"length": 1000}
     if stage == "RECOVER":

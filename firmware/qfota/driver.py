@@ -162,14 +162,13 @@ class Driver:
         except KeyboardInterrupt:
             self._unlock()
             s.image_sent(self.flight)  # cut inside a chunk: what of it went out counts
-            from qfota.recovery import advice
+            from qfota.cut import advice
 
             s.abort("interrupted: " + advice(s), INTERRUPTED)
         except OSError as e:
             self._unlock()
             s.image_sent(self.flight)
-            from qfota.cut import os_error
-            from qfota.recovery import advice
+            from qfota.cut import advice, os_error
 
             s.abort(
                 "the port failed: %s (device unplugged?); %d of %d package bytes sent; %s"

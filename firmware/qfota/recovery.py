@@ -1,19 +1,32 @@
-"""The session beyond its AT plan: the note's URCs from ``AT+QFOTADL`` to ``END`` (the
-URC phase), those of an update begun before a session that listens first (``qfota
-recover``, a rerun), what a wait that ran out was waiting for, and what to say when a
-run is cut short: what the modem is doing now and what to do.
+"""The URC phase of a session: the note's URCs from ``AT+QFOTADL`` to ``END`` (``begin``,
+``on_fota``), those of an update begun before a session that listens first (``qfota
+recover``, a rerun), and the modem's reboots (``on_rdy``).
 
-Loaded only then: by ``Session._on_fota`` on the first FOTA URC outside an AT step (let
-go when VERIFY begins: an update's AT phase runs without this code in the heap), by the
-session when a wait runs out, by the driver (interrupted, or its port lost). It records what the modem reported (``end_code``, progress,
-``recovered``) and asks the session to move: ``_enter``, ``_next`` and ``_fail`` are
-the session's, the one place its state moves; the transitions are
-``qfota.steps.URC_NEXT``.
+Loaded by the session when AT+QFOTADL is answered, on a FOTA URC outside an AT step or
+on RDY; let go while the package streams and when VERIFY begins: an update's AT phase and
+its stream run without this code in the heap. It records what the modem reported
+(``end_code``, progress, ``recovered``, reboots) and asks the session to move:
+``_enter``, ``_next``, ``_run_plan`` and ``_fail`` are the session's, the one place its
+state moves; the transitions are ``qfota.steps.URC_NEXT``.
 """
 
 from qfota import urc
-from qfota.at import DOWNLOAD, EV_DOWNLOADING, EV_LOG, EV_UPDATING, SAFE, TRANSFER, UPGRADE
-from qfota.errors import MODEM, redact
+from qfota.at import (
+    DOWNLOAD,
+    EV_DOWNLOADING,
+    EV_LOG,
+    EV_REBOOT,
+    EV_UPDATING,
+    SAFE,
+    TRANSFER,
+)
+from qfota.compat import const, release
+from qfota.errors import MODEM
+
+NONE_UNDER_WAY = (
+    "no update under way: the modem answers AT and reported no FOTA URC; reading its revision"
+)
+_RESTARTS_MAX = const(3)  # reboots before the update that start the plan over
 
 _END_KINDS = (urc.FILEEND, urc.FTPEND, urc.HTTPEND, urc.END)
 
@@ -86,48 +99,41 @@ def on_fota(s, kind, value, now):
             s._enter(nxt, now)
 
 
-def timed_out(s, row):
-    """What was missing when session ``s``'s wait ran out in a step (``row``) or a URC
-    state (``row`` None): the failure's detail. Loaded only then."""
-    name = s.state
-    if row is None:
-        what = {"FILEEND": '"FILEEND" after the last byte', "UPDATING": '"UPDATING"/"END"'}
-        what = 'no +QIND: "FOTA",' + what.get(name, '"%s"' % name)
-    elif name == "qfotadl" and s.scheme == "file":
-        what = "no OK / FILESTART after AT+QFOTADL"
-    elif name == "await":
-        what = "the modem neither finished an update nor answered AT"
-    elif name == "settle":
-        what = "the modem did not answer AT after its reboot"
-    elif row[1] == b"AT":
-        what = "the modem did not answer AT"
+def begin(s, now):
+    """The modem answered OK to AT+QFOTADL: session ``s``'s transfer begins. Only
+    VERIFY's steps run again (a RDY now is a failure, not a restart); the stream wants
+    the room of the others."""
+    for done in s._plan:
+        if done not in s._verify:
+            s._rows.pop(done, None)
+    s._args = {}
+    s.opt = {"target": s.opt.get("target")}
+    start = s._kinds[0]
+    st = urc.NAMES[start].decode()
+    s._enter(s._next_of[(st, start)] if s._early else st, now)
+
+
+def on_rdy(s, now):
+    """RDY for session ``s``: a reboot before the update began starts the plan over (at
+    most ``_RESTARTS_MAX`` times); during a transfer or download it is a failure; after
+    the upgrade it is the reboot VERIFY waits for."""
+    st, stage, cut = s.state, s.stage, s.cut
+    if st == "listen" and not s.recover:
+        s._next(now)  # a rerun found the modem rebooting: probe it now
+    elif cut == SAFE or stage == "QFOTADL":
+        # Commands in flight are lost; start over.
+        s._restarts += 1
+        if s._restarts > _RESTARTS_MAX:
+            s._fail(None, "the modem keeps rebooting (RDY) before the update")
+        s._event(EV_LOG, "modem rebooted during %s; starting over" % stage)
+        s._at.cancel()
+        s._run_plan(s._plan, now, s._plan.index("probe"))
     else:
-        what = "no answer to %s" % redact(s._at.command_text())
-    return "timeout after %d s: %s" % (s.timeouts[s._wait_key] // 1000, what)
-
-
-def advice(s):
-    """What the modem is doing now and what to do, for session ``s`` cut short here."""
-    if s.result is not None:
-        return "the update is over"
-    cut = s.cut
-    if cut == SAFE:
-        return "nothing was sent that changes the modem; it runs its old firmware"
-    if cut == TRANSFER:
-        return (
-            "the modem may still be inside the FILE transfer (%d of %d bytes sent); the "
-            "note has no abort: it ends the transfer itself (FILEEND 500) once the line "
-            "stays quiet. Run `qfota recover` (or `qfota update` again): it waits for that "
-            "end without sending into the transfer" % (s.sent, s.length or 0)
-        )
-    if cut == DOWNLOAD:
-        return (
-            "the modem is downloading the package itself and upgrades when it is done: "
-            "keep it powered and follow it with `qfota recover`"
-        )
-    if cut == UPGRADE:
-        return (
-            "the modem may be upgrading: do not power it off (note, chapter 5: power loss "
-            "during the upgrade cannot be recovered); follow it with `qfota recover`"
-        )
-    return "the upgrade reported its end; `qfota recover` reads the revision it runs now"
+        s.reboots += 1
+        s._event(EV_REBOOT, s.reboots)  # the journal learns the transfer is over
+        if cut == TRANSFER or cut == DOWNLOAD:
+            s._fail(None, "the modem rebooted (RDY) during the download")
+        if st in ("REBOOT", "listen", "await", "settle") or stage == "VERIFY":
+            s._at.cancel()
+            release("recovery")  # the URC phase is over: VERIFY runs without it
+            s._run_plan(s._verify, now)

@@ -23,8 +23,6 @@ reads a clock, touches a port or calls back into the caller.
 from qfota import urc
 from qfota.at import (  # noqa: F401 - the API's: S.EV_STAGE...
     CHATTY_EVENTS,
-    CME,
-    DOWNLOAD,
     EV_DONE,
     EV_DOWNLOADING,
     EV_LOG,
@@ -35,26 +33,22 @@ from qfota.at import (  # noqa: F401 - the API's: S.EV_STAGE...
     EV_STAGE,
     EV_TX,
     EV_UPDATING,
-    FAIL,
     OK,
-    OPTIONAL,
     PROTO,
     RETRY,
     SAFE,
     SKIP,
-    TRANSFER,
     AtChannel,
     printable,
     same_revision,  # noqa: F401 - the app's, the fleet's: here since before qfota.at had it
     text,
 )
 from qfota.compat import const, release, ticks_add, ticks_diff
-from qfota.errors import INTERRUPTED, TIMEOUT, FotaError, redact
+from qfota.errors import INTERRUPTED, FotaError, redact
 from qfota.lines import LineFramer
 
 _PROBE_EVERY = const(1000)  # ms between probes
 _PROBE_QUIET = const(1500)  # ms without an OK after a probe answered, when several went out
-_RESTARTS_MAX = const(3)
 _REPORTS = const(100)  # EV_SENT at most this many times per transfer
 _EVENTS_MAX = const(32)  # events queued between two next_event() calls, beyond the vital ones
 
@@ -262,8 +256,6 @@ class Session:
 
     # ------------------------------------------------ AT phase: running the plan
     def _run_plan(self, plan, now, i=0):
-        if plan is self._verify:
-            release("recovery")  # the URC phase is over
         self._phase = plan
         self._step(i, now)
 
@@ -321,49 +313,32 @@ class Session:
         on_err, reader = row[4], row[5]
         if kind == OK and on_err == RETRY:  # a probe answered
             if name == "await" and not self._heard:
-                self._event(
-                    EV_LOG,
-                    "no update under way: the modem answers AT and reported no FOTA URC; "
-                    "reading its revision",
-                )
+                from qfota.recovery import NONE_UNDER_WAY
+
+                self._event(EV_LOG, NONE_UNDER_WAY)
             if self._probes <= 1:
                 self._next(now)
             else:  # others may still answer: wait for a quiet line, or a late OK is
                 self._answered = True  # taken for the next command's
                 self._stray_ok(now)
-        elif kind == OK and name == "qfotadl":
-            # The transfer begins: only VERIFY's steps run again (a RDY now is a failure,
-            # not a restart); the stream wants the room of the others.
-            for done in self._plan:
-                if done not in self._verify:
-                    self._rows.pop(done, None)
-            self._args = {}
-            self.opt = {"target": self.opt.get("target")}  # type: dict
-            st = urc.NAMES[self._kinds[0]].decode()
-            self._enter(self._next_of[(st, self._kinds[0])] if self._early else st, now)
+        elif kind == OK and name == "qfotadl":  # the transfer begins: the URC phase
+            from qfota.recovery import begin
+
+            begin(self, now)
         elif kind == OK:
             skip = None
-            if reader:  # "fn" of qfota.answers, or "module.fn"; loaded on first use
-                if not callable(reader):
-                    mod, fn = reader.split(".") if "." in reader else ("answers", reader)
-                    __import__("qfota." + mod)
-                    reader = getattr(getattr(__import__("qfota"), mod), fn)
+            if reader:
+                if not callable(reader):  # a reader of qfota.answers by name: loaded now
+                    from qfota import answers
+
+                    reader = getattr(answers, reader)
                 skip = self._took(*reader(self._at.body))  # type: ignore
             if self.state == name:  # the answer did not end the session
                 self._next(now, 1 if skip == SKIP else 0)
-        elif kind == PROTO:
-            why = "the modem answered 010003 (protocol-download file mode): not supported"
-            self._fail(None, why)
-        elif on_err != RETRY:  # ERROR or +CME ERROR to a probe: keep probing
-            what = "+CME ERROR: %s" % self._at.cme if kind == CME else "ERROR"
-            cmd = redact(self._at.command_text())
-            if on_err == FAIL or (name == "qiact" and self.pdp is not None):
-                self._fail(None, "modem answered %s to %s" % (what, cmd))
-            # qiact: AT+QIACT? was not answered, so the context may be active already
-            # (modems answer ERROR then): the download says 708/605 if the network is not there.
-            why = "the context may be active already" if name == "qiact" else "going on"
-            self._event(EV_LOG, "%s answered %s: %s" % (cmd, what, why))
-            self._next(now)
+        elif kind == PROTO or on_err != RETRY:  # ERROR or +CME ERROR to a probe: keep probing
+            from qfota.cut import on_error  # rare: loaded only now
+
+            on_error(self, kind, now)
 
     def _took(self, what, value):
         """What a step's reader read, recorded: the one place an answer moves the session
@@ -403,24 +378,9 @@ class Session:
                 self._probes += 1
                 self._send(row[1])
         if self._deadline is not None and ticks_diff(now, self._deadline) >= 0:
-            self._timeout(now)
+            from qfota.cut import on_timeout  # a wait ran out: rare, loaded only now
 
-    def _timeout(self, now):
-        row = self._rows.get(self.state)
-        if row is not None and row[4] == OPTIONAL:
-            if row[1] is not None:
-                self._event(EV_LOG, "%s not answered: going on" % row[1].decode())
-            self._at.cancel()
-            self._next(now)
-        elif self.state == "REBOOT":
-            # No RDY: some modules print END after their reboot, or the RDY was lost.
-            ms = self.timeouts["reboot_ms"]
-            self._event(EV_LOG, "no RDY within %d ms after END; probing with AT" % ms)
-            self._run_plan(self._verify, now)
-        else:
-            from qfota.recovery import timed_out  # what was missing: only now in the heap
-
-            self._fail(None, timed_out(self, row), kind=TIMEOUT)
+            on_timeout(self, now)
 
     # ------------------------------------------------ URC phase
     def _enter(self, state, now):
@@ -431,6 +391,7 @@ class Session:
         if state == "STREAM":
             self._t_stream = now
             self._deadline = None
+            release("recovery")  # the URC phase's rules: the stream wants the room
         elif state in ("FTPEND", "HTTPEND") and self.download_urcs:
             self._wait(now, "progress_ms")
         elif state == "START":
@@ -460,31 +421,12 @@ class Session:
                 self._event(EV_LOG, "garbage line ignored (%d bytes)" % n)
         elif kind == urc.INCOMPLETE:
             self._event(EV_LOG, "incomplete FOTA line ignored: %r" % bytes(buf[:n]))
-        elif kind == urc.RDY:
-            self._on_rdy(now)
+        elif kind == urc.RDY:  # the modem (re)booted: rare, its rules loaded only now
+            from qfota.recovery import on_rdy
+
+            on_rdy(self, now)
         elif kind != urc.BOOT:
             self._on_fota(kind, self._urc.value, now)
-
-    def _on_rdy(self, now):
-        st, stage, cut = self.state, self.stage, self.cut
-        if st == "listen" and not self.recover:
-            self._next(now)  # a rerun found the modem rebooting: probe it now
-        elif cut == SAFE or stage == "QFOTADL":
-            # A reboot before the update began: commands in flight are lost; start over.
-            self._restarts += 1
-            if self._restarts > _RESTARTS_MAX:
-                self._fail(None, "the modem keeps rebooting (RDY) before the update")
-            self._event(EV_LOG, "modem rebooted during %s; starting over" % stage)
-            self._at.cancel()
-            self._run_plan(self._plan, now, self._plan.index("probe"))
-        else:
-            self.reboots += 1
-            self._event(EV_REBOOT, self.reboots)  # the journal learns the transfer is over
-            if cut == TRANSFER or cut == DOWNLOAD:
-                self._fail(None, "the modem rebooted (RDY) during the download")
-            if st in ("REBOOT", "listen", "await", "settle") or stage == "VERIFY":
-                self._at.cancel()
-                self._run_plan(self._verify, now)
 
     def _on_fota(self, kind, value, now):
         st = self.state
