@@ -176,10 +176,17 @@ def on_error(s, kind, now):
 
 
 def advice(s):
-    """What the modem is doing now and what to do, for session ``s`` cut short here."""
+    """What the modem is doing now and what to do, for session ``s`` cut short here (or
+    anything with its ``stage``, ``result``, ``sent`` and ``length``)."""
     if s.result is not None:
         return "the update is over"
-    cut = s.cut
+    cut = getattr(s, "cut", None)
+    if cut is None:  # not a Session (the agent's record of one): what its stage's rows say
+        from qfota.steps import stages
+
+        for cut in (TRANSFER, DOWNLOAD, UPGRADE, SAFE):
+            if s.stage in stages(cut):
+                break
     if cut == SAFE:
         return "nothing was sent that changes the modem; it runs its old firmware"
     if cut == TRANSFER:
