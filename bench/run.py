@@ -92,7 +92,7 @@ _PACING = r"""
 import sys, time, array
 sys.path.insert(0, "firmware")
 from qfota.driver import Driver
-from qfota.session import Session, FLOW_NONE
+from qfota.session import Session
 
 try:
     ticks_us, ticks_diff = time.ticks_us, time.ticks_diff
@@ -120,7 +120,7 @@ class RecordingPort:
     def wait_writable(self, ms):
         return True
 
-s = Session(length=size, flow=FLOW_NONE)
+s = Session(length=size, flow="none")
 port = RecordingPort()
 s.streaming = True
 with open(path, "rb") as f:

@@ -56,7 +56,7 @@ STORAGE = "/sd"
 FLASH_ROOT = ""  # the internal flash's LittleFS is mounted at /: the app reads /fota
 JOURNAL_PATH = "/qfota_journal.json"  # internal flash (LittleFS: rename is atomic)
 
-# The app's settings for this board (qfota.app.DEFAULTS, under /qfota.cfg's): 264 KB of
+# The app's settings for this board (qfota.app.defaults(), under /qfota.cfg's): 264 KB of
 # RAM leave room for a package buffer of one littlefs block (qfota's default is 1024).
 SETTINGS = {"chunk": 4096}
 

@@ -124,49 +124,100 @@ def expect_error(m, img, stage, code=None, detail=None, **kw):
 
 
 # ---------------------------------------------------------------- the table of steps
+def _own_table(row):
+    # A step of one's own: the table's rows plus "ccid", placed after the revision steps
+    # by a plan of one's own. The session takes both as arguments: the real table and
+    # plan are not touched.
+    from qfota import steps
+
+    table = dict(steps.STEPS)
+    table["ccid"] = row
+
+    def plan(s):
+        from qfota import steps
+
+        p = steps.plan(s)
+        return p[:4] + ["ccid"] + p[4:]
+
+    return table, plan
+
+
 def case_a_step_added_to_the_table_runs():
-    # What DEVELOPERS.md tells a newcomer: a row in STEPS, its name in plan(). Here the
-    # signal quality (AT+CSQ) after the revision, read by a function of the row's own.
+    # What DEVELOPERS.md tells a newcomer: a row (stage, command, prefix, wait, on ERROR,
+    # reader, cut) and its place in a plan. Here the SIM's ICCID (AT+QCCID), read by a
+    # function of the row's own that returns what it read.
     from qfota import steps
 
     read = []
 
-    def got_csq(s, body, now):
-        read.append((s.stage, body))
+    def got_ccid(body):
+        read.append(body)
+        return "ccid", body[0][8:].strip()
 
-    plan = steps.plan
-    steps.STEPS["csq"] = ("PREFLIGHT", b"AT+CSQ", b"+CSQ:", "command_ms", steps.FAIL, got_csq)
-    steps.plan = lambda s: plan(s)[:4] + ["csq"] + plan(s)[4:]  # after the revision steps
-    try:
-        img = image("csq")
-        m = modem(replies=replies({b"AT+CSQ": b"\r\n+CSQ: 20,99\r\n" + OK}))
-        s, ev, _u = run(m, img)
-    finally:
-        steps.plan = plan
-        del steps.STEPS["csq"]
-    assert read == [("PREFLIGHT", ["+CSQ: 20,99"])], read
+    row = ("SIM", b"AT+QCCID", b"+QCCID:", "command_ms", steps.FAIL, got_ccid, steps.SAFE)
+    table, plan = _own_table(row)
+    img = image("ccid")
+    m = modem(replies=replies({b"AT+QCCID": b"\r\n+QCCID: 89860012345678901234\r\n" + OK}))
+    s, ev, _u = run(m, img, table=table, plan=plan)
+    assert read == [["+QCCID: 89860012345678901234"]], read
+    assert getattr(s, "ccid") == "89860012345678901234"  # noqa: B009 - set by its reader
+    assert "ccid" not in steps.STEPS
     sent = m.commands
-    assert sent.index(b"AT+CSQ") == sent.index(b"AT+QGMR") + 1, sent
-    assert sent.index(b"AT+QFOTADL=?") == sent.index(b"AT+CSQ") + 1, sent
-    assert ("AT+CSQ", None) in ev.kinds(S.EV_TX), ev.text()
+    assert sent.index(b"AT+QCCID") == sent.index(b"AT+QGMR") + 1, sent
+    assert sent.index(b"AT+QFOTADL=?") == sent.index(b"AT+QCCID") + 1, sent
+    assert ("AT+QCCID", None) in ev.kinds(S.EV_TX), ev.text()
+    assert ("SIM", None) in ev.kinds(S.EV_STAGE), ev.text()
     assert s.revision_after == REV_B.decode() and bytes(m.data) == content(img)
 
 
 def case_a_step_added_to_the_table_fails_as_its_row_says():
     # The same row with on ERROR = FAIL: the modem's ERROR stops the update in the row's
-    # stage, before AT+QFOTADL, naming the command.
+    # stage, before AT+QFOTADL, naming the command; a cut there is safe, as the row says.
     from qfota import steps
+    from qfota.cut import advice
 
-    plan = steps.plan
-    steps.STEPS["csq"] = ("PREFLIGHT", b"AT+CSQ", b"+CSQ:", "command_ms", steps.FAIL, None)
-    steps.plan = lambda s: plan(s)[:4] + ["csq"] + plan(s)[4:]
-    try:
-        m = modem(replies=replies({b"AT+CSQ": b"\r\nERROR\r\n"}))
-        expect_error(m, image("csq_err"), "PREFLIGHT", detail="ERROR to AT+CSQ")
-    finally:
-        steps.plan = plan
-        del steps.STEPS["csq"]
-    assert not any(c.startswith(b"AT+QFOTADL=") for c in m.commands), m.commands
+    row = ("SIM", b"AT+QCCID", b"+QCCID:", "command_ms", steps.FAIL, None, steps.SAFE)
+    table, plan = _own_table(row)
+    m = modem(replies=replies({b"AT+QCCID": b"\r\nERROR\r\n"}))
+    e = expect_error(
+        m, image("ccid_err"), "SIM", detail="ERROR to AT+QCCID", table=table, plan=plan
+    )
+    assert e.kind == "failed", e.kind
+    assert not any(c.startswith(b'AT+QFOTADL="') for c in m.commands), m.commands
+    s = S.Session(length=10, table=table, plan=plan)
+    s._set_stage("SIM")
+    assert "nothing was sent" in advice(s), advice(s)
+
+
+# ---------------------------------------------------------------- an option with its step
+def case_min_rssi_refused_below():
+    # --min-rssi / min_rssi: one row in qfota.checks.OPTIONS, one row ("csq") in STEPS.
+    m = modem(replies=replies({b"AT+CSQ": b"\r\n+CSQ: 7,99\r\n" + OK}))
+    e = expect_error(m, image("csq_low"), "SIGNAL", None, "rssi 7 below 10", min_rssi=10)
+    assert e.kind == "refused" and e.exit_status == 2, e.kind
+    assert b"AT+CSQ" in m.commands
+    assert not any(c.startswith(b'AT+QFOTADL="') for c in m.commands), m.commands
+
+
+def case_min_rssi_ok_and_only_when_given():
+    m = modem(replies=replies({b"AT+CSQ": b"\r\n+CSQ: 20,99\r\n" + OK}))
+    s, ev, _u = run(m, image("csq_ok"), min_rssi=10)
+    rssi = getattr(s, "rssi", None)  # kept by the session as its reader named it
+    assert rssi == 20 and s.revision_after == REV_B.decode(), rssi
+    assert m.commands.index(b"AT+CSQ") < m.commands.index(b"AT+IFC=2,2"), m.commands
+    m = modem()
+    s, ev, _u = run(m, image("csq_none"))
+    assert b"AT+CSQ" not in m.commands and getattr(s, "rssi", None) is None, m.commands
+
+
+def case_min_rssi_unknown_signal_refused():
+    # rssi 99: "not known or not detectable": not a signal to update on.
+    m = modem(replies=replies({b"AT+CSQ": b"\r\n+CSQ: 99,99\r\n" + OK}))
+    expect_error(m, image("csq_99"), "SIGNAL", None, "cannot read the rssi", min_rssi=5)
+
+
+def case_min_rssi_checked_before_sending():
+    _refused(image("csq_bad"), "min_rssi must be 0-31, not 40", min_rssi=40)
 
 
 # ---------------------------------------------------------------- happy paths
@@ -197,9 +248,7 @@ def case_happy_flow_none_paced():
         return orig(buf, off, n)
 
     uart.write = spy
-    s = update(
-        UartPort(uart), img, flow=S.FLOW_NONE, timeouts=FAST, rate=64000, rate_above_note=True
-    )
+    s = update(UartPort(uart), img, flow="none", timeouts=FAST, rate=64000, rate_above_note=True)
     assert s.revision_after == REV_B.decode()
     assert bytes(m.data) == content(img)
     assert b"AT+IFC=0,0" in m.commands and b"AT+IFC=2,2" not in m.commands
@@ -591,7 +640,7 @@ def case_apn_injection_refused():
         try:
             _run_url(m, "http://10.0.0.2/EC200T.bin", apn=apn)
         except FotaError as e:
-            assert e.stage == "PARAMS" and e.kind == "refused" and "APN" in str(e), str(e)
+            assert e.stage == "PARAMS" and e.kind == "refused" and "apn" in str(e), str(e)
         else:
             raise AssertionError("accepted APN %r" % apn)
     assert m.commands == [], m.commands
@@ -890,7 +939,7 @@ def _expected_sum(path):
 
 
 def _update_locked(flow, size, **kw):
-    img = image("lock%d" % flow, size)
+    img = image("lock" + flow, size)
     port = LockPort(size)
     # raises MemoryError (an internal error) on MicroPython if the stream allocates
     s = update(port, img, flow=flow, lock_heap=True, timeouts=FAST, chunk=1024, **kw)
@@ -900,11 +949,11 @@ def _update_locked(flow, size, **kw):
 
 
 def case_stream_hw_allocates_nothing():
-    _update_locked(S.FLOW_HW, 300_000)
+    _update_locked("hw", 300_000)
 
 
 def case_stream_paced_allocates_nothing():
-    _update_locked(S.FLOW_NONE, 20_000, rate=200_000, rate_above_note=True)
+    _update_locked("none", 20_000, rate=200_000, rate_above_note=True)
 
 
 def case_heap_lock_is_real():
@@ -924,12 +973,12 @@ def case_heap_lock_is_real():
 
 
 # ---------------------------------------------------------------- recovery after an MCU reset
-def _recover(m, **kw):
+def _recover(m, fileend_ms=300, **kw):
     from qfota.driver import recover
 
     uart = machine.UART(1, 115200, peer=m)
     timeouts = dict(FAST)
-    timeouts.update({"fileend_ms": 300, "end_ms": 1500, "reboot_ms": 500})
+    timeouts.update({"fileend_ms": fileend_ms, "end_ms": 1500, "reboot_ms": 500})
     return recover(UartPort(uart), timeouts=timeouts, **kw)
 
 
@@ -946,6 +995,42 @@ def case_recover_idle_modem_probed_after_quiet_window():
     s = _recover(m)
     assert s.revision_after == REV_A.decode()
     assert s.recovered is None
+
+
+def case_recover_without_listening_says_no_update_at_once():
+    # `qfota recover` when nothing was cut on this port: it probes at once, and a modem
+    # that answers AT with no FOTA URC is not updating: said so, then its revision.
+    from qfota.compat import ticks_diff, ticks_ms
+
+    m = modem()
+    t0 = ticks_ms()
+    ev = Events()
+    s = _recover(m, listen_first=False, on_event=ev, fileend_ms=20_000)
+    ms = ticks_diff(ticks_ms(), t0)
+    assert ms < 10_000, "took %d ms: waited out the quiet window" % ms
+    assert m.commands[0] == b"AT", m.commands
+    assert any("no update under way" in a for a, b in ev.kinds(S.EV_LOG)), ev.text()
+    assert s.revision_after == REV_A.decode() and s.result == "recovered"
+
+
+def case_rdy_while_listening_moves_on_at_once():
+    # A rerun after a modem reset: RDY while listening ends the wait (the transfer it
+    # listened for is over), for an update and for a recover, not fileend_ms later.
+    from qfota.compat import ticks_diff, ticks_ms
+
+    for job in ("update", "recover"):
+        m = modem()
+        m.say(b"\r\nRDY\r\n", machine._ticks() + 100)
+        t0 = ticks_ms()
+        if job == "recover":
+            s = _recover(m, fileend_ms=20_000)
+            assert s.revision_after == REV_A.decode(), s.revision_after
+        else:
+            timeouts = dict(FAST, fileend_ms=20_000)
+            s, ev, _u = run(m, image("rdylisten"), listen_first=True, timeouts=timeouts)
+            assert s.revision_after == REV_B.decode(), s.revision_after
+        ms = ticks_diff(ticks_ms(), t0)
+        assert ms < 10_000, "%s took %d ms: waited out the quiet window" % (job, ms)
 
 
 class _HalfSent(ScriptedModem):

@@ -171,7 +171,7 @@ def test_reset_then_silent_modem_stated(tmp_path, micropython):
 def test_attempts_are_bounded(tmp_path, micropython):
     """A transfer that keeps failing is tried max_attempts times, then refused."""
     with AppRig(tmp_path, faults=("fileend-500",)) as rig:
-        cfg = {"timeouts": dict(A.DEFAULTS["timeouts"] or {}), "max_attempts": 2}
+        cfg = {"timeouts": dict(A.defaults()["timeouts"] or {}), "max_attempts": 2}
         from app_rig import APP_TIMEOUTS
 
         cfg["timeouts"].update(APP_TIMEOUTS)

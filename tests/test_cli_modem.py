@@ -124,3 +124,69 @@ def test_recover_json_and_info_usb(runtime):
     d = json.loads(info.stdout)
     assert d["flow_control"] is not None, d  # read from AT+QCFG="usbifc", not AT+IFC?
     assert 'AT+QCFG="usbifc"' in m.commands and "AT+IFC?" not in m.commands, m.commands
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_recover_with_nothing_cut_says_so_at_once(runtime):
+    # Nothing was cut on this port: recover probes at once (no quiet window of fileend),
+    # says there is no update under way and reads the revision.
+    m = Modem(timing=FAST, seed=3)
+    with PtySimulator(m) as sim:
+        proc = qfota("recover", "--port", sim.path, "--runtime", runtime, "--timeout", "fileend=40")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert any("no update under way" in line for line in lines), lines
+    assert lines[-1] == "qfota: done: the modem runs %s" % m.revision, lines
+    assert m.commands[0] == "AT", m.commands
+    # Bounded by what the modem takes to answer, not by the 40 s window.
+    assert "listening" not in proc.stdout
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_rerun_after_a_modem_reset_does_not_listen(runtime, tmp_path):
+    # The modem resets in the middle of the transfer: the run sees its RDY and fails.
+    # That transfer is over (the modem said so by rebooting): the rerun probes at once
+    # instead of listening out fileend for a transfer that no longer exists.
+    image = tmp_path / "EC200T.bin"
+    image.write_bytes(PACKAGE)
+    m = Modem(
+        expect_md5=hashlib.md5(PACKAGE).hexdigest(),
+        timing=dict(FAST, noise_ms=0),
+        faults=("reset-mid-transfer",),
+        seed=4,
+    )
+    with PtySimulator(m) as sim:
+        args = ["--runtime", runtime, "--port", sim.path, "--image", str(image)]
+        args += ["--timeout", "fileend=40"]
+        first = qfota("update", *args)
+        assert first.returncode == 1, first.stdout + first.stderr
+        assert "rebooted (RDY) during the download" in first.stdout, first.stdout
+        second = qfota("update", *args, timeout=40)
+    assert "listening" not in second.stdout, second.stdout
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert second.stdout.strip().splitlines()[-1].startswith("qfota: done: "), second.stdout
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_min_rssi_against_the_simulator(runtime, tmp_path):
+    # --min-rssi: AT+CSQ goes out only when it is given; a weaker signal is refused
+    # (SIGNAL, exit 2) before AT+QFOTADL; a strong enough one updates.
+    image = tmp_path / "EC200T.bin"
+    image.write_bytes(PACKAGE[:20_000])
+    m = Modem(expect_md5=hashlib.md5(PACKAGE[:20_000]).hexdigest(), timing=FAST, seed=5)
+    with PtySimulator(m) as sim:
+        sim.inspect(lambda mm: setattr(mm, "rssi", 6))
+        args = ["update", "--port", sim.path, "--runtime", runtime, "--image", str(image)]
+        low = qfota(*args, "--min-rssi", "10")
+        refused_cmds = sim.inspect(lambda mm: list(mm.commands))
+        sim.inspect(lambda mm: setattr(mm, "rssi", 25))
+        ok = qfota(*args, "--min-rssi", "10")
+    assert low.returncode == 2, low.stdout + low.stderr
+    assert low.stdout.strip().splitlines()[-1] == (
+        "qfota: failed: SIGNAL: signal rssi 6 below 10 (AT+CSQ): a download on a weak "
+        "signal may fail"
+    ), low.stdout
+    assert "AT+CSQ" in refused_cmds, refused_cmds
+    assert not any(c.upper().startswith('AT+QFOTADL="') for c in refused_cmds), refused_cmds
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert m.outcome == "END 0"

@@ -326,7 +326,7 @@ def run_fault(fault, args=",1,10,10", **kw):
 
 
 def test_fault_names_are_documented():
-    doc = (model_mod.__doc__ or "") + "".join(t for _, t in model_mod.FAULTS)
+    doc = (model_mod.__doc__ or "") + "".join(row[1] for row in model_mod.FAULTS)
     assert len(FAULT_NAMES) == 19
     for name in FAULT_NAMES:
         assert "``%s``" % name in (model_mod.__doc__ or "")

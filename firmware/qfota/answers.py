@@ -1,58 +1,76 @@
-"""Readers of the answers to the AT steps (``qfota.steps``: a row's "on OK" names them
-``"answers.<function>"``): the revision, the note's ranges, the voltage, the USB setting. Each takes the session, the body lines kept
-by the AT channel and the time; it may refuse the update or return ``SKIP``.
+"""Readers of the answers to the AT steps (``qfota.steps``: a row's reader names one).
 
-Loaded on first use and released when ``AT+QFOTADL`` goes out (``Session._call``,
-``compat.release``): none of this is needed while the package streams, and on MicroPython
-its code is heap. VERIFY loads it again after the upgrade's reboot.
+Each takes the body lines kept by the AT channel and returns what it read as
+``(what, value)``, ``value`` None when the answer could not be read. What a value means
+for a session (a gate, a skip, a failure) is ``judge``'s, which reads the session and
+changes nothing; ``Session._took`` records it, the one place its state moves.
+
+Loaded on first use and released when ``AT+QFOTADL`` goes out (``compat.release``):
+none of this is needed while the package streams, and on MicroPython its code is heap.
+VERIFY loads it again after the upgrade's reboot.
 """
 
-from qfota.at import SKIP
+from qfota.at import FAIL, SKIP, same_revision
 from qfota.errors import REFUSED, FotaError, refuse
-from qfota.session import EV_LOG, EV_REVISION, same_revision
 
 
-def got_qgmr(s, body, now):
-    """``AT+QGMR``: the full revision (``EC200TCNDAR02A07M16_01.001.01.001``); ATI not needed."""
-    rev = body[0].strip() if body else ""
-    if not rev:
-        return None  # no revision in the answer: ATI is next
-    _set_revision(s, rev)
-    return SKIP
+def judge(s, what, value):
+    """What ``value``, read in session ``s``'s step, means: raises the ``FotaError`` that
+    ends the session (an answer it cannot do without, a refusal: revision, ranges, a gate
+    of ``qfota.checks.OPTIONS``), else ``(then, log)``: ``then`` SKIP (the step after is
+    not needed), ``"current"`` (the modem already runs the target) or None; ``log`` a line
+    to report, or None."""
+    row = s._rows[s.state]
+    stage = row[0]
+    update = s.mode == "update"
+    said = s._at.body[0] if s._at.body else ""
+    if value is None:
+        if row[4] == FAIL and (update or stage == "VERIFY"):
+            why = "cannot read the %s from %s: %r" % (what, row[1].decode(), said)
+            raise FotaError(stage, None, why)
+        return None, ("cannot read AT+QFOTADL=? answer: %r" % said) if what == "supported" else None
+    if what == "revision":
+        source, target = s.opt.get("expect_source"), s.opt.get("target")
+        if not update or stage == "VERIFY":
+            pass
+        elif target is not None and same_revision(value, target):
+            return "current", None
+        elif source is not None and not same_revision(value, source):
+            why = "the modem runs %s; this image updates %s to %s"
+            raise FotaError(
+                "REVISION", None, why % (value, source, target or "another revision"), REFUSED
+            )
+        return (SKIP if row[5] == "qgmr" else None), None  # no ATI after AT+QGMR
+    if what == "usbifc" and value != "2,2":
+        raise FotaError(stage, None, 'AT+QCFG="usbifc" reads back %s, not 2,2' % value)
+    if what == "pdp":
+        for cid, state in value:  # [(cid, state)] (qiact)
+            if cid == s.opt["cid"] and state == 1:
+                return SKIP, None  # already active: no AT+QIACT=<cid>
+    elif what == "supported" and update:
+        values = (s.upgrade_mode, s.download_urcs, s.update_urcs)
+        words = ("upgrade_mode", "download_URC_max", "update_URC_max")
+        for word, v, ranges in zip(words, values, value):
+            if not any(lo <= v <= hi for lo, hi in ranges):
+                raise refuse("PARAMS", "%s %d is not supported by this modem %s" % (word, v, said))
+    gate = s.gates.get(s.state) if update else None
+    if gate is not None and value < s.opt[gate[0]]:
+        raise FotaError(stage, None, gate[1] % (value, s.opt[gate[0]]), REFUSED)
+    return None, None
 
 
-def got_ati(s, body, now):
+def qgmr(body):
+    """``AT+QGMR``: the full revision (``EC200TCNDAR02A07M16_01.001.01.001``)."""
+    return "revision", (body[0].strip() if body else "") or None
+
+
+def ati(body):
     """``ATI``: ``Revision: EC200TCNDAR02A07M16`` (the note's command)."""
     rev = ""
     for line in body:
         if line.lower().startswith("revision:"):
             rev = line[9:].strip()
-    if not rev:
-        s._fail(None, "no revision in the answer to ATI")
-    _set_revision(s, rev)
-
-
-def _set_revision(s, rev):
-    # After the upgrade's reboot: the revision it runs now. Before: the gate of
-    # expect_source/target (already at the target: nothing to do; neither: refused).
-    if s.stage == "VERIFY":
-        s.revision_after = rev
-        s._event(EV_REVISION, "after", rev)
-        return
-    s.revision_before = rev
-    s._event(EV_REVISION, "before", rev)
-    if s.mode != "update":
-        return
-    if s.target is not None and same_revision(rev, s.target):
-        s._finish("current")
-    elif s.expect_source is not None and not same_revision(rev, s.expect_source):
-        raise FotaError(
-            "REVISION",
-            None,
-            "the modem runs %s; this image updates %s to %s"
-            % (rev, s.expect_source, s.target or "another revision"),
-            REFUSED,
-        )
+    return "revision", rev or None
 
 
 def parse_ranges(text):
@@ -70,19 +88,9 @@ def parse_ranges(text):
     return out
 
 
-def _in_ranges(v, ranges):
-    for lo, hi in ranges:
-        if lo <= v <= hi:
-            return True
-    return False
-
-
-def got_ranges(s, body, now):
-    """``+QFOTADL: <url>,(0,1),(0,5-100),(0,5-100)``: what this modem supports; an update
-    asking for more is refused."""
-    if not body:
-        return
-    line = body[0]
+def ranges(body):
+    """``+QFOTADL: <url>,(0,1),(0,5-100),(0,5-100)``: what this modem supports."""
+    line = body[0] if body else ""
     groups = []
     i = line.find("(")
     while i >= 0:
@@ -95,39 +103,45 @@ def got_ranges(s, body, now):
             groups = []
             break
         i = line.find("(", j)
-    if len(groups) < 3:
-        s._event(EV_LOG, "cannot read AT+QFOTADL=? answer: %r" % line)
-        return
-    s.supported = groups
-    if s.mode != "update":
-        return
-    names = ("upgrade_mode", "download_URC_max", "update_URC_max")
-    values = (s.upgrade_mode, s.download_urcs, s.update_urcs)
-    for name, v, ranges in zip(names, values, groups):
-        if not _in_ranges(v, ranges):
-            raise refuse("PARAMS", "%s %d is not supported by this modem %s" % (name, v, line))
+    return "supported", groups if len(groups) >= 3 else None
 
 
-def got_cbc(s, body, now):
-    """``+CBC: <bcs>,<bcl>,<voltage mV>``: an update below ``min_voltage_mv`` is refused."""
+def cbc(body):
+    """``+CBC: <bcs>,<bcl>,<voltage mV>``."""
     try:
-        mv = int(body[0].split(",")[2].strip())
+        return "voltage_mv", int(body[0].split(",")[2].strip())
     except (IndexError, ValueError):
-        if s.mode != "update":
-            return
-        s._fail(None, "cannot read the voltage from AT+CBC: %r" % (body[0] if body else ""))
-    s.voltage_mv = mv
-    if s.min_voltage_mv is not None and mv < s.min_voltage_mv and s.mode == "update":
-        raise FotaError(
-            "POWER",
-            None,
-            "supply %d mV below %d mV: power loss during the upgrade is unrecoverable "
-            "(note, chapter 5)" % (mv, s.min_voltage_mv),
-            REFUSED,
-        )
+        return "voltage_mv", None
 
 
-def got_usbifc(s, body, now):
-    """The note's example reads ``AT+QCFG="usbifc"`` back: it must say 2,2."""
-    if not body or body[0].replace(" ", "").lower() != '+qcfg:"usbifc",2,2':
-        s._fail(None, 'AT+QCFG="usbifc" reads back %r, not 2,2' % (body[0] if body else ""))
+def csq(body):
+    """``+CSQ: <rssi>,<ber>``: rssi 0-31 (99: not known)."""
+    try:
+        rssi = int(body[0][5:].split(",")[0].strip())
+    except (IndexError, ValueError):
+        return "rssi", None
+    return "rssi", rssi if rssi != 99 else None
+
+
+def flow(body):
+    """``+IFC: 2,2`` or ``+QCFG: "usbifc",2,2``: the setting as ``2,2``."""
+    if not body or ":" not in body[0]:
+        return "flow_setting", None
+    return "flow_setting", body[0].split(":", 1)[1].replace(" ", "").lower().replace(
+        '"usbifc",', ""
+    )
+
+
+def usbifc(body):
+    """The note's example reads ``AT+QCFG="usbifc"`` back (it must say 2,2)."""
+    return "usbifc", flow(body)[1] or ""
+
+
+def qiact(body):
+    """``+QIACT: <cid>,<state>,<type>[,<address>]`` lines: ``[(cid, state)]``."""
+    pdp = []
+    for line in body:
+        fields = line[7:].replace(" ", "").split(",")
+        if len(fields) > 1 and fields[0].isdigit() and fields[1].isdigit():
+            pdp.append((int(fields[0]), int(fields[1])))
+    return "pdp", pdp

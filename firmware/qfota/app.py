@@ -14,7 +14,7 @@ What it does, in this order (every step can stop it, with a line saying why):
    an error or a silent modem -> a stated failure, nothing more is sent.
 2. Mounts storage (``board.mount_storage()``) and reads ``fota/<image>.json``, the manifest
    ``qfota stage`` writes: ``{"file", "length", "sha256", "md5", "source_revision",
-   "target_revision"}``; ``fota/qfota.cfg`` (JSON, optional) overrides ``DEFAULTS``.
+   "target_revision"}``; ``fota/qfota.cfg`` (JSON, optional) overrides ``defaults()``.
 3. Hashes the image on the device (sha256, and md5 where ``hashlib`` has it) and refuses
    a mismatch before the port is even opened.
 4. Runs ``qfota.driver.update``: the modem's revision is checked as soon as it is read
@@ -49,7 +49,8 @@ import json
 import os
 
 from qfota import session as S
-from qfota.compat import const
+from qfota.at import SAFE
+from qfota.compat import const, release
 from qfota.defaults import DEFAULTS as ENGINE
 from qfota.errors import REFUSED as KIND_REFUSED
 from qfota.errors import FotaError
@@ -66,21 +67,8 @@ FOTA_DIR = "fota"  # under the storage root, as ``qfota stage --to :/sd/fota`` l
 CONFIG = "qfota.cfg"
 _BUF = const(2048)  # hashing buffer: a multiple of the 512-byte SD block
 
-DEFAULTS = {
-    "image": None,  # the image's file name in fota/; None: the only manifest there
-    "flow": ENGINE["flow"],  # "hw" (RTS/CTS, AT+IFC=2,2) or "none" (paced 32-byte pieces)
-    "upgrade_mode": ENGINE["upgrade_mode"],
-    "download_urcs": ENGINE["download_urcs"],
-    "update_urcs": ENGINE["update_urcs"],
-    "min_voltage_mv": 3500,  # refuse below (AT+CBC); None skips the check
-    "max_attempts": 3,  # transfers begun for one image before the app gives up on it
-    "chunk": ENGINE["chunk"],  # bytes read from the card per write loop (a multiple of 512)
-    "lock_heap": False,
-    "timeouts": None,  # {"end_ms": ...}: see qfota.defaults.TIMEOUTS
-}
-
-_UPDATE_OPTIONS = ("flow", "upgrade_mode", "download_urcs", "update_urcs", "min_voltage_mv",
-                   "chunk", "lock_heap", "timeouts")  # fmt: skip
+_FROM_MANIFEST = ("expect_source", "target")  # the engine's options the manifest sets
+_OWN = ("image", "max_attempts", "chunk", "lock_heap")  # the app's settings, not the engine's
 
 # Journal states.
 RUNNING = "running"
@@ -89,9 +77,38 @@ CURRENT = "current"  # it already ran the target revision: nothing sent
 REFUSED = "refused"  # bad image, wrong revision, low supply: no transfer began
 FAILED = "failed"
 
-# Stages after which the modem may be inside a FOTA transfer or upgrade: a restart
-# must go through recover() before anything else is sent.
-_SAFE_STAGES = ("",) + S.SAFE_STAGES
+
+def defaults():
+    """The settings ``qfota.cfg`` may hold, with their defaults: the engine's options
+    (``qfota.checks.OPTIONS``: one table for the session, the CLI and this app) and the
+    app's own. Made when asked, not at import: the table is loaded and released here, so
+    it leaves no hole under what the app keeps."""
+    from qfota.checks import OPTIONS
+
+    d = {
+        "image": None,  # the image's file name in fota/; None: the only manifest there
+        "max_attempts": 3,  # transfers begun for one image before the app gives up on it
+        "chunk": ENGINE["chunk"],  # bytes read from the card per write loop (a multiple of 512)
+        "lock_heap": False,
+    }
+    for row in OPTIONS:
+        if row[0] not in _FROM_MANIFEST:
+            d[row[0]] = row[2]
+    d["min_voltage_mv"] = 3500  # unattended: refuse below (AT+CBC); None skips the check
+    OPTIONS = None
+    release("checks")
+    return d
+
+
+def _safe(stage):
+    # Is ``stage`` one after which the modem cannot be inside a FOTA transfer or upgrade?
+    # Derived from qfota.steps' rows, loaded only when a journal asks and released.
+    from qfota.steps import stages
+
+    safe = stage == "" or stage in stages(SAFE)
+    for name in ("steps", "urls", "info", "recovery"):
+        release(name)
+    return safe
 
 
 def _server_defaults():
@@ -108,7 +125,7 @@ class Journal(_Journal):
     def in_flight(self):
         """True when an update may have reached the modem and was not seen to its end."""
         d = self.data
-        return d.get("state") in (RUNNING, FAILED) and d.get("stage", "") not in _SAFE_STAGES
+        return d.get("state") in (RUNNING, FAILED) and not _safe(d.get("stage", ""))
 
 
 def _hex(h):
@@ -218,7 +235,8 @@ class App:
         self.board = board
         self.rep = Reporter(out)
         self.journal = Journal(board.JOURNAL_PATH)
-        self.cfg = dict(DEFAULTS)
+        self.cfg = defaults()
+        self.options = tuple(k for k in self.cfg if k not in _OWN)  # the session's keywords
         self.cfg.update(getattr(board, "SETTINGS", None) or {})
         self.port = None
         self.manifest = None
@@ -265,14 +283,18 @@ class App:
         except ValueError as e:
             self.say("ignoring %s: %s" % (path, e))
             return
+        from qfota.checks import OPTIONS, why
+
+        rules = {row[0]: row[3] for row in OPTIONS}
         for k in cfg:
-            if k in DEFAULTS or k in _server_defaults():
-                self.cfg[k] = cfg[k]
-            else:
+            bad = k in rules and cfg[k] is not None and why(rules[k], cfg[k])
+            if k not in self.options and k not in _OWN and k not in _server_defaults():
                 self.say("ignoring unknown setting %r in %s" % (k, path))
-        if self.cfg["flow"] not in ("hw", "none"):
-            self.say("flow must be hw or none, not %r: using hw" % (self.cfg["flow"],))
-            self.cfg["flow"] = "hw"
+            elif bad:
+                self.say("ignoring %s in %s: %s %s" % (k, path, k, bad))
+            else:
+                self.cfg[k] = cfg[k]
+        release("checks")
 
     def _open(self):
         if self.port is None:
@@ -391,7 +413,10 @@ class App:
     def update_options(self):
         """The engine's options in the settings: the staged update's and server mode's."""
         cfg = self.cfg
-        return {k: cfg[k] for k in _UPDATE_OPTIONS}
+        d = {k: cfg[k] for k in self.options}
+        d["chunk"] = cfg["chunk"]
+        d["lock_heap"] = cfg["lock_heap"]
+        return d
 
     def _refused(self, e):
         self.say("refused: %s" % e)

@@ -30,9 +30,43 @@ NEXT = const(1)
 OPTIONAL = const(2)
 RETRY = const(3)
 SKIP = const(1)  # a reader's answer: the step after this one is not needed
+# What a run cut in a step's stage leaves the modem doing (a row's "cut"): nothing of a
+# transfer reached it; inside a FILE transfer; downloading by itself; maybe upgrading;
+# the upgrade is over.
+SAFE = const(0)
+TRANSFER = const(1)
+DOWNLOAD = const(2)
+UPGRADE = const(3)
+ENDED = const(4)
+
+# A session's events: (EV_*, a, b), taken with Session.next_event() (qfota.session
+# re-exports them). Here, beside the rows' constants, so qfota.recovery queues them too.
+EV_STAGE = const(1)  # a: stage name
+EV_REVISION = const(2)  # a: "before" | "after", b: revision
+EV_SENT = const(3)  # a: package bytes sent, b: total
+EV_DOWNLOADING = const(4)  # a: URC index, b: download_URC_max
+EV_UPDATING = const(5)  # a: URC index, b: update_URC_max
+EV_LOG = const(6)  # a: text (a line not understood, a warning)
+EV_REBOOT = const(7)  # a: reboots seen since AT+QFOTADL
+EV_TX = const(8)  # a: command line sent (redacted)
+EV_RX = const(9)  # a: line received (redacted)
+EV_DONE = const(10)  # a: revision after (or now, for info and "current")
+CHATTY_EVENTS = (EV_LOG, EV_TX, EV_RX, EV_DOWNLOADING, EV_UPDATING, EV_SENT)
 
 BODY_MAX = const(20)  # lines kept of one response (16 PDP contexts fit)
 _PLUS = const(43)
+
+
+def same_revision(a, b):
+    """``AT+QGMR`` answers ``EC200TCNDAR02A07M16_01.001.01.001``, ``ATI`` only
+    ``Revision: EC200TCNDAR02A07M16``: the same revision when equal, or when the longer is
+    the shorter plus an ``_`` suffix."""
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    short, full = (a, b) if len(a) < len(b) else (b, a)
+    return full.startswith(short) and full[len(short)] == "_"
 
 
 def printable(buf, n):

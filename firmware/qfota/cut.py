@@ -4,10 +4,14 @@ and the stream wants it).
 ``os_error(e)`` names an ``OSError`` the same way on both interpreters; ``gap_error``
 and ``changed`` are the driver's two stream stops that are nobody's fault on the line:
 qfota did not run for a while (Ctrl-Z), and the package file changed while it was sent.
+``on_timeout`` and ``on_error`` are the session's when a wait runs out or the modem
+refuses a command; ``advice`` what the modem is doing when a run is cut short and what to
+do. They read the session and ask it to move (``_next``, ``_run_plan``, ``_fail``).
 """
 
-from qfota.compat import ticks_diff
-from qfota.errors import FAILED, FotaError
+from qfota.at import CME, DOWNLOAD, EV_LOG, FAIL, OPTIONAL, PROTO, SAFE, TRANSFER, UPGRADE
+from qfota.compat import release, ticks_diff
+from qfota.errors import FAILED, TIMEOUT, FotaError, redact
 
 _RX_DRAIN = 64  # reads of the modem's lines after a gap, at most
 
@@ -76,8 +80,6 @@ def gap(d, now):
 def _gap_error(s, gap):
     """Session ``s`` streamed, then qfota did not run for ``gap`` ms: the error to raise
     when the modem ended the transfer meanwhile, else None (``s`` is aborted)."""
-    from qfota.recovery import advice
-
     what = "qfota did not run for %d ms in the middle of the transfer (stopped: Ctrl-Z, " % gap
     what += "or starved); %d of %d package bytes sent; " % (s.sent, s.length or 0)
     e = s.error
@@ -102,13 +104,15 @@ def _gap_error(s, gap):
 def changed(d, got):
     """Driver ``d``'s package file ended early (``got`` 0) or is not the one it began to
     send: stop before its last bytes go out (the session is aborted; raises its error)."""
-    from qfota.driver import _stamp
-    from qfota.recovery import advice
+    import os
 
     s = d.session
     if got:
-        now = _stamp(d.path)
-        how = "%d bytes, modified, was %d" % (now[0], d.stamp[0])
+        try:
+            size = os.stat(d.path)[6]  # not qfota.driver's _stamp: no import circle
+        except OSError:
+            size = -1
+        how = "%d bytes, modified, was %d" % (size, d.stamp[0])
     else:
         how = "it ended at %d of %d bytes" % (s.sent, s.length)
     s.abort(
@@ -117,3 +121,89 @@ def changed(d, got):
         FAILED,
     )
     raise s.error
+
+
+def on_timeout(s, now):
+    """Session ``s``'s wait ran out: an optional step goes on, a lost RDY is probed for,
+    anything else fails saying what was missing."""
+    name = s.state
+    row = s._rows.get(name)
+    if row is not None and row[4] == OPTIONAL:
+        if row[1] is not None:
+            s._event(EV_LOG, "%s not answered: going on" % row[1].decode())
+        s._at.cancel()
+        s._next(now)
+        return
+    if name == "REBOOT":
+        # No RDY: some modules print END after their reboot, or the RDY was lost.
+        ms = s.timeouts["reboot_ms"]
+        s._event(EV_LOG, "no RDY within %d ms after END; probing with AT" % ms)
+        release("recovery")  # the URC phase is over: VERIFY runs without it
+        s._run_plan(s._verify, now)
+        return
+    if row is None:
+        what = {"FILEEND": '"FILEEND" after the last byte', "UPDATING": '"UPDATING"/"END"'}
+        what = 'no +QIND: "FOTA",' + what.get(name, '"%s"' % name)
+    elif name == "qfotadl" and s.scheme == "file":
+        what = "no OK / FILESTART after AT+QFOTADL"
+    elif name == "await":
+        what = "the modem neither finished an update nor answered AT"
+    elif name == "settle":
+        what = "the modem did not answer AT after its reboot"
+    elif row[1] == b"AT":
+        what = "the modem did not answer AT"
+    else:
+        what = "no answer to %s" % redact(s._at.command_text())
+    limit = s.timeouts[s._wait_key] // 1000
+    s._fail(None, "timeout after %d s: %s" % (limit, what), kind=TIMEOUT)
+
+
+def on_error(s, kind, now):
+    """ERROR, +CME ERROR or 010003 to session ``s``'s command: a step that may fail goes
+    on (said), else the session fails naming the answer and the command."""
+    if kind == PROTO:
+        s._fail(None, "the modem answered 010003 (protocol-download file mode): not supported")
+    name = s.state
+    what = "+CME ERROR: %s" % s._at.cme if kind == CME else "ERROR"
+    cmd = redact(s._at.command_text())
+    if s._rows[name][4] == FAIL or (name == "qiact" and s.pdp is not None):
+        s._fail(None, "modem answered %s to %s" % (what, cmd))
+    # qiact: AT+QIACT? was not answered, so the context may be active already (modems
+    # answer ERROR then): the download says 708/605 if the network is not there.
+    why = "the context may be active already" if name == "qiact" else "going on"
+    s._event(EV_LOG, "%s answered %s: %s" % (cmd, what, why))
+    s._next(now)
+
+
+def advice(s):
+    """What the modem is doing now and what to do, for session ``s`` cut short here (or
+    anything with its ``stage``, ``result``, ``sent`` and ``length``)."""
+    if s.result is not None:
+        return "the update is over"
+    cut = getattr(s, "cut", None)
+    if cut is None:  # not a Session (the agent's record of one): what its stage's rows say
+        from qfota.steps import stages
+
+        for cut in (TRANSFER, DOWNLOAD, UPGRADE, SAFE):
+            if s.stage in stages(cut):
+                break
+    if cut == SAFE:
+        return "nothing was sent that changes the modem; it runs its old firmware"
+    if cut == TRANSFER:
+        return (
+            "the modem may still be inside the FILE transfer (%d of %d bytes sent); the "
+            "note has no abort: it ends the transfer itself (FILEEND 500) once the line "
+            "stays quiet. Run `qfota recover` (or `qfota update` again): it waits for that "
+            "end without sending into the transfer" % (s.sent, s.length or 0)
+        )
+    if cut == DOWNLOAD:
+        return (
+            "the modem is downloading the package itself and upgrades when it is done: "
+            "keep it powered and follow it with `qfota recover`"
+        )
+    if cut == UPGRADE:
+        return (
+            "the modem may be upgrading: do not power it off (note, chapter 5: power loss "
+            "during the upgrade cannot be recovered); follow it with `qfota recover`"
+        )
+    return "the upgrade reported its end; `qfota recover` reads the revision it runs now"

@@ -99,6 +99,7 @@ class Driver:
         on_event=None,
         rate_above_note=False,
         path=None,
+        buf=None,
     ):
         check_stream(session.flow_hw, chunk, rate, piece, rate_above_note)
         self.port = port
@@ -107,17 +108,11 @@ class Driver:
         self.on_event = on_event
         self.buf = None
         if image is not None:
-            gc.collect()  # the largest block an update needs: make room for it first
-            try:
-                self.buf = bytearray(chunk)
-            except MemoryError:
-                raise FotaError(
-                    "MEMORY",
-                    None,
-                    "no room for the %d-byte package buffer (%d bytes free): give a smaller"
-                    " chunk; nothing was sent" % (chunk, _mem_free()),
-                    FAILED,
-                ) from None
+            # ``buf``: a list holding the buffer ``update`` made first; taken out of it, so
+            # nothing else keeps it once the stream lets it go.
+            made = buf.pop() if buf else None
+            self.buf = made if made is not None and len(made) == chunk else package_buffer(chunk)
+            made = None
         self.rx = bytearray(_RX)
         # The package file's (size, mtime) before the stream, checked again before its
         # last bytes go out: a file that changes while it is sent is not sent whole.
@@ -167,14 +162,13 @@ class Driver:
         except KeyboardInterrupt:
             self._unlock()
             s.image_sent(self.flight)  # cut inside a chunk: what of it went out counts
-            from qfota.recovery import advice
+            from qfota.cut import advice
 
             s.abort("interrupted: " + advice(s), INTERRUPTED)
         except OSError as e:
             self._unlock()
             s.image_sent(self.flight)
-            from qfota.cut import os_error
-            from qfota.recovery import advice
+            from qfota.cut import advice, os_error
 
             s.abort(
                 "the port failed: %s (device unplugged?); %d of %d package bytes sent; %s"
@@ -396,6 +390,23 @@ def _stamp(path):
     return (st[6], st[8])
 
 
+def package_buffer(chunk):
+    """The package buffer, the largest block an update needs: made after a collect, and
+    by ``update`` before the session's tables come and go (they leave the heap in
+    pieces); a ``FotaError`` of stage MEMORY when there is no room for it."""
+    gc.collect()
+    try:
+        return bytearray(chunk)
+    except MemoryError:
+        raise FotaError(
+            "MEMORY",
+            None,
+            "no room for the %d-byte package buffer (%d bytes free): give a smaller"
+            " chunk; nothing was sent" % (chunk, _mem_free()),
+            FAILED,
+        ) from None
+
+
 def check_stream(flow_hw, chunk, rate, piece, rate_above_note=False):
     """The driver's settings: refuses what the note or the buffers do not allow."""
     if not isinstance(chunk, int) or not CHUNK_MIN <= chunk <= CHUNK_MAX or chunk % 16:
@@ -447,6 +458,9 @@ def update(
     if (image is None) == (url is None):
         raise refuse("PARAMS", "give either an image or a URL")
     gc.collect()  # the session and the buffers want contiguous blocks: defragment up front
+    buf = []  # the package buffer, first: the session's tables leave the heap in pieces
+    if image is not None and isinstance(chunk, int) and CHUNK_MIN <= chunk <= CHUNK_MAX:
+        buf.append(package_buffer(chunk))
     if image is not None:
         session = Session(length=_window(image, image_offset, image_length, max_image), **kwargs)
     else:
@@ -463,6 +477,7 @@ def update(
         lock_heap=lock_heap,
         on_event=on_event,
         rate_above_note=rate_above_note,
+        buf=buf,
     )
 
 

@@ -141,10 +141,9 @@ class DriverUpdater:
         from qfota.driver import _drive
         from qfota.session import Session
 
-        s = Session(info=True, **self.common)
-        # The revision steps of the info plan only: its other readers are in qfota.info,
-        # which is not shipped to a board (found on the emulated Pico).
-        s._plan = [n for n in s._plan if n in ("probe", "echo_off", "qgmr", "ati")]
+        # The revision steps only: the info plan's others are qfota.info's, which is not
+        # shipped to a board (found on the emulated Pico).
+        s = Session(info=True, plan=lambda s: ["probe", "echo_off", "qgmr", "ati"], **self.common)
         return _drive(self.port, s, on_event=self.on_event).revision_before
 
     def recover(self):

@@ -1,7 +1,44 @@
 """``qfota info``: what the modem said, as a table or one JSON object.
 
-Unix port and CPython only; loaded only for that command.
+Unix port and CPython only; loaded only for that command. Its steps (rows as
+``qfota.steps``'s) read only; the session runs them after the revision's.
 """
+
+from qfota.at import OPTIONAL, SAFE
+from qfota.compat import const
+
+_CMD = const("command_ms")  # a const: no name kept on MicroPython
+
+
+def cgsn(body):
+    """``AT+CGSN``: the IMEI (15 digits; some firmware put ``+CGSN:`` before it), a reader
+    of the info plan (host only, as this module): kept only when it is digits, it names
+    the device to a server (``qfota agent``)."""
+    for line in body:
+        v = line.split(":", 1)[-1].strip().strip('"')
+        if 14 <= len(v) <= 17 and v.isdigit():
+            return "imei", v
+    return "imei", None
+
+
+# fmt: off
+STEPS = {
+    # name          stage    command              body prefix  wait  on ERROR  reader   cut
+    "ifc?":       ("INFO",  b"AT+IFC?",           b"+IFC:",    _CMD, OPTIONAL, "flow",  SAFE),
+    "usbifc_get": ("INFO",  b'AT+QCFG="usbifc"',  b"+QCFG:",   _CMD, OPTIONAL, "flow",  SAFE),
+    "cbc_get":    ("INFO",  b"AT+CBC",            b"+CBC:",    _CMD, OPTIONAL, "cbc",   SAFE),
+    "qiact_get":  ("INFO",  b"AT+QIACT?",         b"+QIACT:",  _CMD, OPTIONAL, "qiact", SAFE),
+    "cgsn":       ("INFO",  b"AT+CGSN",           None,        _CMD, OPTIONAL, cgsn,    SAFE),
+}
+# fmt: on
+
+
+def plan(s):
+    """After the revision's steps: the ranges, the flow setting, the IMEI, the supply and
+    the PDP contexts (cgsn before qiact_get: an active context makes its reader skip the
+    step after it)."""
+    flow = "usbifc_get" if s.opt["usb"] else "ifc?"
+    return ["ranges", flow, "cgsn", "cbc_get", "qiact_get"]
 
 
 def info_dict(s):
@@ -54,18 +91,3 @@ def show_info(s, out, as_json=False):
     for k, v in rows:
         out("%-20s %s" % (k, v if v else "(not answered)"))
     return 0
-
-
-def got_ifc(s, body, now):
-    if body:
-        s.flow_setting = body[0].split(":", 1)[1].strip().replace('"usbifc",', "")
-
-
-def got_cgsn(s, body, now):
-    """``AT+CGSN``: the IMEI (15 digits; some firmware put ``+CGSN:`` before it). Kept only
-    when it is digits: it names the device to a server (``qfota agent``)."""
-    for line in body:
-        v = line.split(":", 1)[-1].strip().strip('"')
-        if 14 <= len(v) <= 17 and v.isdigit():
-            s.imei = v
-            return

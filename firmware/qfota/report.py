@@ -30,7 +30,6 @@ from qfota.errors import FotaError, meaning, redact
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REFUSED = 2  # bad input: nothing was sent to the modem
-EXIT_MODEM_ERROR = 3  # the modem reported an error code
 EXIT_TIMEOUT = 4
 
 # Progress activities: one at a time on the live line.

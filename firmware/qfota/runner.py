@@ -14,22 +14,23 @@ import os
 import time
 
 from qfota import session as S
-from qfota.defaults import DEFAULTS, IMAGE_MAX, TIMEOUTS
+from qfota.at import DOWNLOAD, TRANSFER, UPGRADE
+from qfota.defaults import DEFAULTS, TIMEOUTS
 from qfota.journal import Journal
 from qfota.report import Reporter
+from qfota.steps import stages
 
-# Options that go to the Session as they are (None: leave the Session's default).
-_SESSION_KEYS = (
-    "download_urcs",
-    "update_urcs",
-    "usb",
-    "cid",
-    "apn",
-    "min_voltage_mv",
-    "timeouts",
-    "expect_source",
-    "target",
-)
+TRANSFER_STAGES = stages(TRANSFER)
+# Past the stages where nothing of an update reached the modem, and not over.
+_INSIDE = TRANSFER_STAGES + stages(DOWNLOAD) + stages(UPGRADE)
+_DRIVER_KEYS = ("chunk", "rate", "rate_above_note", "max_image", "lock_heap")
+
+
+def session_keys():
+    """The options that go to the Session as they are (``qfota.checks.OPTIONS``)."""
+    from qfota.checks import OPTIONS
+
+    return tuple(row[0] for row in OPTIONS)
 
 
 def state_dir():
@@ -58,14 +59,16 @@ class _PortWatch:
         self.rep = rep
         self.stage = None
         self.failed = False  # a write failed (and was reported once)
+        self.rebooted = False  # the modem rebooted since AT+QFOTADL: no transfer is left
 
     def event(self, ev, a, b):
         self.rep.event(ev, a, b)
         if ev == S.EV_STAGE:
             self.stage = a
-            inside = a in S.TRANSFER_STAGES
-            if inside != (self.j.get("stage") in S.TRANSFER_STAGES):
+            if _inside(a) != _inside(self.j.get("stage")):
                 self._save(stage=a)
+        elif ev == S.EV_REBOOT:
+            self.rebooted = True
 
     def _save(self, **kw):
         try:
@@ -84,16 +87,26 @@ class _PortWatch:
 
     def end(self, session, err):
         stage = err.stage if err is not None and hasattr(err, "stage") else self.stage
-        if err is not None and (stage in S.TRANSFER_STAGES or self.stage in S.TRANSFER_STAGES):
+        if err is not None and not self.rebooted and (_inside(stage) or _inside(self.stage)):
             self._save(stage=self.stage, sent=session.sent if session else 0)
         else:
             self.j.clear()
 
 
-def _cut_recently(journal, timeouts):
-    """The last run on this port stopped inside a FILE transfer, so recently that the
-    modem may still be in it (it ends one within ``fileend_ms`` of quiet): listen first."""
-    if journal.get("stage") not in S.TRANSFER_STAGES:
+def _inside(stage):
+    return stage in _INSIDE
+
+
+def _listen_first(journal, timeouts, command):
+    """Listen before probing. ``recover``: when the last run on this port was cut past
+    the safe stages (a transfer, a download or an upgrade may go on); when nothing was
+    cut here it probes at once. ``update``, ``info``: when the last run stopped inside a FILE
+    transfer so recently that the modem may still be in it (it ends one within
+    ``fileend_ms`` of quiet)."""
+    stage = journal.get("stage")
+    if command == "recover":
+        return _inside(stage)
+    if stage not in TRANSFER_STAGES:
         return False
     window = (timeouts or {}).get("fileend_ms") or TIMEOUTS["fileend_ms"]
     age = time.time() - (journal.get("time") or 0)
@@ -121,9 +134,9 @@ def run_options(opts, open_port, out=print, engine=None):
         log=opts.get("log"),
     )
     command = opts.get("command", "update")
-    flow_hw = opts.get("flow", DEFAULTS["flow"]) == "hw"
-    kwargs = {"trace": opts.get("verbose", False), "flow": "hw" if flow_hw else "none"}
-    for key in _SESSION_KEYS:
+    flow_hw = (opts.get("flow") or DEFAULTS["flow"]) == "hw"
+    kwargs = {"trace": opts.get("verbose", False)}
+    for key in session_keys():
         if opts.get(key) is not None:
             kwargs[key] = opts[key]
     journal = port_journal(opts.get("port") or "port")
@@ -131,14 +144,15 @@ def run_options(opts, open_port, out=print, engine=None):
     watch = _PortWatch(journal, rep)
     session = None
     # Every command that probes honours a cut transfer (recover always listens first).
-    listen = command != "recover" and _cut_recently(journal, kwargs.get("timeouts"))
-    if listen:
-        if command != "info" or not opts.get("json"):  # info --json: one object only
-            rep.line(
-                "the last run on this port stopped in %s: listening for the modem to end "
-                "that transfer before sending anything" % journal.get("stage")
-            )
-        kwargs["listen_first"] = True
+    # Every command that probes honours a cut run (_listen_first).
+    listen = _listen_first(journal, kwargs.get("timeouts"), command)
+    if listen and (command != "info" or not opts.get("json")):  # info --json: one object
+        rep.line(
+            "the last run on this port stopped in %s: listening for the modem to end "
+            "that %s before sending anything"
+            % (journal.get("stage"), "update" if command == "recover" else "transfer")
+        )
+    kwargs["listen_first"] = listen
     try:
         if command == "info":
             from qfota.info import show_info
@@ -153,16 +167,13 @@ def run_options(opts, open_port, out=print, engine=None):
         if command == "recover":
             session = engine.recover(lambda: open_port(flow_hw), on_event=watch.event, **kwargs)
         else:
+            for key in _DRIVER_KEYS:  # the driver's own, where given: else its defaults
+                if opts.get(key) is not None:
+                    kwargs[key] = opts[key]
             session = engine.update(
                 lambda: open_port(flow_hw),
                 image=opts.get("image"),
                 url=opts.get("url"),
-                upgrade_mode=opts.get("mode", DEFAULTS["upgrade_mode"]),
-                chunk=opts.get("chunk", DEFAULTS["chunk"]),
-                rate=opts.get("rate", DEFAULTS["rate"]),
-                rate_above_note=opts.get("rate_above_note", False),
-                max_image=opts.get("max_image", IMAGE_MAX),
-                lock_heap=opts.get("lock_heap", False),
                 on_event=watch.event,
                 **kwargs,
             )

@@ -1,127 +1,177 @@
-"""The AT steps of an update, as data: a newcomer adds a step by adding an entry here and
-naming it in ``plan()``.
+"""The AT steps of an update and the states after ``AT+QFOTADL``, as data: a newcomer
+adds a step by adding a row here (and, for a step an option asks for, one row in
+``qfota.checks.OPTIONS``).
 
-A step is ``(stage, command, body prefix, wait, on ERROR, on OK)``:
+A step is ``(stage, command, body prefix, wait, on ERROR, reader, cut)``:
 
 - ``stage``: the note's word (or qfota's) reported while the step runs and when it fails.
-- ``command``: the line to send; ``%`` templates take the session's values (``ARGS``).
+- ``command``: the line to send; ``%`` templates take the session's values (``args``).
   ``None``: send nothing and listen quietly for the whole wait (recovery).
 - ``body prefix``: the lines of the answer kept (``None``: every line that is no URC).
 - ``wait``: the ``TIMEOUTS`` key that bounds the answer.
 - ``on ERROR``: ``FAIL`` stops; ``NEXT`` logs it and goes on (an optional or undocumented
   command); ``OPTIONAL`` goes on after an ERROR or no answer at all; ``RETRY`` keeps
-  sending it until the wait runs out (probes); a name: the Session method that decides.
-- ``on OK``: what reads the answer, or ``None``: ``"module.function"``, called with the
-  session, the body lines and the time, from a module loaded on first use and released
-  when ``AT+QFOTADL`` goes out (``qfota.answers``, ``urls``, ``info``); a Session method
-  (``"_got_qfotadl"``); or a function taking the same three arguments. It returns
-  ``SKIP`` when the step after it is not needed (AT+QGMR gave the revision: no ATI).
+  sending it until the wait runs out (probes).
+- ``reader``: the name of a function of ``qfota.answers`` (or a function) that takes the
+  body lines and returns what it read as ``(what, value)``; the session alone decides
+  what that means (``Session._took``). None: nothing to read.
+- ``cut``: what the modem is doing when a run is cut in this stage (``SAFE``: nothing
+  of a transfer reached it; ``TRANSFER``: it may be inside a FILE transfer; ``DOWNLOAD``:
+  it downloads by itself; ``UPGRADE``: it may be upgrading; ``ENDED``). ``SAFE_STAGES``
+  and ``TRANSFER_STAGES`` are derived from this column: no list to keep by hand.
 
 The session takes the rows of its plan when it is made and then releases this module
 (``compat.release``): on MicroPython the table is heap that the stream can use.
 """
 
-from qfota.at import FAIL, NEXT, OPTIONAL, RETRY, SKIP
+from qfota import urc
+from qfota.at import DOWNLOAD, ENDED, FAIL, NEXT, OPTIONAL, RETRY, SAFE, TRANSFER, UPGRADE
+from qfota.compat import const
 
-__all__ = (
-    "FAIL",
-    "NEXT",
-    "OPTIONAL",
-    "RETRY",
-    "SKIP",
-    "STEPS",
-    "VERIFY",
-    "plan",
-    "info_plan",
-    "args",
-)
-
-_CMD = "command_ms"
+_CMD = const("command_ms")  # a const: no name kept on MicroPython
 
 # fmt: off
 STEPS = {
-    # name          stage        command                          body prefix   wait          on ERROR        on OK
-    "probe":      ("PREFLIGHT", b"AT",                            None,         "probe_ms",   RETRY,          None),
-    "echo_off":   ("PREFLIGHT", b"ATE0",                          None,         _CMD,         NEXT,           None),
-    "qgmr":       ("PREFLIGHT", b"AT+QGMR",                       None,         _CMD,         NEXT,           "answers.got_qgmr"),
-    "ati":        ("PREFLIGHT", b"ATI",                           None,         _CMD,         FAIL,           "answers.got_ati"),
-    "ranges":     ("PREFLIGHT", b"AT+QFOTADL=?",                  b"+QFOTADL:", _CMD,         OPTIONAL,       "answers.got_ranges"),
-    "cbc":        ("POWER",     b"AT+CBC",                        b"+CBC:",     _CMD,         FAIL,           "answers.got_cbc"),
-    "ifc":        ("FLOWCTRL",  b"AT+IFC=%s",                     None,         _CMD,         FAIL,           None),
-    "usbifc":     ("FLOWCTRL",  b'AT+QCFG="usbifc",%s',           None,         _CMD,         FAIL,           None),
-    "usbifc?":    ("FLOWCTRL",  b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         FAIL,           "answers.got_usbifc"),
-    "qicsgp":     ("PDP",       b'AT+QICSGP=%d,1,"%s","","",1',   None,         _CMD,         FAIL,           None),
-    "fota_cid":   ("PDP",       b'AT+QFOTA="fota/cid",%d',        None,         _CMD,         FAIL,           None),
-    "qiact?":     ("PDP",       b"AT+QIACT?",                     b"+QIACT:",   _CMD,         NEXT,           "urls.got_qiact"),
-    "qiact":      ("PDP",       b"AT+QIACT=%d",                   None,         "pdp_ms",     "urls.qiact_error", None),
-    "qfotadl":    ("QFOTADL",   b'AT+QFOTADL="%s"%s',             None,         _CMD,         FAIL,           "_got_qfotadl"),
+    # name          stage        command                          body prefix   wait          on ERROR  reader          cut
+    "probe":      ("PREFLIGHT", b"AT",                            None,         "probe_ms",   RETRY,    None,           SAFE),
+    "echo_off":   ("PREFLIGHT", b"ATE0",                          None,         _CMD,         NEXT,     None,           SAFE),
+    "qgmr":       ("PREFLIGHT", b"AT+QGMR",                       None,         _CMD,         NEXT,     "qgmr",         SAFE),
+    "ati":        ("PREFLIGHT", b"ATI",                           None,         _CMD,         FAIL,     "ati",          SAFE),
+    "ranges":     ("PREFLIGHT", b"AT+QFOTADL=?",                  b"+QFOTADL:", _CMD,         OPTIONAL, "ranges",       SAFE),
+    "cbc":        ("POWER",     b"AT+CBC",                        b"+CBC:",     _CMD,         FAIL,     "cbc",          SAFE),
+    "csq":        ("SIGNAL",    b"AT+CSQ",                        b"+CSQ:",     _CMD,         FAIL,     "csq",          SAFE),
+    "ifc":        ("FLOWCTRL",  b"AT+IFC=%s",                     None,         _CMD,         FAIL,     None,           SAFE),
+    "usbifc":     ("FLOWCTRL",  b'AT+QCFG="usbifc",%s',           None,         _CMD,         FAIL,     None,           SAFE),
+    "usbifc?":    ("FLOWCTRL",  b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         FAIL,     "usbifc",       SAFE),
+    "qfotadl":    ("QFOTADL",   b'AT+QFOTADL="%s"%s',             None,         _CMD,         FAIL,     None,           TRANSFER),
     # recovery: listen first (a cut FILE transfer would take "AT" as package data)
-    "listen":     ("RECOVER",   None,                             None,         "fileend_ms", OPTIONAL,       None),
-    "await":      ("RECOVER",   b"AT",                            None,         "end_ms",     RETRY,          None),
+    "listen":     ("RECOVER",   None,                             None,         "fileend_ms", OPTIONAL, None,           UPGRADE),
+    "await":      ("RECOVER",   b"AT",                            None,         "end_ms",     RETRY,    None,           UPGRADE),
     # after the upgrade's reboot
-    "settle":     ("REBOOT",    b"AT",                            None,         "settle_ms",  RETRY,          None),
-    "echo_after": ("VERIFY",    b"ATE0",                          None,         _CMD,         NEXT,           None),
-    "qgmr_after": ("VERIFY",    b"AT+QGMR",                       None,         _CMD,         NEXT,           "answers.got_qgmr"),
-    "ati_after":  ("VERIFY",    b"ATI",                           None,         _CMD,         FAIL,           "answers.got_ati"),
-    # qfota info: reads only
-    "ifc?":       ("INFO",      b"AT+IFC?",                       b"+IFC:",     _CMD,         OPTIONAL,       "info.got_ifc"),
-    "usbifc_get": ("INFO",      b'AT+QCFG="usbifc"',              b"+QCFG:",    _CMD,         OPTIONAL,       "info.got_ifc"),
-    "cbc_get":    ("INFO",      b"AT+CBC",                        b"+CBC:",     _CMD,         OPTIONAL,       "answers.got_cbc"),
-    "qiact_get":  ("INFO",      b"AT+QIACT?",                     b"+QIACT:",   _CMD,         OPTIONAL,       "urls.got_qiact"),
-    "cgsn":       ("INFO",      b"AT+CGSN",                       None,         _CMD,         OPTIONAL,       "info.got_cgsn"),
+    "settle":     ("REBOOT",    b"AT",                            None,         "settle_ms",  RETRY,    None,           UPGRADE),
+    "echo_after": ("VERIFY",    b"ATE0",                          None,         _CMD,         NEXT,     None,           ENDED),
+    "qgmr_after": ("VERIFY",    b"AT+QGMR",                       None,         _CMD,         NEXT,     "qgmr",         ENDED),
+    "ati_after":  ("VERIFY",    b"ATI",                           None,         _CMD,         FAIL,     "ati",          ENDED),
+}
+
+# The states after AT+QFOTADL (the note's words): the wait of each (None: none; the
+# driver bounds the stream by stall_ms), and the cut.
+URC_STATES = {
+    "FILESTART": (None,           TRANSFER),
+    "STREAM":    (None,           TRANSFER),
+    "FILEEND":   ("fileend_ms",   TRANSFER),
+    "FTPSTART":  ("dlstart_ms",   DOWNLOAD),
+    "HTTPSTART": ("dlstart_ms",   DOWNLOAD),
+    "FTPEND":    ("download_ms",  DOWNLOAD),
+    "HTTPEND":   ("download_ms",  DOWNLOAD),
+    "START":     ("start_ms",     UPGRADE),
+    "UPDATING":  ("end_ms",       UPGRADE),
+    "REBOOT":    ("reboot_ms",    UPGRADE),
+    "DONE":      (None,           ENDED),
+}
+
+# The URC phase, in the manner of h11: (state, URC) -> next state. URCs not listed are
+# logged and ignored; codes and progress are the session's (``Session._on_fota``).
+URC_NEXT = {
+    ("FILESTART", urc.FILESTART): "STREAM",
+    ("STREAM",    urc.FILEEND):   "START",
+    ("FILEEND",   urc.FILEEND):   "START",
+    ("FTPSTART",  urc.FTPSTART):  "FTPEND",
+    ("FTPSTART",  urc.FTPEND):    "START",
+    ("FTPEND",    urc.FTPEND):    "START",
+    ("HTTPSTART", urc.HTTPSTART): "HTTPEND",
+    ("HTTPSTART", urc.HTTPEND):   "START",
+    ("HTTPEND",   urc.HTTPEND):   "START",
+    ("START",     urc.START):     "UPDATING",
+    ("START",     urc.UPDATING):  "UPDATING",  # a START line lost or garbled
+    ("START",     urc.RESTORE):   "UPDATING",
+    ("START",     urc.END):       "REBOOT",
+    ("UPDATING",  urc.END):       "REBOOT",
+    # listening: the modem may be anywhere in an update begun before we started
+    ("RECOVER",   urc.START):     "UPDATING",
+    ("RECOVER",   urc.UPDATING):  "UPDATING",
+    ("RECOVER",   urc.RESTORE):   "UPDATING",
+    ("RECOVER",   urc.END):       "REBOOT",
+}
+# The download's (start, end) URCs, by scheme.
+KINDS = {
+    "file": (urc.FILESTART, urc.FILEEND),
+    "ftp":  (urc.FTPSTART,  urc.FTPEND),
+    "http": (urc.HTTPSTART, urc.HTTPEND),
 }
 # fmt: on
 
-_REVISION = ("probe", "echo_off", "qgmr", "ati")
 VERIFY = ("settle", "echo_after", "qgmr_after", "ati_after")
 RECOVER = ("listen", "await", "echo_after", "qgmr_after", "ati_after")
-# cgsn before qiact_get: an active context makes its reader skip the step after it.
-INFO = ("probe", "echo_off", "qgmr", "ati", "ranges", "cgsn", "cbc_get", "qiact_get")
 
 
 def plan(s):
-    """The steps up to AT+QFOTADL for session ``s``, in order; built once."""
-    p = list(_REVISION)  # type: list[str]
+    """The steps of session ``s``, in order; built once. An update's run up to
+    AT+QFOTADL: the checks an option asks for (``s.gates``: step -> option) go after the
+    revision and ranges; URL mode's PDP steps are ``qfota.urls``'s, info's ``qfota.info``'s."""
+    if s.mode == "recover":  # listen first only when a run may have been cut
+        p = list(RECOVER if s.listen_first else RECOVER[1:])  # type: list[str]
+        return p
+    p = ["probe", "echo_off", "qgmr", "ati"]  # the revision's
     if s.listen_first:
-        p.insert(0, "listen")
+        p.insert(0, "listen")  # after a cut transfer: no AT into it
+    if s.mode == "info":
+        from qfota.info import plan as more
+
+        return p + more(s)
     p.append("ranges")
-    if s.min_voltage_mv is not None:
-        p.append("cbc")
-    if s.scheme == "file":
-        if s.usb:
-            p.append("usbifc")
-            if s.flow_hw:
-                p.append("usbifc?")  # the note's example reads it back
-        else:
-            p.append("ifc")
+    p += sorted(s.gates)  # sorted: one order on every interpreter
+    if s.scheme != "file":
+        from qfota.urls import plan as more
+
+        p += more(s)
+    elif s.opt["usb"]:
+        p.append("usbifc")
+        if s.flow_hw:
+            p.append("usbifc?")  # the note's example reads it back
     else:
-        # The note's examples make sure the fota context is up before AT+QFOTADL.
-        if s.apn is not None:
-            p.append("qicsgp")
-        p += ["fota_cid", "qiact?", "qiact"]
+        p.append("ifc")
     p.append("qfotadl")
     return p
 
 
-def info_plan(s):
-    p = list(INFO)  # type: list[str]
-    p.insert(5, "usbifc_get" if s.usb else "ifc?")
-    return ["listen"] + p if s.listen_first else p  # after a cut transfer: no AT into it
+def rows(s, names, table=None):
+    """``{name: row}`` for ``names``: from ``table`` (default ``STEPS``), else from the
+    rows of session ``s``'s mode (``qfota.info``'s, ``qfota.urls``'s: loaded only then)."""
+    table = table or STEPS
+    out = {}
+    more = None
+    for name in names:
+        if name not in table and more is None:
+            mod = "info" if s.mode == "info" else "urls"
+            __import__("qfota." + mod)
+            more = getattr(__import__("qfota"), mod).STEPS
+        out[name] = table[name] if name in table else more[name]  # type: ignore
+    return out
 
 
 def args(s):
-    """The values the ``%`` templates of ``STEPS`` take, for session ``s``."""
+    """The values the ``%`` templates of the rows take, for session ``s``."""
     flow = b"2,2" if s.flow_hw else b"0,0"
     if s.scheme == "file":
         target = b"FILE:%d" % (s.length or 0)
     else:
         target = (s.url or "").encode()
     tail = b",%d,%d,%d" % (s.upgrade_mode, s.download_urcs, s.update_urcs)
-    return {
-        "ifc": flow,
-        "usbifc": flow,
-        "qicsgp": (s.cid, (s.apn or "").encode()),
-        "fota_cid": s.cid,
-        "qiact": s.cid,
-        "qfotadl": (target, tail),
-    }
+    return {"ifc": flow, "usbifc": flow, "qfotadl": (target, tail)}
+
+
+def stages(cut):
+    """The stages whose rows (``STEPS``, ``URC_STATES``; URL mode's and info's where
+    shipped) say ``cut``, sorted: for the runner's and the app's journals, no list kept
+    by hand. Loaded for it and let go (``compat.release``) by the app."""
+    rows = list(STEPS.values())
+    for mod in ("urls", "info"):
+        try:
+            __import__("qfota." + mod)
+        except ImportError:  # not shipped to this board: neither are its stages
+            continue
+        rows += getattr(__import__("qfota"), mod).STEPS.values()
+    found = [row[0] for row in rows if row[6] == cut]
+    found += [state for state, row in URC_STATES.items() if row[1] == cut]
+    return tuple(sorted(set(found)))

@@ -1,4 +1,6 @@
-"""URL rules of the note (chapter 3.2.1.1/3.2.1.2) and password redaction.
+"""URL rules of the note (chapter 3.2.1.1/3.2.1.2), password redaction, and URL mode's
+PDP steps (rows as ``qfota.steps``'s). Loaded only for URL mode (``qfota.checks``,
+``qfota.steps``); the PDP steps' answers are read by ``qfota.answers``.
 
 >>> check_url("ftp://test:secret@10.0.0.1:2121/EC200T.bin")[0]
 'ftp'
@@ -6,12 +8,36 @@
 'AT+QFOTADL="ftp://test:***@10.0.0.1/a.bin"'
 """
 
+from qfota.at import FAIL, NEXT, SAFE
+from qfota.compat import const
 from qfota.errors import redact, refuse  # noqa: F401 - redact is used from here
-from qfota.session import EV_LOG
-from qfota.steps import SKIP
 
 URL_MAX = 255  # <url>: maximum length 255 bytes
 FTP_FIELD_MAX = 50  # <username>, <password>, <serverURL>, <file_path>: 50 bytes each
+_CMD = const("command_ms")  # a const: no name kept on MicroPython
+
+# fmt: off
+STEPS = {
+    # name        stage   command                          body prefix   wait      on ERROR  reader   cut
+    "qicsgp":   ("PDP",  b'AT+QICSGP=%d,1,"%s","","",1',   None,         _CMD,     FAIL,     None,    SAFE),
+    "fota_cid": ("PDP",  b'AT+QFOTA="fota/cid",%d',        None,         _CMD,     FAIL,     None,    SAFE),
+    "qiact?":   ("PDP",  b"AT+QIACT?",                     b"+QIACT:",   _CMD,     NEXT,     "qiact", SAFE),
+    "qiact":    ("PDP",  b"AT+QIACT=%d",                   None,         "pdp_ms", NEXT,     None,    SAFE),
+}
+# fmt: on
+
+
+def plan(s):
+    """URL mode's steps before AT+QFOTADL: the note's examples make sure the fota context
+    is up first (the APN set only when given)."""
+    p = ["qicsgp"] if s.opt.get("apn") is not None else []
+    return p + ["fota_cid", "qiact?", "qiact"]
+
+
+def args(s):
+    """The values the ``%`` templates of ``STEPS`` take, for session ``s``."""
+    cid = s.opt["cid"]
+    return {"qicsgp": (cid, (s.opt.get("apn") or "").encode()), "fota_cid": cid, "qiact": cid}
 
 
 def _refuse(rule, url):
@@ -76,28 +102,3 @@ def check_url(url):
     elif not path:
         _refuse("has no file path", url)
     return scheme, user, password, host, port, path
-
-
-# ---- the PDP steps' answers (qfota.steps names them "urls.<function>")
-def got_qiact(s, body, now):
-    # +QIACT: <cid>,<state>,<type>[,<address>]
-    pdp = []
-    for line in body:
-        fields = line[7:].replace(" ", "").split(",")
-        if len(fields) > 1 and fields[0].isdigit() and fields[1].isdigit():
-            pdp.append((int(fields[0]), int(fields[1])))
-    s.pdp = pdp
-    for cid, state in pdp:
-        if cid == s.cid and state == 1:
-            return SKIP  # already active: no AT+QIACT=<cid>
-    s._pdp_inactive = True
-    return None
-
-
-def qiact_error(s, what, now):
-    if s._pdp_inactive:
-        s._fail(None, "modem answered %s to AT+QIACT=%d" % (what, s.cid))
-    # AT+QIACT? was not answered, so the context may be active already (modems answer
-    # ERROR then): go on; the download says 708/605 if the network is not there.
-    s._event(EV_LOG, "AT+QIACT=%d answered %s: the context may be active already" % (s.cid, what))
-    s._next(now)

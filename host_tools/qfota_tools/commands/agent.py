@@ -498,7 +498,7 @@ class Worker(threading.Thread):
     def left(self):
         """What this worker leaves behind when the agent stops while it is busy."""
         from qfota import fleet
-        from qfota.recovery import advice
+        from qfota.cut import advice
 
         f = self.fleet
         rec = f.journal.data if f is not None else {}

@@ -15,13 +15,6 @@ def _common(p, what):
         "--usb", action="store_true", help="the port is the module's USB AT port (%s)" % what
     )
     U.add_port_options(p)
-    p.add_argument(
-        "--timeout",
-        action="append",
-        default=[],
-        metavar="NAME=SECONDS",
-        help="override a wait (0 < SECONDS <= 86400): %s" % ", ".join(k[:-3] for k in U.TIMEOUTS),
-    )
     p.add_argument("--json", action="store_true", help="JSON objects instead of text, for scripts")
     p.add_argument("--log", metavar="FILE", help="append every line, timestamped, to FILE")
     p.add_argument(

@@ -21,13 +21,11 @@ import time
 from types import SimpleNamespace
 
 from qfota import __version__
-from qfota.checks import bad_char
+from qfota.checks import OPTIONS, bad_char, why
 from qfota.defaults import (
-    APN_MAX,
     BAUDS,
     CHUNK_MAX,
     CHUNK_MIN,
-    CID_MAX,
     DEFAULTS,
     IMAGE_MAX,
     PIECE_MAX,
@@ -37,7 +35,7 @@ from qfota.defaults import (
 )
 from qfota.errors import FAILED, INTERRUPTED, REFUSED, FotaError
 from qfota.report import Reporter
-from qfota.runner import run_options
+from qfota.runner import run_options, session_keys
 from qfota.session import EV_STAGE
 from qfota.urls import check_url
 from qfota_tools import build_mpy, tree
@@ -92,9 +90,7 @@ def micropython_env(mpy=False):
 
 NOTE_RATE_MAX = RATE_MAX
 RATE_MIN = 4 * PIECE_MAX + 1  # the driver paces pieces of 32 bytes: more than 4 a second
-RATE_ABSOLUTE_MAX = 1_000_000
 TIMEOUT_MAX_S = TIMEOUT_MAX_MS // 1000
-MIN_VOLTAGE_MAX = 5000
 DEFAULT_MAX_IMAGE = IMAGE_MAX
 MICROPYTHON_ONLY = ("heapsize", "mpy", "mem", "lock_heap")
 SIGNAL_GRACE_S = 5.0  # micropython runtime: time the child has for its last line after a signal
@@ -269,82 +265,140 @@ def validate(args):
     if args.max_image_size <= 0:
         _refuse("--max-image-size", args.max_image_size, "must be more than 0 bytes")
     if args.image is not None:
-        for name in ("apn", "cid", "password_env", "password_file"):
+        for name in ("password_env", "password_file"):
             if _given(args, name):
                 _refuse("--" + name.replace("_", "-"), None, "applies to --url only")
         _check_image(args)
-        url = None
     else:
-        for name in ("usb", "flow", "rate", "chunk", "rate_above_note_limit", "lock_heap"):
+        for name in ("rate", "chunk", "rate_above_note_limit", "lock_heap"):
             if _given(args, name):
                 _refuse("--" + name.replace("_", "-"), None, "applies to --image only")
-        url = _check_url(args)
-    if args.apn is not None:
-        bad = bad_char(args.apn)
-        if bad:
-            _refuse("--apn", ascii(args.apn), "holds %s" % bad)
-        if len(args.apn) > APN_MAX:
-            _refuse("--apn", args.apn, "longer than %d characters" % APN_MAX)
-    if args.cid is not None and not 1 <= args.cid <= CID_MAX:
-        _refuse("--cid", args.cid, "must be 1-%d" % CID_MAX)
-    check_revisions(args)
-    flow = args.flow or "hw"
-    if args.rate is not None:
-        if flow == "hw":
-            _refuse(
-                "--rate", args.rate, "applies to --flow none only (flow control paces the line)"
-            )
-        top = RATE_ABSOLUTE_MAX if args.rate_above_note_limit else NOTE_RATE_MAX
-        if not RATE_MIN <= args.rate <= top:
-            why = "must be %d-%d bytes/s" % (RATE_MIN, top)
-            if args.rate > NOTE_RATE_MAX and not args.rate_above_note_limit:
-                why += " (the note's limit without flow control; above it only with --rate-above-note-limit)"
-            _refuse("--rate", args.rate, why)
-    elif args.rate_above_note_limit:
-        _refuse("--rate-above-note-limit", None, "only with --flow none and --rate")
-    if args.chunk is not None and (not CHUNK_MIN <= args.chunk <= CHUNK_MAX or args.chunk % 16):
-        _refuse("--chunk", args.chunk, "must be a multiple of 16, %d-%d" % (CHUNK_MIN, CHUNK_MAX))
-    if args.mode not in (0, 1):
-        _refuse("--mode", args.mode, "upgrade_mode must be 0 or 1")
-    for opt, value, name in (
-        ("--download-urcs", args.download_urcs, "download_URC_max"),
-        ("--update-urcs", args.update_urcs, "update_URC_max"),
-    ):
-        if not (value == 0 or 5 <= value <= 100):
-            _refuse(opt, value, "%s must be 0 or 5-100" % name)
-    if args.min_voltage is not None and not 0 < args.min_voltage <= MIN_VOLTAGE_MAX:
-        _refuse("--min-voltage", args.min_voltage, "must be 1-%d mV" % MIN_VOLTAGE_MAX)
+    check_options(args, "file" if args.image is not None else "url")
+    url = None if args.image is not None else _check_url(args)
+    check_stream_options(args)
     timeouts = check_port_options(args)
     check_log(args.log, "update", args.port)
     live = (sys.stdout.isatty() and not args.json) if args.live is None else args.live
-    return {
-        "port": args.port,
-        "image": args.image,
-        "url": url,
-        "flow": flow,
-        "usb": args.usb,
-        "mode": args.mode,
-        "download_urcs": args.download_urcs,
-        "update_urcs": args.update_urcs,
-        "baud": args.baud,
-        "rate": args.rate if args.rate is not None else DEFAULTS["rate"],
-        "rate_above_note": args.rate_above_note_limit,
-        "chunk": args.chunk if args.chunk is not None else DEFAULTS["chunk"],
-        "max_image": args.max_image_size,
-        "expect_source": args.expect_source,
-        "target": args.target,
-        "cid": args.cid,
-        "apn": args.apn,
-        "min_voltage_mv": args.min_voltage,
-        "timeouts": timeouts,
-        "protocol_download": False,
-        "lock_heap": args.lock_heap,
-        "mem": args.mem,
-        "live": live,
-        "verbose": args.verbose,
-        "json": args.json,
-        "log": args.log,
-    }
+    opts = {name: getattr(args, name, None) for name in session_keys()}
+    opts.update(
+        port=args.port,
+        image=args.image,
+        url=url,
+        baud=args.baud,
+        rate=args.rate,
+        rate_above_note=args.rate_above_note_limit,
+        chunk=args.chunk,
+        max_image=args.max_image_size,
+        timeouts=timeouts,
+        lock_heap=args.lock_heap,
+        mem=args.mem,
+        live=live,
+        verbose=args.verbose,
+        json=args.json,
+        log=args.log,
+    )
+    return opts
+
+
+def check_stream_options(args):
+    """``--rate``, ``--rate-above-note-limit``, ``--chunk``: refused by the driver's own
+    rules (``qfota.driver.check_stream``), the line naming the option and the value."""
+    from qfota.driver import check_stream
+
+    flow_hw = (args.flow or DEFAULTS["flow"]) == "hw"
+    if args.rate is not None and flow_hw:
+        _refuse("--rate", args.rate, "applies to --flow none only (flow control paces the line)")
+    if args.rate_above_note_limit and args.rate is None:
+        _refuse("--rate-above-note-limit", None, "only with --flow none and --rate")
+    chunk = DEFAULTS["chunk"] if args.chunk is None else args.chunk
+    rate = DEFAULTS["rate"] if args.rate is None else args.rate
+    try:
+        check_stream(flow_hw, chunk, rate, DEFAULTS["piece"], args.rate_above_note_limit)
+    except FotaError as e:
+        detail = e.detail or ""
+        setting = detail.split(" ", 1)[0]  # "chunk must be ...", "rate must be ..."
+        if setting == "rate" and rate > NOTE_RATE_MAX and not args.rate_above_note_limit:
+            detail += "; above the note's limit only with --rate-above-note-limit"
+        _refuse("--" + setting, chunk if setting == "chunk" else rate, detail)
+
+
+def flag(row):
+    """The CLI option of an ``OPTIONS`` row: its own, or ``--`` and its name."""
+    return row[1] or "--" + row[0].replace("_", "-")
+
+
+def check_options(args, mode):
+    """The engine's options (``qfota.checks.OPTIONS``) as given on the command line,
+    refused by the engine's own rules (``qfota.checks.why``): one line naming the option
+    and the value. ``mode``: "file" or "url" (an option of the other mode is refused)."""
+    for row in OPTIONS:
+        name, _flag, _default, rule, only, _gate = row
+        value = getattr(args, name, None)
+        if name == "timeouts" or value is None:
+            continue
+        if only is not None and only != mode:
+            _refuse(
+                flag(row), None, "applies to --%s only" % ("image" if only == "file" else "url")
+            )
+        bad = why(rule, value)
+        if bad:
+            _refuse(flag(row), ascii(value) if rule[0] == "text" else value, bad)
+
+
+# What the CLI says of the engine's options (qfota.checks.OPTIONS) beyond their rule; an
+# option without a line here is described from its rule and its gate (option_help).
+HELP = {
+    "upgrade_mode": "<upgrade_mode>: 0 reboot before upgrading, 1 at once",
+    "download_urcs": "<download_URC_max>: 0 or 5-100",
+    "update_urcs": "<update_URC_max>: 0 or 5-100",
+    "flow": "hardware flow control (AT+IFC=2,2) or none (paced)",
+    "usb": 'the port is the module\'s USB AT port: AT+QCFG="usbifc",2,2',
+    "cid": "PDP context id (1-15)",
+    "apn": "APN to configure on the context",
+    "min_voltage_mv": "refuse below this supply voltage (AT+CBC, mV)",
+    "expect_source": "refuse unless the modem runs REV (or --target already: nothing to do)",
+    "target": "the revision the image installs: already running it is nothing to do; any "
+    "other after the update fails",
+}
+
+
+def option_help(row):
+    """The help of an ``OPTIONS`` row: its line in ``HELP``, else from its rule and gate
+    (``--min-rssi``: "refuse when AT+CSQ reads less (0-31)")."""
+    name, _flag, default, rule, only, gate = row
+    text = HELP.get(name)
+    if text is None:
+        span = "%d-%d" % (rule[1], rule[2]) if rule[0] == "int" else rule[0]
+        if gate is not None:
+            from qfota.steps import STEPS
+
+            text = "refuse when %s reads less (%s)" % (STEPS[gate[0]][1].decode(), span)
+        else:
+            text = name.replace("_", " ") + " (%s)" % span
+    if only is not None:
+        text = ("FILE mode: " if only == "file" else "URL mode: ") + text
+    if default is not None and rule[0] != "bool":
+        text += " (default %s)" % (default,)
+    return text
+
+
+def add_options(p):
+    """The engine's options (``qfota.checks.OPTIONS``) as arguments."""
+    for row in OPTIONS:
+        name, _flag, _default, rule, _only, _gate = row
+        if name == "timeouts":
+            continue  # --timeout NAME=SECONDS: add_port_options
+        kind = rule[0]
+        help = option_help(row)
+        opt = flag(row)
+        if kind == "bool":
+            p.add_argument(opt, dest=name, action="store_true", default=None, help=help)
+        elif kind == "one of":
+            p.add_argument(opt, dest=name, choices=rule[1:], help=help)
+        elif kind == "text":
+            p.add_argument(opt, dest=name, metavar=name.upper(), help=help)
+        else:
+            p.add_argument(opt, dest=name, type=int, metavar="N", help=help)
 
 
 # ---------------------------------------------------------------- the command
@@ -358,44 +412,7 @@ def add_parser(sub):
     src.add_argument("--image", help="the FOTA package to send (FILE mode)")
     src.add_argument("--url", help="ftp://, http:// or https:// URL the modem fetches itself")
     p.add_argument("--port", required=True, help="serial device of the modem's AT port")
-    p.add_argument(
-        "--flow", choices=("hw", "none"), help="FILE mode: hardware flow control (default hw)"
-    )
-    p.add_argument(
-        "--usb",
-        action="store_true",
-        help='FILE mode: the port is the module\'s USB AT port: AT+QCFG="usbifc",2,2',
-    )
-    p.add_argument(
-        "--mode",
-        type=int,
-        default=DEFAULTS["upgrade_mode"],
-        help="<upgrade_mode>: 0 reboot before upgrading, 1 at once (default %d)"
-        % DEFAULTS["upgrade_mode"],
-    )
-    p.add_argument(
-        "--download-urcs",
-        type=int,
-        default=DEFAULTS["download_urcs"],
-        help="<download_URC_max>: 0 or 5-100 (default %d)" % DEFAULTS["download_urcs"],
-    )
-    p.add_argument(
-        "--update-urcs",
-        type=int,
-        default=DEFAULTS["update_urcs"],
-        help="<update_URC_max>: 0 or 5-100 (default %d)" % DEFAULTS["update_urcs"],
-    )
-    p.add_argument(
-        "--expect-source",
-        metavar="REV",
-        help="refuse unless the modem runs REV (or --target already: nothing to do)",
-    )
-    p.add_argument(
-        "--target",
-        metavar="REV",
-        help="the revision the image installs: already running it is nothing to do; "
-        "any other revision after the update is a failure",
-    )
+    add_options(p)
     add_port_options(p)
     p.add_argument(
         "--rate",
@@ -421,8 +438,6 @@ def add_parser(sub):
         metavar="BYTES",
         help="refuse larger images (default %d, 64 MiB)" % DEFAULT_MAX_IMAGE,
     )
-    p.add_argument("--cid", type=int, help="URL mode: PDP context id (1-%d)" % CID_MAX)
-    p.add_argument("--apn", help="URL mode: APN to configure on the context")
     p.add_argument(
         "--password-env",
         metavar="NAME",
@@ -432,19 +447,6 @@ def add_parser(sub):
         "--password-file",
         metavar="FILE",
         help="URL mode: the FTP password from this file (its first line)",
-    )
-    p.add_argument(
-        "--min-voltage",
-        type=int,
-        metavar="MV",
-        help="refuse below this supply voltage (AT+CBC, mV)",
-    )
-    p.add_argument(
-        "--timeout",
-        action="append",
-        default=[],
-        metavar="NAME=SECONDS",
-        help="override a wait (0 < SECONDS <= 86400): %s" % ", ".join(k[:-3] for k in TIMEOUTS),
     )
     p.add_argument(
         "--protocol-download",
@@ -479,11 +481,6 @@ def add_parser(sub):
         "-v", "--verbose", action="store_true", help="print every AT line (passwords redacted)"
     )
     p.set_defaults(func=run)
-
-
-def options(args):
-    """Validated options (kept for callers of the old name); raises ``Refused``."""
-    return validate(args)
 
 
 def stdout_line(text="", end="\n"):
@@ -637,7 +634,7 @@ class MicroPythonEngine:
             "call": name,
             "port": opts["port"],
             "baud": opts["baud"],
-            "flow_hw": kwargs.get("flow") == "hw",
+            "flow_hw": (kwargs.get("flow") or DEFAULTS["flow"]) == "hw",
             "kwargs": kwargs,
             "mem": bool(opts.get("mem")),
         }
@@ -724,14 +721,13 @@ def add_port_options(p):
         help="line rate, one of %s (default %d)" % (", ".join(map(str, BAUDS)), DEFAULTS["baud"]),
     )
     p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython")
-
-
-def check_revisions(args):
-    for opt, rev in (("--expect-source", args.expect_source), ("--target", args.target)):
-        if rev is not None:
-            bad = bad_char(rev)
-            if bad or not rev.strip() or len(rev) > 80:
-                _refuse(opt, ascii(rev), "holds %s" % bad if bad else "give a revision")
+    p.add_argument(
+        "--timeout",
+        action="append",
+        default=[],
+        metavar="NAME=SECONDS",
+        help="override a wait (0 < SECONDS <= 86400): %s" % ", ".join(k[:-3] for k in TIMEOUTS),
+    )
 
 
 def check_port_options(args):

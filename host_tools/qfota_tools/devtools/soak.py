@@ -16,7 +16,7 @@ chaos layer between the model and the pty: the modem's output leaves in random p
 (1 byte up) at random moments (0-3 ms apart), and with flow control the modem takes the
 host's bytes in random pieces. A run longer than ``--bound`` seconds is killed: HANG.
 
-Verdicts, per the table ``EXPECTED`` (one row per fault):
+Verdicts, per the fault's own row (the simulator's ``model.FAULTS``, read by ``expected``):
 - ``ok``: the update succeeded, and the simulator received the image intact (md5) and
   upgraded (``END 0``), with no byte lost or sent before FILESTART;
 - ``expected``: it failed cleanly with the stage, code and exit status of the fault's row;
@@ -44,46 +44,13 @@ from qfota_tools.simulators.ec200.model import (
     FILE_WAITS,
     URL_WAITS,
     Modem,
+    fault_outcome,
     wait_args,
 )
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
 
 RUNTIMES = ("cpython", "micropython")
 
-# What each fault must end in: None = success with the image intact; else
-# (stages, code, exit status). A fault missing here is not soaked (and said so).
-EXPECTED = {
-    "none": None,
-    "garbage": None,  # non-UTF-8 and over-long lines: logged, dropped, survived
-    "incomplete-urc": None,  # a truncated FOTA line: logged, survived
-    "no-qgmr": None,  # AT+QGMR answers ERROR: ATI gives the (short) revision
-    "pdp-inactive": None,  # URL modes only: no effect on a FILE-mode update
-    "qfotadl-error": (("QFOTADL",), None, 1),
-    "cme-error": (("QFOTADL",), None, 1),
-    "no-filestart": (("FILESTART",), None, 4),
-    "fileend-500": (("FILEEND",), 500, 3),
-    "end-504": (("END",), 504, 3),
-    "end-506": (("END",), 506, 3),
-    # STREAM, or FILEEND when the pty had taken the last byte before the modem reset.
-    "reset-mid-transfer": (("STREAM", "FILEEND"), None, 1),
-    "silent-after-reboot": (("REBOOT",), None, 4),
-    "no-start": (("START",), None, 4),
-    "stall": (("STREAM",), None, 4),
-    "dead": (("PREFLIGHT",), None, 4),
-    # The modem's HTTP AT commands only: an update (FILE or URL mode) never uses them.
-    "http-7xx": None,
-    "http-no-answer": None,
-    "http-short-read": None,
-    "reset-mid-download": None,
-}
-# URL modes (the modem fetches the package itself): where the outcome differs.
-EXPECTED_URL = {
-    "no-filestart": None,  # FILE mode only
-    "fileend-500": None,  # FILE mode only
-    "stall": None,  # FILE mode only
-    "reset-mid-transfer": (("{START}", "{END}"), None, 1),
-    "pdp-inactive": (("{END}",), "{PDP}", 3),  # HTTPEND 708 / FTPEND 605
-}
 URLS = {
     "http": "http://10.0.0.2:8080/EC200T.bin",
     "ftp": "ftp://soak:s3cret@10.0.0.2/EC200T.bin",
@@ -91,18 +58,13 @@ URLS = {
 
 
 def expected(fault, source):
-    """The row of ``EXPECTED`` for ``fault`` when the package comes from ``source``."""
-    want = EXPECTED[fault]
-    if source == "file" or fault not in EXPECTED_URL:
-        return want
-    want = EXPECTED_URL[fault]
-    if want is None:
+    """What ``fault`` must end in when the package comes from ``source``: None = success
+    with the image intact; else (stages, code, exit status). From the simulator's own
+    row (``model.FAULTS``): there is no second table to keep."""
+    if fault == "none":
         return None
-    word = source.upper()
-    names = {"START": word + "START", "END": word + "END"}
-    stages = tuple(x.format(**names) for x in want[0])
-    code = want[1] if want[1] != "{PDP}" else (605 if source == "ftp" else 708)
-    return stages, code, want[2]
+    want = fault_outcome(fault, source)
+    return None if want is None else want[:3]
 
 
 BOUND_S = 60.0
@@ -166,7 +128,7 @@ class Chaos:
 
 # ---------------------------------------------------------------- one run
 def faults_soaked():
-    return [f for f in FAULT_NAMES if f in EXPECTED]
+    return list(FAULT_NAMES)
 
 
 def plan(seed, index, runtimes):
@@ -434,13 +396,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     runtimes = RUNTIMES if args.runtime == "both" else (args.runtime,)
     seed = args.seed if args.seed is not None else random.randrange(1 << 20)
-    missing = [f for f in FAULT_NAMES if f not in EXPECTED]
     print(
         "qfota soak: %d runs, %s, seed %d, %d jobs"
         % (args.runs, "+".join(runtimes), seed, args.jobs)
     )
-    if missing:
-        print("not soaked (no row in EXPECTED): %s" % ", ".join(missing))
 
     def progress(r, done, total):
         mark = (

@@ -17,7 +17,7 @@ from .model import FAST, FAULTS, NEW_REVISION, PROFILES, REAL, REVISION, Modem, 
 
 def _fault_help():
     return "faults (--fault NAME, repeatable):\n" + "\n".join(
-        "  %-20s %s" % (name, text) for name, text in FAULTS
+        "  %-20s %s" % (row[0], row[1]) for row in FAULTS
     )
 
 

@@ -54,7 +54,8 @@ framing (no leading CRLF, doubled trailing CRLF), ``APP RDY`` after boot or not,
 non-FOTA URCs (``+CREG: 1``, ``+QIND: "csq",20,99`` ...) every ~``noise_ms`` and now and
 then between the lines of a response. ``noise_ms=0`` turns the noise off.
 
-Faults (``faults=(...)``, combinable; ``FAULTS`` holds the same list for the CLI):
+Faults (``faults=(...)``, combinable; ``FAULTS`` holds them as rows, with what an update
+ends in, for the CLI, the soak, the end-to-end tests and docs/FAULTS.md):
 - ``qfotadl-error``: every write form of AT+QFOTADL answers ``ERROR``.
 - ``cme-error``: AT+QFOTADL answers ``+CME ERROR: 3`` (operation not allowed), whatever AT+CMEE is.
 - ``no-filestart``: ``OK``, then no FILESTART ever; package bytes are counted as lost; the
@@ -94,7 +95,7 @@ anything else, for proving a host depends on nothing more:
 - ``AT+QCFG="usbifc",2,2`` and its read ``AT+QCFG="usbifc"`` (3.2.1.3, example);
 - ``AT+QICSGP=<cid>,1,"<apn>","","",1``, ``AT+QFOTA="fota/cid",<cid>`` and
   ``AT+QIACT=<cid>``, write forms only (3.2.1.1/3.2.1.2 examples).
-Everything else answers ``ERROR``: ``ATE0`` (echo stays on), ``AT+QGMR``, ``AT+CBC``,
+Everything else answers ``ERROR``: ``ATE0`` (echo stays on), ``AT+QGMR``, ``AT+CBC``, ``AT+CSQ``,
 ``AT+CMEE``, ``AT&W``, ``AT+IFC=0,0``, ``AT+QIACT?``, the read forms of ``AT+QICSGP`` and
 ``AT+QFOTA``... ``AT+QIACT=<cid>`` on an active context answers ``ERROR`` in both.
 
@@ -128,29 +129,61 @@ lists what happened in clean form (``"FILESTART"``, ``"DOWNLOADING 3"``, ``"REBO
 import binascii
 import hashlib
 
-# Faults: name -> what the host should see.
+# Faults, one self-describing row each: (name, what the modem does (``qfota sim --fault
+# list``), what a FILE-mode update ends in, what a URL-mode one ends in). An outcome is
+# None (the update succeeds, the image intact) or (stages, code, exit status, text of
+# the last line); SAME: as in FILE mode; in a URL outcome "{START}"/"{END}" stand for
+# FTPSTART/HTTPSTART, FTPEND/HTTPEND and the code "{PDP}" for 605/708. The model acts on
+# them where it checks ``name in self.faults``. The soak (devtools/soak.py), the
+# end-to-end table (tests/test_e2e.py) and docs/FAULTS.md read these rows; a test fails
+# when one of them drifts from them (tests/test_faults.py).
+SAME = "same"
+_RESET = "the modem rebooted (RDY) during the download"
+# fmt: off
 FAULTS = (
-    ("qfotadl-error", "AT+QFOTADL (any write form) answers ERROR"),
-    ("cme-error", "AT+QFOTADL (any write form) answers +CME ERROR: 3, whatever AT+CMEE says"),
-    ("no-filestart", "OK but never FILESTART; bytes are lost; back to commands after quiet"),
-    ("fileend-500", "all bytes arrive, then FILEEND,500; no START"),
-    ("end-504", "START, UPDATING up to half, END,504; no reboot, old revision"),
-    ("end-506", "START, END,506 at once (as if the md5 differed); no reboot"),
-    ("reset-mid-transfer", "module resets (once) at half the package: silence, RDY, boot URCs"),
-    ("silent-after-reboot", "never says anything after the final reboot (after END,0)"),
-    ("garbage", "non-UTF-8 bytes and very long lines among the URCs now and then"),
-    ("no-start", "FILEEND/FTPEND/HTTPEND 0, then never START; back to commands"),
-    ("stall", "flow on: room() becomes 0 forever at half the package, nothing more"),
-    ("incomplete-urc", 'prints a truncated +QIND: "FOTA","DOWNLOA once after *START'),
-    ("pdp-inactive", 'URL modes: +QIURC: "pdpdeact",<cid>, then HTTPEND 708 / FTPEND 605'),
-    ("no-qgmr", "AT+QGMR answers ERROR (ATI still works)"),
-    ("dead", "never says anything at all: a port with no modem behind it"),
-    # The modem's HTTP AT commands (each hits once; see _http_* below).
-    ("http-7xx", "as http-717 (any 701-730): the first HTTP request ends +QHTTPGET/POST: 7xx"),
-    ("http-no-answer", "the first HTTP request gets no answer: +QHTTPGET/POST: 728 after rsp_s"),
-    ("http-short-read", "the first download's QHTTPREAD body stops at half: +QHTTPREAD: 717"),
-    ("reset-mid-download", "the module resets (once) halfway through a download's QHTTPREAD body"),
+    ("qfotadl-error", "AT+QFOTADL (any write form) answers ERROR",
+     (("QFOTADL",), None, 1, "modem answered ERROR"), SAME),
+    ("cme-error", "AT+QFOTADL (any write form) answers +CME ERROR: 3, whatever AT+CMEE says",
+     (("QFOTADL",), None, 1, "+CME ERROR: 3"), SAME),
+    ("no-filestart", "OK but never FILESTART; bytes are lost; back to commands after quiet",
+     (("FILESTART",), None, 4, 'no +QIND: "FOTA","FILESTART"'), None),
+    ("fileend-500", "all bytes arrive, then FILEEND,500; no START",
+     (("FILEEND",), 500, 3, "500: File download error"), None),
+    ("end-504", "START, UPDATING up to half, END,504; no reboot, old revision",
+     (("END",), 504, 3, "504: FOTA upgrade failed"), SAME),
+    ("end-506", "START, END,506 at once (as if the md5 differed); no reboot",
+     (("END",), 506, 3, "506: FOTA firmware MD5 check error"), SAME),
+    # STREAM, or FILEEND when the pty had taken the last byte before the modem reset.
+    ("reset-mid-transfer", "module resets (once) at half the package: silence, RDY, boot URCs",
+     (("STREAM", "FILEEND"), None, 1, _RESET), (("{START}", "{END}"), None, 1, _RESET)),
+    ("silent-after-reboot", "never says anything after the final reboot (after END,0)",
+     (("REBOOT",), None, 4, "did not answer AT after its reboot"), SAME),
+    ("garbage", "non-UTF-8 bytes and very long lines among the URCs now and then",
+     None, SAME),
+    ("no-start", "FILEEND/FTPEND/HTTPEND 0, then never START; back to commands",
+     (("START",), None, 4, 'no +QIND: "FOTA","START"'), SAME),
+    ("stall", "flow on: room() becomes 0 forever at half the package, nothing more",
+     (("STREAM",), None, 4, "took no byte"), None),
+    ("incomplete-urc", 'prints a truncated +QIND: "FOTA","DOWNLOA once after *START',
+     None, SAME),
+    ("pdp-inactive", 'URL modes: +QIURC: "pdpdeact",<cid>, then HTTPEND 708 / FTPEND 605',
+     None, (("{END}",), "{PDP}", 3, "")),
+    ("no-qgmr", "AT+QGMR answers ERROR (ATI still works)",
+     None, SAME),
+    ("dead", "never says anything at all: a port with no modem behind it",
+     (("PREFLIGHT",), None, 4, "the modem did not answer AT"), SAME),
+    # The modem's HTTP AT commands (each hits once; see _http_* below); an update (FILE
+    # or URL mode) never uses them: no effect on it.
+    ("http-7xx", "as http-717 (any 701-730): the first HTTP request ends +QHTTPGET/POST: 7xx",
+     None, SAME),
+    ("http-no-answer", "the first HTTP request gets no answer: +QHTTPGET/POST: 728 after rsp_s",
+     None, SAME),
+    ("http-short-read", "the first download's QHTTPREAD body stops at half: +QHTTPREAD: 717",
+     None, SAME),
+    ("reset-mid-download", "the module resets (once) halfway through a download's QHTTPREAD body",
+     None, SAME),
 )
+# fmt: on
 FAULT_NAMES = tuple(f[0] for f in FAULTS)
 
 
@@ -167,6 +200,19 @@ def _http_fault_code(faults):
         if f[:5] == "http-" and f[5:].isdigit() and 701 <= int(f[5:]) <= 730:
             return f, int(f[5:])
     return None
+
+
+def fault_outcome(name, source="file"):
+    """What an update with fault ``name`` ends in, the package from ``source`` ("file",
+    "http" or "ftp"): None (success) or (stages, code, exit status, text)."""
+    row = FAULTS[FAULT_NAMES.index(name)]
+    want = row[2] if source == "file" or row[3] == SAME else row[3]
+    if want is None or source == "file":
+        return want
+    word = source.upper()
+    stages = tuple(x.format(START=word + "START", END=word + "END") for x in want[0])
+    code = want[1] if want[1] != "{PDP}" else (605 if source == "ftp" else 708)
+    return stages, code, want[2], want[3]
 
 
 PROFILES = ("default", "note")
@@ -430,6 +476,7 @@ class Modem:
         self.faults = tuple(faults)
         self.baud = baud
         self.voltage_mv = voltage_mv
+        self.rssi = 20  # AT+CSQ: <rssi> 0-31, 99 not known
         self.quirks = quirks
         self.rx_buffer = rx_buffer
         self.rx_drain_bps = rx_drain_bps
@@ -1025,7 +1072,7 @@ class Modem:
         self._respond(t, [])
 
     def _c_CSQ(self, t, form, args):
-        self._respond(t, ["+CSQ: 20,99"])
+        self._respond(t, ["+CSQ: %d,99" % self.rssi])
 
     def _c_CPIN(self, t, form, args):
         self._respond(t, ["+CPIN: READY"])
