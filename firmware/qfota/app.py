@@ -239,6 +239,7 @@ class App:
         self.options = tuple(k for k in self.cfg if k not in _OWN)  # the session's keywords
         self.cfg.update(getattr(board, "SETTINGS", None) or {})
         self.port = None
+        self.bad = None  # a setting server mode cannot take (see _read_config)
         self.manifest = None
         self.resumed = False  # this run followed an interrupted update to its end
 
@@ -290,6 +291,9 @@ class App:
             bad = k in rules and cfg[k] is not None and why(rules[k], cfg[k])
             if k not in self.options and k not in _OWN and k not in _server_defaults():
                 self.say("ignoring unknown setting %r in %s" % (k, path))
+            elif bad and cfg.get("server"):
+                # Server mode runs unattended from these: refused (serve.run), not guessed.
+                self.bad = "%s in %s: %s %s" % (k, path, k, bad)
             elif bad:
                 self.say("ignoring %s in %s: %s %s" % (k, path, k, bad))
             else:

@@ -165,6 +165,9 @@ def run(app, root):
     from qfota.report import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 
     cfg = app.cfg
+    if app.bad:
+        app.say("refused: PARAMS: %s" % app.bad)
+        return EXIT_REFUSED
     token = read_token(cfg["token_file"])
     if token is None:
         app.say("no token in %s: polling without Authorization" % cfg["token_file"])
