@@ -99,6 +99,18 @@ def test_nothing_staged(tmp_path, micropython):
         assert rig.commands() == []
 
 
+def test_no_fota_folder_is_nothing_staged(tmp_path, micropython):
+    """A card without fota/: said as nothing staged, not a traceback."""
+    import shutil
+
+    with AppRig(tmp_path) as rig:
+        shutil.rmtree(rig.fota)
+        proc = rig.run()
+        out = proc.stdout_text
+        assert proc.returncode == 0 and "nothing staged" in out and "Traceback" not in out, out
+        assert rig.commands() == []
+
+
 # Stages of a FILE-mode update as the journal records them. Before QFOTADL nothing has
 # reached the modem: the next start updates afresh. From QFOTADL to FILESTART/STREAM the
 # transfer is cut: the next start waits until the modem ends it (FILEEND,500) and answers

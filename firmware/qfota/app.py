@@ -166,7 +166,11 @@ def find_manifest(folder, name=None):
     if name is not None:
         return folder + "/" + name + ".json"
     found = []
-    for f in os.listdir(folder):
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return None  # no fota/ folder: nothing staged
+    for f in names:
         if f.endswith(".json") and _exists(folder + "/" + f[:-5]):
             found.append(f)
     if not found:
