@@ -30,6 +30,7 @@ from conftest import run_micropython
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qfota import at as AT
 from qfota import session as S
 from qfota import urc as U
 from qfota.at import BODY_MAX, AtChannel
@@ -526,7 +527,7 @@ def test_session_whole_update_split_invariant(variant, args, noise, cuts, now):
     # The session keeps every vital event whatever the feeding; chatty ones (trace, log,
     # progress) are capped per call, so they match whenever the whole feed dropped none.
     def vital(evs):
-        return [e for e in evs if e[0] not in S.CHATTY_EVENTS]
+        return [e for e in evs if e[0] not in AT.CHATTY_EVENTS]
 
     assert vital(rec_whole.events) == vital(rec_split.events)
     if whole.events_dropped == 0:

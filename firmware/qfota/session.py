@@ -21,18 +21,15 @@ reads a clock, touches a port or calls back into the caller.
 """
 
 from qfota import urc
-from qfota.at import (  # noqa: F401 - the API's: S.EV_STAGE...
+from qfota.at import (
     CHATTY_EVENTS,
     EV_DONE,
-    EV_DOWNLOADING,
     EV_LOG,
-    EV_REBOOT,
     EV_REVISION,
     EV_RX,
     EV_SENT,
     EV_STAGE,
     EV_TX,
-    EV_UPDATING,
     OK,
     PROTO,
     RETRY,
@@ -40,7 +37,7 @@ from qfota.at import (  # noqa: F401 - the API's: S.EV_STAGE...
     SKIP,
     AtChannel,
     printable,
-    same_revision,  # noqa: F401 - the app's, the fleet's: here since before qfota.at had it
+    same_revision,
     text,
 )
 from qfota.compat import const, release, ticks_add, ticks_diff
