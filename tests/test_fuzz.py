@@ -820,7 +820,7 @@ def test_micropython_agrees(tmp_path_factory, lines, data, cuts, size, sessions)
 
 # ------------------------------------------------------------------ regressions (found here)
 def test_regression_fileend_in_url_and_recover_mode_is_not_a_crash():
-    # session.py, _on_fota: ``self.sent < self.length`` with length None raised TypeError
+    # recovery.on_fota (was session._on_fota): ``sent < length`` with length None raised TypeError
     # (URL mode, or recover mode after the RECOVER state) on a +QIND: "FOTA","FILEEND",0.
     line = b'\r\n+QIND: "FOTA","FILEEND",0\r\n'
     cases: tuple[tuple[dict[str, Any], bytes], ...] = (

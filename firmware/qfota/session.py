@@ -413,18 +413,7 @@ class Session:
             from qfota.recovery import on_rdy
 
             on_rdy(self, now)
-        elif kind != urc.BOOT:
-            self._on_fota(kind, self._urc.value, now)
-
-    def _on_fota(self, kind, value, now):
-        st = self.state
-        if st in self._rows and st not in ("qfotadl", "listen", "await"):
-            # Before AT+QFOTADL: left over from an earlier, aborted update; after the
-            # upgrade: a repeated line. Not ours either way.
-            when = "before AT+QFOTADL" if self.cut == SAFE else "in " + self.stage
-            name = urc.NAMES[kind].decode()
-            self._event(EV_LOG, "FOTA URC %s ignored: %s %d" % (when, name, value))
-        else:  # the URC phase's rules (qfota.recovery): loaded only now, let go at VERIFY
+        elif kind != urc.BOOT:  # the URC phase's rules (qfota.recovery): loaded only now
             from qfota.recovery import on_fota
 
-            on_fota(self, kind, value, now)
+            on_fota(self, kind, self._urc.value, now)
