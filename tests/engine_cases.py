@@ -10,6 +10,7 @@ import sys
 import machine
 from scripted import ScriptedModem
 
+from qfota import at as AT
 from qfota import session as S
 from qfota.driver import Driver, update
 from qfota.errors import FotaError
@@ -165,8 +166,8 @@ def case_a_step_added_to_the_table_runs():
     sent = m.commands
     assert sent.index(b"AT+QCCID") == sent.index(b"AT+QGMR") + 1, sent
     assert sent.index(b"AT+QFOTADL=?") == sent.index(b"AT+QCCID") + 1, sent
-    assert ("AT+QCCID", None) in ev.kinds(S.EV_TX), ev.text()
-    assert ("SIM", None) in ev.kinds(S.EV_STAGE), ev.text()
+    assert ("AT+QCCID", None) in ev.kinds(AT.EV_TX), ev.text()
+    assert ("SIM", None) in ev.kinds(AT.EV_STAGE), ev.text()
     assert s.revision_after == REV_B.decode() and bytes(m.data) == content(img)
 
 
@@ -231,8 +232,8 @@ def case_happy_flow_hw_mode1():
     assert m.bytes_before_filestart == 0
     assert b"AT+IFC=2,2" in m.commands
     assert b'AT+QFOTADL="FILE:3000",1,50,100' in m.commands, m.commands
-    assert ev.kinds(S.EV_UPDATING)[-1] == (100, 100)
-    assert ev.kinds(S.EV_DONE) == [(REV_B.decode(), None)]
+    assert ev.kinds(AT.EV_UPDATING)[-1] == (100, 100)
+    assert ev.kinds(AT.EV_DONE) == [(REV_B.decode(), None)]
     assert s.end_code == 0 and s.reboots == 1
 
 
@@ -300,8 +301,8 @@ def case_urcs_interleaved_and_quirky():
     m = ScriptedModem(rep, after_image=tail, at_bytes=mid)
     s, ev, uart = run(m, img, download_urcs=5, update_urcs=100)
     assert s.revision_before == REV_A.decode(), s.revision_before
-    assert ev.kinds(S.EV_DOWNLOADING) == [(1, 5), (2, 5)], ev.kinds(S.EV_DOWNLOADING)
-    logs = [a for a, b in ev.kinds(S.EV_LOG)]
+    assert ev.kinds(AT.EV_DOWNLOADING) == [(1, 5), (2, 5)], ev.kinds(AT.EV_DOWNLOADING)
+    logs = [a for a, b in ev.kinds(AT.EV_LOG)]
     assert any("incomplete" in x for x in logs), logs
     assert s.revision_after == REV_B.decode()
 
@@ -495,7 +496,7 @@ def case_no_rdy_but_modem_answers():
     tail = urc(b"FILEEND", 0) + upgrade_tail(reboot=False)
     s, ev, uart = run(modem(after=tail), image("nordy"))
     assert s.revision_after == REV_B.decode()
-    assert any("no RDY" in a for a, b in ev.kinds(S.EV_LOG))
+    assert any("no RDY" in a for a, b in ev.kinds(AT.EV_LOG))
 
 
 def case_silent_after_reboot():
@@ -618,7 +619,7 @@ def case_url_note_only_modem_pdp():
     s, ev = _run_url(m, "http://10.0.0.2/EC200T.bin", apn="cmnet")
     assert s.revision_after == REV_B.decode()
     assert b"AT+QIACT=1" in m.commands
-    assert any("may be active already" in a for a, b in ev.kinds(S.EV_LOG)), ev.kinds(S.EV_LOG)
+    assert any("may be active already" in a for a, b in ev.kinds(AT.EV_LOG)), ev.kinds(AT.EV_LOG)
 
 
 def case_url_qiact_error_when_known_inactive_fails():
@@ -765,8 +766,8 @@ def case_gate_takes_the_short_ati_revision_for_the_long_one():
         modem(replies=rep), image("gate5"), expect_source=REV_A.decode(), target=REV_B.decode()
     )
     assert s.result == "updated" and s.revision_before == short_a.decode(), s.revision_before
-    assert S.same_revision(REV_A.decode(), short_a.decode())
-    assert not S.same_revision(REV_A.decode(), "EC200TCNDAR02A07")  # no partial names
+    assert AT.same_revision(REV_A.decode(), short_a.decode())
+    assert not AT.same_revision(REV_A.decode(), "EC200TCNDAR02A07")  # no partial names
 
 
 # ---------------------------------------------------------------- interruption
@@ -790,7 +791,7 @@ def case_interrupted_in_transfer_says_how_to_get_out():
         "STREAM",
         None,
         "inside the FILE transfer",
-        on_event=_interrupt_on(S.EV_STAGE, "STREAM"),
+        on_event=_interrupt_on(AT.EV_STAGE, "STREAM"),
     )
     assert e.kind == "interrupted" and e.exit_status == 130, e.kind
     assert "qfota recover" in str(e), str(e)
@@ -803,7 +804,7 @@ def case_interrupted_during_upgrade_says_keep_power():
         "UPDATING",
         None,
         "do not power it off",
-        on_event=_interrupt_on(S.EV_UPDATING),
+        on_event=_interrupt_on(AT.EV_UPDATING),
     )
     assert "chapter 5" in str(e) and e.kind == "interrupted", str(e)
 
@@ -815,7 +816,7 @@ def case_interrupted_in_preflight_nothing_changed():
         "PREFLIGHT",
         None,
         "runs its old firmware",
-        on_event=_interrupt_on(S.EV_REVISION),
+        on_event=_interrupt_on(AT.EV_REVISION),
     )
 
 
@@ -1009,7 +1010,7 @@ def case_recover_without_listening_says_no_update_at_once():
     ms = ticks_diff(ticks_ms(), t0)
     assert ms < 10_000, "took %d ms: waited out the quiet window" % ms
     assert m.commands[0] == b"AT", m.commands
-    assert any("no update under way" in a for a, b in ev.kinds(S.EV_LOG)), ev.text()
+    assert any("no update under way" in a for a, b in ev.kinds(AT.EV_LOG)), ev.text()
     assert s.revision_after == REV_A.decode() and s.result == "recovered"
 
 
@@ -1091,7 +1092,7 @@ def case_garbage_bytes_are_logged_not_fatal():
     s, ev, uart = run(m, img)
     assert s.revision_before == REV_A.decode(), s.revision_before
     assert bytes(m.data) == content(img)
-    rx = [a for a, b in ev.kinds(S.EV_RX)]
+    rx = [a for a, b in ev.kinds(AT.EV_RX)]
     assert any("\\xff\\xfe\\x80garbage\\x01" in x for x in rx), rx
 
 
@@ -1106,7 +1107,7 @@ def case_stale_fota_urcs_before_qfotadl_ignored():
     rep = replies({b"ATE0": [stale + OK, OK]})
     s, ev, uart = run(modem(replies=rep), image("stale"))
     assert s.revision_after == REV_B.decode()
-    assert any("before AT+QFOTADL ignored" in a for a, b in ev.kinds(S.EV_LOG))
+    assert any("before AT+QFOTADL ignored" in a for a, b in ev.kinds(AT.EV_LOG))
 
 
 def case_url_mode_ignores_fileend():
@@ -1116,7 +1117,7 @@ def case_url_mode_ignores_fileend():
     m = ScriptedModem(rep)
     s, ev = _run_url(m, "http://10.0.0.2/EC200T.bin")
     assert s.revision_after == REV_B.decode()
-    assert any("FILEEND ignored" in a for a, b in ev.kinds(S.EV_LOG)), ev.kinds(S.EV_LOG)
+    assert any("FILEEND ignored" in a for a, b in ev.kinds(AT.EV_LOG)), ev.kinds(AT.EV_LOG)
 
 
 def case_on_event_raising_stops_before_qfotadl():
@@ -1124,7 +1125,7 @@ def case_on_event_raising_stops_before_qfotadl():
         pass
 
     def stop_on_revision(ev, a, b):
-        if ev == S.EV_REVISION and a == "before":
+        if ev == AT.EV_REVISION and a == "before":
             raise WrongRevision(b)
 
     m = modem()

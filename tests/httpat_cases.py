@@ -10,7 +10,7 @@ import sys
 
 import machine
 
-from qfota import session as S
+from qfota import at as AT
 from qfota.errors import FotaError
 from qfota.httpat import EV_LOG, EV_RX, EV_TX, HOLD, HttpAt
 from qfota.httpdrv import ModemTransport
@@ -694,7 +694,7 @@ def case_an_event_handler_that_raises_stops_only_that_request():
 
 def case_event_numbers_are_the_sessions():
     # One handler (qfota.report) reads the events of both cores.
-    assert (EV_LOG, EV_TX, EV_RX) == (S.EV_LOG, S.EV_TX, S.EV_RX)
+    assert (EV_LOG, EV_TX, EV_RX) == (AT.EV_LOG, AT.EV_TX, AT.EV_RX)
 
 
 def case_core_alone_stops_at_connect_and_counts_the_body():

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from qfota import session as S
+from qfota import at as AT
 from qfota.errors import MODEM, TIMEOUT, FotaError
 from qfota.report import Reporter
 from qfota_tools.simulators.ec200.model import FAST, Modem
@@ -57,11 +57,11 @@ def test_sending_reaches_100_percent_and_shows_time_left(monkeypatch):
     _clock(monkeypatch, now)
     out = Out()
     r = Reporter(out)
-    r.event(S.EV_STAGE, "STREAM", None)
+    r.event(AT.EV_STAGE, "STREAM", None)
     for sent in range(0, 99_000, 9000):  # the driver reports every so often, never at 100%
         now[0] = sent // 10  # 10 bytes/ms
-        r.event(S.EV_SENT, sent, 100_000)
-    r.event(S.EV_STAGE, "FILEEND", None)  # only once every byte was written
+        r.event(AT.EV_SENT, sent, 100_000)
+    r.event(AT.EV_STAGE, "FILEEND", None)  # only once every byte was written
     lines = out.raw.splitlines()
     assert "qfota: sending 100%  100000 of 100000 bytes" in lines[-1], lines
     assert any(re.search(r"10000 B/s, \d+\.\d s left$", x) for x in lines), lines
@@ -81,19 +81,19 @@ def test_live_line_one_activity_and_no_remnant(monkeypatch):
     _clock(monkeypatch, now)
     out = Out()
     r = Reporter(out, live=True)
-    r.event(S.EV_STAGE, "STREAM", None)
+    r.event(AT.EV_STAGE, "STREAM", None)
     now[0] = 2000
-    r.event(S.EV_SENT, 20000, 100000)
-    r.event(S.EV_DOWNLOADING, 3, 10)  # the modem's own count, while still sending
+    r.event(AT.EV_SENT, 20000, 100000)
+    r.event(AT.EV_DOWNLOADING, 3, 10)  # the modem's own count, while still sending
     now[0] = 4000
-    r.event(S.EV_SENT, 40000, 100000)
+    r.event(AT.EV_SENT, 40000, 100000)
     screen = out.screen()
     assert "modem download" not in out.raw  # no flipping between activities
     assert screen[-1].startswith("qfota: sending  40%")
-    r.event(S.EV_STAGE, "FILEEND", None)
-    r.event(S.EV_DOWNLOADING, 10, 10)
-    r.event(S.EV_STAGE, "START", None)
-    r.event(S.EV_UPDATING, 13, 100)
+    r.event(AT.EV_STAGE, "FILEEND", None)
+    r.event(AT.EV_DOWNLOADING, 10, 10)
+    r.event(AT.EV_STAGE, "START", None)
+    r.event(AT.EV_UPDATING, 13, 100)
     screen = out.screen()
     # The short "upgrading" text over the long "sending" one leaves nothing of it behind.
     assert screen[-1].rstrip() == "qfota: upgrading  13%", screen
@@ -108,11 +108,11 @@ def test_non_live_progress_one_activity_at_a_time(monkeypatch):
     _clock(monkeypatch, now)
     out = Out()
     r = Reporter(out)
-    r.event(S.EV_STAGE, "STREAM", None)
-    r.event(S.EV_SENT, 10000, 20000)
-    r.event(S.EV_DOWNLOADING, 5, 10)
-    r.event(S.EV_SENT, 20000, 20000)
-    r.event(S.EV_DOWNLOADING, 10, 10)
+    r.event(AT.EV_STAGE, "STREAM", None)
+    r.event(AT.EV_SENT, 10000, 20000)
+    r.event(AT.EV_DOWNLOADING, 5, 10)
+    r.event(AT.EV_SENT, 20000, 20000)
+    r.event(AT.EV_DOWNLOADING, 10, 10)
     labels = [x.split()[1] for x in out.raw.splitlines()]
     assert labels == ["sending", "sending", "modem"], out.raw
 
@@ -121,7 +121,7 @@ def test_end_0_then_silence_says_the_upgrade_reported_success():
     out = Out()
     r = Reporter(out)
     for stage in ("STREAM", "FILEEND", "START", "UPDATING", "REBOOT"):
-        r.event(S.EV_STAGE, stage, None)
+        r.event(AT.EV_STAGE, stage, None)
     err = FotaError("REBOOT", None, "timeout after 60 s: no RDY", TIMEOUT)
     assert r.result(err=err) == 4
     last = out.raw.splitlines()[-1]
@@ -135,7 +135,7 @@ def test_end_0_then_silence_says_the_upgrade_reported_success():
     out3 = Out()
     r = Reporter(out3)
     for stage in ("STREAM", "FILEEND", "REBOOT"):
-        r.event(S.EV_STAGE, stage, None)
+        r.event(AT.EV_STAGE, stage, None)
     r.result(err=FotaError("REBOOT", None, "timeout", TIMEOUT))
     assert "reported success" not in out3.raw
     out4 = Out()
@@ -146,13 +146,13 @@ def test_end_0_then_silence_says_the_upgrade_reported_success():
 def test_json_events_and_result():
     out = Out()
     r = Reporter(out, json=True, live=True, verbose=True)
-    r.event(S.EV_STAGE, "PREFLIGHT", None)
-    r.event(S.EV_REVISION, "before", "A07")
-    r.event(S.EV_TX, 'AT+QFOTADL="ftp://u:pw@h/x"', None)
-    r.event(S.EV_SENT, 50, 100)
-    r.event(S.EV_UPDATING, 10, 100)
-    r.event(S.EV_REBOOT, 1, None)
-    r.event(S.EV_LOG, "something", None)
+    r.event(AT.EV_STAGE, "PREFLIGHT", None)
+    r.event(AT.EV_REVISION, "before", "A07")
+    r.event(AT.EV_TX, 'AT+QFOTADL="ftp://u:pw@h/x"', None)
+    r.event(AT.EV_SENT, 50, 100)
+    r.event(AT.EV_UPDATING, 10, 100)
+    r.event(AT.EV_REBOOT, 1, None)
+    r.event(AT.EV_LOG, "something", None)
     status = r.result(err=FotaError("FILEEND", 500, None, MODEM))
     objs = [json.loads(x) for x in out.raw.splitlines()]  # every line is one object
     assert [o["event"] for o in objs] == [
@@ -184,7 +184,7 @@ def test_log_file_is_appended_with_timestamps(tmp_path):
     log = tmp_path / "q.log"
     log.write_text("earlier line\n")
     r = Reporter(Out(), log=str(log))
-    r.event(S.EV_REVISION, "before", "A07")
+    r.event(AT.EV_REVISION, "before", "A07")
     r.result(FakeSession())
     lines = log.read_text().splitlines()
     assert lines[0] == "earlier line"

@@ -142,7 +142,7 @@ def test_goosebit_delta_chain_each_package_offered_by_its_source(goosebit, tmp_p
 
 def test_goosebit_mcu_reset_mid_upgrade_one_result(rollout, tmp_path):
     gb, image = rollout
-    from qfota.session import EV_UPDATING
+    from qfota.at import EV_UPDATING
 
     hit = []
 

@@ -30,6 +30,7 @@ from conftest import run_micropython
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qfota import at as AT
 from qfota import session as S
 from qfota import urc as U
 from qfota.at import BODY_MAX, AtChannel
@@ -526,7 +527,7 @@ def test_session_whole_update_split_invariant(variant, args, noise, cuts, now):
     # The session keeps every vital event whatever the feeding; chatty ones (trace, log,
     # progress) are capped per call, so they match whenever the whole feed dropped none.
     def vital(evs):
-        return [e for e in evs if e[0] not in S.CHATTY_EVENTS]
+        return [e for e in evs if e[0] not in AT.CHATTY_EVENTS]
 
     assert vital(rec_whole.events) == vital(rec_split.events)
     if whole.events_dropped == 0:
@@ -819,7 +820,7 @@ def test_micropython_agrees(tmp_path_factory, lines, data, cuts, size, sessions)
 
 # ------------------------------------------------------------------ regressions (found here)
 def test_regression_fileend_in_url_and_recover_mode_is_not_a_crash():
-    # session.py, _on_fota: ``self.sent < self.length`` with length None raised TypeError
+    # recovery.on_fota (was session._on_fota): ``sent < length`` with length None raised TypeError
     # (URL mode, or recover mode after the RECOVER state) on a +QIND: "FOTA","FILEEND",0.
     line = b'\r\n+QIND: "FOTA","FILEEND",0\r\n'
     cases: tuple[tuple[dict[str, Any], bytes], ...] = (

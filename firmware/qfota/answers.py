@@ -31,7 +31,14 @@ def judge(s, what, value):
         return None, ("cannot read AT+QFOTADL=? answer: %r" % said) if what == "supported" else None
     if what == "revision":
         source, target = s.opt.get("expect_source"), s.opt.get("target")
-        if not update or stage == "VERIFY":
+        if update and stage == "VERIFY":  # after the upgrade's reboot: did it take?
+            if target is not None and not same_revision(value, target):
+                why = "the modem runs %s after the update, not %s" % (value, target)
+                raise FotaError(stage, None, why)
+            if target is None and same_revision(value, s.revision_before):
+                why = "the modem reported END 0 but still runs %s after its reboot" % value
+                raise FotaError(stage, None, why)
+        elif not update:
             pass
         elif target is not None and same_revision(value, target):
             return "current", None

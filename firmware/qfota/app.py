@@ -48,7 +48,7 @@ import hashlib
 import json
 import os
 
-from qfota import session as S
+from qfota import at as S
 from qfota.at import SAFE
 from qfota.compat import const, release
 from qfota.defaults import DEFAULTS as ENGINE

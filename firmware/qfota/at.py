@@ -39,8 +39,8 @@ DOWNLOAD = const(2)
 UPGRADE = const(3)
 ENDED = const(4)
 
-# A session's events: (EV_*, a, b), taken with Session.next_event() (qfota.session
-# re-exports them). Here, beside the rows' constants, so qfota.recovery queues them too.
+# A session's events: (EV_*, a, b), taken with Session.next_event(); their one home,
+# beside the rows' constants, so qfota.recovery queues them too and the readers import them.
 EV_STAGE = const(1)  # a: stage name
 EV_REVISION = const(2)  # a: "before" | "after", b: revision
 EV_SENT = const(3)  # a: package bytes sent, b: total

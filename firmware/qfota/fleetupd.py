@@ -103,7 +103,7 @@ def _resume(journal, updater, part, say):
     except FotaError as e:
         return False, failure(e), None
     src, tgt = rec.get("source"), rec.get("target")
-    from qfota.session import same_revision
+    from qfota.at import same_revision
 
     if tgt and same_revision(rev, tgt) or not tgt and not same_revision(rev, src):
         return True, _success(rec, rev), rev

@@ -2,8 +2,8 @@
 ``on_fota``), those of an update begun before a session that listens first (``qfota
 recover``, a rerun), and the modem's reboots (``on_rdy``).
 
-Loaded by the session when AT+QFOTADL is answered, on a FOTA URC outside an AT step or
-on RDY; let go while the package streams and when VERIFY begins: an update's AT phase and
+Loaded by the session when AT+QFOTADL is answered, on a FOTA URC (one in an AT step is
+a stale or repeated line, only logged) or on RDY; let go while the package streams and when VERIFY begins: an update's AT phase and
 its stream run without this code in the heap. It records what the modem reported
 (``end_code``, progress, ``recovered``, reboots) and asks the session to move:
 ``_enter``, ``_next``, ``_run_plan`` and ``_fail`` are the session's, the one place its
@@ -35,6 +35,12 @@ def on_fota(s, kind, value, now):
     """A FOTA URC ``kind`` (``value``: its number) for session ``s`` at ``now``."""
     st = s.state
     name = urc.NAMES[kind].decode()
+    if st in s._rows and st not in ("qfotadl", "listen", "await"):
+        # Before AT+QFOTADL: left over from an earlier, aborted update; after the
+        # upgrade: a repeated line. Not ours either way.
+        when = "before AT+QFOTADL" if s.cut == SAFE else "in " + s.stage
+        s._event(EV_LOG, "FOTA URC %s ignored: %s %d" % (when, name, value))
+        return
     if st == "listen" or st == "await":
         # While listening before the first probe: an update begun before this session.
         s._heard = True

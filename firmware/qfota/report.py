@@ -23,7 +23,7 @@ import json as _json
 import sys
 import time
 
-from qfota import session as S
+from qfota import at as S
 from qfota.compat import ticks_diff, ticks_ms
 from qfota.errors import FotaError, meaning, redact
 

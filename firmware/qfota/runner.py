@@ -13,7 +13,7 @@ import gc
 import os
 import time
 
-from qfota import session as S
+from qfota import at as S
 from qfota.at import DOWNLOAD, TRANSFER, UPGRADE
 from qfota.defaults import DEFAULTS, TIMEOUTS
 from qfota.journal import Journal

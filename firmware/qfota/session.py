@@ -21,18 +21,15 @@ reads a clock, touches a port or calls back into the caller.
 """
 
 from qfota import urc
-from qfota.at import (  # noqa: F401 - the API's: S.EV_STAGE...
+from qfota.at import (
     CHATTY_EVENTS,
     EV_DONE,
-    EV_DOWNLOADING,
     EV_LOG,
-    EV_REBOOT,
     EV_REVISION,
     EV_RX,
     EV_SENT,
     EV_STAGE,
     EV_TX,
-    EV_UPDATING,
     OK,
     PROTO,
     RETRY,
@@ -40,7 +37,6 @@ from qfota.at import (  # noqa: F401 - the API's: S.EV_STAGE...
     SKIP,
     AtChannel,
     printable,
-    same_revision,  # noqa: F401 - the app's, the fleet's: here since before qfota.at had it
     text,
 )
 from qfota.compat import const, release, ticks_add, ticks_diff
@@ -292,15 +288,7 @@ class Session:
         self._step(self._i + 1 + skip, now)
 
     def _finish(self, result):
-        rev = self.revision_after
-        if result == "updated" and rev is not None:
-            target = self.opt.get("target")
-            if target is not None and not same_revision(rev, target):
-                why = "the modem runs %s after the update, not %s" % (rev, target)
-                self._fail(None, why, "VERIFY")
-            if target is None and same_revision(rev, self.revision_before):
-                why = "the modem reported END 0 but still runs %s after its reboot" % rev
-                self._fail(None, why, "VERIFY")
+        rev = self.revision_after  # judged already (answers.judge): the target, or not the old one
         self.result = result
         self._set_stage("DONE")
         self.state = "DONE"
@@ -425,18 +413,7 @@ class Session:
             from qfota.recovery import on_rdy
 
             on_rdy(self, now)
-        elif kind != urc.BOOT:
-            self._on_fota(kind, self._urc.value, now)
-
-    def _on_fota(self, kind, value, now):
-        st = self.state
-        if st in self._rows and st not in ("qfotadl", "listen", "await"):
-            # Before AT+QFOTADL: left over from an earlier, aborted update; after the
-            # upgrade: a repeated line. Not ours either way.
-            when = "before AT+QFOTADL" if self.cut == SAFE else "in " + self.stage
-            name = urc.NAMES[kind].decode()
-            self._event(EV_LOG, "FOTA URC %s ignored: %s %d" % (when, name, value))
-        else:  # the URC phase's rules (qfota.recovery): loaded only now, let go at VERIFY
+        elif kind != urc.BOOT:  # the URC phase's rules (qfota.recovery): loaded only now
             from qfota.recovery import on_fota
 
-            on_fota(self, kind, value, now)
+            on_fota(self, kind, self._urc.value, now)

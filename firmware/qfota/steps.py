@@ -71,7 +71,7 @@ URC_STATES = {
 }
 
 # The URC phase, in the manner of h11: (state, URC) -> next state. URCs not listed are
-# logged and ignored; codes and progress are the session's (``Session._on_fota``).
+# logged and ignored; codes and progress are the session's (``qfota.recovery.on_fota``).
 URC_NEXT = {
     ("FILESTART", urc.FILESTART): "STREAM",
     ("STREAM",    urc.FILEEND):   "START",

@@ -321,7 +321,7 @@ class Worker(threading.Thread):
         self.say(name, text)
 
     def _driver_event(self, ev, a, b):
-        from qfota.session import EV_REVISION, EV_SENT, EV_STAGE
+        from qfota.at import EV_REVISION, EV_SENT, EV_STAGE
 
         if ev == EV_STAGE:
             self.stage = a

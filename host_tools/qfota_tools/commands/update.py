@@ -21,6 +21,7 @@ import time
 from types import SimpleNamespace
 
 from qfota import __version__
+from qfota.at import EV_STAGE
 from qfota.checks import OPTIONS, bad_char, why
 from qfota.defaults import (
     BAUDS,
@@ -36,7 +37,6 @@ from qfota.defaults import (
 from qfota.errors import FAILED, INTERRUPTED, REFUSED, FotaError
 from qfota.report import Reporter
 from qfota.runner import run_options, session_keys
-from qfota.session import EV_STAGE
 from qfota.urls import check_url
 from qfota_tools import build_mpy, tree
 
