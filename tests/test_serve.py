@@ -170,8 +170,11 @@ import gc, sys
 from qfota import app, report
 POLL = ("qfota.fleet", "qfota.ddi", "qfota.httpdrv", "qfota.httpat", "qfota.httpreq",
         "qfota.httptail", "qfota.swu")
+ENGINE = ("qfota.session", "qfota.driver", "qfota.recovery", "qfota.answers", "qfota.cut",
+          "qfota.steps", "qfota.checks", "qfota.urls", "qfota.info")
 seen = {}
-n = [0]
+held = {}
+n = [0, 0]
 class R(report.Reporter):
     def event(self, ev, a, b):
         n[0] += 1
@@ -179,10 +182,19 @@ class R(report.Reporter):
             if m in sys.modules:
                 seen[m] = 1
         report.Reporter.event(self, ev, a, b)
+    def line(self, text):
+        if "qfota.fleet" in sys.modules:  # the poll phase's lines
+            n[1] += 1
+            for m in ENGINE:
+                if m in sys.modules:
+                    held[m] = 1
+        report.Reporter.line(self, text)
 app.Reporter = R
 status = app.main()
 print("ENGINE_EVENTS", n[0])
 print("POLL_MODULES_AT_ENGINE_EVENTS", ",".join(sorted(seen)) or "none")
+print("POLL_LINES", n[1])
+print("ENGINE_MODULES_AT_POLL_LINES", ",".join(sorted(held)) or "none")
 sys.exit(status)
 """
 
@@ -219,6 +231,9 @@ def test_the_update_runs_with_the_poll_phase_out_of_the_heap(rollout, tmp_path):
     events = int(out.split("ENGINE_EVENTS ")[1].split()[0])
     assert events > 20, out  # the update's stages and progress went through the probe
     assert "POLL_MODULES_AT_ENGINE_EVENTS none" in out, out
+    lines = int(out.split("POLL_LINES ")[1].split()[0])
+    assert lines > 5, out  # registration, the offer, download, check went through the probe
+    assert "ENGINE_MODULES_AT_POLL_LINES none" in out, out
 
 
 def test_an_update_due_at_the_last_step_still_runs(rollout, tmp_path):

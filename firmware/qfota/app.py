@@ -49,7 +49,6 @@ import json
 import os
 
 from qfota import at as S
-from qfota.at import SAFE
 from qfota.compat import const, release
 from qfota.defaults import DEFAULTS as ENGINE
 from qfota.errors import REFUSED as KIND_REFUSED
@@ -105,7 +104,7 @@ def _safe(stage):
     # Derived from qfota.steps' rows, loaded only when a journal asks and released.
     from qfota.steps import stages
 
-    safe = stage == "" or stage in stages(SAFE)
+    safe = stage == "" or stage in stages(S.SAFE)
     for name in ("steps", "urls", "info", "recovery"):
         release(name)
     return safe

@@ -69,6 +69,26 @@ def same_revision(a, b):
     return full.startswith(short) and full[len(short)] == "_"
 
 
+def bad_char(text, extra=""):
+    """The first character of ``text`` that must not stand inside an AT command, described;
+    None when there is none. CR/LF would end the command line, a quote the string."""
+    ex = extra.encode()
+    for o in text.encode():  # bytes: a str's characters would each be interned (qstrs)
+        if o == 13:
+            return "a carriage return (CR)"
+        if o == 10:
+            return "a line feed (LF)"
+        if o == 34:
+            return "a double quote"
+        if o < 32 or o == 127:
+            return "a control character (0x%02x)" % o
+        if o > 126:
+            return "a non-ASCII character"
+        if o in ex:
+            return "a %r" % chr(o)
+    return None
+
+
 def printable(buf, n):
     for i in range(n):
         c = buf[i]

@@ -20,6 +20,7 @@ MicroPython its code is heap. The driver's few checks (chunk, pacing, the image 
 stay in ``qfota.driver``.
 """
 
+from qfota.at import bad_char  # noqa: F401 - the checks' API
 from qfota.defaults import APN_MAX, CID_MAX, DEFAULTS, TIMEOUT_MAX_MS, TIMEOUTS
 from qfota.errors import refuse
 
@@ -44,26 +45,6 @@ OPTIONS = (
     ("timeouts",       "--timeout",       None,                      ("timeouts",),                           None,   None),
 )
 # fmt: on
-
-
-def bad_char(text, extra=""):
-    """The first character of ``text`` that must not stand inside an AT command, described;
-    None when there is none. CR/LF would end the command line, a quote the string."""
-    ex = extra.encode()
-    for o in text.encode():  # bytes: a str's characters would each be interned (qstrs)
-        if o == 13:
-            return "a carriage return (CR)"
-        if o == 10:
-            return "a line feed (LF)"
-        if o == 34:
-            return "a double quote"
-        if o < 32 or o == 127:
-            return "a control character (0x%02x)" % o
-        if o > 126:
-            return "a non-ASCII character"
-        if o in ex:
-            return "a %r" % chr(o)
-    return None
 
 
 def check_text(name, value, limit):

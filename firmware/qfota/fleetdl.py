@@ -124,7 +124,7 @@ def check(f, rec):
     path = f._part(aid)
     f._progress(aid, 2, "check")
     try:
-        off, length, checked = _verify(path, rec)
+        off, length, checked = _verify(f, path, rec)
     except (FotaError, OSError) as e:
         remove(path)
         text = str(e) if isinstance(e, FotaError) else "CHECK: cannot read %s: %s" % (path, e)
@@ -137,18 +137,21 @@ def check(f, rec):
     return off, length
 
 
-def _verify(path, rec):
+def _verify(f, path, rec):
     """The hash the server gave (the strongest ``hashlib`` has), then, in an SWU, the
-    sha256 sw-description gives its image. ``(offset, length, what was checked)``."""
+    sha256 sw-description gives its image (``f``: the Fleet). ``(offset, length, what was
+    checked)``."""
     import hashlib
 
     from qfota import swu
 
+    # The transport's receive buffer, idle between requests: no second one for the check
+    buf = getattr(f.transport, "rx", None)
     checked = []
     for alg, want in rec["hashes"]:
         if hasattr(hashlib, alg):
-            with open(path, "rb") as f:
-                got = swu.hash_window(f, 0, rec["size"], alg)
+            with open(path, "rb") as fh:
+                got = swu.hash_window(fh, 0, rec["size"], alg, buf)
             if got != want:
                 raise FotaError(
                     "CHECK", None, "%s of the artifact is %s, the server says %s" % (alg, got, want)
@@ -157,7 +160,7 @@ def _verify(path, rec):
             break
     off, length = 0, rec["size"]
     if swu.is_swu(path):
-        name, off, length, sha = swu.find_image(path)
+        name, off, length, sha = swu.find_image(path, buf)
         if sha:
             checked.append("sha256 of %s in sw-description" % name)
     if not checked:

@@ -28,7 +28,7 @@ bytes; when the body goes quiet the core reads the tail's last line, and the dri
 the tail to the sink only once ``+QHTTPREAD: 0`` has confirmed it. A response without a
 length (chunked) is read up to the ``OK``/``+QHTTPREAD`` trailer, only for bodies up to
 ``limit``. Every value that goes into an AT line or the raw request is checked first
-(``qfota.checks.bad_char``): nothing from a caller or a server can end a line or add a
+(``qfota.at.bad_char``): nothing from a caller or a server can end a line or add a
 header. An ``Authorization`` value never appears in an event or an error.
 """
 

@@ -9,6 +9,8 @@ MicroPython code is heap), and it is loaded again at the next request's start (a
 15 ms on an RP2040, which is why the core keeps it).
 """
 
+from qfota.at import bad_char
+from qfota.compat import release
 from qfota.defaults import APN_MAX, CID_MAX, TIMEOUT_MAX_MS
 from qfota.defaults import TIMEOUTS as _ENGINE
 from qfota.errors import refuse
@@ -32,6 +34,7 @@ def check_options(table, cid, apn, sslctxid, timeouts):
         from qfota.checks import check_text
 
         check_text("APN", apn, APN_MAX)
+        release("checks")  # the engine's table: not held while polling
     out = dict(table)
     for k, v in (timeouts or {}).items():
         if k not in table:
@@ -45,8 +48,6 @@ def check_options(table, cid, apn, sslctxid, timeouts):
 
 
 def _bad(what, value, extra=""):
-    from qfota.checks import bad_char
-
     bad = bad_char(value, extra)
     if bad:
         raise refuse("HTTP", "%s holds %s" % (what, bad))

@@ -40,7 +40,7 @@ _RX = 4096  # the transport's receive buffer: a body goes to storage in pieces o
 _POLL = ("fleet", "fleetdl", "ddi", "httpdrv", "httpat", "httpreq", "httptail", "swu", "codes")
 # The engine's modules nothing holds between its runs, released before the poll phase
 # (session, report and app's stay: the app holds them); codes: the meanings of a failure.
-_ENGINE = ("driver", "answers", "recovery", "cut", "checks", "codes")
+_ENGINE = ("driver", "session", "steps", "answers", "recovery", "cut", "checks", "codes")
 
 
 def read_token(path):
