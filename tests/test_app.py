@@ -357,3 +357,20 @@ def test_uart_port_sleeps_until_the_transmit_buffer_should_be_empty(monkeypatch)
     slow.write(buf, 0, 8192)
     slow.wait_writable(5)
     assert slept[-1] == 1
+
+
+def test_unknown_setting_on_a_board_without_server_mode(tmp_path, monkeypatch):
+    """stm32 ships no qfota.serve: an unknown key in qfota.cfg is ignored with a line,
+    not an ImportError."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "qfota.serve", None)  # import raises ImportError
+    lines = []
+    board = types.SimpleNamespace(JOURNAL_PATH=str(tmp_path / "j.json"))
+    app = A.App(board, out=lines.append)
+    cfg = tmp_path / "qfota.cfg"
+    cfg.write_text(json.dumps({"bogus": 1, "max_attempts": 5}))
+    app._read_config(str(cfg))
+    assert app.cfg["max_attempts"] == 5 and "bogus" not in app.cfg
+    assert any("ignoring unknown setting 'bogus'" in ln for ln in lines), lines

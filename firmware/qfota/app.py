@@ -112,8 +112,10 @@ def _safe(stage):
 
 def _server_defaults():
     # The settings of server mode (``qfota.serve``), known without loading it when unused.
-    from qfota.serve import DEFAULTS as server
-
+    try:
+        from qfota.serve import DEFAULTS as server
+    except ImportError:
+        return ()  # a board deployed without server mode (stm32): no such settings
     return server
 
 
