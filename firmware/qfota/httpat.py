@@ -33,16 +33,14 @@ header. An ``Authorization`` value never appears in an event or an error.
 """
 
 from qfota import urc
-from qfota.at import CME, ERROR, OK, PROTO, AtChannel, printable, text
+from qfota.at import CME, ERROR, EV_LOG, EV_RX, EV_TX, OK, PROTO, AtChannel, printable, text
 from qfota.compat import const, release, ticks_add, ticks_diff
 from qfota.defaults import TIMEOUTS as _ENGINE
 from qfota.errors import FAILED, MODEM, TIMEOUT, FotaError, refuse
 from qfota.lines import LineFramer
 
-# Events (ev, a, b): the values of qfota.session's, so one handler (qfota.report) reads both.
-EV_LOG = const(6)  # a: text
-EV_TX = const(8)  # a: a command line or the raw request sent (Authorization redacted)
-EV_RX = const(9)  # a: a line received
+# Events (ev, a, b): qfota.at's EV_LOG, EV_TX (a command line or the raw request sent,
+# Authorization redacted) and EV_RX, so one handler (qfota.report) reads both.
 
 # Body bytes held back: the modem's own lines that follow a short body ("\r\nOK\r\n\r\n
 # +QHTTPREAD: 717\r\n", 25 bytes) or a reboot (RDY and the boot URCs, about 100 bytes)
