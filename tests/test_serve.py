@@ -251,7 +251,14 @@ def test_an_update_due_at_the_last_step_still_runs(rollout, tmp_path):
 
 @pytest.mark.parametrize(
     "bad, named",
-    [({"apn": 'inter"net'}, "double quote"), ({"tenant": "a b"}, "tenant"), ({"cid": 99}, "cid")],
+    [
+        ({"apn": 'inter"net'}, "double quote"),
+        ({"tenant": "a b"}, "tenant"),
+        ({"cid": 99}, "cid"),
+        ({"poll_min_s": "10"}, "poll_min_s"),
+        ({"polls": 0}, "polls"),
+        ({"download_auth": "false"}, "download_auth"),
+    ],  # fmt: skip
 )
 def test_bad_settings_refused_before_anything_reaches_the_modem(tmp_path, bad, named):
     """A setting the poll phase takes, refused up front: exit 2, one line naming it, and

@@ -141,8 +141,16 @@ def _check(cfg, controller, token):
     """The settings the poll phase takes, checked before anything reaches the modem (its
     own function: a local of run() holding ddi's code would keep ddi alive)."""
     from qfota.ddi import Client, target_auth
+    from qfota.errors import refuse
     from qfota.httpat import HttpAt
 
+    for k in ("url_mode", "download_auth", "tls"):
+        if type(cfg[k]) is not bool:
+            raise refuse("PARAMS", "%s must be true or false, not %r" % (k, cfg[k]))
+    for k in ("poll_min_s", "polls"):
+        v = cfg[k]
+        if not (v is None and k == "polls") and (type(v) is not int or v < 1):
+            raise refuse("PARAMS", "%s must be a whole number, at least 1, not %r" % (k, v))
     try:
         target_auth(token)
         Client(cfg["server"], cfg["tenant"], controller, sleep_min=cfg["poll_min_s"] * 1000)
