@@ -42,6 +42,8 @@ class DDI:
         self.config = []
         self.cut_at = None  # close the connection after this many bytes of a download, once
         self.anonymous = False  # artifacts without the token (hawkBit anonymous.download)
+        self.busy_closed = 0  # answer this many closed feedbacks 429 (the server busy)
+        self.order = []  # "feedback <execution>" / "config", as the server took them
         self.lock = threading.Lock()
         self.base = None  # http://127.0.0.1:port
 
@@ -164,6 +166,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.path != d.root() + tail:
             return self._send(404, b"{}")
         with d.lock:
+            if d.busy_closed and body.get("status", {}).get("execution") == "closed":
+                d.busy_closed -= 1
+                return self._send(429, b'{"error":"busy"}')
             keep(d, body)
         self._send(200, answer)
 
@@ -171,11 +176,17 @@ class Handler(BaseHTTPRequestHandler):
         self._take("/deploymentBase/3/feedback", _feedback, b'{"id":"3"}')
 
     def do_PUT(self):
-        self._take("/configData", lambda d, body: d.config.append(body), b"{}")
+        self._take("/configData", _config, b"{}")
+
+
+def _config(d, body):
+    d.config.append(body)
+    d.order.append("config")
 
 
 def _feedback(d, body):
     d.feedback.append(body["status"])
+    d.order.append("feedback " + body["status"]["execution"])
     if body["status"]["execution"] == "closed":
         d.offered = False
 
@@ -317,7 +328,7 @@ def _run(f, done, bound=60):
     end = time.monotonic() + bound
     while not done() and time.monotonic() < end:
         f.client.due = f.clock()  # poll now: the test does not wait out the server's sleep
-        f.step()
+        time.sleep(min(f.step(), 50) / 1000)  # a retry's wait (5 s) without spinning
     assert done(), "not done within %d s" % bound
 
 
@@ -339,6 +350,26 @@ def test_fleet_swu_over_http_updates_the_simulated_modem(server, tmp_path):
     assert [c["data"]["hw_revision"][:19] for c in d.config] == [A, B], d.config
     assert ("checked", "action 3: sha1, sha256 of EC200T_A07_A08.bin in sw-description") in said
     assert TOKEN not in repr(said)
+
+
+def test_fleet_config_after_an_update_follows_its_result_when_the_server_was_busy(server, tmp_path):
+    # gooseBit sets a device's version from a success feedback: a configData that
+    # overtook a result retried after a 429 was overwritten by the package's version,
+    # and the server showed a revision the modem does not report.
+    image = pattern(20_000, 29)
+    d = server(make_swu("EC200T_A07_A08.bin", image))
+    d.busy_closed = 1
+    m, sim = _sim(image)
+    said = []
+    with sim:
+        f = _fleet(d, sim, tmp_path, said)
+        f.start()
+        _run(f, lambda: closed(d) and d.order[-1] == "config")
+    assert closed(d) == [("closed", "success")], (d.feedback, said)
+    assert m.revision.startswith(B)
+    last = len(d.order) - 1 - d.order[::-1].index("feedback closed")
+    after = [c for c in d.order[last + 1 :] if c == "config"]
+    assert after and d.config[-1]["data"]["hw_revision"] == m.revision, (d.order, d.config)
 
 
 def test_fleet_end_506_reported_with_the_notes_meaning(server, tmp_path):

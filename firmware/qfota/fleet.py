@@ -166,7 +166,8 @@ class Fleet:
             self._post_result(rec)
         if self.revision is None and self.updater is not None:
             self._read_revision()
-        self._send_config()
+        if self.journal.data.get("state") != REPORT:
+            self._send_config()  # else it follows the result (_sent): see _modem
 
     def step(self):
         """Send what is due (one poll at most) and act on the answers; returns ms until
@@ -444,9 +445,10 @@ class Fleet:
         if rev:
             self.revision = rev
         close(j, ok, details, path, self._say)
+        # The configData follows the result once the server took it (_sent): gooseBit
+        # sets the version from a success, and a result retried after a 409/429 would
+        # otherwise overwrite the revision the configData gave.
         self._post_result(j.data)
-        if ok:
-            self._send_config()
 
     def _close(self, rec, ok, details):
         """Record the result, then post it; ``_sent`` marks it taken."""
@@ -471,6 +473,7 @@ class Fleet:
                 self._save(state=REPORTED)
                 self.reported += 1
                 self._say("reported", "action %s: the server took the result" % aid)
+                self._send_config()
             self.client.action = None
 
     def _refused_result(self, aid):
@@ -478,3 +481,4 @@ class Fleet:
         if rec.get("id") == aid and rec.get("state") == REPORT:
             self._save(state=REPORTED, refused=True)
             self.client.action = None
+            self._send_config()
