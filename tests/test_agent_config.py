@@ -221,3 +221,28 @@ def test_a_reader_that_goes_away_costs_nothing_but_its_lines(tmp_path):
     assert p.returncode == 143, err
     assert err.count("qfota agent: output stopped (BrokenPipeError)") == 1, err
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+@pytest.mark.parametrize(
+    "state, said",
+    [
+        ("download", "downloading; the part on disk is resumed at the next start"),
+        ("downloaded", "waiting for the server to allow the update"),
+        ("due", "the update not begun (nothing sent to the modem); the next start runs it"),
+        ("report", "the server had not taken its result: the next start posts it"),
+        ("reported", "in a request to the server: nothing under way on the modem"),
+    ],
+)
+def test_a_stop_says_what_it_leaves_of_the_action_by_its_journal_state(tmp_path, state, said):
+    # A stop while busy names what the next start does with the action: a checked
+    # download not yet sent to the modem ("due") is not "in a request to the server".
+    from types import SimpleNamespace
+
+    path = tmp_path / "agent.json"
+    path.write_text(json.dumps(_good(tmp_path)))
+    a = agent.Agent(agent.load_config(str(path)))
+    w = agent.Worker(a, "/dev/ttyUSB2")
+    w.fleet = SimpleNamespace(journal=SimpleNamespace(data={"id": "17", "state": state}))
+    text = w.left()
+    assert said in text, text
+    assert text.startswith("action 17: ") == (state != "reported"), text

@@ -512,8 +512,16 @@ class Worker(threading.Thread):
                 aid,
                 advice(s).replace("`qfota recover`", "`qfota recover --port %s`" % self.port),
             )
-        if st == fleet.DOWNLOAD:
-            return "action %s: downloading; the part on disk is resumed at the next start" % aid
+        said = {
+            fleet.DOWNLOAD: "downloading; the part on disk is resumed at the next start",
+            fleet.DOWNLOADED: "downloaded and checked, waiting for the server to allow the"
+            " update; the next start polls for it",
+            fleet.DUE: "downloaded and checked, the update not begun (nothing sent to the"
+            " modem); the next start runs it",
+            fleet.REPORT: "ended; the server had not taken its result: the next start posts it",
+        }.get(st)
+        if said is not None:
+            return "action %s: %s" % (aid, said)
         if self.stage is not None:
             return "reading the modem (%s): nothing was sent that changes it" % self.stage
         return "in a request to the server: nothing under way on the modem"
