@@ -15,6 +15,8 @@ import time
 import tty
 from urllib.parse import urlsplit
 
+from http_rig import Server
+
 FINAL = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR: \d+|CONNECT)\r\n")
 READ_END = re.compile(rb"\r\nOK\r\n\r\n\+QHTTPREAD: (\d+)\r\n")
 
@@ -217,32 +219,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(200, b"stored %d" % len(body))
 
 
-class WebServer:
-    """``http.server`` on 127.0.0.1 (a free port) in a thread; ``files`` maps paths to bytes."""
+class WebServer(Server):
+    """``http_rig.Server`` with this module's handler; ``files`` maps paths to bytes."""
 
     def __init__(self, tls=None):
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        if tls is not None:  # an ssl.SSLContext: https
-            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
-        self.scheme = "https" if tls is not None else "http"
-        self.httpd.daemon_threads = True
-        self.httpd.files = {}
-        self.httpd.seen = []
-        self.httpd.release = threading.Event()
-        self.port = self.httpd.server_address[1]
-        self.files = self.httpd.files
-        self.seen = self.httpd.seen
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(_Handler, tls)
+        self.files = {}
+        self.seen = []
+        self.release = threading.Event()
 
     def url(self, path):
-        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
+        return self.base + path
 
     def __exit__(self, *exc):
-        self.httpd.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(5)
+        self.release.set()
+        super().__exit__(*exc)

@@ -8,15 +8,17 @@ The simulator checks the md5 of what it received (``expect_md5``): the modem mus
 the image inside the SWU, not the wrapper, or it ends in END 506.
 """
 
+import contextlib
 import hashlib
 import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from ddi_cases import make_swu, pattern
+from http_rig import Server
 
 from qfota import fleet
 from qfota.errors import TIMEOUT, FotaError
@@ -193,23 +195,15 @@ def _feedback(d, body):
 
 @pytest.fixture
 def server():
-    servers = []
+    with contextlib.ExitStack() as stack:
 
-    def start(artifact, filename="p.swu"):
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        httpd.daemon_threads = True
-        httpd.ddi = DDI(artifact, filename)
-        httpd.ddi.base = "http://127.0.0.1:%d" % httpd.server_address[1]
-        t = threading.Thread(target=httpd.serve_forever, daemon=True)
-        t.start()
-        servers.append((httpd, t))
-        return httpd.ddi
+        def start(artifact, filename="p.swu"):
+            httpd = stack.enter_context(Server(Handler))
+            httpd.ddi = DDI(artifact, filename)
+            httpd.ddi.base = httpd.base
+            return httpd.ddi
 
-    yield start
-    for httpd, t in servers:
-        httpd.shutdown()
-        httpd.server_close()
-        t.join(10)
+        yield start
 
 
 def closed(d):

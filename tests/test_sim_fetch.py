@@ -1,8 +1,6 @@
 """The URL-mode fetcher against real servers on 127.0.0.1, and its code mapping."""
 
 import ftplib
-import functools
-import http.server
 import shutil
 import socket
 import ssl
@@ -10,6 +8,7 @@ import subprocess
 import threading
 
 import pytest
+from http_rig import Server, static
 
 from qfota_tools.simulators.ec200 import fetch as fetch_mod
 from qfota_tools.simulators.ec200.fetch import fetch, redact
@@ -20,28 +19,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PACKAGE = bytes(range(256)) * 300  # 76800 bytes
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def _serve_http(directory, ssl_ctx=None):
-    srv = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(directory))
-    )
-    if ssl_ctx:
-        srv.socket = ssl_ctx.wrap_socket(srv.socket, server_side=True)
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return srv
-
-
 @pytest.fixture
 def www(tmp_path):
     (tmp_path / "fw.bin").write_bytes(PACKAGE)
-    srv = _serve_http(tmp_path)
-    yield "http://127.0.0.1:%d" % srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    with Server(static(tmp_path)) as srv:
+        yield srv.base
 
 
 @pytest.fixture
@@ -158,15 +140,11 @@ def test_https_self_signed(tmp_path):
     (tmp_path / "fw.bin").write_bytes(PACKAGE)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(cert), str(key))
-    srv = _serve_http(tmp_path, ctx)
-    url = "https://127.0.0.1:%d/fw.bin" % srv.server_address[1]
-    try:
+    with Server(static(tmp_path), tls=ctx) as srv:
+        url = srv.base + "/fw.bin"
         code, data, detail = fetch(url, timeout=3)
         assert code == 716 and data is None and "CERTIFICATE_VERIFY_FAILED" in detail
         assert fetch(url, timeout=3, cafile=str(cert))[:2] == (0, PACKAGE)
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def test_http_too_big(www):

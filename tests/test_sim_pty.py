@@ -1,8 +1,6 @@
 """The simulator on a real pty: AT exchanges, flow-control pushback, reopen, CPU, the CLI."""
 
-import functools
 import hashlib
-import http.server
 import os
 import select
 import subprocess
@@ -12,6 +10,7 @@ import time
 import tty
 
 import pytest
+from http_rig import Server, static
 
 from qfota_tools.simulators.ec200.model import FAST, Modem
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
@@ -168,19 +167,10 @@ def test_idle_loop_does_not_spin(sim_factory, faults):
     h.close()
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 def test_url_mode_with_a_real_http_server(sim_factory, tmp_path):
     image = os.urandom(20000)
     (tmp_path / "fw.bin").write_bytes(image)
-    srv = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(tmp_path))
-    )
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
+    with Server(static(tmp_path)) as srv:
         lines = []
         sim = sim_factory(
             Modem(timing=QUIET, expect_md5=hashlib.md5(image).hexdigest()), log=lines.append
@@ -188,17 +178,13 @@ def test_url_mode_with_a_real_http_server(sim_factory, tmp_path):
         h = Host(sim.path)
         h.cmd('AT+QICSGP=1,1,"internet","","",0')
         h.cmd("AT+QIACT=1")
-        url = "http://127.0.0.1:%d/fw.bin" % srv.server_address[1]
-        h.cmd('AT+QFOTADL="%s",1,5,5' % url)
+        h.cmd('AT+QFOTADL="%s",1,5,5' % (srv.base + "/fw.bin"))
         h.read_until(b"HTTPSTART")
         h.read_until(b'"END",0')
         assert sim.wait_for(lambda m: m.updates_completed, 3) == 1
         assert sim.model.received_md5 == hashlib.md5(image).hexdigest()
         assert any(line.startswith("* fetch result 0") for line in lines)
         h.close()
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def _qfota(*args, **kw):

@@ -9,15 +9,13 @@ forms such as ``AT+QIACT?``, ``AT+QICSGP=<cid>``, ``AT+QFOTA="fota/cid"``, and t
 ``ATE0``, ``AT+QGMR``): qfota must not depend on anything the note does not show.
 """
 
-import functools
 import hashlib
-import http.server
 import os
 import subprocess
 import sys
-import threading
 
 import pytest
+from http_rig import Server, static
 
 from qfota_tools.simulators.ec200 import model as sim_model
 from qfota_tools.simulators.ec200.pty_sim import PtySimulator
@@ -41,11 +39,6 @@ WAITS = [
 ]
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("www")
@@ -55,13 +48,8 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def http_url(files):
-    srv = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(files))
-    )
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield "http://127.0.0.1:%d" % srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    with Server(static(files)) as srv:
+        yield srv.base
 
 
 @pytest.fixture(scope="module")
