@@ -201,8 +201,14 @@ class PicoSim(emulated.EmulatedBoard):
     def _send(self, kind, payload):
         with self._wlock:
             stdin = self._proc.stdin
-            stdin.write(kind + struct.pack(">I", len(payload)) + payload)
-            stdin.flush()
+            try:
+                stdin.write(kind + struct.pack(">I", len(payload)) + payload)
+                stdin.flush()
+            except (BrokenPipeError, ValueError):
+                # The emulator has ended (stop, power cut) or its pipe is closed: nothing
+                # to tell it (stop() waits for its end, bounded); the relay reads on to its
+                # EOF for the last events.
+                pass
 
     def _loop(self):
         out = self._proc.stdout
