@@ -136,7 +136,7 @@ def on_timeout(s, now):
         return
     if name == "REBOOT":
         # No RDY: some modules print END after their reboot, or the RDY was lost.
-        ms = s.timeouts["reboot_ms"]
+        ms = s.opt["timeouts"]["reboot_ms"]
         s._event(EV_LOG, "no RDY within %d ms after END; probing with AT" % ms)
         release("recovery")  # the URC phase is over: VERIFY runs without it
         s._run_plan(s._verify, now)
@@ -144,7 +144,7 @@ def on_timeout(s, now):
     if row is None:
         what = {"FILEEND": '"FILEEND" after the last byte', "UPDATING": '"UPDATING"/"END"'}
         what = 'no +QIND: "FOTA",' + what.get(name, '"%s"' % name)
-    elif name == "qfotadl" and s.scheme == "file":
+    elif name == "qfotadl" and s.opt["scheme"] == "file":
         what = "no OK / FILESTART after AT+QFOTADL"
     elif name == "await":
         what = "the modem neither finished an update nor answered AT"
@@ -154,7 +154,7 @@ def on_timeout(s, now):
         what = "the modem did not answer AT"
     else:
         what = "no answer to %s" % redact(s._at.command_text())
-    limit = s.timeouts[s._wait_key] // 1000
+    limit = s.opt["timeouts"][s._wait_key] // 1000
     s._fail(None, "timeout after %d s: %s" % (limit, what), kind=TIMEOUT)
 
 
@@ -180,8 +180,11 @@ def advice(s):
     anything with its ``stage``, ``result``, ``sent`` and ``length``)."""
     if s.result is not None:
         return "the update is over"
-    cut = getattr(s, "cut", None)
-    if cut is None:  # not a Session (the agent's record of one): what its stage's rows say
+    if hasattr(s, "_rows"):  # a Session: its rows say
+        from qfota.recovery import where
+
+        cut = where(s)
+    else:  # the agent's record of one: what its stage's rows say
         from qfota.steps import stages
 
         for cut in (TRANSFER, DOWNLOAD, UPGRADE, SAFE):
