@@ -6,7 +6,8 @@ and ``changed`` are the driver's two stream stops that are nobody's fault on the
 qfota did not run for a while (Ctrl-Z), and the package file changed while it was sent.
 ``on_timeout`` and ``on_error`` are the session's when a wait runs out or the modem
 refuses a command; ``advice`` what the modem is doing when a run is cut short and what to
-do. They read the session and ask it to move (``_next``, ``_run_plan``, ``_fail``).
+do. They read the session and ask it to move (``_next``, ``_run_plan``), or raise the
+``FotaError`` that ends it.
 """
 
 from qfota.at import CME, DOWNLOAD, EV_LOG, FAIL, OPTIONAL, PROTO, SAFE, TRANSFER, UPGRADE
@@ -155,19 +156,20 @@ def on_timeout(s, now):
     else:
         what = "no answer to %s" % redact(s._at.command_text())
     limit = s.opt["timeouts"][s._wait_key] // 1000
-    s._fail(None, "timeout after %d s: %s" % (limit, what), kind=TIMEOUT)
+    raise FotaError(s.stage, None, "timeout after %d s: %s" % (limit, what), TIMEOUT)
 
 
 def on_error(s, kind, now):
     """ERROR, +CME ERROR or 010003 to session ``s``'s command: a step that may fail goes
     on (said), else the session fails naming the answer and the command."""
     if kind == PROTO:
-        s._fail(None, "the modem answered 010003 (protocol-download file mode): not supported")
+        why = "the modem answered 010003 (protocol-download file mode): not supported"
+        raise FotaError(s.stage, None, why)
     name = s.state
     what = "+CME ERROR: %s" % s._at.cme if kind == CME else "ERROR"
     cmd = redact(s._at.command_text())
     if s._rows[name][4] == FAIL or (name == "qiact" and s.pdp is not None):
-        s._fail(None, "modem answered %s to %s" % (what, cmd))
+        raise FotaError(s.stage, None, "modem answered %s to %s" % (what, cmd))
     # qiact: AT+QIACT? was not answered, so the context may be active already (modems
     # answer ERROR then): the download says 708/605 if the network is not there.
     why = "the context may be active already" if name == "qiact" else "going on"

@@ -8,8 +8,9 @@ Loaded by the session when AT+QFOTADL is answered, on a FOTA URC (one in an AT s
 a stale or repeated line, only logged) or on RDY; let go while the package streams and
 when VERIFY begins: an update's AT phase and its stream run without this code and these
 tables in the heap. It records what the modem reported (``end_code``, progress,
-``recovered``, reboots) and asks the session to move: ``_enter``, ``_arm``, ``_next``,
-``_run_plan`` and ``_fail`` are the session's, the one place its state moves; ``begin``
+``recovered``, reboots) and asks the session to move: ``_enter``, ``_next`` and
+``_run_plan`` are the session's, the one place its state moves (a failure is a
+``FotaError`` raised, which the session makes its state); ``begin``
 returns what the session takes on, and the session assigns it.
 """
 
@@ -26,7 +27,7 @@ from qfota.at import (
     UPGRADE,
 )
 from qfota.compat import const, release
-from qfota.errors import MODEM
+from qfota.errors import MODEM, FotaError
 
 NONE_UNDER_WAY = (
     "no update under way: the modem answers AT and reported no FOTA URC; reading its revision"
@@ -144,12 +145,12 @@ def on_fota(s, kind, value, now):
             return
         if s.mode != "recover":  # a rerun found the modem in the middle of an earlier update
             why = "the modem is in the middle of an earlier update (%s): follow it with `qfota recover`"
-            s._fail(None, why % name, "RECOVER")
+            raise FotaError("RECOVER", None, why % name)
         if kind == urc.END:
             s.end_code = value
             s.recovered = "END %d" % value
             if value != 0:
-                s._fail(value, None, "END", MODEM)
+                raise FotaError("END", value, None, MODEM)
         elif kind == urc.UPDATING or kind == urc.RESTORE:
             s.updating = value
             s._event(EV_UPDATING, value, s.opt["update_urcs"])
@@ -164,7 +165,7 @@ def on_fota(s, kind, value, now):
     elif kind in _END_KINDS and value != 0:
         if kind == urc.END:
             s.end_code = value
-        s._fail(value, None, name, MODEM)
+        raise FotaError(name, value, None, MODEM)
     elif kind == urc.DOWNLOADING:
         # A progress URC re-arms its wait only when it goes further than any before: a
         # module repeating the same line (a retrying bootloader) cannot wait forever.
@@ -173,20 +174,21 @@ def on_fota(s, kind, value, now):
         if value > s._dl_max:
             s._dl_max = value
             if st in ("FTPEND", "HTTPEND") and s.opt["download_urcs"]:
-                s._arm(now)
+                s._enter(st, now)  # its wait starts over
     elif kind == urc.UPDATING or kind == urc.RESTORE:
         s.updating = value
         s._event(EV_UPDATING, value, s.opt["update_urcs"])
         if st == "START":
             s._enter("UPDATING", now)
         elif st == "UPDATING" and value > s._up_max:
-            s._arm(now)
+            s._enter(st, now)  # its wait starts over
         s._up_max = max(s._up_max, value)
     elif st == "qfotadl":
         if kind == KINDS[s.opt["scheme"]][0]:
             s._early = True  # before the OK: go on once it arrives
     elif kind == urc.FILEEND and s.sent < (s.length or 0):
-        s._fail(0, "FILEEND before all bytes were sent (%d of %d)" % (s.sent, s.length))
+        why = "FILEEND before all bytes were sent (%d of %d)" % (s.sent, s.length)
+        raise FotaError(s.stage, 0, why)
     else:
         if kind == urc.END:
             s.end_code = value
@@ -220,7 +222,7 @@ def on_rdy(s, now):
         # Commands in flight are lost; start over.
         s._restarts += 1
         if s._restarts > _RESTARTS_MAX:
-            s._fail(None, "the modem keeps rebooting (RDY) before the update")
+            raise FotaError(s.stage, None, "the modem keeps rebooting (RDY) before the update")
         s._event(EV_LOG, "modem rebooted during %s; starting over" % stage)
         s._at.cancel()
         s._run_plan(s._plan, now, s._plan.index("probe"))
@@ -228,7 +230,7 @@ def on_rdy(s, now):
         s.reboots += 1
         s._event(EV_REBOOT, s.reboots)  # the journal learns the transfer is over
         if cut == TRANSFER or cut == DOWNLOAD:
-            s._fail(None, "the modem rebooted (RDY) during the download")
+            raise FotaError(s.stage, None, "the modem rebooted (RDY) during the download")
         if st in ("REBOOT", "listen", "await", "settle") or stage == "VERIFY":
             s._at.cancel()
             release("recovery")  # the URC phase is over: VERIFY runs without it

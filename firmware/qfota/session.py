@@ -209,9 +209,6 @@ class Session:
         else:
             self._events.append((ev, a, b))
 
-    def _fail(self, code=None, detail=None, stage=None, kind=None):
-        raise FotaError(stage or self.stage, code, detail, kind)
-
     def _set_stage(self, stage):
         if stage != self._stage:
             self._stage = stage
@@ -350,6 +347,8 @@ class Session:
 
     # ------------------------------------------------ URC phase
     def _enter(self, state, now):
+        """Into URC state ``state`` (again into the one it is in when a progress URC goes
+        further): its wait, ``qfota.recovery.wait``'s, starts."""
         self.state = state
         self._set_stage(state)
         self.streaming = state == "STREAM"
@@ -357,12 +356,7 @@ class Session:
             self._t_stream = now
             self._deadline = None  # the driver bounds the stream (stall_ms)
             release("recovery")  # the URC phase's rules: the stream wants the room
-        else:
-            self._arm(now)
-
-    def _arm(self, now):
-        """Arms the wait of this URC state (``qfota.recovery.wait``); again when a progress
-        URC goes further."""
+            return
         from qfota.recovery import wait
 
         key, extra = wait(self)
