@@ -10,8 +10,8 @@ when VERIFY begins: an update's AT phase and its stream run without this code an
 tables in the heap. It records what the modem reported (``end_code``, progress,
 ``recovered``, reboots) and asks the session to move: ``_enter``, ``_next`` and
 ``_run_plan`` are the session's, the one place its state moves (a failure is a
-``FotaError`` raised, which the session makes its state); ``begin``
-returns what the session takes on, and the session assigns it.
+``FotaError`` raised, which the session makes its state); ``begin`` returns what the
+session takes on, and the session assigns it.
 """
 
 from qfota import urc

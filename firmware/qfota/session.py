@@ -85,8 +85,9 @@ class Session:
         self.url = url
         self.listen_first = recover if listen_first is None else listen_first
         self.trace = trace  # report every line sent and received (EV_TX, EV_RX)
-        # The plan, the rows of its steps and the URC tables, taken from qfota.steps once;
-        # then the module is released (on MicroPython its code and data are heap).
+        # The plan, the rows of its steps and their templates' values, taken from
+        # qfota.steps once; then the module is released (on MicroPython its code and data
+        # are heap). The URC phase's tables are qfota.recovery's, loaded only for it.
         from qfota import steps
 
         self._plan = (plan or steps.plan)(self)  # type: list[str]
