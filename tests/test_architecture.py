@@ -165,6 +165,20 @@ def begin(s, now):
     assert machine_writes("def f(s):\n    rows = dict(s._rows)\n    return s.opt['cid']\n") == []
 
 
+def test_a_session_in_its_at_phase_holds_none_of_the_urc_phase():
+    # The URC phase's tables are qfota.recovery's, loaded with its rules: on MicroPython a
+    # table is heap, and the AT phase is where the heap peaks (README, "Memory").
+    tables = (recovery.URC_STATES, recovery.URC_NEXT, recovery.KINDS)
+    for kw in ({"length": 1000}, {"url": "http://h/a.bin"}, {"recover": True}):
+        s = S.Session(**kw)
+        held = [
+            name
+            for name, v in vars(s).items()
+            if isinstance(v, dict) and any(key in v for t in tables for key in t)
+        ]
+        assert not held, (kw, held)
+
+
 # ---------------------------------------------------------------- stages
 def all_stages():
     """Every stage a session reports: its rows', the URC states, the machine's."""
