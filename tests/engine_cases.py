@@ -237,6 +237,41 @@ def case_happy_flow_hw_mode1():
     assert s.end_code == 0 and s.reboots == 1
 
 
+def case_each_phase_loads_only_its_modules():
+    # On MicroPython code and tables are heap: the checks and the step table go once the
+    # session is made, the readers once AT+QFOTADL goes out, and the URC phase's tables
+    # and rules (qfota.recovery) are loaded only after the AT plan and not while the
+    # package streams (compat.release is a no-op on CPython).
+    if not MICROPYTHON:
+        return
+    seen = []
+
+    def on_event(ev, a, b):
+        loaded = [
+            n for n in ("checks", "steps", "answers", "recovery") if "qfota." + n in sys.modules
+        ]
+        seen.append((ev, a, loaded))
+
+    img = image("phases", 20_000)
+    size = len(content(img))
+    s, _ev, _uart = run(modem(), img, on_event=on_event)
+    assert s.result == "updated", s.result
+    stages = [a for ev, a, _l in seen if ev == AT.EV_STAGE]
+    assert stages[:2] == ["PREFLIGHT", "FLOWCTRL"] and "STREAM" in stages, stages
+    at_phase = True
+    for ev, a, loaded in seen:
+        if ev == AT.EV_STAGE and a in ("FILESTART", "STREAM"):
+            at_phase = False
+        assert "checks" not in loaded and "steps" not in loaded, (ev, a, loaded)
+        if at_phase:
+            assert "recovery" not in loaded, (ev, a, loaded)
+        if ev == AT.EV_SENT and a < size:  # streaming
+            assert "recovery" not in loaded and "answers" not in loaded, (ev, a, loaded)
+        if ev == AT.EV_STAGE and a == "QFOTADL":
+            assert "answers" not in loaded, loaded
+    assert any("recovery" in loaded for _e, _a, loaded in seen), seen
+
+
 def case_happy_flow_none_paced():
     img = image("none", 4000)
     m = modem()

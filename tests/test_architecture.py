@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 import qfota
-from qfota import info, steps, urls
+from qfota import info, recovery, steps, urls
 from qfota import session as S
 from qfota.at import SAFE, TRANSFER
 from qfota.checks import OPTIONS, why
+from qfota.defaults import TIMEOUTS
 from qfota.steps import stages
 
 ENGINE = Path(qfota.__file__).resolve().parent
@@ -95,12 +96,95 @@ def test_readers_neither_import_nor_move_the_session():
         assert "session" not in graph[m], m
 
 
+# The session's machine: where it is and what it runs. Only session.py assigns these
+# (h11's _state.py); the other modules return what they read or decide.
+MACHINE = {"state", "error", "_stage", "result", "streaming", "opt", "_rows", "_args"}
+MACHINE |= {"_plan", "_verify", "_phase", "_i", "_deadline", "_out", "_wait_key"}
+_MUTATORS = {"pop", "update", "clear", "append", "insert", "remove", "setdefault"}
+
+
+def machine_writes(source):
+    """``(line, what)`` for each place ``source`` moves a session's machine: an assignment
+    to ``s.<attr>``/``session.<attr>`` of ``MACHINE``, ``setattr`` on one, or a call that
+    changes one in place (``s._rows.pop(...)``)."""
+
+    def machine(node):
+        return (
+            isinstance(node, ast.Attribute)
+            and node.attr in MACHINE
+            and (
+                isinstance(node.value, ast.Name)
+                and node.value.id in ("s", "session")
+                or isinstance(node.value, ast.Attribute)
+                and node.value.attr == "session"
+            )
+        )
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in _MUTATORS and machine(node.func.value):
+                found.append((node.lineno, ast.unparse(node.func)))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id == "setattr" and node.args and isinstance(node.args[0], ast.Name):
+                if node.args[0].id in ("s", "session"):
+                    found.append((node.lineno, "setattr(%s, ...)" % node.args[0].id))
+        for t in targets:
+            for el in t.elts if isinstance(t, ast.Tuple) else [t]:
+                if machine(el):
+                    found.append((node.lineno, ast.unparse(el)))
+    return found
+
+
+def test_only_the_session_moves_its_machine():
+    for path in sorted(ENGINE.glob("*.py")):
+        if path.stem != "session":
+            found = machine_writes(path.read_text())
+            assert not found, "%s moves the session: %s" % (path.name, found)
+
+
+def test_the_machine_writes_finder_finds_what_recovery_did():
+    # recovery.begin, before: it cut the session's rows and options itself (issue 20).
+    before = """
+def begin(s, now):
+    for done in s._plan:
+        s._rows.pop(done, None)
+    s._args = {}
+    s.opt = {"target": s.opt.get("target")}
+    s.state, n = "STREAM", 1
+    setattr(s, "error", None)
+"""
+    found = sorted(what for _line, what in machine_writes(before))
+    assert found == ["s._args", "s._rows.pop", "s.opt", "s.state", "setattr(s, ...)"], found
+    # reading is not moving
+    assert machine_writes("def f(s):\n    rows = dict(s._rows)\n    return s.opt['cid']\n") == []
+
+
+def test_a_session_in_its_at_phase_holds_none_of_the_urc_phase():
+    # The URC phase's tables are qfota.recovery's, loaded with its rules: on MicroPython a
+    # table is heap, and the AT phase is where the heap peaks (README, "Memory").
+    tables = (recovery.URC_STATES, recovery.URC_NEXT, recovery.KINDS)
+    for kw in ({"length": 1000}, {"url": "http://h/a.bin"}, {"recover": True}):
+        s = S.Session(**kw)
+        held = [
+            name
+            for name, v in vars(s).items()
+            if isinstance(v, dict) and any(key in v for t in tables for key in t)
+        ]
+        assert not held, (kw, held)
+
+
 # ---------------------------------------------------------------- stages
 def all_stages():
     """Every stage a session reports: its rows', the URC states, the machine's."""
     out = {row[0] for row in ROWS.values()}
-    out |= set(steps.URC_STATES)
-    out |= {nxt for nxt in steps.URC_NEXT.values()} | {st for st, _k in steps.URC_NEXT}
+    out |= set(recovery.URC_STATES)
+    out |= {nxt for nxt in recovery.URC_NEXT.values()} | {st for st, _k in recovery.URC_NEXT}
     return out
 
 
@@ -108,7 +192,7 @@ def test_every_stage_is_classified_once():
     cuts = {}
     for row in ROWS.values():
         cuts.setdefault(row[0], set()).add(row[6])
-    for state, row in steps.URC_STATES.items():
+    for state, row in recovery.URC_STATES.items():
         cuts.setdefault(state, set()).add(row[1])
     for stage in all_stages():
         assert stage in cuts, "stage %s has no row saying what a cut there leaves" % stage
@@ -200,7 +284,10 @@ def test_every_option_reaches_the_session_from_the_cli(row, tmp_path, monkeypatc
     kw = {k: got[k] for k in runner.session_keys() if k in got}
     kw.update(length=100) if mode != "url" else kw.update(url="http://h/a.bin")
     s = S.Session(**kw)
-    assert s.opt[name] == (dict(s.timeouts) if name == "timeouts" else value)
+    if name == "timeouts":  # given ones over the defaults
+        assert s.opt[name] == {**TIMEOUTS, **value} != TIMEOUTS, s.opt[name]
+    else:
+        assert s.opt[name] == value, (name, s.opt[name])
 
 
 def test_the_app_takes_every_option_but_the_manifests():

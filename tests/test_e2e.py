@@ -226,7 +226,7 @@ def test_whole_update_in_a_small_heap_with_the_stream_under_heap_lock(image):
     # The engine compiled by mpy-cross (as on an MCU), the CLI's default chunk, a small
     # MicroPython heap, the streaming loop under heap_lock(): the update must complete.
     # The MicroPython process holds the engine and its port (qfota.relay); the CLI around
-    # it runs here. 64K: the live high-water is about 57.0 KB of its 64.8 KB (README,
+    # it runs here. 64K: the live high-water is about 56.5 KB of its 64.8 KB (README,
     # "Memory"); at 62.4 KB, fragmentation failed about one run in nine.
     m, sim = simulate(image)
     with sim:

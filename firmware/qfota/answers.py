@@ -55,12 +55,13 @@ def judge(s, what, value):
             if cid == s.opt["cid"] and state == 1:
                 return SKIP, None  # already active: no AT+QIACT=<cid>
     elif what == "supported" and update:
-        values = (s.upgrade_mode, s.download_urcs, s.update_urcs)
+        o = s.opt
+        values = (o["upgrade_mode"], o["download_urcs"], o["update_urcs"])
         words = ("upgrade_mode", "download_URC_max", "update_URC_max")
         for word, v, ranges in zip(words, values, value):
             if not any(lo <= v <= hi for lo, hi in ranges):
                 raise refuse("PARAMS", "%s %d is not supported by this modem %s" % (word, v, said))
-    gate = s.gates.get(s.state) if update else None
+    gate = s.opt["gates"].get(s.state) if update else None
     if gate is not None and value < s.opt[gate[0]]:
         raise FotaError(stage, None, gate[1] % (value, s.opt[gate[0]]), REFUSED)
     return None, None

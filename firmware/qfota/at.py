@@ -3,7 +3,7 @@
     ch = AtChannel()
     out = ch.send(b"AT+QGMR")          # b"AT+QGMR\\r": the bytes to write
     ch.take(line, n)                   # each line from the modem while it waits
-    -> NONE (echo, a body line, or not ours), OK, ERROR, CME, PROTO
+    -> NONE (echo, a body line, or not ours), OK, ERROR, CME, PROTO, GARBAGE
 
 Final answers: ``OK``, ``ERROR``, ``+CME ERROR: <n>`` (``cme`` holds ``<n>``) and the
 note's ``010003`` (protocol-download file mode). The echo of the command (echo is on
@@ -21,6 +21,7 @@ OK = const(1)
 ERROR = const(2)
 CME = const(3)
 PROTO = const(4)  # 010003: the note's answer in protocol-download file mode
+GARBAGE = const(5)  # an unprintable line, waiting or not: dropped (the session logs it)
 
 # What a step of qfota.steps does on ERROR: stop; log it and go on; go on after an ERROR
 # or no answer at all; keep sending until its wait runs out. Here, not in qfota.steps, so
@@ -116,7 +117,6 @@ class AtChannel:
         self.body = []
         self.cme = None
         self.waiting = False
-        self.garbage = 0  # unprintable lines dropped while waiting
 
     def send(self, line, prefix=None):
         """Start waiting for ``line``'s answer; returns the bytes to write."""
@@ -133,7 +133,7 @@ class AtChannel:
     def take(self, buf, n):
         """One line that is not a URC; what it means for the command in flight."""
         if not self.waiting:
-            return NONE
+            return NONE if printable(buf, n) else GARBAGE
         cmd = self.cmd
         if cmd is not None and n == len(cmd) and starts_with(buf, 0, n, cmd):
             return NONE  # our own echo
@@ -151,10 +151,10 @@ class AtChannel:
             self.waiting = False
             return PROTO
         if not printable(buf, n):
-            self.garbage += 1
-        elif len(self.body) >= BODY_MAX:
-            pass
-        elif self.prefix is not None:
+            return GARBAGE
+        if len(self.body) >= BODY_MAX:
+            return NONE
+        if self.prefix is not None:
             if starts_with(buf, 0, n, self.prefix):
                 self.body.append(bytes(buf[:n]).decode())
         elif buf[0] != _PLUS:  # other URCs are no part of a bare response

@@ -6,7 +6,8 @@ and ``changed`` are the driver's two stream stops that are nobody's fault on the
 qfota did not run for a while (Ctrl-Z), and the package file changed while it was sent.
 ``on_timeout`` and ``on_error`` are the session's when a wait runs out or the modem
 refuses a command; ``advice`` what the modem is doing when a run is cut short and what to
-do. They read the session and ask it to move (``_next``, ``_run_plan``, ``_fail``).
+do. They read the session and ask it to move (``_next``, ``_run_plan``), or raise the
+``FotaError`` that ends it.
 """
 
 from qfota.at import CME, DOWNLOAD, EV_LOG, FAIL, OPTIONAL, PROTO, SAFE, TRANSFER, UPGRADE
@@ -136,7 +137,7 @@ def on_timeout(s, now):
         return
     if name == "REBOOT":
         # No RDY: some modules print END after their reboot, or the RDY was lost.
-        ms = s.timeouts["reboot_ms"]
+        ms = s.opt["timeouts"]["reboot_ms"]
         s._event(EV_LOG, "no RDY within %d ms after END; probing with AT" % ms)
         release("recovery")  # the URC phase is over: VERIFY runs without it
         s._run_plan(s._verify, now)
@@ -144,7 +145,7 @@ def on_timeout(s, now):
     if row is None:
         what = {"FILEEND": '"FILEEND" after the last byte', "UPDATING": '"UPDATING"/"END"'}
         what = 'no +QIND: "FOTA",' + what.get(name, '"%s"' % name)
-    elif name == "qfotadl" and s.scheme == "file":
+    elif name == "qfotadl" and s.opt["scheme"] == "file":
         what = "no OK / FILESTART after AT+QFOTADL"
     elif name == "await":
         what = "the modem neither finished an update nor answered AT"
@@ -154,20 +155,21 @@ def on_timeout(s, now):
         what = "the modem did not answer AT"
     else:
         what = "no answer to %s" % redact(s._at.command_text())
-    limit = s.timeouts[s._wait_key] // 1000
-    s._fail(None, "timeout after %d s: %s" % (limit, what), kind=TIMEOUT)
+    limit = s.opt["timeouts"][s._wait_key] // 1000
+    raise FotaError(s.stage, None, "timeout after %d s: %s" % (limit, what), TIMEOUT)
 
 
 def on_error(s, kind, now):
     """ERROR, +CME ERROR or 010003 to session ``s``'s command: a step that may fail goes
     on (said), else the session fails naming the answer and the command."""
     if kind == PROTO:
-        s._fail(None, "the modem answered 010003 (protocol-download file mode): not supported")
+        why = "the modem answered 010003 (protocol-download file mode): not supported"
+        raise FotaError(s.stage, None, why)
     name = s.state
     what = "+CME ERROR: %s" % s._at.cme if kind == CME else "ERROR"
     cmd = redact(s._at.command_text())
     if s._rows[name][4] == FAIL or (name == "qiact" and s.pdp is not None):
-        s._fail(None, "modem answered %s to %s" % (what, cmd))
+        raise FotaError(s.stage, None, "modem answered %s to %s" % (what, cmd))
     # qiact: AT+QIACT? was not answered, so the context may be active already (modems
     # answer ERROR then): the download says 708/605 if the network is not there.
     why = "the context may be active already" if name == "qiact" else "going on"
@@ -180,8 +182,11 @@ def advice(s):
     anything with its ``stage``, ``result``, ``sent`` and ``length``)."""
     if s.result is not None:
         return "the update is over"
-    cut = getattr(s, "cut", None)
-    if cut is None:  # not a Session (the agent's record of one): what its stage's rows say
+    if hasattr(s, "_rows"):  # a Session: its rows say
+        from qfota.recovery import where
+
+        cut = where(s)
+    else:  # the agent's record of one: what its stage's rows say
         from qfota.steps import stages
 
         for cut in (TRANSFER, DOWNLOAD, UPGRADE, SAFE):

@@ -101,7 +101,7 @@ class Driver:
         path=None,
         buf=None,
     ):
-        check_stream(session.flow_hw, chunk, rate, piece, rate_above_note)
+        check_stream(session.opt["flow"] == "hw", chunk, rate, piece, rate_above_note)
         self.port = port
         self.session = session
         self.image = image
@@ -122,7 +122,7 @@ class Driver:
         self.rate = rate
         self.piece = piece
         self.lock_heap = lock_heap
-        self.stall_ms = session.timeouts["stall_ms"]
+        self.stall_ms = session.opt["timeouts"]["stall_ms"]
         self._locked = False
         self.flight = 0  # package bytes of the chunk being written (not counted yet)
         self._ran = 0  # ticks_ms when the stream last ran (gaps: see _GAP_MS)
@@ -131,7 +131,7 @@ class Driver:
         # least twice per DOWNLOADING URC the modem will print, so at most one line waits
         # in the receive buffer; rarely otherwise (URCs are few), so a fast line stays fast.
         length = session.length or 0
-        urcs = session.download_urcs
+        urcs = session.opt["download_urcs"]
         per_urc = length // (2 * urcs) if urcs else RX_EVERY_MAX
         self.rx_every = max(chunk, min(RX_EVERY_MAX, per_urc))
 
@@ -276,7 +276,7 @@ class Driver:
         self._ran = ticks_ms()
         self._lock()
         try:
-            if self.session.flow_hw:
+            if self.session.opt["flow"] == "hw":
                 self._stream_hw()
             else:
                 self._stream_paced()
@@ -465,7 +465,7 @@ def update(
         session = Session(length=_window(image, image_offset, image_length, max_image), **kwargs)
     else:
         session = Session(url=url, **kwargs)
-    check_stream(session.flow_hw, chunk, rate, piece, rate_above_note)
+    check_stream(session.opt["flow"] == "hw", chunk, rate, piece, rate_above_note)
     return _drive(
         port,
         session,

@@ -14,7 +14,8 @@ A driver (``qfota.driver``) owns the port, the clock and the package file::
 
 Up to ``AT+QFOTADL`` the session runs a plan of AT steps (``qfota.steps``, rows of data;
 the readers of ``qfota.answers`` return what they read); then the note's URCs move it
-through ``steps.URC_NEXT``; a last plan (VERIFY) reads the revision after the reboot.
+through ``recovery.URC_NEXT`` (the URC phase's tables and rules, loaded only then); a
+last plan (VERIFY) reads the revision after the reboot.
 The state moves here only (h11's ``_state.py``): ``state`` is a step's name, a URC state,
 ``"DONE"`` or ``"FAILED"`` (``error`` holds the ``FotaError``). Nothing here sleeps,
 reads a clock, touches a port or calls back into the caller.
@@ -30,13 +31,12 @@ from qfota.at import (
     EV_SENT,
     EV_STAGE,
     EV_TX,
+    GARBAGE,
     OK,
     PROTO,
     RETRY,
-    SAFE,
     SKIP,
     AtChannel,
-    printable,
     text,
 )
 from qfota.compat import const, release, ticks_add, ticks_diff
@@ -76,36 +76,24 @@ class Session:
         self.mode = "recover" if recover else "info" if info else "update"
         from qfota import checks
 
-        o = self.opt = checks.session_options(length, url, protocol_download, self.mode, options)
+        # One dict, read where it is needed (``s.opt["timeouts"]``): every option set or
+        # defaulted, ``scheme``, and ``gates`` (step -> (option, refusal)).
+        self.opt = checks.session_options(length, url, protocol_download, self.mode, options)
         del checks  # with the release, nothing holds it: its code can be collected
         release("checks")
-        self.scheme = o["scheme"]
-        self.gates = o["gates"]  # step -> (option, refusal): the checks options ask for
-        self.timeouts = o["timeouts"]
-        self.upgrade_mode = o["upgrade_mode"]
-        self.download_urcs = o["download_urcs"]
-        self.update_urcs = o["update_urcs"]
-        self.flow_hw = o["flow"] == "hw"
         self.length = length
         self.url = url
-        self.recover = recover
         self.listen_first = recover if listen_first is None else listen_first
         self.trace = trace  # report every line sent and received (EV_TX, EV_RX)
-        # The plan, the rows of its steps and the URC tables, taken from qfota.steps once;
-        # then the module is released (on MicroPython its code and data are heap).
+        # The plan, the rows of its steps and their templates' values, taken from
+        # qfota.steps once; then the module is released (on MicroPython its code and data
+        # are heap). The URC phase's tables are qfota.recovery's, loaded only for it.
         from qfota import steps
 
         self._plan = (plan or steps.plan)(self)  # type: list[str]
         self._verify = steps.VERIFY
         self._rows = steps.rows(self, self._plan + list(self._verify), table)
         self._args = steps.args(self)
-        if self.scheme != "file":
-            from qfota.urls import args
-
-            self._args.update(args(self))
-        self._states = steps.URC_STATES
-        self._next_of = steps.URC_NEXT
-        self._kinds = steps.KINDS[self.scheme]  # (start, end) URC kinds of this download
         del steps
         release("steps")
         # What the modem told us and how far the run got: all set here, so the instance's
@@ -196,17 +184,6 @@ class Session:
     def stage(self):
         return self._stage or "PREFLIGHT"
 
-    @property
-    def cut(self):
-        """What a cut here leaves the modem doing (``qfota.steps``: SAFE, TRANSFER...)."""
-        st = self.stage
-        if st in self._states:
-            return self._states[st][1]
-        for row in self._rows.values():
-            if row[0] == st:
-                return row[6]
-        return SAFE
-
     # ---------------------------------------------------------------- internals
     def _guard(self, fn, a, b, c=None):
         # Every public call ends here: a failure is a state, not an exception through
@@ -233,16 +210,13 @@ class Session:
         else:
             self._events.append((ev, a, b))
 
-    def _fail(self, code=None, detail=None, stage=None, kind=None):
-        raise FotaError(stage or self.stage, code, detail, kind)
-
     def _set_stage(self, stage):
         if stage != self._stage:
             self._stage = stage
             self._event(EV_STAGE, stage)
 
     def _wait(self, now, key, extra=0):
-        self._deadline = ticks_add(now, self.timeouts[key] + extra)
+        self._deadline = ticks_add(now, self.opt["timeouts"][key] + extra)
         self._wait_key = key
 
     def _send(self, line, prefix=None):
@@ -281,7 +255,7 @@ class Session:
             release("answers")
         if name == "qfotadl":
             self._early = False
-            if self.scheme == "file":
+            if self.opt["scheme"] == "file":
                 self._wait(now, "filestart_ms")
 
     def _next(self, now, skip=0):
@@ -312,7 +286,9 @@ class Session:
         elif kind == OK and name == "qfotadl":  # the transfer begins: the URC phase
             from qfota.recovery import begin
 
-            begin(self, now)
+            self._rows, state = begin(self)
+            self._args = {}
+            self._enter(state, now)
         elif kind == OK:
             skip = None
             if reader:
@@ -372,23 +348,21 @@ class Session:
 
     # ------------------------------------------------ URC phase
     def _enter(self, state, now):
+        """Into URC state ``state`` (again into the one it is in when a progress URC goes
+        further): its wait, ``qfota.recovery.wait``'s, starts."""
         self.state = state
         self._set_stage(state)
         self.streaming = state == "STREAM"
-        key = self._states[state][0]
-        if state == "STREAM":
+        if self.streaming:
             self._t_stream = now
-            self._deadline = None
+            self._deadline = None  # the driver bounds the stream (stall_ms)
             release("recovery")  # the URC phase's rules: the stream wants the room
-        elif state in ("FTPEND", "HTTPEND") and self.download_urcs:
-            self._wait(now, "progress_ms")
-        elif state == "START":
-            # upgrade_mode 0: the module reboots before upgrading; allow for it.
-            self._wait(now, key, self.timeouts["reboot_ms"] if self.upgrade_mode == 0 else 0)
-        elif state == "UPDATING" and self.update_urcs:
-            self._wait(now, "progress_ms")
-        elif key is not None:
-            self._wait(now, key)
+            return
+        from qfota.recovery import wait
+
+        key, extra = wait(self)
+        if key is not None:
+            self._wait(now, key, extra)
 
     def _on_line(self, buf, n):
         now = self._now
@@ -396,24 +370,16 @@ class Session:
         if self.trace:
             self._event(EV_RX, redact(text(buf, n)))
         if kind == urc.NONE:
-            if self._at.waiting:
-                answer = self._at.take(buf, n)
-                if answer:
-                    self._answer(answer, now)
-                elif self._at.garbage:
-                    self._at.garbage = 0
-                    self._event(EV_LOG, "garbage line ignored (%d bytes)" % n)
+            answer = self._at.take(buf, n)
+            if answer == GARBAGE:
+                self._event(EV_LOG, "garbage line ignored (%d bytes)" % n)
+            elif answer:
+                self._answer(answer, now)
             elif self._answered and n == 2 and urc.starts_with(buf, 0, n, b"OK"):
                 self._stray_ok(now)  # a late answer to an earlier probe
-            elif not printable(buf, n):
-                self._event(EV_LOG, "garbage line ignored (%d bytes)" % n)
         elif kind == urc.INCOMPLETE:
             self._event(EV_LOG, "incomplete FOTA line ignored: %r" % bytes(buf[:n]))
-        elif kind == urc.RDY:  # the modem (re)booted: rare, its rules loaded only now
-            from qfota.recovery import on_rdy
+        elif kind != urc.BOOT:  # a FOTA URC or RDY: the URC phase's rules, loaded only now
+            from qfota.recovery import on_urc
 
-            on_rdy(self, now)
-        elif kind != urc.BOOT:  # the URC phase's rules (qfota.recovery): loaded only now
-            from qfota.recovery import on_fota
-
-            on_fota(self, kind, self._urc.value, now)
+            on_urc(self, kind, self._urc.value, now)

@@ -1,5 +1,5 @@
-"""The AT steps of an update and the states after ``AT+QFOTADL``, as data: a newcomer
-adds a step by adding a row here (and, for a step an option asks for, one row in
+"""The AT steps of an update, as data (the states after ``AT+QFOTADL`` are
+``qfota.recovery``'s, loaded with the URC phase): a newcomer adds a step by adding a row here (and, for a step an option asks for, one row in
 ``qfota.checks.OPTIONS``).
 
 A step is ``(stage, command, body prefix, wait, on ERROR, reader, cut)``:
@@ -24,8 +24,7 @@ The session takes the rows of its plan when it is made and then releases this mo
 (``compat.release``): on MicroPython the table is heap that the stream can use.
 """
 
-from qfota import urc
-from qfota.at import DOWNLOAD, ENDED, FAIL, NEXT, OPTIONAL, RETRY, SAFE, TRANSFER, UPGRADE
+from qfota.at import ENDED, FAIL, NEXT, OPTIONAL, RETRY, SAFE, TRANSFER, UPGRADE
 from qfota.compat import const
 
 _CMD = const("command_ms")  # a const: no name kept on MicroPython
@@ -54,51 +53,6 @@ STEPS = {
     "ati_after":  ("VERIFY",    b"ATI",                           None,         _CMD,         FAIL,     "ati",          ENDED),
 }
 
-# The states after AT+QFOTADL (the note's words): the wait of each (None: none; the
-# driver bounds the stream by stall_ms), and the cut.
-URC_STATES = {
-    "FILESTART": (None,           TRANSFER),
-    "STREAM":    (None,           TRANSFER),
-    "FILEEND":   ("fileend_ms",   TRANSFER),
-    "FTPSTART":  ("dlstart_ms",   DOWNLOAD),
-    "HTTPSTART": ("dlstart_ms",   DOWNLOAD),
-    "FTPEND":    ("download_ms",  DOWNLOAD),
-    "HTTPEND":   ("download_ms",  DOWNLOAD),
-    "START":     ("start_ms",     UPGRADE),
-    "UPDATING":  ("end_ms",       UPGRADE),
-    "REBOOT":    ("reboot_ms",    UPGRADE),
-    "DONE":      (None,           ENDED),
-}
-
-# The URC phase, in the manner of h11: (state, URC) -> next state. URCs not listed are
-# logged and ignored; codes and progress are the session's (``qfota.recovery.on_fota``).
-URC_NEXT = {
-    ("FILESTART", urc.FILESTART): "STREAM",
-    ("STREAM",    urc.FILEEND):   "START",
-    ("FILEEND",   urc.FILEEND):   "START",
-    ("FTPSTART",  urc.FTPSTART):  "FTPEND",
-    ("FTPSTART",  urc.FTPEND):    "START",
-    ("FTPEND",    urc.FTPEND):    "START",
-    ("HTTPSTART", urc.HTTPSTART): "HTTPEND",
-    ("HTTPSTART", urc.HTTPEND):   "START",
-    ("HTTPEND",   urc.HTTPEND):   "START",
-    ("START",     urc.START):     "UPDATING",
-    ("START",     urc.UPDATING):  "UPDATING",  # a START line lost or garbled
-    ("START",     urc.RESTORE):   "UPDATING",
-    ("START",     urc.END):       "REBOOT",
-    ("UPDATING",  urc.END):       "REBOOT",
-    # listening: the modem may be anywhere in an update begun before we started
-    ("RECOVER",   urc.START):     "UPDATING",
-    ("RECOVER",   urc.UPDATING):  "UPDATING",
-    ("RECOVER",   urc.RESTORE):   "UPDATING",
-    ("RECOVER",   urc.END):       "REBOOT",
-}
-# The download's (start, end) URCs, by scheme.
-KINDS = {
-    "file": (urc.FILESTART, urc.FILEEND),
-    "ftp":  (urc.FTPSTART,  urc.FTPEND),
-    "http": (urc.HTTPSTART, urc.HTTPEND),
-}
 # fmt: on
 
 VERIFY = ("settle", "echo_after", "qgmr_after", "ati_after")
@@ -107,7 +61,7 @@ RECOVER = ("listen", "await", "echo_after", "qgmr_after", "ati_after")
 
 def plan(s):
     """The steps of session ``s``, in order; built once. An update's run up to
-    AT+QFOTADL: the checks an option asks for (``s.gates``: step -> option) go after the
+    AT+QFOTADL: the checks an option asks for (``gates``: step -> option) go after the
     revision and ranges; URL mode's PDP steps are ``qfota.urls``'s, info's ``qfota.info``'s."""
     if s.mode == "recover":  # listen first only when a run may have been cut
         p = list(RECOVER if s.listen_first else RECOVER[1:])  # type: list[str]
@@ -120,14 +74,15 @@ def plan(s):
 
         return p + more(s)
     p.append("ranges")
-    p += sorted(s.gates)  # sorted: one order on every interpreter
-    if s.scheme != "file":
+    o = s.opt
+    p += sorted(o["gates"])  # sorted: one order on every interpreter
+    if o["scheme"] != "file":
         from qfota.urls import plan as more
 
         p += more(s)
-    elif s.opt["usb"]:
+    elif o["usb"]:
         p.append("usbifc")
-        if s.flow_hw:
+        if o["flow"] == "hw":
             p.append("usbifc?")  # the note's example reads it back
     else:
         p.append("ifc")
@@ -151,14 +106,18 @@ def rows(s, names, table=None):
 
 
 def args(s):
-    """The values the ``%`` templates of the rows take, for session ``s``."""
-    flow = b"2,2" if s.flow_hw else b"0,0"
-    if s.scheme == "file":
-        target = b"FILE:%d" % (s.length or 0)
-    else:
-        target = (s.url or "").encode()
-    tail = b",%d,%d,%d" % (s.upgrade_mode, s.download_urcs, s.update_urcs)
-    return {"ifc": flow, "usbifc": flow, "qfotadl": (target, tail)}
+    """The values the ``%`` templates of the rows take, for session ``s`` (URL mode's
+    PDP steps': ``qfota.urls.args``)."""
+    o = s.opt
+    flow = b"2,2" if o["flow"] == "hw" else b"0,0"
+    tail = b",%d,%d,%d" % (o["upgrade_mode"], o["download_urcs"], o["update_urcs"])
+    if o["scheme"] == "file":
+        return {"ifc": flow, "usbifc": flow, "qfotadl": (b"FILE:%d" % (s.length or 0), tail)}
+    from qfota.urls import args as more
+
+    out = more(s)
+    out["qfotadl"] = ((s.url or "").encode(), tail)
+    return out
 
 
 def stages(cut):
@@ -173,5 +132,7 @@ def stages(cut):
             continue
         rows += getattr(__import__("qfota"), mod).STEPS.values()
     found = [row[0] for row in rows if row[6] == cut]
+    from qfota.recovery import URC_STATES  # the URC phase's, loaded for this
+
     found += [state for state, row in URC_STATES.items() if row[1] == cut]
     return tuple(sorted(set(found)))
