@@ -21,24 +21,7 @@ The state moves here only (h11's ``_state.py``): ``state`` is a step's name, a U
 reads a clock, touches a port or calls back into the caller.
 """
 
-from qfota import urc
-from qfota.at import (
-    CHATTY_EVENTS,
-    EV_DONE,
-    EV_LOG,
-    EV_REVISION,
-    EV_RX,
-    EV_SENT,
-    EV_STAGE,
-    EV_TX,
-    GARBAGE,
-    OK,
-    PROTO,
-    RETRY,
-    SKIP,
-    AtChannel,
-    text,
-)
+from qfota import at, urc
 from qfota.compat import const, release, ticks_add, ticks_diff
 from qfota.errors import INTERRUPTED, FotaError, redact
 from qfota.lines import LineFramer
@@ -116,7 +99,7 @@ class Session:
         self._early = False  # FILESTART/FTPSTART before the OK to AT+QFOTADL (qfota.recovery)
         self._heard = False  # listening: a FOTA URC of an earlier update came (qfota.recovery)
         self._events = []
-        self._at = AtChannel()
+        self._at = at.AtChannel()
         self._urc = urc.UrcParser()
         self._framer = LineFramer(self._on_line)
 
@@ -162,7 +145,7 @@ class Session:
         """Queue EV_SENT when the package has gone another step of ``_REPORTS`` further."""
         if self.sent >= self._next_report:
             self._next_report = self.sent + max(1, (self.length or 0) // _REPORTS)
-            self._event(EV_SENT, self.sent, self.length)
+            self._event(at.EV_SENT, self.sent, self.length)
 
     def image_complete(self, now):
         """The driver wrote the last byte: now wait for FILEEND."""
@@ -205,7 +188,7 @@ class Session:
 
     def _event(self, ev, a=None, b=None):
         # Past _EVENTS_MAX, log, trace and progress events are counted, not kept.
-        if len(self._events) >= _EVENTS_MAX and ev in CHATTY_EVENTS:
+        if len(self._events) >= _EVENTS_MAX and ev in at.CHATTY_EVENTS:
             self.events_dropped += 1
         else:
             self._events.append((ev, a, b))
@@ -213,7 +196,7 @@ class Session:
     def _set_stage(self, stage):
         if stage != self._stage:
             self._stage = stage
-            self._event(EV_STAGE, stage)
+            self._event(at.EV_STAGE, stage)
 
     def _wait(self, now, key, extra=0):
         self._deadline = ticks_add(now, self.opt["timeouts"][key] + extra)
@@ -222,7 +205,7 @@ class Session:
     def _send(self, line, prefix=None):
         self._out = self._at.send(line, prefix)
         if self.trace:
-            self._event(EV_TX, redact(line.decode()))
+            self._event(at.EV_TX, redact(line.decode()))
 
     # ------------------------------------------------ AT phase: running the plan
     def _run_plan(self, plan, now, i=0):
@@ -245,7 +228,7 @@ class Session:
             return  # listen only
         args = self._args.get(name)
         self._send(cmd if args is None else cmd % args, prefix)
-        if on_err == RETRY:
+        if on_err == at.RETRY:
             self._probes = 1
             self._resend_at = ticks_add(now, _PROBE_EVERY)
         for later in plan[i:]:
@@ -267,29 +250,29 @@ class Session:
         self._set_stage("DONE")
         self.state = "DONE"
         self._deadline = None
-        self._event(EV_DONE, rev or self.revision_before)
+        self._event(at.EV_DONE, rev or self.revision_before)
 
     def _answer(self, kind, now):
         name = self.state
         row = self._rows[name]
         on_err, reader = row[4], row[5]
-        if kind == OK and on_err == RETRY:  # a probe answered
+        if kind == at.OK and on_err == at.RETRY:  # a probe answered
             if name == "await" and not self._heard:
                 from qfota.recovery import NONE_UNDER_WAY
 
-                self._event(EV_LOG, NONE_UNDER_WAY)
+                self._event(at.EV_LOG, NONE_UNDER_WAY)
             if self._probes <= 1:
                 self._next(now)
             else:  # others may still answer: wait for a quiet line, or a late OK is
                 self._answered = True  # taken for the next command's
                 self._stray_ok(now)
-        elif kind == OK and name == "qfotadl":  # the transfer begins: the URC phase
+        elif kind == at.OK and name == "qfotadl":  # the transfer begins: the URC phase
             from qfota.recovery import begin
 
             self._rows, state = begin(self)
             self._args = {}
             self._enter(state, now)
-        elif kind == OK:
+        elif kind == at.OK:
             skip = None
             if reader:
                 if not callable(reader):  # a reader of qfota.answers by name: loaded now
@@ -298,8 +281,8 @@ class Session:
                     reader = getattr(answers, reader)
                 skip = self._took(*reader(self._at.body))  # type: ignore
             if self.state == name:  # the answer did not end the session
-                self._next(now, 1 if skip == SKIP else 0)
-        elif kind == PROTO or on_err != RETRY:  # ERROR or +CME ERROR to a probe: keep probing
+                self._next(now, 1 if skip == at.SKIP else 0)
+        elif kind == at.PROTO or on_err != at.RETRY:  # ERROR or +CME ERROR to a probe: keep probing
             from qfota.cut import on_error  # rare: loaded only now
 
             on_error(self, kind, now)
@@ -316,10 +299,10 @@ class Session:
                 self.revision_after = value
             else:
                 self.revision_before = value
-            self._event(EV_REVISION, "after" if after else "before", value)
+            self._event(at.EV_REVISION, "after" if after else "before", value)
         then, log = judge(self, what, value)
         if log:
-            self._event(EV_LOG, log)
+            self._event(at.EV_LOG, log)
         if then == "current":
             self._finish("current")
         elif value is not None and what != "revision":
@@ -332,7 +315,7 @@ class Session:
 
     def _poll(self, now, _unused):
         row = self._rows.get(self.state)
-        if row is not None and row[4] == RETRY:
+        if row is not None and row[4] == at.RETRY:
             if self._answered:
                 if ticks_diff(now, self._quiet_until) >= 0:
                     self._next(now)
@@ -368,17 +351,17 @@ class Session:
         now = self._now
         kind = self._urc.parse(buf, n)
         if self.trace:
-            self._event(EV_RX, redact(text(buf, n)))
+            self._event(at.EV_RX, redact(at.text(buf, n)))
         if kind == urc.NONE:
             answer = self._at.take(buf, n)
-            if answer == GARBAGE:
-                self._event(EV_LOG, "garbage line ignored (%d bytes)" % n)
+            if answer == at.GARBAGE:
+                self._event(at.EV_LOG, "garbage line ignored (%d bytes)" % n)
             elif answer:
                 self._answer(answer, now)
             elif self._answered and n == 2 and urc.starts_with(buf, 0, n, b"OK"):
                 self._stray_ok(now)  # a late answer to an earlier probe
         elif kind == urc.INCOMPLETE:
-            self._event(EV_LOG, "incomplete FOTA line ignored: %r" % bytes(buf[:n]))
+            self._event(at.EV_LOG, "incomplete FOTA line ignored: %r" % bytes(buf[:n]))
         elif kind != urc.BOOT:  # a FOTA URC or RDY: the URC phase's rules, loaded only now
             from qfota.recovery import on_urc
 
