@@ -38,12 +38,19 @@ JSON built by ``json.dumps`` from checked ids and the device's own text.
 
 import json
 
+from qfota.action import (  # noqa: F401 (API)
+    BODY_MAX,
+    DETAIL_MAX,
+    EXECUTIONS,
+    FINISHED,
+    ID_MAX,
+    id_ok,
+)
+from qfota.action import feedback as _feedback_of
 from qfota.compat import const, ticks_add, ticks_diff
-from qfota.errors import FAILED, FotaError, redact
+from qfota.errors import FAILED, FotaError
 
-BODY_MAX = const(4096)  # largest answer read (the transport's ``limit``)
 LINK_MAX = const(512)  # longest link taken from the server
-ID_MAX = const(32)  # longest action id
 NAME_MAX = const(64)  # longest artifact file name
 RETRIES = const(3)  # a 409/429 is tried again this often, RETRY_MS apart
 
@@ -65,10 +72,7 @@ CONFIG = "configData"
 
 MODES = ("forced", "attempt", "skip")
 WINDOWS = (None, "available", "unavailable")
-EXECUTIONS = ("proceeding", "closed", "rejected", "canceled", "scheduled", "resumed", "downloaded")
-FINISHED = ("success", "failure", "none")
 HASHES = (("sha256", 64), ("sha1", 40), ("md5", 32))  # strongest first
-DETAIL_MAX = const(200)  # characters of one feedback detail line
 
 _BAD_LINK = "\"'<>\\`"
 
@@ -82,16 +86,6 @@ def link_ok(link, limit=LINK_MAX):
         return False
     for ch in link:
         if not 33 <= ord(ch) <= 126 or ch in _BAD_LINK:
-            return False
-    return True
-
-
-def id_ok(text, extra=""):
-    """True for 1..ID_MAX letters and digits (and the characters in ``extra``)."""
-    if not isinstance(text, str) or not 0 < len(text) <= ID_MAX:
-        return False
-    for ch in text:
-        if not (ch.isalpha() or ch.isdigit() or ch in extra) or ord(ch) > 126:
             return False
     return True
 
@@ -257,19 +251,7 @@ class Client:
         self._put([CONFIG, "PUT", self.base + "/configData", body, None, None, now])
 
     def _feedback(self, kind, route, aid, execution, finished, details, cnt, of, now):
-        if not id_ok(aid):
-            raise FotaError("DDI", None, "bad action id", FAILED)
-        if execution not in EXECUTIONS or finished not in FINISHED:
-            raise FotaError("DDI", None, "bad feedback status", FAILED)
-        if cnt is None:
-            result = {"finished": finished}
-        else:
-            result = {"finished": finished, "progress": {"cnt": cnt, "of": of}}
-        status = {"execution": execution, "result": result}
-        if details:
-            status["details"] = [(redact(str(d)) or "")[:DETAIL_MAX] for d in details]
-        body = json.dumps({"id": aid, "status": status}).encode()
-        url = "%s/%s/%s/feedback" % (self.base, route, aid)
+        url, body = _feedback_of(self.base, route, aid, execution, finished, details, cnt, of)
         self._put([kind, "POST", url, body, aid, execution, now])
 
     def _put(self, req):

@@ -30,15 +30,15 @@ failed action is never run again unless the server offers it again after its res
 import os
 
 from qfota import ddi
-from qfota.compat import const, release, sleep_ms, ticks_ms
-from qfota.defaults import IMAGE_MAX
-from qfota.errors import FotaError
-from qfota.fleetupd import (  # noqa: F401 (DriverUpdater, short, MAX_ATTEMPTS: API)
+from qfota.action import (  # noqa: F401 (the journal's states: API)
+    CANCELLED,
+    DOWNLOAD,
+    DOWNLOADED,
     DUE,
-    MAX_ATTEMPTS,
     REPORT,
+    REPORTED,
+    STEPS,
     UPDATE,
-    DriverUpdater,
     close,
     file_size,
     part,
@@ -46,20 +46,26 @@ from qfota.fleetupd import (  # noqa: F401 (DriverUpdater, short, MAX_ATTEMPTS: 
     save,
     short,
 )
-from qfota.fleetupd import run as run_update
+from qfota.compat import const, release, sleep_ms, ticks_ms
+from qfota.defaults import IMAGE_MAX
+from qfota.errors import FotaError
 from qfota.journal import Journal
+
+
+def __getattr__(name):
+    # qfota.fleetupd's API (DriverUpdater, MAX_ATTEMPTS) through this module, without
+    # holding that module while polling (MicroPython keeps bytecode in the heap).
+    if name in ("DriverUpdater", "MAX_ATTEMPTS"):
+        from qfota import fleetupd
+
+        return getattr(fleetupd, name)
+    raise AttributeError(name)
+
 
 # bytes per Range request: 32 KB gave 64% of the line rate on the emulated Pico, 64 KB 77%
 # (bench/fleet_bench.py); whether the modem keeps a whole 64 KB answer is unverified
 RANGE = const(65536)
 URL_MAX = const(255)  # the note: <url> at most 255 bytes
-_STEPS = const(3)  # progress: 1 download, 2 check, 3 update
-
-# Journal states (and qfota.fleetupd's: DUE, UPDATE, REPORT).
-DOWNLOAD = "download"
-DOWNLOADED = "downloaded"
-REPORTED = "reported"
-CANCELLED = "cancelled"
 _BEFORE_TRANSFER = (DOWNLOAD, DOWNLOADED, DUE)
 _MODEM = (DUE, UPDATE)  # the update phase's: qfota.fleetupd.run takes them on
 
@@ -95,11 +101,13 @@ class Fleet:
     ``image_max``: the largest package. ``on_event(name, text)``: what happened, for the
     product to print or log. Poll bounds (ms) go to ``ddi.Client``.
 
-    ``updater`` None: the update phase is the caller's (``qfota.serve``, to run it with
-    this client out of the heap): where an update would run, the action is left in the
-    journal (state ``due`` or ``update``), ``due`` is set and ``step()`` returns 0; the
-    caller runs ``qfota.fleetupd.run`` and ``close``, and a new ``Fleet`` (``revision``:
-    the modem's, when known) posts the result from ``start()``.
+    ``updater`` None: the download and update phases are the caller's (``qfota.serve``,
+    to run them with this client out of the heap): ``due`` is set and ``step()`` returns 0
+    where a download would start (``fetch``: the deployment's info; the journal's state
+    ``download``; the caller runs ``qfota.fleetdl.fetch`` over a ``fleetdl.Fetcher``) or
+    an update would run (the journal's state ``due`` or ``update``; the caller runs
+    ``qfota.fleetupd.run`` and ``close``). A new ``Fleet`` (``revision``: the modem's, when
+    known) then posts the result from ``start()``.
     """
 
     def __init__(
@@ -140,15 +148,17 @@ class Fleet:
         self.journal = journal or Journal(folder + "/action.json")
         self._loaded = journal is not None  # the caller's journal, loaded: start() keeps it
         self.revision = revision
-        self.due = False  # updater None: the update phase is due (see above)
+        self.due = False  # updater None: the download or update phase is due (see above)
+        self.fetch = None  # updater None: the deployment whose download is due
         self._busy = None  # the action a download is running for
         self._cancel = None  # a cancel seen while busy: its stop id
         self._answered = None  # the last stop id answered
         self.reported = 0  # results the server took in this run
 
     # ------------------------------------------------------------ the loop
-    def start(self):
-        """Resume what a reset cut, read the modem's revision, queue the configData."""
+    def start(self, config=True):
+        """Resume what a reset cut, read the modem's revision, queue the configData
+        (``config`` False: the server has it from this run already)."""
         try:
             os.mkdir(self.folder)
         except OSError:
@@ -166,7 +176,7 @@ class Fleet:
             self._post_result(rec)
         if self.revision is None and self.updater is not None:
             self._read_revision()
-        if self.journal.data.get("state") != REPORT:
+        if config and self.journal.data.get("state") != REPORT:
             self._send_config()  # else it follows the result (_sent): see _modem
 
     def step(self):
@@ -300,7 +310,7 @@ class Fleet:
         c.begin(aid, self.clock())
         url = self._url_for(info)
         if url is not None:
-            self._progress(aid, 3, "update: the modem fetches the package itself (URL mode)")
+            self._progress(aid, STEPS, "update: the modem fetches the package itself (URL mode)")
             self._flush()
             self._go(url)
             return
@@ -318,25 +328,11 @@ class Fleet:
                 ],
             )
             return
-        if rec["state"] == DOWNLOAD:
-            if not self._fetch(rec, info):
-                return
-            rec = self.journal.data
-        if info["update"] == "skip" or info["window"] == "unavailable":
-            if rec["state"] != DOWNLOADED:
-                self._save(state=DOWNLOADED)
-                why = (
-                    "update skip" if info["update"] == "skip" else "maintenance window unavailable"
-                )
-                c.feedback(
-                    aid, "downloaded", "none", ["downloaded and checked; " + why], now=self.clock()
-                )
-            c.action = None  # poll at the server's pace, fetch the deployment again
-            self._say("downloaded", "action %s: waiting (%s)" % (aid, info["update"]))
+        if rec["state"] == DOWNLOAD and self.updater is None:
+            self.fetch = info  # the caller's download phase, this client out of the heap
+            self.due = True
             return
-        self._progress(aid, 3, "update: FILE mode")
-        self._flush()
-        self._go(None)
+        self._fetch(rec, info)
 
     def _url_for(self, info):
         if not self.url_mode or self.download_auth:
@@ -364,7 +360,13 @@ class Fleet:
 
     def _progress(self, aid, cnt, text):
         self._say("progress", "action %s: %s" % (aid, text))
-        self.client.feedback(aid, "proceeding", "none", [text], cnt, _STEPS, self.clock())
+        self.client.feedback(aid, "proceeding", "none", [text], cnt, STEPS, self.clock())
+
+    def _feedback(self, aid, execution, finished, details):
+        self.client.feedback(aid, execution, finished, details, now=self.clock())
+
+    def _idle(self):
+        self.client.action = None  # poll at the server's pace, fetch the deployment again
 
     def _flush(self):
         """Send the queued feedback now, no poll: the modem goes busy next."""
@@ -378,13 +380,13 @@ class Fleet:
 
     # ------------------------------------------------------------ download
     def _fetch(self, rec, info):
-        """Download and check (``qfota.fleetdl``: in the heap only meanwhile); True when
-        the artifact is on storage and checked (its window in the journal)."""
+        """Download and check, then the update or a wait (``qfota.fleetdl``: in the heap
+        only meanwhile)."""
         from qfota import fleetdl
 
         self._busy = rec["id"]
         try:
-            return fleetdl.fetch(self, rec, info)
+            fleetdl.fetch(self, rec, info)
         finally:
             self._busy = None
             self._cancel = None
@@ -439,6 +441,8 @@ class Fleet:
         if self.updater is None:
             self.due = True
             return
+        from qfota.fleetupd import run as run_update
+
         j = self.journal
         path = self._part(j.data["id"])
         ok, details, rev = run_update(j, self.updater, path, self._say)

@@ -1,22 +1,145 @@
-"""Server mode's download and check (``qfota.fleet`` loads it for an action's download
-and releases it after the check): the artifact into ``folder/<id>.bin`` in ``Range``
+"""Server mode's download and check: the artifact into ``folder/<id>.bin`` in ``Range``
 requests (a reset resumes from the partial file), then its hash and, in an SWU, the
-image's. ``f`` is the ``Fleet``: its transport, journal and feedback.
+image's; then the update is due, or waits for the server (``update`` skip, a window).
+
+``f`` is a ``Fleet`` (on a gateway: it loads this module for an action's download and
+releases it after) or a ``Fetcher``: the app's download phase (``qfota.serve``), with no
+DDI client in the heap: its feedback is posted at once, and between ranges it polls
+only to see a ``cancelAction``, which it leaves to the next poll phase to answer.
+Both give the transport, the journal and the feedback.
 """
 
-from qfota.compat import const, release
+import json
+
+from qfota.action import (
+    BODY_MAX,
+    DOWNLOADED,
+    DUE,
+    STEPS,
+    close,
+    feedback,
+    file_size,
+    part,
+    remove,
+    save,
+)
+from qfota.compat import const, release, ticks_add, ticks_diff, ticks_ms
 from qfota.errors import FotaError
-from qfota.fleetupd import file_size, remove
 
 DOWNLOAD_TRIES = const(5)  # offers in which a download may fail before the action does
 
 
 def fetch(f, rec, info):
-    """Download, then check; True when both are done, None when this offer ended without
-    (a cancel, a failure: reported, or resumed at the next offer)."""
-    if download(f, rec, info) is None:
-        return None
-    return check(f, rec) is not None
+    """From the journal's state ``download`` (or ``downloaded``): download, check, then
+    the update (``f._go``) or a wait; returns nothing: the journal says how far it got
+    (a cancel, a failure reported or resumed at the next offer stop it on the way)."""
+    if rec["state"] != DOWNLOADED:
+        if download(f, rec, info) is None or check(f, rec) is None:
+            return
+        rec = f.journal.data
+    aid = rec["id"]
+    if info["update"] == "skip" or info["window"] == "unavailable":
+        if rec["state"] != DOWNLOADED:
+            f._save(state=DOWNLOADED)
+            why = "update skip" if info["update"] == "skip" else "maintenance window unavailable"
+            f._feedback(aid, "downloaded", "none", ["downloaded and checked; " + why])
+        f._idle()
+        f._say("downloaded", "action %s: waiting (%s)" % (aid, info["update"]))
+        return
+    f._progress(aid, STEPS, "update: FILE mode")
+    f._flush()
+    f._go(None)
+
+
+class Fetcher:
+    """What ``fetch`` asks of a ``Fleet``, for the app's download phase without the DDI
+    client: ``base`` the controller's URL, ``origin`` the server's (``/`` ended), ``auth``
+    the headers with the token (never printed), ``active_ms`` between the polls for a
+    cancel, ``say(name, text)`` the Fleet's ``on_event``. ``due``: the update is due (the
+    journal's state ``due``); ``_cancel``: the server cancels the action."""
+
+    def __init__(self, transport, journal, folder, base, origin, auth, say, **kw):
+        self.transport = transport
+        self.journal = journal
+        self.folder = folder
+        self.base = base
+        self.origin = origin
+        self._auth = auth
+        self.on_event = say
+        self.tls = kw["tls"]
+        self.download_auth = kw["download_auth"]
+        self.range_size = kw["range_size"]
+        self.active_ms = kw["active_ms"]
+        self.clock = kw.get("clock", ticks_ms)
+        self._poll_at = ticks_add(self.clock(), self.active_ms)  # the poll phase just polled
+        self._cancel = None
+        self.due = False
+
+    def _say(self, name, text):
+        try:
+            self.on_event(name, text)
+        except Exception:  # a log that fails must not cost the update
+            pass
+
+    def _save(self, **changes):
+        save(self.journal, self._say, **changes)
+
+    def _part(self, aid):
+        return part(self.folder, aid)
+
+    def _send(self, method, url, body=None):
+        """One request to the server; its status and body, or None (said why)."""
+        headers = self._auth
+        if body is not None:
+            headers = headers + (("Content-Type", "application/json"),)
+        try:
+            status, data = self.transport.request(method, url, headers, body, None, BODY_MAX)
+        except FotaError as e:
+            self._say("failed", str(e))
+            return None
+        if not 200 <= status < 300:
+            self._say("failed", "DDI: %s: HTTP %d" % ("feedback" if body else "poll", status))
+            return None
+        return data
+
+    def _feedback(self, aid, execution, finished, details, cnt=None):
+        url, body = feedback(
+            self.base, "deploymentBase", aid, execution, finished, details, cnt, STEPS
+        )
+        self._send("POST", url, body)
+
+    def _progress(self, aid, cnt, text):
+        self._say("progress", "action %s: %s" % (aid, text))
+        self._feedback(aid, "proceeding", "none", [text], cnt)
+
+    def _service(self):
+        """Between ranges, every ``active_ms``: a poll, for a cancel only."""
+        now = self.clock()
+        if ticks_diff(now, self._poll_at) < 0:
+            return
+        self._poll_at = ticks_add(now, self.active_ms)
+        data = self._send("GET", self.base)
+        try:
+            links = json.loads(data.decode()).get("_links") if data else None
+            cancel = isinstance(links, dict) and "cancelAction" in links
+        except (ValueError, AttributeError):  # a bad answer: the poll phase will say
+            cancel = False
+        if cancel:
+            self._cancel = True
+            self._say("cancel", "the server cancels action %s" % self.journal.data["id"])
+
+    def _flush(self):
+        pass  # feedback goes out at once
+
+    def _idle(self):
+        pass  # the next poll phase polls at the server's pace
+
+    def _go(self, url):
+        self._save(state=DUE, url=url)
+        self.due = True
+
+    def _close(self, rec, ok, details):
+        close(self.journal, ok, details, self._part(rec["id"]), self._say)
 
 
 class _Sink:
@@ -113,7 +236,7 @@ def _failed(f, rec, text):
         f._close(rec, False, ["%s (try %d of %d)" % (text, tries, DOWNLOAD_TRIES)])
     else:
         f._save(tries=tries)
-        f.client.action = None  # the next poll offers it again: resume then
+        f._idle()  # the next poll offers it again: resume then
     return None
 
 
