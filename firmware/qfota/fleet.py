@@ -65,31 +65,8 @@ def __getattr__(name):
 # bytes per Range request: 32 KB gave 64% of the line rate on the emulated Pico, 64 KB 77%
 # (bench/fleet_bench.py); whether the modem keeps a whole 64 KB answer is unverified
 RANGE = const(65536)
-URL_MAX = const(255)  # the note: <url> at most 255 bytes
 _BEFORE_TRANSFER = (DOWNLOAD, DOWNLOADED, DUE)
 _MODEM = (DUE, UPDATE)  # the update phase's: qfota.fleetupd.run takes them on
-
-
-def room(folder):
-    """Free bytes in the file system holding ``folder``."""
-    st = os.statvfs(folder)
-    return st[0] * st[4]
-
-
-def target_of(version, revision):
-    """The (short) revision a deployment's version names, when it looks like one of this
-    modem's family; else None. ``0.0.0+EC200TCNDAR02A08M16.01.001.01.001`` (what ``qfota
-    swu`` writes: semver build metadata has no '_'), ``EC200TCNDAR02A08M16_01.001.01.001``
-    and ``EC200TCNDAR02A08M16`` all name ``EC200TCNDAR02A08M16``."""
-    if not isinstance(version, str) or not revision:
-        return None
-    t = version.split("+")[-1].split(".")[0].split("_")[0]
-    if not 10 <= len(t) <= 80 or t[:5] != revision[:5]:
-        return None
-    for ch in t:
-        if not (ch.isdigit() or "A" <= ch <= "Z" or ch == "_"):
-            return None
-    return t
 
 
 class Fleet:
@@ -282,81 +259,14 @@ class Fleet:
         if info["download"] == "skip":
             self._say("skip", "action %s: download skip: nothing done until the server says" % aid)
             return
-        same = (
-            st in _BEFORE_TRANSFER
-            and rec.get("size") == info["size"]
-            and rec.get("hashes") == [list(h) for h in info["hashes"]]
-        )
-        if not same:
-            if st in (REPORTED, CANCELLED):
-                self._say("deployment", "action %s offered again after its result: run again" % aid)
-            self._clear_files()
-            rec = {
-                "id": aid,
-                "state": DOWNLOAD,
-                "filename": info["filename"],
-                "size": info["size"],
-                "hashes": [list(h) for h in info["hashes"]],
-                "version": info["version"],
-                "source": short(self.revision),
-                "target": target_of(info["version"], short(self.revision)),
-                "attempts": 0,
-                "tries": 0,
-            }
-            self.journal.data = {}
-            self._save(**rec)
-        self._say("deployment", "action %s: %s (%d bytes)" % (aid, info["filename"], info["size"]))
-        c = self.client
-        c.begin(aid, self.clock())
-        url = self._url_for(info)
-        if url is not None:
-            self._progress(aid, STEPS, "update: the modem fetches the package itself (URL mode)")
-            self._flush()
-            self._go(url)
-            return
-        limit = self.room if self.room is not None else room(self.folder)
-        have = file_size(self._part(aid))
-        if have > 0:
-            limit += have
-        if info["size"] > limit or info["size"] > self.image_max:
-            self._close(
-                rec,
-                False,
-                [
-                    "DOWNLOAD: the artifact is %d bytes; the storage has room for %d and the image"
-                    " limit is %d" % (info["size"], limit, self.image_max)
-                ],
-            )
-            return
-        if rec["state"] == DOWNLOAD and self.updater is None:
+        if self.updater is None:
             self.fetch = info  # the caller's download phase, this client out of the heap
             self.due = True
             return
-        self._fetch(rec, info)
-
-    def _url_for(self, info):
-        if not self.url_mode or self.download_auth:
-            return None
-        if info["filename"].lower().endswith(".swu"):
-            return None
-        for link in (info["link_http"], info["link"]):
-            if link is not None and len(link) <= URL_MAX and (self.tls or link[:5] == "http:"):
-                from qfota.urls import check_url
-
-                try:
-                    check_url(link)
-                except FotaError:
-                    continue
-                return link
-        return None
+        self._fetch(info)
 
     def _part(self, aid):
         return part(self.folder, aid)
-
-    def _clear_files(self):
-        aid = self.journal.data.get("id")
-        if aid:
-            remove(self._part(aid))
 
     def _progress(self, aid, cnt, text):
         self._say("progress", "action %s: %s" % (aid, text))
@@ -364,6 +274,9 @@ class Fleet:
 
     def _feedback(self, aid, execution, finished, details):
         self.client.feedback(aid, execution, finished, details, now=self.clock())
+
+    def _begin(self, aid):
+        self.client.begin(aid, self.clock())
 
     def _idle(self):
         self.client.action = None  # poll at the server's pace, fetch the deployment again
@@ -379,14 +292,14 @@ class Fleet:
             self._events()
 
     # ------------------------------------------------------------ download
-    def _fetch(self, rec, info):
-        """Download and check, then the update or a wait (``qfota.fleetdl``: in the heap
-        only meanwhile)."""
+    def _fetch(self, info):
+        """The offered deployment: its record, then the download, the check and the update
+        or a wait (``qfota.fleetdl``: in the heap only meanwhile)."""
         from qfota import fleetdl
 
-        self._busy = rec["id"]
+        self._busy = info["id"]
         try:
-            fleetdl.fetch(self, rec, info)
+            fleetdl.offer(self, info)
         finally:
             self._busy = None
             self._cancel = None

@@ -2,19 +2,24 @@
 requests (a reset resumes from the partial file), then its hash and, in an SWU, the
 image's; then the update is due, or waits for the server (``update`` skip, a window).
 
-``f`` is a ``Fleet`` (on a gateway: it loads this module for an action's download and
-releases it after) or a ``Fetcher``: the app's download phase (``qfota.serve``), with no
-DDI client in the heap: its feedback is posted at once, and between ranges it polls
-only to see a ``cancelAction``, which it leaves to the next poll phase to answer.
-Both give the transport, the journal and the feedback.
+``offer(f, info)`` takes a deployment the server offers from its record in the journal on.
+``f`` is a ``Fleet`` (on a gateway: it loads this module for an offer and releases it
+after) or a ``Fetcher``: the app's download phase (``qfota.serve``), with no DDI client
+in the heap: its feedback is posted at once, and between ranges it polls only to see a
+``cancelAction``, which it leaves to the next poll phase to answer. Both give the
+transport, the journal, the settings and the feedback.
 """
 
 import json
+import os
 
 from qfota.action import (
     BODY_MAX,
+    CANCELLED,
+    DOWNLOAD,
     DOWNLOADED,
     DUE,
+    REPORTED,
     STEPS,
     close,
     feedback,
@@ -22,11 +27,109 @@ from qfota.action import (
     part,
     remove,
     save,
+    short,
 )
 from qfota.compat import const, release, ticks_add, ticks_diff, ticks_ms
 from qfota.errors import FotaError
 
 DOWNLOAD_TRIES = const(5)  # offers in which a download may fail before the action does
+URL_MAX = const(255)  # the note: <url> at most 255 bytes
+_BEFORE_TRANSFER = (DOWNLOAD, DOWNLOADED, DUE)
+
+
+def room(folder):
+    """Free bytes in the file system holding ``folder``."""
+    st = os.statvfs(folder)
+    return st[0] * st[4]
+
+
+def target_of(version, revision):
+    """The (short) revision a deployment's version names, when it looks like one of this
+    modem's family; else None. ``0.0.0+EC200TCNDAR02A08M16.01.001.01.001`` (what ``qfota
+    swu`` writes: semver build metadata has no '_'), ``EC200TCNDAR02A08M16_01.001.01.001``
+    and ``EC200TCNDAR02A08M16`` all name ``EC200TCNDAR02A08M16``."""
+    if not isinstance(version, str) or not revision:
+        return None
+    t = version.split("+")[-1].split(".")[0].split("_")[0]
+    if not 10 <= len(t) <= 80 or t[:5] != revision[:5]:
+        return None
+    for ch in t:
+        if not (ch.isdigit() or "A" <= ch <= "Z" or ch == "_"):
+            return None
+    return t
+
+
+def offer(f, info):
+    """A deployment the server offers (``qfota.ddi``'s info; not ``download`` skip; the
+    modem's revision known): its record in the journal (kept when it is the one begun
+    before), then URL mode, or the download, the check and the update or a wait."""
+    aid = info["id"]
+    rec = f.journal.data
+    st = rec.get("state") if rec.get("id") == aid else None
+    hashes = [list(h) for h in info["hashes"]]
+    if not (
+        st in _BEFORE_TRANSFER and rec.get("size") == info["size"] and rec.get("hashes") == hashes
+    ):
+        if st in (REPORTED, CANCELLED):
+            f._say("deployment", "action %s offered again after its result: run again" % aid)
+        if rec.get("id"):
+            remove(f._part(rec["id"]))
+        src = short(f.revision)
+        rec = {
+            "id": aid,
+            "state": DOWNLOAD,
+            "filename": info["filename"],
+            "size": info["size"],
+            "hashes": hashes,
+            "version": info["version"],
+            "source": src,
+            "target": target_of(info["version"], src),
+            "attempts": 0,
+            "tries": 0,
+        }
+        f.journal.data = {}
+        f._save(**rec)
+        rec = f.journal.data
+    f._say("deployment", "action %s: %s (%d bytes)" % (aid, info["filename"], info["size"]))
+    f._begin(aid)
+    url = _url_for(f, info)
+    if url is not None:
+        f._progress(aid, STEPS, "update: the modem fetches the package itself (URL mode)")
+        f._flush()
+        f._go(url)
+        return
+    limit = f.room if f.room is not None else room(f.folder)
+    have = file_size(f._part(aid))
+    if have > 0:
+        limit += have
+    if info["size"] > limit or info["size"] > f.image_max:
+        f._close(
+            rec,
+            False,
+            [
+                "DOWNLOAD: the artifact is %d bytes; the storage has room for %d and the image"
+                " limit is %d" % (info["size"], limit, f.image_max)
+            ],
+        )
+        return
+    fetch(f, rec, info)
+
+
+def _url_for(f, info):
+    if not f.url_mode or f.download_auth:
+        return None
+    if info["filename"].lower().endswith(".swu"):
+        return None
+    for link in (info["link_http"], info["link"]):
+        if link is not None and len(link) <= URL_MAX and (f.tls or link[:5] == "http:"):
+            from qfota.urls import check_url
+
+            try:
+                check_url(link)
+            except FotaError:
+                continue
+            return link
+    return None
 
 
 def fetch(f, rec, info):
@@ -52,11 +155,13 @@ def fetch(f, rec, info):
 
 
 class Fetcher:
-    """What ``fetch`` asks of a ``Fleet``, for the app's download phase without the DDI
+    """What ``offer`` asks of a ``Fleet``, for the app's download phase without the DDI
     client: ``base`` the controller's URL, ``origin`` the server's (``/`` ended), ``auth``
-    the headers with the token (never printed), ``active_ms`` between the polls for a
-    cancel, ``say(name, text)`` the Fleet's ``on_event``. ``due``: the update is due (the
-    journal's state ``due``); ``_cancel``: the server cancels the action."""
+    the headers with the token (never printed), ``say(name, text)`` the Fleet's
+    ``on_event``; keywords: the Fleet's ``revision``, ``url_mode``, ``tls``,
+    ``download_auth``, ``range_size``, ``image_max``, and ``active_ms`` between the polls
+    for a cancel. ``due``: the update is due (the journal's state ``due``); ``_cancel``:
+    the server cancels the action."""
 
     def __init__(self, transport, journal, folder, base, origin, auth, say, **kw):
         self.transport = transport
@@ -66,10 +171,14 @@ class Fetcher:
         self.origin = origin
         self._auth = auth
         self.on_event = say
+        self.revision = kw["revision"]
+        self.url_mode = kw["url_mode"]
         self.tls = kw["tls"]
         self.download_auth = kw["download_auth"]
         self.range_size = kw["range_size"]
         self.active_ms = kw["active_ms"]
+        self.image_max = kw["image_max"]
+        self.room = None  # statvfs
         self.clock = kw.get("clock", ticks_ms)
         self._poll_at = ticks_add(self.clock(), self.active_ms)  # the poll phase just polled
         self._cancel = None
@@ -130,6 +239,9 @@ class Fetcher:
 
     def _flush(self):
         pass  # feedback goes out at once
+
+    def _begin(self, aid):
+        pass  # the poll phase's pace: polls here are for a cancel only
 
     def _idle(self):
         pass  # the next poll phase polls at the server's pace

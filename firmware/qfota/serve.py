@@ -18,7 +18,7 @@ file the device polls without ``Authorization`` (a server with device auth off).
 
 import gc
 
-from qfota.action import DOWNLOAD, DUE, UPDATE
+from qfota.action import DUE, REPORT, UPDATE
 from qfota.compat import release, sleep_ms
 
 DEFAULTS = {
@@ -36,7 +36,7 @@ DEFAULTS = {
 }
 
 _STEP_MAX_MS = 60_000  # sleep at most this long at a time (a product may want to do more)
-_RX = 4096  # the transport's receive buffer: a body goes to storage in pieces of this
+_RX = 4096  # the download's receive buffer: a body goes to storage in pieces of this
 # The poll phase's own modules, released before the download phase
 _POLL = ("fleet", "ddi", "fleetdl", "fleetupd")
 # The modem's HTTP and the download's, released before the update phase (the engine's
@@ -116,7 +116,9 @@ def _transport(app):
     from qfota.httpdrv import ModemTransport
 
     cfg = app.cfg
-    return ModemTransport(app._open(), cid=cfg["cid"], apn=cfg["apn"], rx=_RX)
+    t = ModemTransport(app._open(), cid=cfg["cid"], apn=cfg["apn"])  # polling: httpdrv.RX
+    t.core.keep_checks = False  # polling: qfota.httpreq let go after each request's making
+    return t
 
 
 def _poll(app, transport, journal, folder, controller, token, rev, steps, config):
@@ -157,27 +159,41 @@ def _poll(app, transport, journal, folder, controller, token, rev, steps, config
         return n, None
     # Plain data only: the client's code goes before the download's comes in.
     f = fleet
-    hand = (f.fetch, f.client.base, f.origin, f._auth, f.client.active_ms, f.range_size)
+    hand = (
+        f.fetch,
+        f.client.base,
+        f.origin,
+        f._auth,
+        f.client.active_ms,
+        f.range_size,
+        f.image_max,
+    )
     return n, hand
 
 
-def _download(app, transport, journal, folder, hand):
-    """The download phase: the artifact through the modem's HTTP, its check, and the
-    update due, without the DDI client (``qfota.fleetdl``). False when it ended without
-    the update due or the server's cancel: a failure, said (the next poll not at once)."""
-    from qfota.fleetdl import Fetcher, fetch
+def _download(app, transport, journal, folder, rev, hand):
+    """The download phase: the offered deployment's record, the artifact through the
+    modem's HTTP, its check, and the update due or a wait, without the DDI client
+    (``qfota.fleetdl.offer``). False when it ended without the update due, a result to
+    post or the server's cancel (a failed try, said; a wait for the server): the next
+    poll phase does not poll at once."""
+    from qfota.fleetdl import Fetcher, offer
 
-    info, base, origin, auth, active_ms, range_size = hand
+    info, base, origin, auth, active_ms, range_size, image_max = hand
     cfg = app.cfg
+    # Between requests the driver's buffer may be replaced: the download's is larger (the
+    # line rate) and also the check's (fleetdl), made now that the DDI client is out.
+    transport.rx = bytearray(_RX)
+    transport.core.keep_checks = True  # a Range request each: kept (see HttpAt.begin)
 
     def said(name, text):
         app.say("%s: %s" % (name, text))
 
-    f = Fetcher(transport, journal, folder, base, origin, auth, said, tls=cfg["tls"],
-                download_auth=cfg["download_auth"], range_size=range_size,
-                active_ms=active_ms)  # fmt: skip
-    fetch(f, journal.data, info)
-    return f.due or f._cancel is not None or journal.data.get("state") != DOWNLOAD
+    f = Fetcher(transport, journal, folder, base, origin, auth, said, revision=rev,
+                url_mode=cfg["url_mode"], tls=cfg["tls"], download_auth=cfg["download_auth"],
+                range_size=range_size, image_max=image_max, active_ms=active_ms)  # fmt: skip
+    offer(f, info)
+    return f.due or f._cancel is not None or journal.data.get("state") == REPORT
 
 
 def _check(cfg, controller, token):
@@ -269,7 +285,7 @@ def run(app, root):
             for name in _POLL:
                 release(name)
             gc.collect()
-            if hand is not None and not _download(app, transport, journal, folder, hand):
+            if hand is not None and not _download(app, transport, journal, folder, rev, hand):
                 sleep_ms(cfg["poll_min_s"] * 1000)  # a failed download: not at once again
         except FotaError as e:
             app.say("failed: %s" % e)
