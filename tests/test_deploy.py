@@ -134,6 +134,7 @@ def test_mip_install_of_the_core_alone_imports(board):
         "urls.py",
         "action.py",
         "ddi.py",
+        "deployment.py",
         "swu.py",
         "fleet.py",
         "fleetdl.py",

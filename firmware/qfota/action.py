@@ -2,7 +2,8 @@
 beside its own code only (``qfota.serve`` runs them one at a time: polling with
 ``qfota.fleet`` and ``qfota.ddi``, the download with ``qfota.fleetdl``, the modem's update
 with ``qfota.fleetupd``): the journal's states, the action's file, the result recorded,
-and the body of a DDI feedback.
+the body of a DDI feedback, and the checks of a DDI answer's parts (``qfota.ddi`` and
+``qfota.deployment``, which reads a deploymentBase answer, loaded for it alone).
 """
 
 import json
@@ -23,6 +24,7 @@ CANCELLED = "cancelled"
 STEPS = const(3)  # feedback progress: 1 download, 2 check, 3 update
 BODY_MAX = const(4096)  # largest answer read from the server (the transport's ``limit``)
 ID_MAX = const(32)  # longest action id
+LINK_MAX = const(512)  # longest link taken from the server
 DETAIL_MAX = const(200)  # characters of one feedback detail line
 EXECUTIONS = ("proceeding", "closed", "rejected", "canceled", "scheduled", "resumed", "downloaded")
 FINISHED = ("success", "failure", "none")
@@ -74,6 +76,44 @@ def close(journal, ok, details, part, say):
         "action %s: %s: %s"
         % (journal.data["id"], "success" if ok else "failure", "; ".join(details)),
     )
+
+
+_BAD_LINK = "\"'<>\\`"
+
+
+def link_ok(link, limit=LINK_MAX):
+    """True when ``link`` is an http(s) URL of printable ASCII without space or quote, at
+    most ``limit`` characters: safe inside a request line and inside an AT command."""
+    if not isinstance(link, str) or not 10 <= len(link) <= limit:
+        return False
+    if not (link.startswith("http://") or link.startswith("https://")):
+        return False
+    for ch in link:
+        if not 33 <= ord(ch) <= 126 or ch in _BAD_LINK:
+            return False
+    return True
+
+
+def shape(what):
+    """The error of a DDI answer that is not shaped as hawkBit's documentation shows."""
+    return ValueError("unexpected shape: " + what)
+
+
+def dict_at(d, key, what):
+    v = d.get(key)
+    if not isinstance(v, dict):
+        raise shape(what)
+    return v
+
+
+def href(links, name):
+    """The ``href`` of link ``name`` in a ``_links`` object, or None."""
+    v = links.get(name)
+    if v is None:
+        return None
+    if not isinstance(v, dict) or not isinstance(v.get("href"), str):
+        raise shape("_links." + name)
+    return v["href"]
 
 
 def id_ok(text, extra=""):

@@ -14,6 +14,15 @@ require("qfota-http")  # serve.py: the app in server mode reaches the server thr
 
 package(
     "qfota",
-    files=("action.py", "ddi.py", "swu.py", "fleet.py", "fleetdl.py", "fleetupd.py", "serve.py"),
+    files=(
+        "action.py",
+        "ddi.py",
+        "deployment.py",
+        "swu.py",
+        "fleet.py",
+        "fleetdl.py",
+        "fleetupd.py",
+        "serve.py",
+    ),
     base_path="../..",
 )
