@@ -359,7 +359,8 @@ def check(f, rec):
     path = f._part(aid)
     f._progress(aid, 2, "check")
     try:
-        off, length, checked = _verify(f, path, rec)
+        # the transport's receive buffer, idle between requests: no second one for the check
+        off, length, checked = _verify(path, rec, getattr(f.transport, "rx", None))
     except (FotaError, OSError) as e:
         remove(path)
         text = str(e) if isinstance(e, FotaError) else "CHECK: cannot read %s: %s" % (path, e)
@@ -372,35 +373,8 @@ def check(f, rec):
     return off, length
 
 
-def _verify(f, path, rec):
-    """The hash the server gave (the strongest ``hashlib`` has), then, in an SWU, the
-    sha256 sw-description gives its image (``f``: the Fleet). ``(offset, length, what was
-    checked)``."""
-    import hashlib
+def _verify(path, rec, buf):
+    # Its own function: a local of check() holding swu's code would keep it in the heap.
+    from qfota.swu import verify
 
-    from qfota import swu
-
-    # The transport's receive buffer, idle between requests: no second one for the check
-    buf = getattr(f.transport, "rx", None)
-    checked = []
-    for alg, want in rec["hashes"]:
-        if hasattr(hashlib, alg):
-            with open(path, "rb") as fh:
-                got = swu.hash_window(fh, 0, rec["size"], alg, buf)
-            if got != want:
-                raise FotaError(
-                    "CHECK", None, "%s of the artifact is %s, the server says %s" % (alg, got, want)
-                )
-            checked.append(alg)
-            break
-    off, length = 0, rec["size"]
-    if swu.is_swu(path):
-        name, off, length, sha = swu.find_image(path, buf)
-        if sha:
-            checked.append("sha256 of %s in sw-description" % name)
-    if not checked:
-        given = ", ".join(a for a, _ in rec["hashes"]) or "none"
-        raise FotaError(
-            "CHECK", None, "no hash this device can check (the server gave: %s)" % given
-        )
-    return off, length, checked
+    return verify(path, rec["size"], rec["hashes"], buf)
