@@ -134,9 +134,10 @@ def feedback(base, route, aid, execution, finished, details=(), cnt=None, of=Non
         raise FotaError("DDI", None, "bad action id", FAILED)
     if execution not in EXECUTIONS or finished not in FINISHED:
         raise FotaError("DDI", None, "bad feedback status", FAILED)
-    result = {"finished": finished}
-    if cnt is not None:
-        result["progress"] = {"cnt": cnt, "of": of}
+    if cnt is None:
+        result = {"finished": finished}
+    else:
+        result = {"finished": finished, "progress": {"cnt": cnt, "of": of}}
     status = {"execution": execution, "result": result}
     if details:
         status["details"] = [(redact(str(d)) or "")[:DETAIL_MAX] for d in details]
