@@ -13,9 +13,9 @@ against gooseBit on 127.0.0.1, through the simulated modem's HTTP AT commands::
 3. The app's live heap in server mode, polling and updating: the lowest ``gc.mem_free()``
    after a ``gc.collect()`` at every event (engine and server mode), against the staged-
    image app's, measured the same way in the same run (goal: at most 16 KB more). The
-   row names the line server mode printed last before its low (the phase it was in) and
-   gives the lows after its ``deployment`` line (polling) and ``update`` line (the modem's
-   update).
+   row names the line server mode printed last before its low and gives each phase's low
+   (the phase told by the modules loaded: ``qfota.fleet`` polling, ``qfota.fleetdl``
+   downloading, ``qfota.driver`` the modem's update).
 """
 
 import os
@@ -49,21 +49,24 @@ START, END = "<!-- bench-fleet:start -->", "<!-- bench-fleet:end -->"
 # Runs on the board: server mode at 921,600 baud, every event timed (emulated ticks_ms)
 # and the live heap sampled after a collect.
 PROBE = """
-import gc, time
+import gc, sys, time
 import board
 from qfota import app, report
 board.BAUD = 921600
 lo = [1 << 30, '']
 last = ['']
-by = {}  # the low after each kind of line: the phases
+by = {}  # each phase's low
 def sample():
     gc.collect()
     m = gc.mem_free()
     if m < lo[0]:
         lo[0] = m
         lo[1] = last[0]
-    if m < by.get(last[0], 1 << 30):
-        by[last[0]] = m
+    mods = sys.modules
+    phase = 'poll' if 'qfota.fleet' in mods else 'download' if 'qfota.fleetdl' in mods \
+        else 'update' if 'qfota.driver' in mods else 'other'
+    if m < by.get(phase, 1 << 30):
+        by[phase] = m
 class R(report.Reporter):
     def event(self, ev, a, b):
         sample()
@@ -78,8 +81,8 @@ gc.collect()
 app.main()
 print('LIVE_LOW', lo[0])
 print('LIVE_LOW_AFTER', lo[1])
-print('LIVE_LOW_UPDATE', by.get('update', 0))
-print('LIVE_LOW_POLL', by.get('deployment', 0))
+for k in ('poll', 'download', 'update'):
+    print('LIVE_LOW_PHASE', k, by.get(k, 0))
 """
 
 
@@ -129,8 +132,8 @@ def server_run(fw, rom, tmp, gb):
     t1 = re.search(r"T (\d+) downloaded: action \d+: (\d+) bytes", out)
     low = re.search(r"LIVE_LOW (\d+)", out)
     after = re.search(r"LIVE_LOW_AFTER (.*)", out)
-    upd = re.search(r"LIVE_LOW_UPDATE (\d+)", out)
-    poll = re.search(r"LIVE_LOW_POLL (\d+)", out)
+    names = {"poll": "polling", "download": "downloading", "update": "updating"}
+    phases = dict((names[k], int(v)) for k, v in re.findall(r"LIVE_LOW_PHASE (\w+) (\d+)", out))
     if not (t0 and t1 and low and rev == NEW_REV):
         raise SystemExit("server mode did not update the modem:\n" + out[-2000:])
     n = int(t1.group(2))
@@ -139,7 +142,6 @@ def server_run(fw, rom, tmp, gb):
     polls = [e for e in http if e["method"] == "GET" and e["path"] == base and e["status"] == 200]
     idle_poll = min(e["up"] + e["down"] for e in polls)
     where = after.group(1).strip() if after else "?"
-    phases = (int(upd.group(1)) if upd else 0, int(poll.group(1)) if poll else 0)
     return rate, n, idle_poll, int(low.group(1)), where, phases
 
 
@@ -172,16 +174,16 @@ def figures(fw, rom, tmp, gb):
             rate >= RATE_GOAL * LINE  # fmt: skip
 
     def heap():
-        low, after, (upd, poll) = server()[3:6]
+        low, after, phases = server()[3:6]
         _, _, lows, _ = update_run(fw, rom, tmp, "staged-live", SIZE, probe=True, collect=True)
         more = lows[0] - low
+        each = "; ".join("%s %d B, %d B more" % (k, phases.get(k, 0), lows[0] - phases.get(k, 0))
+                         for k in ("polling", "downloading", "updating"))  # fmt: skip
         return [("live heap in server mode vs the staged-image app (lowest `gc.mem_free()` "
                  "after a collect at every event, same board and image size)",
                  "%d B vs %d B: **%d B more** (goal <= %d); server mode's low after its "
-                 "line `%s`; while the modem updates (after `update`) %d B, %d B more; "
-                 "polling, as the deployment is offered (`deployment`) %d B, %d B more"
-                 % (low, lows[0], more, HEAP_GOAL, after, upd, lows[0] - upd, poll,
-                    lows[0] - poll))], \
+                 "line `%s`; each phase's low: %s" % (low, lows[0], more, HEAP_GOAL, after,
+                                                      each))], \
             more <= HEAP_GOAL  # fmt: skip
 
     return [

@@ -18,7 +18,7 @@ import machine
 from engine_cases import FAST, REV_A, REV_B, content, modem
 from scripted import ScriptedModem  # noqa: F401 - engine_cases builds it
 
-from qfota import ddi, fleet, swu
+from qfota import ddi, fleet, fleetdl, swu
 from qfota.errors import FotaError
 from qfota.uart import UartPort
 
@@ -825,11 +825,11 @@ def case_fleet_an_older_result_goes_out_before_a_new_action():
 
 
 def case_fleet_target_from_the_version():
-    assert fleet.target_of("0.0.0+EC200TCNDAR02A08M16.01.001.01.001", A) == B
-    assert fleet.target_of("EC200TCNDAR02A08M16_01.001.01.001", A) == B
-    assert fleet.target_of(B, A) == B
+    assert fleetdl.target_of("0.0.0+EC200TCNDAR02A08M16.01.001.01.001", A) == B
+    assert fleetdl.target_of("EC200TCNDAR02A08M16_01.001.01.001", A) == B
+    assert fleetdl.target_of(B, A) == B
     for v in ("1.0.75", "0.0.0+EG912YXXX", None, "0.0.0+EC200T a"):
-        assert fleet.target_of(v, A) is None, v
+        assert fleetdl.target_of(v, A) is None, v
 
 
 def case_window_stream_allocates_nothing():

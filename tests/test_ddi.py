@@ -9,7 +9,7 @@ from conftest import micropython_cases
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qfota import ddi
+from qfota import ddi, deployment
 
 
 @pytest.mark.parametrize("case", ddi_cases.CASES)
@@ -78,7 +78,7 @@ def test_any_answer_is_stated_or_taken(kind, doc, raw, status):
         assert ev[0] in ("failed", "deployment", "cancel", "config", "idle"), ev
         if ev[0] == "deployment":
             info = ev[1]
-            assert ddi.id_ok(info["id"]) and ddi.name_ok(info["filename"])
+            assert ddi.id_ok(info["id"]) and deployment.name_ok(info["filename"])
             assert isinstance(info["size"], int) and info["size"] > 0
             for link in (info["link"], info["link_http"]):
                 assert link is None or ddi.link_ok(link)

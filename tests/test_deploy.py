@@ -132,7 +132,9 @@ def test_mip_install_of_the_core_alone_imports(board):
     shipped_elsewhere = {
         "app.py",
         "urls.py",
+        "action.py",
         "ddi.py",
+        "deployment.py",
         "swu.py",
         "fleet.py",
         "fleetdl.py",

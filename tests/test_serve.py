@@ -164,45 +164,51 @@ def test_a_delta_chain_one_step_at_a_time(goosebit, tmp_path):
 
 # Runs the app as firmware/main.py does, with a Reporter that notes, at every engine event
 # (the revision reads and the FILE-mode update: the only calls of ``app.rep.event`` in
-# server mode), which modules of the poll phase are loaded, and the lowest gc.mem_free().
+# server mode) and at every line of the poll phase (``qfota.fleet`` loaded) and of the
+# download phase (``qfota.fleetdl`` loaded, ``qfota.fleet`` not), which modules that
+# phase must not hold are loaded.
 _PHASES = """
-import gc, sys
+import sys
 from qfota import app, report
-POLL = ("qfota.fleet", "qfota.ddi", "qfota.httpdrv", "qfota.httpat", "qfota.httpreq",
-        "qfota.httptail", "qfota.swu")
 ENGINE = ("qfota.session", "qfota.driver", "qfota.recovery", "qfota.answers", "qfota.cut",
-          "qfota.steps", "qfota.checks", "qfota.urls", "qfota.info")
-seen = {}
-held = {}
-n = [0, 0]
+          "qfota.steps", "qfota.checks", "qfota.urls", "qfota.info", "qfota.fleetupd")
+HTTP = ("qfota.httpdrv", "qfota.httpat", "qfota.httpreq", "qfota.httptail")
+OUT = {  # each phase and the modules it must not hold
+    "update": ("qfota.fleet", "qfota.ddi", "qfota.fleetdl", "qfota.swu") + HTTP,
+    "poll": ENGINE + ("qfota.fleetdl", "qfota.swu"),
+    "download": ENGINE + ("qfota.fleet", "qfota.ddi"),
+}
+held = {k: {} for k in OUT}
+n = {k: 0 for k in OUT}
+def note(phase):
+    n[phase] += 1
+    for m in OUT[phase]:
+        if m in sys.modules:
+            held[phase][m] = 1
 class R(report.Reporter):
     def event(self, ev, a, b):
-        n[0] += 1
-        for m in POLL:
-            if m in sys.modules:
-                seen[m] = 1
+        note("update")
         report.Reporter.event(self, ev, a, b)
     def line(self, text):
-        if "qfota.fleet" in sys.modules:  # the poll phase's lines
-            n[1] += 1
-            for m in ENGINE:
-                if m in sys.modules:
-                    held[m] = 1
+        if "qfota.fleet" in sys.modules:
+            note("poll")
+        elif "qfota.fleetdl" in sys.modules:
+            note("download")
         report.Reporter.line(self, text)
 app.Reporter = R
 status = app.main()
-print("ENGINE_EVENTS", n[0])
-print("POLL_MODULES_AT_ENGINE_EVENTS", ",".join(sorted(seen)) or "none")
-print("POLL_LINES", n[1])
-print("ENGINE_MODULES_AT_POLL_LINES", ",".join(sorted(held)) or "none")
+for k in OUT:
+    print("PHASE", k, n[k], ",".join(sorted(held[k])) or "none")
 sys.exit(status)
 """
 
 
-def test_the_update_runs_with_the_poll_phase_out_of_the_heap(rollout, tmp_path):
-    """Server mode's two phases never share the heap: while the engine runs (the revision
-    read and the modem's update), none of the DDI client's, fleet's or the modem's HTTP's
-    modules is loaded (on the real MicroPython, where ``compat.release`` drops them)."""
+def test_the_phases_run_with_the_others_out_of_the_heap(rollout, tmp_path):
+    """Server mode's three phases never share the heap: while the engine runs (the
+    revision read and the modem's update) no module of the DDI client, the download or
+    the modem's HTTP is loaded; while polling, none of the engine's, the update phase's
+    or the download's; while downloading, none of the engine's or the DDI client's (on
+    the real MicroPython, where ``compat.release`` drops them)."""
     import subprocess
 
     from conftest import ROOT, micropython_path
@@ -228,12 +234,18 @@ def test_the_update_runs_with_the_poll_phase_out_of_the_heap(rollout, tmp_path):
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, out
         assert rig.model.revision == TARGET, out
-    events = int(out.split("ENGINE_EVENTS ")[1].split()[0])
-    assert events > 20, out  # the update's stages and progress went through the probe
-    assert "POLL_MODULES_AT_ENGINE_EVENTS none" in out, out
-    lines = int(out.split("POLL_LINES ")[1].split()[0])
-    assert lines > 5, out  # registration, the offer, download, check went through the probe
-    assert "ENGINE_MODULES_AT_POLL_LINES none" in out, out
+    phases = {}
+    for line in out.splitlines():
+        if line.startswith("PHASE "):
+            _, name, count, held = line.split()
+            phases[name] = (int(count), held)
+    # the update's stages and progress; the result posted and taken; the offer, the
+    # download's progress and end, the check
+    least = {"update": 20, "poll": 2, "download": 5}
+    for name, at_least in least.items():
+        count, held = phases[name]
+        assert count >= at_least, (name, out)
+        assert held == "none", (name, held, out)
 
 
 def test_an_update_due_at_the_last_step_still_runs(rollout, tmp_path):

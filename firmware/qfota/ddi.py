@@ -20,7 +20,8 @@ Events (tuples; the first item names it):
 ``("deployment", info)``: ``info`` a small dict: ``id``, ``download``, ``update``
 (forced|attempt|skip), ``window`` (None|available|unavailable), ``name``, ``version``,
 ``filename``, ``size``, ``hashes`` (``[(alg, hex), ...]``, strongest first), ``link``,
-``link_http`` (checked http(s) URLs or None). ``("cancel", action_id, stop_id)``.
+``link_http`` (checked http(s) URLs or None), read by ``qfota.deployment`` (loaded for
+that answer alone). ``("cancel", action_id, stop_id)``.
 ``("config",)``: the server asks for the device's attributes. ``("idle", sleep_ms)``: a
 poll without work. ``("sent", kind, action_id, execution)``: the server took a feedback
 (kind FEEDBACK / CANCEL_FEEDBACK) or the config (CONFIG). ``("failed", kind, action_id,
@@ -38,13 +39,23 @@ JSON built by ``json.dumps`` from checked ids and the device's own text.
 
 import json
 
-from qfota.compat import const, ticks_add, ticks_diff
-from qfota.errors import FAILED, FotaError, redact
+from qfota.action import (  # noqa: F401 (API)
+    BODY_MAX,
+    DETAIL_MAX,
+    EXECUTIONS,
+    FINISHED,
+    ID_MAX,
+    LINK_MAX,
+    dict_at,
+    href,
+    id_ok,
+    link_ok,
+    shape,
+)
+from qfota.action import feedback as _feedback_of
+from qfota.compat import const, release, ticks_add, ticks_diff
+from qfota.errors import FAILED, FotaError
 
-BODY_MAX = const(4096)  # largest answer read (the transport's ``limit``)
-LINK_MAX = const(512)  # longest link taken from the server
-ID_MAX = const(32)  # longest action id
-NAME_MAX = const(64)  # longest artifact file name
 RETRIES = const(3)  # a 409/429 is tried again this often, RETRY_MS apart
 
 # Poll bounds, in ms: the server's sleep is held inside [SLEEP_MIN, SLEEP_MAX].
@@ -62,48 +73,6 @@ CANCEL = "cancelAction"
 FEEDBACK = "feedback"
 CANCEL_FEEDBACK = "cancel feedback"
 CONFIG = "configData"
-
-MODES = ("forced", "attempt", "skip")
-WINDOWS = (None, "available", "unavailable")
-EXECUTIONS = ("proceeding", "closed", "rejected", "canceled", "scheduled", "resumed", "downloaded")
-FINISHED = ("success", "failure", "none")
-HASHES = (("sha256", 64), ("sha1", 40), ("md5", 32))  # strongest first
-DETAIL_MAX = const(200)  # characters of one feedback detail line
-
-_BAD_LINK = "\"'<>\\`"
-
-
-def link_ok(link, limit=LINK_MAX):
-    """True when ``link`` is an http(s) URL of printable ASCII without space or quote, at
-    most ``limit`` characters: safe inside a request line and inside an AT command."""
-    if not isinstance(link, str) or not 10 <= len(link) <= limit:
-        return False
-    if not (link.startswith("http://") or link.startswith("https://")):
-        return False
-    for ch in link:
-        if not 33 <= ord(ch) <= 126 or ch in _BAD_LINK:
-            return False
-    return True
-
-
-def id_ok(text, extra=""):
-    """True for 1..ID_MAX letters and digits (and the characters in ``extra``)."""
-    if not isinstance(text, str) or not 0 < len(text) <= ID_MAX:
-        return False
-    for ch in text:
-        if not (ch.isalpha() or ch.isdigit() or ch in extra) or ord(ch) > 126:
-            return False
-    return True
-
-
-def name_ok(name):
-    """A plain file name: letters, digits, ``.-_+``, not starting with a dot."""
-    if not isinstance(name, str) or not 0 < len(name) <= NAME_MAX or name[0] == ".":
-        return False
-    for ch in name:
-        if not (ch.isalpha() or ch.isdigit() or ch in ".-_+") or ord(ch) > 126:
-            return False
-    return True
 
 
 def target_auth(token):
@@ -135,26 +104,6 @@ def parse_sleep(text, lo=SLEEP_MIN, hi=SLEEP_MAX, default=SLEEP_DEFAULT):
         return default
     ms = ((h * 60 + m) * 60 + s) * 1000
     return lo if ms < lo else hi if ms > hi else ms
-
-
-def _shape(what):
-    return ValueError("unexpected shape: " + what)
-
-
-def _dict(d, key, what):
-    v = d.get(key)
-    if not isinstance(v, dict):
-        raise _shape(what)
-    return v
-
-
-def _href(links, name):
-    v = links.get(name)
-    if v is None:
-        return None
-    if not isinstance(v, dict) or not isinstance(v.get("href"), str):
-        raise _shape("_links." + name)
-    return v["href"]
 
 
 class Client:
@@ -257,19 +206,7 @@ class Client:
         self._put([CONFIG, "PUT", self.base + "/configData", body, None, None, now])
 
     def _feedback(self, kind, route, aid, execution, finished, details, cnt, of, now):
-        if not id_ok(aid):
-            raise FotaError("DDI", None, "bad action id", FAILED)
-        if execution not in EXECUTIONS or finished not in FINISHED:
-            raise FotaError("DDI", None, "bad feedback status", FAILED)
-        if cnt is None:
-            result = {"finished": finished}
-        else:
-            result = {"finished": finished, "progress": {"cnt": cnt, "of": of}}
-        status = {"execution": execution, "result": result}
-        if details:
-            status["details"] = [(redact(str(d)) or "")[:DETAIL_MAX] for d in details]
-        body = json.dumps({"id": aid, "status": status}).encode()
-        url = "%s/%s/%s/feedback" % (self.base, route, aid)
+        url, body = _feedback_of(self.base, route, aid, execution, finished, details, cnt, of)
         self._put([kind, "POST", url, body, aid, execution, now])
 
     def _put(self, req):
@@ -352,10 +289,10 @@ class Client:
         self._poll_next(now)
         links = d.get("_links", {})
         if not isinstance(links, dict):
-            raise _shape("_links")
-        cancel = _href(links, "cancelAction")
-        deploy = _href(links, "deploymentBase")
-        if _href(links, "configData") is not None:
+            raise shape("_links")
+        cancel = href(links, "cancelAction")
+        deploy = href(links, "deploymentBase")
+        if href(links, "configData") is not None:
             self._events.append(("config",))
         if cancel is not None:
             aid = self._action_id(cancel, "/cancelAction/")
@@ -381,84 +318,20 @@ class Client:
         return aid
 
     def _got_deployment(self, body, aid):
-        d = _load(body)
-        if d.get("id") != aid:
-            raise _shape("id differs from the link's")
-        dep = _dict(d, "deployment", "deployment")
-        info = {"id": aid}
-        for key in ("download", "update"):
-            v = dep.get(key)
-            if v not in MODES:
-                raise _shape("deployment." + key)
-            info[key] = v
-        w = dep.get("maintenanceWindow")
-        if w not in WINDOWS:
-            raise _shape("deployment.maintenanceWindow")
-        info["window"] = w
-        chunks = dep.get("chunks")
-        if not isinstance(chunks, list):
-            raise _shape("deployment.chunks")
-        found = None
-        count = 0
-        for ch in chunks:
-            arts = ch.get("artifacts") if isinstance(ch, dict) else None
-            if not isinstance(arts, list):
-                raise _shape("chunks[].artifacts")
-            for a in arts:
-                count += 1
-                found = (ch, a)
-        if count != 1 or found is None:
-            raise ValueError("%d artifacts; one (the modem's package) expected" % count)
-        ch, a = found
-        if not isinstance(a, dict):
-            raise _shape("artifact")
-        for key in ("name", "version"):
-            v = ch.get(key)
-            info[key] = v[:NAME_MAX] if isinstance(v, str) else None
-        name = a.get("filename")
-        if not name_ok(name):
-            raise ValueError("artifact file name missing or not a plain name")
-        info["filename"] = name
-        size = a.get("size")
-        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-            raise _shape("artifact.size")
-        info["size"] = size
-        hashes = a.get("hashes") or {}
-        if not isinstance(hashes, dict):
-            raise _shape("artifact.hashes")
-        info["hashes"] = got = []
-        for alg, n in HASHES:
-            h = hashes.get(alg)
-            if h is None:
-                continue
-            if not isinstance(h, str) or len(h) != n or not _hex(h):
-                raise ValueError("artifact %s is not %d hex digits" % (alg, n))
-            got.append((alg, h.lower()))
-        links = a.get("_links") or {}
-        if not isinstance(links, dict):
-            raise _shape("artifact._links")
-        for key, name in (("link", "download"), ("link_http", "download-http")):
-            href = _href(links, name)
-            if href is not None and not link_ok(href):
-                raise ValueError("the %s link is not a plain http(s) URL" % name)
-            info[key] = href
-        if info["link"] is None and info["link_http"] is None:
-            raise ValueError("the artifact has no download link")
-        self._events.append(("deployment", info))
+        # Read by its own module, in the heap for this answer only (MicroPython: code is heap)
+        from qfota.deployment import read
+
+        try:
+            self._events.append(("deployment", read(_load(body), aid)))
+        finally:
+            release("deployment")
 
     def _got_cancel(self, body, aid):
         d = _load(body)
-        stop = _dict(d, "cancelAction", "cancelAction").get("stopId")
+        stop = dict_at(d, "cancelAction", "cancelAction").get("stopId")
         if d.get("id") != aid or not id_ok(stop):
-            raise _shape("cancelAction.stopId")
+            raise shape("cancelAction.stopId")
         self._events.append(("cancel", aid, stop))
-
-
-def _hex(text):
-    for ch in text:
-        if ch not in "0123456789abcdefABCDEF":
-            return False
-    return True
 
 
 def _load(body):
@@ -469,5 +342,5 @@ def _load(body):
     except ValueError:  # UnicodeError is one on both interpreters
         raise ValueError("not JSON") from None
     if not isinstance(d, dict):
-        raise _shape("not an object")
+        raise shape("not an object")
     return d

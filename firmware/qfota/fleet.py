@@ -30,15 +30,15 @@ failed action is never run again unless the server offers it again after its res
 import os
 
 from qfota import ddi
-from qfota.compat import const, release, sleep_ms, ticks_ms
-from qfota.defaults import IMAGE_MAX
-from qfota.errors import FotaError
-from qfota.fleetupd import (  # noqa: F401 (DriverUpdater, short, MAX_ATTEMPTS: API)
+from qfota.action import (  # noqa: F401 (the journal's states: API)
+    CANCELLED,
+    DOWNLOAD,
+    DOWNLOADED,
     DUE,
-    MAX_ATTEMPTS,
     REPORT,
+    REPORTED,
+    STEPS,
     UPDATE,
-    DriverUpdater,
     close,
     file_size,
     part,
@@ -46,44 +46,27 @@ from qfota.fleetupd import (  # noqa: F401 (DriverUpdater, short, MAX_ATTEMPTS: 
     save,
     short,
 )
-from qfota.fleetupd import run as run_update
+from qfota.compat import const, release, sleep_ms, ticks_ms
+from qfota.defaults import IMAGE_MAX
+from qfota.errors import FotaError
 from qfota.journal import Journal
+
+
+def __getattr__(name):
+    # qfota.fleetupd's API (DriverUpdater, MAX_ATTEMPTS) through this module, without
+    # holding that module while polling (MicroPython keeps bytecode in the heap).
+    if name in ("DriverUpdater", "MAX_ATTEMPTS"):
+        from qfota import fleetupd
+
+        return getattr(fleetupd, name)
+    raise AttributeError(name)
+
 
 # bytes per Range request: 32 KB gave 64% of the line rate on the emulated Pico, 64 KB 77%
 # (bench/fleet_bench.py); whether the modem keeps a whole 64 KB answer is unverified
 RANGE = const(65536)
-URL_MAX = const(255)  # the note: <url> at most 255 bytes
-_STEPS = const(3)  # progress: 1 download, 2 check, 3 update
-
-# Journal states (and qfota.fleetupd's: DUE, UPDATE, REPORT).
-DOWNLOAD = "download"
-DOWNLOADED = "downloaded"
-REPORTED = "reported"
-CANCELLED = "cancelled"
 _BEFORE_TRANSFER = (DOWNLOAD, DOWNLOADED, DUE)
 _MODEM = (DUE, UPDATE)  # the update phase's: qfota.fleetupd.run takes them on
-
-
-def room(folder):
-    """Free bytes in the file system holding ``folder``."""
-    st = os.statvfs(folder)
-    return st[0] * st[4]
-
-
-def target_of(version, revision):
-    """The (short) revision a deployment's version names, when it looks like one of this
-    modem's family; else None. ``0.0.0+EC200TCNDAR02A08M16.01.001.01.001`` (what ``qfota
-    swu`` writes: semver build metadata has no '_'), ``EC200TCNDAR02A08M16_01.001.01.001``
-    and ``EC200TCNDAR02A08M16`` all name ``EC200TCNDAR02A08M16``."""
-    if not isinstance(version, str) or not revision:
-        return None
-    t = version.split("+")[-1].split(".")[0].split("_")[0]
-    if not 10 <= len(t) <= 80 or t[:5] != revision[:5]:
-        return None
-    for ch in t:
-        if not (ch.isdigit() or "A" <= ch <= "Z" or ch == "_"):
-            return None
-    return t
 
 
 class Fleet:
@@ -95,11 +78,13 @@ class Fleet:
     ``image_max``: the largest package. ``on_event(name, text)``: what happened, for the
     product to print or log. Poll bounds (ms) go to ``ddi.Client``.
 
-    ``updater`` None: the update phase is the caller's (``qfota.serve``, to run it with
-    this client out of the heap): where an update would run, the action is left in the
-    journal (state ``due`` or ``update``), ``due`` is set and ``step()`` returns 0; the
-    caller runs ``qfota.fleetupd.run`` and ``close``, and a new ``Fleet`` (``revision``:
-    the modem's, when known) posts the result from ``start()``.
+    ``updater`` None: the download and update phases are the caller's (``qfota.serve``,
+    to run them with this client out of the heap): ``due`` is set and ``step()`` returns 0
+    where a download would start (``fetch``: the deployment's info; the journal's state
+    ``download``; the caller runs ``qfota.fleetdl.fetch`` over a ``fleetdl.Fetcher``) or
+    an update would run (the journal's state ``due`` or ``update``; the caller runs
+    ``qfota.fleetupd.run`` and ``close``). A new ``Fleet`` (``revision``: the modem's, when
+    known) then posts the result from ``start()``.
     """
 
     def __init__(
@@ -140,15 +125,17 @@ class Fleet:
         self.journal = journal or Journal(folder + "/action.json")
         self._loaded = journal is not None  # the caller's journal, loaded: start() keeps it
         self.revision = revision
-        self.due = False  # updater None: the update phase is due (see above)
+        self.due = False  # updater None: the download or update phase is due (see above)
+        self.fetch = None  # updater None: the deployment whose download is due
         self._busy = None  # the action a download is running for
         self._cancel = None  # a cancel seen while busy: its stop id
         self._answered = None  # the last stop id answered
         self.reported = 0  # results the server took in this run
 
     # ------------------------------------------------------------ the loop
-    def start(self):
-        """Resume what a reset cut, read the modem's revision, queue the configData."""
+    def start(self, config=True):
+        """Resume what a reset cut, read the modem's revision, queue the configData
+        (``config`` False: the server has it from this run already)."""
         try:
             os.mkdir(self.folder)
         except OSError:
@@ -166,7 +153,7 @@ class Fleet:
             self._post_result(rec)
         if self.revision is None and self.updater is not None:
             self._read_revision()
-        if self.journal.data.get("state") != REPORT:
+        if config and self.journal.data.get("state") != REPORT:
             self._send_config()  # else it follows the result (_sent): see _modem
 
     def step(self):
@@ -272,99 +259,27 @@ class Fleet:
         if info["download"] == "skip":
             self._say("skip", "action %s: download skip: nothing done until the server says" % aid)
             return
-        same = (
-            st in _BEFORE_TRANSFER
-            and rec.get("size") == info["size"]
-            and rec.get("hashes") == [list(h) for h in info["hashes"]]
-        )
-        if not same:
-            if st in (REPORTED, CANCELLED):
-                self._say("deployment", "action %s offered again after its result: run again" % aid)
-            self._clear_files()
-            rec = {
-                "id": aid,
-                "state": DOWNLOAD,
-                "filename": info["filename"],
-                "size": info["size"],
-                "hashes": [list(h) for h in info["hashes"]],
-                "version": info["version"],
-                "source": short(self.revision),
-                "target": target_of(info["version"], short(self.revision)),
-                "attempts": 0,
-                "tries": 0,
-            }
-            self.journal.data = {}
-            self._save(**rec)
-        self._say("deployment", "action %s: %s (%d bytes)" % (aid, info["filename"], info["size"]))
-        c = self.client
-        c.begin(aid, self.clock())
-        url = self._url_for(info)
-        if url is not None:
-            self._progress(aid, 3, "update: the modem fetches the package itself (URL mode)")
-            self._flush()
-            self._go(url)
+        if self.updater is None:
+            self.fetch = info  # the caller's download phase, this client out of the heap
+            self.due = True
             return
-        limit = self.room if self.room is not None else room(self.folder)
-        have = file_size(self._part(aid))
-        if have > 0:
-            limit += have
-        if info["size"] > limit or info["size"] > self.image_max:
-            self._close(
-                rec,
-                False,
-                [
-                    "DOWNLOAD: the artifact is %d bytes; the storage has room for %d and the image"
-                    " limit is %d" % (info["size"], limit, self.image_max)
-                ],
-            )
-            return
-        if rec["state"] == DOWNLOAD:
-            if not self._fetch(rec, info):
-                return
-            rec = self.journal.data
-        if info["update"] == "skip" or info["window"] == "unavailable":
-            if rec["state"] != DOWNLOADED:
-                self._save(state=DOWNLOADED)
-                why = (
-                    "update skip" if info["update"] == "skip" else "maintenance window unavailable"
-                )
-                c.feedback(
-                    aid, "downloaded", "none", ["downloaded and checked; " + why], now=self.clock()
-                )
-            c.action = None  # poll at the server's pace, fetch the deployment again
-            self._say("downloaded", "action %s: waiting (%s)" % (aid, info["update"]))
-            return
-        self._progress(aid, 3, "update: FILE mode")
-        self._flush()
-        self._go(None)
-
-    def _url_for(self, info):
-        if not self.url_mode or self.download_auth:
-            return None
-        if info["filename"].lower().endswith(".swu"):
-            return None
-        for link in (info["link_http"], info["link"]):
-            if link is not None and len(link) <= URL_MAX and (self.tls or link[:5] == "http:"):
-                from qfota.urls import check_url
-
-                try:
-                    check_url(link)
-                except FotaError:
-                    continue
-                return link
-        return None
+        self._fetch(info)
 
     def _part(self, aid):
         return part(self.folder, aid)
 
-    def _clear_files(self):
-        aid = self.journal.data.get("id")
-        if aid:
-            remove(self._part(aid))
-
     def _progress(self, aid, cnt, text):
         self._say("progress", "action %s: %s" % (aid, text))
-        self.client.feedback(aid, "proceeding", "none", [text], cnt, _STEPS, self.clock())
+        self.client.feedback(aid, "proceeding", "none", [text], cnt, STEPS, self.clock())
+
+    def _feedback(self, aid, execution, finished, details):
+        self.client.feedback(aid, execution, finished, details, now=self.clock())
+
+    def _begin(self, aid):
+        self.client.begin(aid, self.clock())
+
+    def _idle(self):
+        self.client.action = None  # poll at the server's pace, fetch the deployment again
 
     def _flush(self):
         """Send the queued feedback now, no poll: the modem goes busy next."""
@@ -377,14 +292,14 @@ class Fleet:
             self._events()
 
     # ------------------------------------------------------------ download
-    def _fetch(self, rec, info):
-        """Download and check (``qfota.fleetdl``: in the heap only meanwhile); True when
-        the artifact is on storage and checked (its window in the journal)."""
+    def _fetch(self, info):
+        """The offered deployment: its record, then the download, the check and the update
+        or a wait (``qfota.fleetdl``: in the heap only meanwhile)."""
         from qfota import fleetdl
 
-        self._busy = rec["id"]
+        self._busy = info["id"]
         try:
-            return fleetdl.fetch(self, rec, info)
+            fleetdl.offer(self, info)
         finally:
             self._busy = None
             self._cancel = None
@@ -439,6 +354,8 @@ class Fleet:
         if self.updater is None:
             self.due = True
             return
+        from qfota.fleetupd import run as run_update
+
         j = self.journal
         path = self._part(j.data["id"])
         ok, details, rev = run_update(j, self.updater, path, self._say)

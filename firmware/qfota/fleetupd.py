@@ -5,55 +5,13 @@ client and the HTTP transport in the heap (``qfota.serve`` releases them first).
 ``run(journal, updater, part, say)`` takes an action in state ``due`` (downloaded, checked,
 allowed: nothing sent to the modem yet) or ``update`` (the modem may be inside the transfer
 or the upgrade: ``recover()`` follows it first), and returns ``(ok, details, revision)``;
-``close`` then records the result (state ``report``) for the server to be told.
+``qfota.action.close`` then records the result (state ``report``) for the server to be told.
 """
 
-import os
-
+from qfota.action import UPDATE, save, short
 from qfota.errors import FotaError
 
 MAX_ATTEMPTS = 3  # updates begun for one action (a reset mid-transfer re-runs it)
-
-# Journal states of this phase (the others are in qfota.fleet).
-DUE = "due"  # downloaded, checked, update allowed; the modem has been sent nothing
-UPDATE = "update"  # the modem may be inside the transfer or the upgrade
-REPORT = "report"  # the result, not yet taken by the server
-
-
-def part(folder, aid):
-    """The file action ``aid``'s artifact is downloaded into."""
-    return "%s/%s.bin" % (folder, aid)
-
-
-def file_size(path):
-    """The size of the file at ``path``; -1 when there is none."""
-    try:
-        return os.stat(path)[6]
-    except OSError:
-        return -1
-
-
-def remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-def save(journal, say, **changes):
-    """``journal.save``; a journal that cannot be written is reported and the action goes
-    on (its record in RAM still holds): only an MCU reset in that window could repeat or
-    lose a step."""
-    try:
-        journal.save(**changes)
-    except OSError as e:
-        journal.data.update(changes)
-        say("failed", "journal not written (%s): a reset now may repeat a step" % e)
-
-
-def short(revision):
-    """``EC200TCNDAR02A07M16_01.001.01.001`` -> ``EC200TCNDAR02A07M16``."""
-    return revision.split("_")[0] if revision else revision
 
 
 def failure(e):
@@ -112,18 +70,6 @@ def _resume(journal, updater, part, say):
         return _update(journal, updater, part, say)
     why = "RECOVER: the modem runs %s after %d attempts" % (rev, rec.get("attempts", 0))
     return False, [why], rev
-
-
-def close(journal, ok, details, part, say):
-    """Record the result (state ``report``) and remove the downloaded file; the client
-    posts it (``qfota.fleet``), once."""
-    save(journal, say, state=REPORT, ok=ok, details=details)
-    remove(part)
-    say(
-        "result",
-        "action %s: %s: %s"
-        % (journal.data["id"], "success" if ok else "failure", "; ".join(details)),
-    )
 
 
 class DriverUpdater:

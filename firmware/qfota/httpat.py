@@ -127,6 +127,7 @@ class HttpAt:
         self.apn = apn
         self.sslctxid = sslctxid  # https: the SSL context (AT+QSSLCFG) the product set up
         self.trace = trace
+        self.keep_checks = True  # qfota.httpreq held between requests (see begin())
         self.tail = bytearray(HOLD)  # the last body bytes (see the module's doc)
         self.tail_n = 0
         self.events_dropped = 0
@@ -182,11 +183,13 @@ class HttpAt:
             raise FotaError("HTTP", None, "a request is already running", FAILED)
         if not isinstance(limit, int) or limit <= 0:
             raise refuse("HTTP", "limit must be > 0")
-        # Kept once loaded: taking it in again for each Range request costs more than its
-        # room (15 ms a request on an RP2040); a product short of heap may release it.
+        # keep_checks: kept once loaded, as taking it in again for each Range request costs
+        # more than its room (15 ms a request on an RP2040); else let go at once (polling).
         from qfota.httpreq import build_request
 
         rh, data, shown, secrets = build_request(method, url, headers, body)
+        if not self.keep_checks:
+            release("httpreq")
         self._reset()
         self.error = None
         self.done = False

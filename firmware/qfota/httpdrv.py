@@ -43,7 +43,8 @@ class _Bytes:
 class ModemTransport:
     """``cid``, ``apn``, ``timeouts`` (``httpat.TIMEOUTS`` by name), ``trace`` (EV_TX/EV_RX
     events, Authorization redacted), ``sslctxid`` (https) go to ``httpat.HttpAt``; ``on_event(ev, a, b)`` gets
-    its events between calls into it; ``rx``: the receive buffer's size."""
+    its events between calls into it; ``rx``: the receive buffer's size (``self.rx``, which
+    a caller may replace between requests)."""
 
     def __init__(
         self,

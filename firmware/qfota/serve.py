@@ -18,6 +18,7 @@ file the device polls without ``Authorization`` (a server with device auth off).
 
 import gc
 
+from qfota.action import DUE, REPORT, UPDATE
 from qfota.compat import release, sleep_ms
 
 DEFAULTS = {
@@ -35,12 +36,25 @@ DEFAULTS = {
 }
 
 _STEP_MAX_MS = 60_000  # sleep at most this long at a time (a product may want to do more)
-_RX = 4096  # the transport's receive buffer: a body goes to storage in pieces of this
-# The poll phase's modules, released before the update phase (the engine's stay: the app's)
-_POLL = ("fleet", "fleetdl", "ddi", "httpdrv", "httpat", "httpreq", "httptail", "swu", "codes")
-# The engine's modules nothing holds between its runs, released before the poll phase
-# (session, report and app's stay: the app holds them); codes: the meanings of a failure.
-_ENGINE = ("driver", "session", "steps", "answers", "recovery", "cut", "checks", "codes")
+_RX = 4096  # the download's receive buffer: a body goes to storage in pieces of this
+# The poll phase's own modules, released before the download phase
+_POLL = ("fleet", "ddi", "fleetdl", "fleetupd")
+# The modem's HTTP and the download's, released before the update phase (the engine's
+# stay: the app's); codes: the meanings of a failure.
+_HTTP = ("fleetdl", "swu", "httpdrv", "httpat", "httpreq", "httptail", "codes")
+# The update phase's modules nothing holds between its runs, released before the poll
+# phase (session, report and app's stay: the app holds them); codes: a failure's meanings.
+_ENGINE = (
+    "fleetupd",
+    "driver",
+    "session",
+    "steps",
+    "answers",
+    "recovery",
+    "cut",
+    "checks",
+    "codes",
+)
 
 
 def read_token(path):
@@ -68,8 +82,9 @@ def _modem(app, journal, folder, rev, read):
     """The update phase: the action the journal leaves to the modem (state ``due`` or
     ``update``), then, with ``read``, the revision when it is not known; the engine alone
     in the heap. The modem's revision (None when it could not be read)."""
+    from qfota.action import close, part
     from qfota.errors import FotaError
-    from qfota.fleetupd import DUE, UPDATE, DriverUpdater, close, part
+    from qfota.fleetupd import DriverUpdater
     from qfota.fleetupd import run as run_update
 
     st = journal.data.get("state")
@@ -96,24 +111,30 @@ def _modem(app, journal, folder, rev, read):
     return rev
 
 
-def _poll(app, journal, folder, controller, token, rev, steps):
-    """The poll phase: DDI client and the modem's HTTP, until the update phase is due or
-    after ``steps`` steps (None: for ever). How many steps it took; a FotaError when the
-    settings are refused."""
-    from qfota.fleet import Fleet
+def _transport(app):
+    # Its own function: a local of run() holding the class would keep httpdrv's code.
     from qfota.httpdrv import ModemTransport
+
+    cfg = app.cfg
+    t = ModemTransport(app._open(), cid=cfg["cid"], apn=cfg["apn"])  # polling: httpdrv.RX
+    t.core.keep_checks = False  # polling: qfota.httpreq let go after each request's making
+    return t
+
+
+def _poll(app, transport, journal, folder, controller, token, rev, steps, config):
+    """The poll phase: the DDI client over the modem's HTTP, until the download or the
+    update phase is due or after ``steps`` steps (None: for ever). ``(steps taken, what
+    the download phase takes or None)``; a FotaError when the settings are refused."""
+    from qfota.fleet import Fleet
 
     cfg = app.cfg
 
     def said(name, text):
         app.say("%s: %s" % (name, text))
 
-    # A new transport per phase: an update reboots the modem, which drops the PDP context
-    # and the HTTP settings a transport set (found against the simulator: the result's
-    # POST after the upgrade failed with 708, HTTP(S) network not configured).
     fleet = Fleet(
-        ModemTransport(app._open(), cid=cfg["cid"], apn=cfg["apn"], rx=_RX),
-        None,  # the update phase is ours, with this client out of the heap
+        transport,
+        None,  # the download and update phases are ours, with this client out of the heap
         cfg["server"],
         cfg["tenant"],
         controller,
@@ -127,14 +148,52 @@ def _poll(app, journal, folder, controller, token, rev, steps):
         revision=rev,
         journal=journal,
     )
-    fleet.start()
+    fleet.start(config)
     n = 0
     while not fleet.due and (steps is None or n < steps):
         wait = fleet.step()
         n += 1
         if not fleet.due:
             sleep_ms(wait if wait < _STEP_MAX_MS else _STEP_MAX_MS)
-    return n
+    if fleet.fetch is None:
+        return n, None
+    # Plain data only: the client's code goes before the download's comes in.
+    f = fleet
+    hand = (
+        f.fetch,
+        f.client.base,
+        f.origin,
+        f._auth,
+        f.client.active_ms,
+        f.range_size,
+        f.image_max,
+    )
+    return n, hand
+
+
+def _download(app, transport, journal, folder, rev, hand):
+    """The download phase: the offered deployment's record, the artifact through the
+    modem's HTTP, its check, and the update due or a wait, without the DDI client
+    (``qfota.fleetdl.offer``). False when it ended without the update due, a result to
+    post or the server's cancel (a failed try, said; a wait for the server): the next
+    poll phase does not poll at once."""
+    from qfota.fleetdl import Fetcher, offer
+
+    info, base, origin, auth, active_ms, range_size, image_max = hand
+    cfg = app.cfg
+    # Between requests the driver's buffer may be replaced: the download's is larger (the
+    # line rate) and also the check's (fleetdl), made now that the DDI client is out.
+    transport.rx = bytearray(_RX)
+    transport.core.keep_checks = True  # a Range request each: kept (see HttpAt.begin)
+
+    def said(name, text):
+        app.say("%s: %s" % (name, text))
+
+    f = Fetcher(transport, journal, folder, base, origin, auth, said, revision=rev,
+                url_mode=cfg["url_mode"], tls=cfg["tls"], download_auth=cfg["download_auth"],
+                range_size=range_size, image_max=image_max, active_ms=active_ms)  # fmt: skip
+    offer(f, info)
+    return f.due or f._cancel is not None or journal.data.get("state") == REPORT
 
 
 def _check(cfg, controller, token):
@@ -156,7 +215,7 @@ def _check(cfg, controller, token):
         Client(cfg["server"], cfg["tenant"], controller, sleep_min=cfg["poll_min_s"] * 1000)
         HttpAt(cfg["cid"], cfg["apn"])
     finally:
-        for name in _POLL:
+        for name in _POLL + _HTTP:
             release(name)
 
 
@@ -164,10 +223,11 @@ def run(app, root):
     """Server mode for ``app`` (a ``qfota.app.App``) with storage at ``root``; returns the
     exit status after ``polls`` steps (never, by default).
 
-    Two phases that never share the heap: polling and downloading (``qfota.fleet``,
-    ``qfota.ddi``, the modem's HTTP), and the modem's update (``qfota.fleetupd`` over the
-    engine), with the action's journal between them; the modules of one are released
-    (``qfota.compat.release``) and collected before the other runs."""
+    Three phases, one at a time in the heap: polling (``qfota.fleet``, ``qfota.ddi``, the
+    modem's HTTP), the download and its check (``qfota.fleetdl``, the modem's HTTP), and
+    the modem's update (``qfota.fleetupd`` over the engine); between them plain data (the
+    deployment's links, the controller's URL) and the action's journal. The modules of
+    one are released (``qfota.compat.release``) and collected before the next runs."""
     from qfota.errors import FotaError
     from qfota.journal import Journal
     from qfota.report import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
@@ -196,9 +256,12 @@ def run(app, root):
     polls = cfg["polls"]
     n = 0
     rev = None
+    config = True  # the configData: at the first poll phase and after every update
     while True:
         more = polls is None or n < polls
         # An update the last step left due runs even after the last step, as it did inside it.
+        if rev is None or journal.data.get("state") in (DUE, UPDATE):
+            config = True  # the revision read or changed: the server is told
         rev = _modem(app, journal, folder, rev, more)
         if not more:
             return EXIT_OK
@@ -207,13 +270,27 @@ def run(app, root):
         for name in _ENGINE:
             release(name)
         gc.collect()
+        # A new transport after the update phase: an update reboots the modem, which
+        # drops the PDP context and the HTTP settings a transport set (found against the
+        # simulator: the result's POST after the upgrade failed with 708, HTTP(S) network
+        # not configured). The download phase goes on with the poll phase's.
+        transport = _transport(app)
         try:
-            n += _poll(
-                app, journal, folder, controller, token, rev, None if polls is None else polls - n
-            )
+            k, hand = _poll(
+                app, transport, journal, folder, controller, token, rev,
+                None if polls is None else polls - n, config,
+            )  # fmt: skip
+            n += k
+            config = False
+            for name in _POLL:
+                release(name)
+            gc.collect()
+            if hand is not None and not _download(app, transport, journal, folder, rev, hand):
+                sleep_ms(cfg["poll_min_s"] * 1000)  # a failed download: not at once again
         except FotaError as e:
             app.say("failed: %s" % e)
             return EXIT_FAILED
-        for name in _POLL:
+        hand = transport = None
+        for name in _HTTP:
             release(name)
         gc.collect()

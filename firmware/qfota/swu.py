@@ -189,3 +189,33 @@ def hash_window(f, offset, length, alg="sha256", buf=None):
         h.update(buf if n == len(buf) else mv[:n])
         left -= n
     return binascii.hexlify(h.digest()).decode()
+
+
+def verify(path, size, hashes, buf=None):
+    """The artifact at ``path`` (``size`` bytes) against the hash the server gave (of
+    ``hashes``, ``[(alg, hex), ...]`` strongest first: the first ``hashlib`` has), then,
+    in an SWU, its image against the sha256 sw-description gives. ``(offset, length, what
+    was checked)`` of the modem's image; FotaError CHECK (or SWU) when one differs or
+    none could be checked. ``buf``: the hashing buffer (a caller's idle one)."""
+    checked = []
+    for alg, want in hashes:
+        if hasattr(hashlib, alg):
+            with open(path, "rb") as fh:
+                got = hash_window(fh, 0, size, alg, buf)
+            if got != want:
+                raise FotaError(
+                    "CHECK", None, "%s of the artifact is %s, the server says %s" % (alg, got, want)
+                )
+            checked.append(alg)
+            break
+    off, length = 0, size
+    if is_swu(path):
+        name, off, length, sha = find_image(path, buf)
+        if sha:
+            checked.append("sha256 of %s in sw-description" % name)
+    if not checked:
+        given = ", ".join(a for a, _ in hashes) or "none"
+        raise FotaError(
+            "CHECK", None, "no hash this device can check (the server gave: %s)" % given
+        )
+    return off, length, checked

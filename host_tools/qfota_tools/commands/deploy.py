@@ -3,11 +3,11 @@
 ::
 
     $ qfota deploy --board rp2 --mpy --device /dev/ttyACM0
-    deployed board rp2: 32 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-http, qfota-fleet, qfota-url 0.2.0)
-    on the board: 30 files, 82,520 bytes (qfota/ 28 files 80,956, board.mpy 1,024, main.py 540); free 1,261,568 of 1,441,792 bytes
+    deployed board rp2: 34 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-http, qfota-fleet, qfota-url 0.2.0)
+    on the board: 34 files, 89,665 bytes (qfota/ 32 files 88,101, board.mpy 1,024, main.py 540); free 1,245,184 of 1,441,792 bytes
     $ qfota deploy --board rp2 --mpy --device /dev/ttyACM0
-    up to date: 32 files (board rp2)
-    on the board: 30 files, 82,520 bytes (qfota/ 28 files 80,956, board.mpy 1,024, main.py 540); free 1,261,568 of 1,441,792 bytes
+    up to date: 34 files (board rp2)
+    on the board: 34 files, 89,665 bytes (qfota/ 32 files 88,101, board.mpy 1,024, main.py 540); free 1,245,184 of 1,441,792 bytes
     $ qfota deploy --board stm32 --mpy --dry-run
     board stm32 gets 21 files, 43,364 bytes (qfota/ 19 files 42,156, board.mpy 668, main.py 540)
 
