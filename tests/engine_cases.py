@@ -1188,4 +1188,15 @@ def case_slow_modem_late_probe_answers_not_misread():
     assert m.commands.count(b"AT") >= 2, m.commands
 
 
+def case_a_late_echo_is_not_read_as_the_answer():
+    # After the upgrade's reboot the modem echoes again (ATE0 is not kept): the echo of
+    # an earlier probe that comes after AT+QGMR went out is not its answer. It was read
+    # as the revision ("the modem runs AT"): make soak, seed 12071.
+    late = b"\r\nAT\r\n\r\nATE0\r\n\r\n" + REV_B + b"\r\n" + OK
+    m = modem(replies=replies({b"AT+QGMR": [b"\r\n" + REV_A + b"\r\n" + OK, late]}))
+    s, ev, uart = run(m, image("late-echo"))
+    assert s.error is None, s.error
+    assert s.revision_after == REV_B.decode(), s.revision_after
+
+
 CASES = [k for k in sorted(globals()) if k.startswith("case_")]

@@ -134,9 +134,10 @@ class AtChannel:
         """One line that is not a URC; what it means for the command in flight."""
         if not self.waiting:
             return NONE if printable(buf, n) else GARBAGE
-        cmd = self.cmd
-        if cmd is not None and n == len(cmd) and starts_with(buf, 0, n, cmd):
-            return NONE  # our own echo
+        if starts_with(buf, 0, n, b"AT"):
+            # An echo: this command's, or a late one of an earlier command (echo is on
+            # again after a reboot); no answer's line begins with AT.
+            return NONE
         if n == 2 and starts_with(buf, 0, n, b"OK"):
             self.waiting = False
             return OK
