@@ -101,17 +101,23 @@ class Chaos:
         self._buf += self._m.read(now_ms)
         if not self._buf or now_ms < self._next:
             return b""
-        k = self._rng.randint(1, min(len(self._buf), self._piece))
-        out = bytes(self._buf[:k])
-        del self._buf[:k]
-        self.pieces += 1
-        self._since += k
-        if self._gap and self._rng.random() < 0.3:
-            pause = self._rng.randint(1, self._gap)
-            if self._since >= pause * self.MIN_RATE:
-                self._next = now_ms + pause
-                self._since = 0
-        return out
+        # Pieces until a pause, or MIN_RATE bytes: one piece per call would make the
+        # rate the simulator loop's (about 1 KB/s with 1-byte pieces on a busy host),
+        # below MIN_RATE, and a long garbage line would outlast the engine's waits.
+        out = bytearray()
+        while self._buf and len(out) < self.MIN_RATE:
+            k = self._rng.randint(1, min(len(self._buf), self._piece))
+            out += self._buf[:k]
+            del self._buf[:k]
+            self.pieces += 1
+            self._since += k
+            if self._gap and self._rng.random() < 0.3:
+                pause = self._rng.randint(1, self._gap)
+                if self._since >= pause * self.MIN_RATE:
+                    self._next = now_ms + pause
+                    self._since = 0
+                    break
+        return bytes(out)
 
     def next_due_ms(self, now_ms):
         due = self._m.next_due_ms(now_ms)
