@@ -77,12 +77,15 @@ class Chaos:
 
     The modem's output leaves in pieces of 1..``piece`` bytes, now and then with a pause
     of 1..``gap_ms`` between two; pauses never bring the rate below ``MIN_RATE`` bytes per
-    ms (a UART at 115200 baud gives 11.5), so every wait of the engine still holds. With
+    ms since the last read (a UART at 921,600 baud gives 92), so every wait of the engine
+    still holds. With
     flow control on, ``write`` takes a random part of what the pty read (the rest stays
     pending in the simulator, as behind a deasserted CTS).
     """
 
-    MIN_RATE = 20  # bytes per ms
+    # bytes per ms: above a 921,600-baud line (92), so the chaos never holds back what the
+    # model emits (its garbage fault alone can emit ~30 per ms); splitting, not pacing
+    MIN_RATE = 100
 
     def __init__(self, model, rng, piece=256, gap_ms=3):
         self._m = model
@@ -92,6 +95,7 @@ class Chaos:
         self._buf = bytearray()
         self._next = 0
         self._since = 0  # bytes out since the last pause
+        self._last = None  # ms of the last read that gave bytes
         self.pieces = 0
 
     def __getattr__(self, name):  # everything else: the model's own
@@ -101,11 +105,13 @@ class Chaos:
         self._buf += self._m.read(now_ms)
         if not self._buf or now_ms < self._next:
             return b""
-        # Pieces until a pause, or MIN_RATE bytes: one piece per call would make the
-        # rate the simulator loop's (about 1 KB/s with 1-byte pieces on a busy host),
-        # below MIN_RATE, and a long garbage line would outlast the engine's waits.
+        # Pieces until a pause, or MIN_RATE bytes per ms since the last read: one piece
+        # per call would make the rate the simulator loop's (about 1 KB/s with 1-byte
+        # pieces on a busy host), and a long garbage line would outlast the engine's waits.
+        budget = self.MIN_RATE * max(1, now_ms - (now_ms if self._last is None else self._last))
+        self._last = now_ms
         out = bytearray()
-        while self._buf and len(out) < self.MIN_RATE:
+        while self._buf and len(out) < budget:
             k = self._rng.randint(1, min(len(self._buf), self._piece))
             out += self._buf[:k]
             del self._buf[:k]
