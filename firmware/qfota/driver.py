@@ -250,6 +250,8 @@ class Driver:
                 stalled = False
                 continue
             now = ticks_ms()
+            if s.streaming and ticks_diff(now, self._ran) > _GAP_MS:
+                continue  # stopped since the loop's top: the gap's path there, not a stall
             if not stalled:
                 stalled = True
                 since = now
