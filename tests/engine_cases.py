@@ -559,6 +559,35 @@ def case_stall_cts_held():
     expect_error(Stall(m), image("stall", 10000), "STREAM", None, "took no byte")
 
 
+def case_a_stop_inside_a_write_is_a_gap_not_a_stall():
+    # Ctrl-Z lands inside a write while the line is full: when the process runs again
+    # the stall's clock has run out too, but what happened is a stop, and it is said so
+    # (a CI run failed as "took no byte (CTS held)").
+    import time
+
+    m = modem()
+    m.room = 0
+
+    class StopInWrite:  # 2000 bytes, then the line full; the second refusal is a stop
+        def __init__(self, inner):
+            self.inner = inner
+            self.refused = 0
+
+        def read(self, now):
+            return self.inner.read(now)
+
+        def write(self, data, now):
+            if self.inner.data_mode and len(self.inner.data) >= 2000:
+                self.refused += 1
+                if self.refused == 2:
+                    time.sleep(1.2)  # longer than the gap's 1 s and FAST's stall of 0.3 s
+                return 0
+            return self.inner.write(data, now)
+
+    e = expect_error(StopInWrite(m), image("stop", 10000), "STREAM", None, "did not run for")
+    assert "took no byte" not in str(e), e
+
+
 # ---------------------------------------------------------------- refusals
 def _refused(img, detail, **kw):
     m = modem()
