@@ -6,8 +6,9 @@
     -> NONE (echo, a body line, or not ours), OK, ERROR, CME, PROTO, GARBAGE
 
 Final answers: ``OK``, ``ERROR``, ``+CME ERROR: <n>`` (``cme`` holds ``<n>``) and the
-note's ``010003`` (protocol-download file mode). The echo of the command (echo is on
-again after every reboot) is recognised and dropped. ``body`` keeps at most ``BODY_MAX``
+note's ``010003`` (protocol-download file mode). A line that begins with ``AT`` is an
+echo (echo is on again after every reboot), this command's or a late one, and is dropped.
+``body`` keeps at most ``BODY_MAX``
 lines, only those beginning with ``prefix`` when one is given, so a chatty or broken
 modem cannot grow memory while we wait. ``send`` allocates the line and ``take`` the
 body lines it keeps; nothing else allocates.

@@ -154,7 +154,7 @@ class Fleet:
         if self.revision is None and self.updater is not None:
             self._read_revision()
         if config and self.journal.data.get("state") != REPORT:
-            self._send_config()  # else it follows the result (_sent): see _modem
+            self._send_config()  # else it follows the result (_sent): see _close
 
     def step(self):
         """Send what is due (one poll at most) and act on the answers; returns ms until
@@ -361,14 +361,12 @@ class Fleet:
         ok, details, rev = run_update(j, self.updater, path, self._say)
         if rev:
             self.revision = rev
-        close(j, ok, details, path, self._say)
-        # The configData follows the result once the server took it (_sent): gooseBit
-        # sets the version from a success, and a result retried after a 409/429 would
-        # otherwise overwrite the revision the configData gave.
-        self._post_result(j.data)
+        self._close(j.data, ok, details)
 
     def _close(self, rec, ok, details):
-        """Record the result, then post it; ``_sent`` marks it taken."""
+        """Record the result, then post it; ``_sent`` marks it taken and sends the
+        configData after it (gooseBit sets the version from a success: a result retried
+        after a 409/429 would otherwise overwrite the revision the configData gave)."""
         close(self.journal, ok, details, self._part(rec["id"]), self._say)
         self._post_result(self.journal.data)
 

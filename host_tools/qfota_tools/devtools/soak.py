@@ -108,7 +108,8 @@ class Chaos:
         # Pieces until a pause, or MIN_RATE bytes per ms since the last read: one piece
         # per call would make the rate the simulator loop's (about 1 KB/s with 1-byte
         # pieces on a busy host), and a long garbage line would outlast the engine's waits.
-        budget = self.MIN_RATE * max(1, now_ms - (now_ms if self._last is None else self._last))
+        since = 1 if self._last is None else max(1, now_ms - self._last)
+        budget = self.MIN_RATE * since
         self._last = now_ms
         out = bytearray()
         while self._buf and len(out) < budget:
