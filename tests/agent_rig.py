@@ -176,18 +176,21 @@ def device_log(gb, dev):
     return gb.api.call("GET", "/api/v1/devices/%s/log" % dev)["log"]
 
 
-def wait_reported_revision(gb, want, timeout):
+def wait_reported_revision(gb, want, timeout, ag=None):
     """Until gooseBit shows each device's revision as its configData after the update
-    gave it (``{id: revision}``); the devices."""
+    gave it (``{id: revision}``); the devices. On a timeout the message holds what agent
+    ``ag`` said of each device that lags (its requests' failures among them)."""
     end = time.monotonic() + timeout
     while True:
         devs = gb.api.devices()
-        if all(devs.get(i, {}).get("sw_version") == r for i, r in want.items()):
+        late = [i for i, r in want.items() if devs.get(i, {}).get("sw_version") != r]
+        if not late:
             return devs
         if time.monotonic() > end:
+            said = {i: ag.events(i)[-8:] for i in late} if ag is not None else "-"
             raise AssertionError(
-                "gooseBit: revisions not %s after %g s: %s"
-                % (want, timeout, {i: devs.get(i, {}).get("sw_version") for i in want})
+                "gooseBit: revisions not %s after %g s: %s; the agent said: %s"
+                % (want, timeout, {i: devs.get(i, {}).get("sw_version") for i in want}, said)
             )
         time.sleep(0.5)
 

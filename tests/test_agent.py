@@ -70,7 +70,9 @@ def test_four_modems_one_rollout_one_fails_with_end_504(rollout, tmp_path):
         with AgentProc(tmp_path, cfg) as ag:
             wait_devices(gb, ids, ("Finished", "Error"), 240)
             ag.wait(lambda lines: all(ag.events(c, "reported") for c in ids), 60)
-            devs = wait_reported_revision(gb, {c: (A07 if c == failing else A08) for c in ids}, 60)
+            devs = wait_reported_revision(
+                gb, {c: (A07 if c == failing else A08) for c in ids}, 60, ag
+            )
             st = subprocess.run(
                 [sys.executable, "-m", "qfota_tools.cli", "agent", "status", "--json"]
                 + ["--config", str(ag.cfg_path)],
@@ -162,7 +164,7 @@ def test_agent_stopped_mid_update_follows_the_modem_after_a_restart(rollout, tmp
         m = mods.models[0]
         with AgentProc(tmp_path, cfg, "second") as second:
             second.wait(lambda lines: second.events(c, "reported"), 180)
-            devs = wait_reported_revision(gb, {c: A08}, 60)
+            devs = wait_reported_revision(gb, {c: A08}, 60, second)
             rc = second.stop(signal.SIGTERM)
         assert rc == 143
         assert m.revision == A08 and m.updates_completed == 1
@@ -282,7 +284,9 @@ def test_a_staged_rollout_of_twelve_modems_stops_at_its_error_threshold(rollout,
             end = time.monotonic() + 6
             while time.monotonic() < end:
                 time.sleep(0.5)
-            devs = wait_reported_revision(gb, {c: (A07 if c in bad else A08) for c in ids[:8]}, 60)
+            devs = wait_reported_revision(
+                gb, {c: (A07 if c in bad else A08) for c in ids[:8]}, 60, ag
+            )
             rc = ag.stop(signal.SIGTERM)
         assert rc == 143
         assert [r["paused"] for r in gb.api.rollouts() if r["id"] == rid] == [True]
