@@ -183,6 +183,23 @@ class GooseBit:
     def __exit__(self, *exc):
         self.stop()
 
+    def add_hardware(self, model, revision):
+        """The (model, revision) pair in gooseBit's table, written once before devices
+        report it. gooseBit 0.2.x makes the pair on first sight with a get-or-create that
+        has no unique key: devices reporting a new revision at once (a rollout's twelve
+        after their updates) each make a row, and from then on every configData naming
+        the pair answers 500 (MultipleObjectsReturned). It failed the agent's tests
+        (README, gooseBit's pitfalls); made once here, each request finds its one row."""
+        import sqlite3
+
+        with sqlite3.connect(self.dir / "db.sqlite3", timeout=30) as db:
+            if not db.execute(
+                "SELECT 1 FROM hardware WHERE model=? AND revision=?", (model, revision)
+            ).fetchone():
+                db.execute(
+                    "INSERT INTO hardware (model, revision) VALUES (?, ?)", (model, revision)
+                )
+
     def log_tail(self, n=3000):
         try:
             return self.log_path.read_text(errors="replace")[-n:]
@@ -293,6 +310,7 @@ def publish(gb, folder, size, rollouts, src=REVISION, dst=NEW_REVISION):
     build(str(image), "EC200T", src, dst, str(out))
     status, doc = gb.api.upload(out.read_bytes(), out.name)
     assert status == 200, doc
+    gb.add_hardware(dst[:6], dst)  # the upload made (model, src); the devices report dst
     for name, feed in rollouts:
         gb.api.rollout(name, feed, doc["id"])
     return image.read_bytes()
