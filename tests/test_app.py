@@ -360,12 +360,13 @@ def test_uart_port_sleeps_until_the_transmit_buffer_should_be_empty(monkeypatch)
 
 
 def test_unknown_setting_on_a_board_without_server_mode(tmp_path, monkeypatch):
-    """stm32 ships no qfota.serve: an unknown key in qfota.cfg is ignored with a line,
+    """stm32 ships no qfota.serve nor qfota.servecfg: an unknown key in qfota.cfg is ignored with a line,
     not an ImportError."""
     import sys
     import types
 
     monkeypatch.setitem(sys.modules, "qfota.serve", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "qfota.servecfg", None)
     lines = []
     board = types.SimpleNamespace(JOURNAL_PATH=str(tmp_path / "j.json"))
     app = A.App(board, out=lines.append)

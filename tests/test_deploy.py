@@ -140,6 +140,7 @@ def test_mip_install_of_the_core_alone_imports(board):
         "fleetdl.py",
         "fleetupd.py",
         "serve.py",
+        "servecfg.py",
         "httpat.py",
         "httpreq.py",
         "httptail.py",

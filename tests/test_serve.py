@@ -172,7 +172,7 @@ import sys
 from qfota import app, report
 ENGINE = ("qfota.session", "qfota.driver", "qfota.recovery", "qfota.answers", "qfota.cut",
           "qfota.steps", "qfota.checks", "qfota.urls", "qfota.info", "qfota.fleetupd")
-HTTP = ("qfota.httpdrv", "qfota.httpat", "qfota.httpreq", "qfota.httptail")
+HTTP = ("qfota.httpdrv", "qfota.httpat", "qfota.httpreq", "qfota.httptail", "qfota.servecfg")
 OUT = {  # each phase and the modules it must not hold
     "update": ("qfota.fleet", "qfota.ddi", "qfota.fleetdl", "qfota.swu") + HTTP,
     "poll": ENGINE + ("qfota.fleetdl", "qfota.swu"),

@@ -111,11 +111,11 @@ def _safe(stage):
 
 
 def _server_defaults():
-    # The settings of server mode (``qfota.serve``), known without loading it when unused.
+    # The settings of server mode (``qfota.servecfg``), known without loading it when unused.
     try:
-        from qfota.serve import DEFAULTS as server
+        from qfota.servecfg import DEFAULTS as server
     except ImportError:
-        return ()  # a board deployed without server mode (stm32): no such settings
+        return {}  # a board deployed without server mode (stm32): no such settings
     return server
 
 
@@ -272,7 +272,7 @@ class App:
             if self.cfg.get("server"):
                 from qfota import serve
 
-                for k, v in serve.DEFAULTS.items():
+                for k, v in _server_defaults().items():
                     self.cfg.setdefault(k, v)
                 return serve.run(self, root)
             return self.fresh(root + "/" + FOTA_DIR)

@@ -65,6 +65,7 @@ def __getattr__(name):
 # bytes per Range request: 32 KB gave 64% of the line rate on the emulated Pico, 64 KB 77%
 # (bench/fleet_bench.py); whether the modem keeps a whole 64 KB answer is unverified
 RANGE = const(65536)
+_STEP_MAX_MS = const(60_000)  # the app's poll phase sleeps at most this long at a time
 _BEFORE_TRANSFER = (DOWNLOAD, DOWNLOADED, DUE)
 _MODEM = (DUE, UPDATE)  # the update phase's: qfota.fleetupd.run takes them on
 
@@ -397,3 +398,52 @@ class Fleet:
             self._save(state=REPORTED, refused=True)
             self.client.action = None
             self._send_config()
+
+
+def phase(app, transport, journal, folder, controller, token, rev, steps, config):
+    """The app's poll phase (``qfota.serve``): the DDI client over the modem's HTTP, until
+    the download or the update phase is due or after ``steps`` steps (None: for ever).
+    ``(steps taken, what the download phase takes or None)``; a FotaError when the
+    settings are refused."""
+    cfg = app.cfg
+
+    def said(name, text):
+        app.say("%s: %s" % (name, text))
+
+    fleet = Fleet(
+        transport,
+        None,  # the download and update phases are ours, with this client out of the heap
+        cfg["server"],
+        cfg["tenant"],
+        controller,
+        token=token,
+        folder=folder,
+        url_mode=cfg["url_mode"],
+        download_auth=cfg["download_auth"],
+        tls=cfg["tls"],
+        on_event=said,
+        sleep_min=cfg["poll_min_s"] * 1000,
+        revision=rev,
+        journal=journal,
+    )
+    fleet.start(config)
+    n = 0
+    while not fleet.due and (steps is None or n < steps):
+        wait = fleet.step()
+        n += 1
+        if not fleet.due:
+            sleep_ms(wait if wait < _STEP_MAX_MS else _STEP_MAX_MS)
+    if fleet.fetch is None:
+        return n, None
+    # Plain data only: the client's code goes before the download's comes in.
+    f = fleet
+    hand = (
+        f.fetch,
+        f.client.base,
+        f.origin,
+        f._auth,
+        f.client.active_ms,
+        f.range_size,
+        f.image_max,
+    )
+    return n, hand

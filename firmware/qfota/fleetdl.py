@@ -19,6 +19,7 @@ from qfota.action import (
     DOWNLOAD,
     DOWNLOADED,
     DUE,
+    REPORT,
     REPORTED,
     STEPS,
     close,
@@ -35,6 +36,7 @@ from qfota.errors import FotaError
 DOWNLOAD_TRIES = const(5)  # offers in which a download may fail before the action does
 URL_MAX = const(255)  # the note: <url> at most 255 bytes
 _BEFORE_TRANSFER = (DOWNLOAD, DOWNLOADED, DUE)
+_RX = const(4096)  # the app's receive buffer while downloading: bodies go to storage in this
 
 
 def room(folder):
@@ -378,3 +380,26 @@ def _verify(path, rec, buf):
     from qfota.swu import verify
 
     return verify(path, rec["size"], rec["hashes"], buf)
+
+
+def phase(app, transport, journal, folder, rev, hand):
+    """The app's download phase (``qfota.serve``): the offered deployment's record, the
+    artifact through the modem's HTTP, its check, and the update due or a wait, without
+    the DDI client (``offer``); ``hand``: what the poll phase handed over. False when it ended without the update due, a result to
+    post or the server's cancel (a failed try, said; a wait for the server): the next
+    poll phase does not poll at once."""
+    info, base, origin, auth, active_ms, range_size, image_max = hand
+    cfg = app.cfg
+    # Between requests the driver's buffer may be replaced: the download's is larger (the
+    # line rate) and also the check's (fleetdl), made now that the DDI client is out.
+    transport.rx = bytearray(_RX)
+    transport.core.keep_checks = True  # a Range request each: kept (see HttpAt.begin)
+
+    def said(name, text):
+        app.say("%s: %s" % (name, text))
+
+    f = Fetcher(transport, journal, folder, base, origin, auth, said, revision=rev,
+                url_mode=cfg["url_mode"], tls=cfg["tls"], download_auth=cfg["download_auth"],
+                range_size=range_size, image_max=image_max, active_ms=active_ms)  # fmt: skip
+    offer(f, info)
+    return f.due or f._cancel is not None or journal.data.get("state") == REPORT

@@ -127,3 +127,33 @@ class DriverUpdater:
             **self.opts,
         )
         return s.revision_after or s.revision_before
+
+
+def phase(app, journal, folder, rev, read):
+    """The update phase: the action the journal leaves to the modem (state ``due`` or
+    ``update``), then, with ``read``, the revision when it is not known; the engine alone
+    in the heap. The modem's revision (None when it could not be read)."""
+    from qfota.action import DUE, close, part
+
+    st = journal.data.get("state")
+    if st not in (DUE, UPDATE) and (rev is not None or not read):
+        return rev
+
+    def said(name, text):
+        app.say("%s: %s" % (name, text))
+
+    updater = DriverUpdater(app._open(), on_event=app.rep.event, **app.update_options())
+    if st in (DUE, UPDATE):
+        aid = journal.data["id"]
+        if st == UPDATE:
+            said("resume", "action %s: following the modem after a reset" % aid)
+        path = part(folder, aid)
+        ok, details, got = run(journal, updater, path, said)
+        close(journal, ok, details, path, said)
+        rev = got or rev
+    if rev is None and read:
+        try:
+            rev = updater.revision()
+        except FotaError as e:
+            said("failed", "reading the revision: %s" % e)
+    return rev

@@ -3,7 +3,8 @@
 # the image inside the wrapper) and the poll/download/update/feedback logic with its
 # journal (``qfota.fleet``; an offer's download and check ``qfota.fleetdl``, its update
 # phase ``qfota.fleetupd``, what the phases share ``qfota.action``, a deploymentBase
-# answer read by ``qfota.deployment``), over a transport that the product gives.
+# answer read by ``qfota.deployment``; the app's server mode ``qfota.serve`` and its
+# settings ``qfota.servecfg``), over a transport that the product gives.
 metadata(
     version="0.2.0",
     description="qfota: server mode, the modem updated from a hawkBit DDI server.",
@@ -24,6 +25,7 @@ package(
         "fleetdl.py",
         "fleetupd.py",
         "serve.py",
+        "servecfg.py",
     ),
     base_path="../..",
 )
