@@ -36,7 +36,7 @@ from qfota.errors import FotaError
 DOWNLOAD_TRIES = const(5)  # offers in which a download may fail before the action does
 URL_MAX = const(255)  # the note: <url> at most 255 bytes
 _BEFORE_TRANSFER = (DOWNLOAD, DOWNLOADED, DUE)
-_RX = const(4096)  # the app's receive buffer while downloading: bodies go to storage in this
+_RX = const(2048)  # the app's receive buffer while downloading: bodies go to storage in this
 
 
 def room(folder):
