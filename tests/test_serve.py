@@ -175,7 +175,7 @@ ENGINE = ("qfota.session", "qfota.driver", "qfota.recovery", "qfota.answers", "q
 HTTP = ("qfota.httpdrv", "qfota.httpat", "qfota.httpreq", "qfota.httptail", "qfota.servecfg")
 OUT = {  # each phase and the modules it must not hold
     "update": ("qfota.fleet", "qfota.ddi", "qfota.fleetdl", "qfota.swu") + HTTP,
-    "poll": ENGINE + ("qfota.fleetdl", "qfota.swu"),
+    "poll": ENGINE + ("qfota.fleetdl", "qfota.swu", "qfota.httpreq"),  # httpreq: in a request
     "download": ENGINE + ("qfota.fleet", "qfota.ddi"),
 }
 held = {k: {} for k in OUT}
