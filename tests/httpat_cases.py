@@ -446,6 +446,31 @@ def case_https_with_the_products_ssl_context():
             raise AssertionError("sslctxid %r taken" % (bad,))
 
 
+def case_the_transports_options_are_refused_before_a_byte_and_their_checks_let_go():
+    bad = (
+        ({"cid": 0}, "cid must be"),
+        ({"cid": True}, "cid must be"),
+        ({"apn": 'iot"\r\nAT+QPOWD'}, "APN"),
+        ({"timeouts": {"forever_ms": 1}}, "unknown timeout"),
+        ({"timeouts": {"read_ms": 0}}, "timeout read must be"),
+    )
+    for kw, words in bad:
+        try:
+            ModemTransport(None, **kw)
+        except FotaError as e:
+            assert e.kind == "refused" and words in str(e), (kw, str(e))
+        else:
+            raise AssertionError("%r taken" % (kw,))
+    from qfota.compat import release
+
+    release("httpreq")  # earlier requests' (kept: keep_checks)
+    t = ModemTransport(None, timeouts={"read_ms": 5000, "fileend_ms": 9})  # the engine's: passed
+    assert t.core.timeouts["read_ms"] == 5000, t.core.timeouts
+    if MICROPYTHON:  # code in the heap: a transport made holds neither table
+        assert "qfota.checks" not in sys.modules
+        assert "qfota.httpreq" not in sys.modules  # loaded with the first request
+
+
 def case_no_body_when_the_length_is_0_or_the_status_not_2xx_into_a_sink():
     data, server = files(1000)
     m = HttpModem(server)

@@ -36,7 +36,7 @@ from qfota import urc
 from qfota.at import CME, ERROR, EV_LOG, EV_RX, EV_TX, OK, PROTO, AtChannel, printable, text
 from qfota.compat import const, release, ticks_add, ticks_diff
 from qfota.defaults import TIMEOUTS as _ENGINE
-from qfota.errors import FAILED, MODEM, TIMEOUT, FotaError, refuse
+from qfota.errors import FAILED, MODEM, FotaError, refuse
 from qfota.lines import LineFramer
 
 # Events (ev, a, b): qfota.at's EV_LOG, EV_TX (a command line or the raw request sent,
@@ -46,7 +46,6 @@ from qfota.lines import LineFramer
 # +QHTTPREAD: 717\r\n", 25 bytes) or a reboot (RDY and the boot URCs, about 100 bytes)
 # fit, so they are found there and never reach the sink.
 HOLD = const(128)
-_TRAILER_MAX = const(40)  # the OK/+QHTTPREAD trailer of a body without a length
 
 # The waits of this module, in ms; each can be overridden by name. The modem's own
 # bounds (<rsp_s>, <wait_s>, <input_s>) are these in seconds; the core's are longer by
@@ -101,6 +100,8 @@ _BODY = const(3)  # raw body: the driver copies it
 _OPEN = const(4)  # a body without a length: the core gathers it up to the trailer
 _TAIL = const(5)  # after the body: OK and +QHTTPREAD
 _LF = const(6)  # a READ's CONNECT ended by CR: its LF may follow
+# Each phase's name, for what a timeout says (qfota.httptail.timed_out)
+_WHERE = ("command", "data", "await", "body", "open", "tail", "command")
 
 _CR = const(13)
 _LF_BYTE = const(10)
@@ -120,9 +121,10 @@ class HttpAt:
     """
 
     def __init__(self, cid=1, apn=None, timeouts=None, trace=False, sslctxid=None):
-        from qfota.httpreq import check_options
+        from qfota.checks import check_http
 
-        self.timeouts = check_options(TIMEOUTS, cid, apn, sslctxid, timeouts)
+        self.timeouts = check_http(TIMEOUTS, cid, apn, sslctxid, timeouts)
+        release("checks")  # the options' table: not held while a request runs
         self.cid = cid
         self.apn = apn
         self.sslctxid = sslctxid  # https: the SSL context (AT+QSSLCFG) the product set up
@@ -187,7 +189,7 @@ class HttpAt:
         # more than its room (15 ms a request on an RP2040); else let go at once (polling).
         from qfota.httpreq import build_request
 
-        rh, data, shown, secrets = build_request(method, url, headers, body)
+        rh, data, shown, secrets = build_request(method, url, headers, body, self.trace)
         if not self.keep_checks:
             release("httpreq")
         self._reset()
@@ -336,6 +338,7 @@ class HttpAt:
     # ---------------------------------------------------------------- internals
     def _fail_with(self, err):
         release("httptail")  # if a rare ending loaded it
+        self._drop()
         self.error = err
         self.done = True
         self.body_left = 0
@@ -344,6 +347,13 @@ class HttpAt:
         self._at.cancel()
         self._ready = False  # check the context and the settings again next time
         self._rh = None
+
+    def _drop(self):
+        # The request is over: its bytes (a result's feedback, say) need not wait in the
+        # heap for the next one.
+        self._data = self._url = b""
+        self._shown = None
+        self._args = {}
 
     def _fail(self, code=None, detail=None, kind=None, stage=None):
         raise FotaError(stage or self.stage, code, detail, kind)
@@ -398,6 +408,7 @@ class HttpAt:
 
     def _finish(self):
         release("httptail")
+        self._drop()
         self.done = True
         self._dirty = False
         self._deadline = None
@@ -591,17 +602,9 @@ class HttpAt:
         return False
 
     def _on_error(self, answer):
-        cmd = self._at.command_text()
-        if answer == CME:
-            cme = self._at.cme or ""
-            if cme == "730" and self.state in _URCS and self._again(self._now, cmd + ": 730"):
-                return  # invalid parameter: requestheader is not what the core set
-            if cme.isdigit():
-                self._fail(int(cme), "+CME ERROR to %s" % cmd, MODEM)
-            self._fail(None, "modem answered +CME ERROR: %s to %s" % (cme, cmd))
-        if answer == PROTO:
-            self._fail(None, "modem answered 010003 to %s" % cmd)
-        self._fail(None, "modem answered ERROR to %s" % cmd)
+        from qfota import httptail  # a rare ending: its words are loaded only now
+
+        httptail.answered(self, answer, self.state in _URCS)
 
     def _maybe_next(self, now):
         if not self._ok or self._result is None:
@@ -631,33 +634,11 @@ class HttpAt:
         self._next(now)
 
     def _gather(self, data, i, end, now):
-        """A body without a length: gathered here (bounded) until the modem's trailer
-        ``\\r\\nOK\\r\\n\\r\\n+QHTTPREAD: <err>\\r\\n``; returns the bytes taken."""
-        acc = self._acc
-        if acc is None:
-            return end - i
-        acc.extend(data[i:end])
-        self._last = now
-        self._deadline = ticks_add(now, self._read_wait)
-        from qfota.httptail import find_trailer
+        """A body without a length (rare: qfota.httptail gathers it); returns the bytes
+        taken."""
+        from qfota import httptail
 
-        at = find_trailer(acc, self._scan, _READ_URC, _TRAILER_MAX)
-        if at[0] is None:
-            self._scan = at[1]
-            if len(acc) > self.limit + _TRAILER_MAX:
-                self._fail(None, "response over %d bytes" % self.limit, FAILED, "HTTP")
-            return end - i
-        body_end, trailer_end, err = at
-        extra = len(acc) - trailer_end
-        self.body = bytes(acc[:body_end])
-        self.got = body_end
-        self._acc = None
-        if err:
-            self._fail(err, None, MODEM, "HTTPREAD")
-        if body_end > self.limit:
-            self._fail(None, "response over %d bytes" % self.limit, FAILED, "HTTP")
-        self._finish()
-        return end - i - extra
+        return httptail.gather(self, data, i, end, now, _READ_URC)
 
     def _poll(self, now):
         if self.state == "drain":
@@ -679,42 +660,17 @@ class HttpAt:
         """The body went quiet: the modem's own lines in its last bytes end it."""
         from qfota import httptail
 
-        v = httptail.verdict(self.tail, self.tail_n, self._urc, _READ_URC)
-        if v is None:
-            return
-        if v[0] == httptail.REBOOTED:
-            self._fail(
-                None,
-                "the modem rebooted (RDY) during the body, at about %d of %d bytes"
-                % (self.got, self.length or 0),
-            )
-        err = v[1]
-        self._fail(
-            err or None,
-            "the body stopped short of %d bytes" % (self.length or 0),
-            MODEM if err else FAILED,
-        )
+        httptail.check_tail(self, _READ_URC)
 
     def _timeout(self):
+        from qfota import httptail
+
         name = self.state
-        phase = self._phase
-        cmd = self._at.command_text()
-        if phase == _BODY:
-            self._check_tail()
-            what = "the body stopped at %d of %d bytes" % (self.got, self.length or 0)
-        elif phase == _OPEN:
-            what = "the body did not end (%d bytes)" % len(self._acc or b"")
-        elif phase == _TAIL:
-            what = "no OK / +QHTTPREAD after the body"
-        elif phase == _AWAIT:
-            what = "no %s after %s" % (_URCS[name].decode()[:-1], cmd)
-        elif phase == _DATA_SENT:
-            what = "no OK after the data of %s" % cmd
-        elif STEPS[name][2] in (_DATA, _DATA_REQ, _READ):
-            what = "no CONNECT to %s" % cmd
-        else:
-            what = "no answer to %s" % cmd
-        self._fail(None, "timeout: " + what, TIMEOUT)
+        kind = STEPS[name][2]
+        prefix = _URCS.get(name)
+        httptail.timed_out(
+            self, _WHERE[self._phase], kind in (_DATA, _DATA_REQ, _READ), prefix, _READ_URC
+        )
 
 
 __all__ = ("HttpAt", "STEPS", "TIMEOUTS", "HOLD")

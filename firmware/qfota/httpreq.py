@@ -1,5 +1,5 @@
-"""The checks and the making of a request for ``qfota.httpat``: everything a caller gives
-is refused here (``FotaError`` REFUSED) before a byte goes to the modem, and the raw
+"""The checks and the making of a request for ``qfota.httpat`` (the transport's own
+options are ``qfota.checks.check_http``): everything a request holds is refused here (``FotaError`` REFUSED) before a byte goes to the modem, and the raw
 request is built only from checked parts, so nothing from a caller or a server can end
 an AT line or add a header.
 
@@ -10,9 +10,6 @@ MicroPython code is heap), and it is loaded again at the next request's start (a
 """
 
 from qfota.at import bad_char
-from qfota.compat import release
-from qfota.defaults import APN_MAX, CID_MAX, TIMEOUT_MAX_MS
-from qfota.defaults import TIMEOUTS as _ENGINE
 from qfota.errors import refuse
 
 URL_MAX = 700  # AT+QHTTPURL=<len>: 1-700
@@ -22,29 +19,6 @@ VALUE_MAX = 1024
 _SET_BY_US = ("host", "content-length", "transfer-encoding")
 _SECRET = ("authorization", "proxy-authorization")
 _METHODS = ("GET", "PUT", "POST")
-
-
-def check_options(table, cid, apn, sslctxid, timeouts):
-    """The transport's options; returns the waits: ``table`` with ``timeouts`` over it."""
-    if not isinstance(cid, int) or not 1 <= cid <= CID_MAX:
-        raise refuse("PARAMS", "cid must be 1-%d" % CID_MAX)
-    if sslctxid is not None and not (isinstance(sslctxid, int) and 0 <= sslctxid <= 5):
-        raise refuse("PARAMS", "sslctxid must be 0-5")
-    if apn is not None:
-        from qfota.checks import check_text
-
-        check_text("APN", apn, APN_MAX)
-        release("checks")  # the engine's table: not held while polling
-    out = dict(table)
-    for k, v in (timeouts or {}).items():
-        if k not in table:
-            if k in _ENGINE:
-                continue  # the engine's other waits (one table for both): not used here
-            raise refuse("PARAMS", "unknown timeout %r" % (k,))
-        if not isinstance(v, int) or not 0 < v <= TIMEOUT_MAX_MS:
-            raise refuse("PARAMS", "timeout %s must be 1-%d ms" % (k[:-3], TIMEOUT_MAX_MS))
-        out[k] = v
-    return out
 
 
 def _bad(what, value, extra=""):
@@ -98,9 +72,9 @@ def _token(name):
     return True
 
 
-def build_request(method, url, headers=(), body=None):
+def build_request(method, url, headers=(), body=None, trace=False):
     """The checked request: ``(needs requestheader 1, raw request, its text for a
-    trace with secrets as ***, the secrets)``. Raises ``FotaError`` (REFUSED) before anything
+    trace with secrets as *** (None unless ``trace``), the secrets)``. Raises ``FotaError`` (REFUSED) before anything
     is sent: a method, URL, header or body that could end a line or add one."""
     if method not in _METHODS:
         raise refuse("HTTP", "method must be GET, PUT or POST")
@@ -114,7 +88,7 @@ def build_request(method, url, headers=(), body=None):
     if not isinstance(headers, (tuple, list)) or len(headers) > HEADERS_MAX:
         raise refuse("HTTP", "headers must be at most %d (name, value) pairs" % HEADERS_MAX)
     lines = ["%s %s HTTP/1.1" % (method, target), "Host: " + authority]
-    shown = list(lines)
+    shown = list(lines) if trace else []
     secrets = []
     for h in headers:
         if not isinstance(h, tuple) or len(h) != 2 or not _token(h[0]):
@@ -133,22 +107,27 @@ def build_request(method, url, headers=(), body=None):
             secrets.append(value.encode())
             sp = value.find(" ")  # "TargetToken <token>": the scheme may show
             value = (value[: sp + 1] if sp > 0 else "") + "***"
-        shown.append("%s: %s" % (name, value))
+        if trace:
+            shown.append("%s: %s" % (name, value))
     if body is not None:
         lines.append("Content-Length: %d" % len(body))
-        shown.append(lines[-1])
+        if trace:
+            shown.append(lines[-1])
     # requestheader 1 where the modem's own request would not do: headers, a PUT, or an
     # empty body (AT+QHTTPPOST takes 1 byte at least)
     raw = needs = bool(headers) or method == "PUT" or body == b""
+    shown_text = None  # made only for a trace: a copy of the headers the heap need not hold
     if raw:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode()
         data = head + bytes(body) if body else head
-        shown_text = "\\r\\n".join(shown) + "\\r\\n\\r\\n"
-        if body:
-            shown_text += "<%d body bytes>" % len(body)
+        if trace:
+            shown_text = "\\r\\n".join(shown) + "\\r\\n\\r\\n"
+            if body:
+                shown_text += "<%d body bytes>" % len(body)
     else:
         data = bytes(body) if body else b""
-        shown_text = "<%d body bytes>" % len(data)
+        if trace:
+            shown_text = "<%d body bytes>" % len(data)
     if len(data) > DATA_MAX:
         raise refuse("HTTP", "request is %d bytes, above %d" % (len(data), DATA_MAX))
     return needs, data, shown_text, secrets

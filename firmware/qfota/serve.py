@@ -64,7 +64,6 @@ def _transport(app):
     cfg = app.cfg
     t = ModemTransport(app._open(), cid=cfg["cid"], apn=cfg["apn"])  # polling: httpdrv.RX
     t.core.keep_checks = False  # polling: qfota.httpreq let go after each request's making
-    release("httpreq")  # and now: the transport's own checks loaded it
     return t
 
 
