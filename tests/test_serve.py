@@ -175,8 +175,9 @@ ENGINE = ("qfota.session", "qfota.driver", "qfota.recovery", "qfota.answers", "q
 HTTP = ("qfota.httpdrv", "qfota.httpat", "qfota.httpreq", "qfota.httptail", "qfota.servecfg")
 OUT = {  # each phase and the modules it must not hold
     "update": ("qfota.fleet", "qfota.ddi", "qfota.fleetdl", "qfota.swu") + HTTP,
-    "poll": ENGINE + ("qfota.fleetdl", "qfota.swu", "qfota.httpreq"),  # httpreq: in a request
-    "download": ENGINE + ("qfota.fleet", "qfota.ddi"),
+    # httpreq: only inside a request; servecfg: the settings' checks, inside ddi.Client()
+    "poll": ENGINE + ("qfota.fleetdl", "qfota.swu", "qfota.httpreq", "qfota.servecfg"),
+    "download": ENGINE + ("qfota.fleet", "qfota.ddi", "qfota.servecfg"),
 }
 held = {k: {} for k in OUT}
 n = {k: 0 for k in OUT}

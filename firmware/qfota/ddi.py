@@ -77,15 +77,14 @@ CONFIG = "configData"
 
 def target_auth(token):
     """The ``Authorization`` header of the device's TargetToken, as a tuple of headers
-    (``()`` for None); FotaError PARAMS when it could not go into a request line. The
-    message never repeats it: it is a secret."""
+    (``()`` for None); FotaError PARAMS when it could not go into a request line
+    (``qfota.servecfg.check_token``). The message never repeats it: it is a secret."""
     if token is None:
         return ()
-    if not isinstance(token, str) or not 0 < len(token) <= 256:
-        raise FotaError("PARAMS", None, "the token must be 1-256 characters")
-    for ch in token:
-        if not 33 <= ord(ch) <= 126 or ch in "\"'":
-            raise FotaError("PARAMS", None, "the token holds a space, quote or control character")
+    from qfota.servecfg import check_token
+
+    check_token(token)
+    release("servecfg")  # the settings' checks: not held while polling
     return (("Authorization", "TargetToken " + token),)
 
 
@@ -124,13 +123,10 @@ class Client:
         retry_ms=RETRY_WAIT_MS,
         now=0,
     ):
-        server = server.rstrip("/") if isinstance(server, str) else server
-        if not link_ok(server, LINK_MAX // 2) or server.count("/") != 2:
-            raise FotaError("PARAMS", None, "server must be http(s)://host[:port]")
-        if not id_ok(tenant, "-_."):
-            raise FotaError("PARAMS", None, "tenant must be letters, digits, '-', '_', '.'")
-        if not id_ok(controller, "-_."):
-            raise FotaError("PARAMS", None, "controller id must be letters, digits, '-', '_', '.'")
+        from qfota.servecfg import check_client
+
+        server = check_client(server, tenant, controller)
+        release("servecfg")  # the settings' checks: not held while polling
         self.base = "%s/%s/controller/v1/%s" % (server, tenant, controller)
         self.lo = sleep_min
         self.hi = sleep_max

@@ -70,10 +70,37 @@ def settle(app):
     return None, controller, token
 
 
-def _check(cfg, controller, token):
-    from qfota.ddi import Client, target_auth
+def check_client(server, tenant, controller):
+    """The DDI client's settings (``qfota.ddi.Client``); returns ``server`` without a
+    trailing ``/``. FotaError PARAMS when one could not go into a request."""
+    from qfota.action import LINK_MAX, id_ok, link_ok
     from qfota.errors import refuse
-    from qfota.httpat import HttpAt
+
+    server = server.rstrip("/") if isinstance(server, str) else server
+    if not link_ok(server, LINK_MAX // 2) or server.count("/") != 2:
+        raise refuse("PARAMS", "server must be http(s)://host[:port]")
+    if not id_ok(tenant, "-_."):
+        raise refuse("PARAMS", "tenant must be letters, digits, '-', '_', '.'")
+    if not id_ok(controller, "-_."):
+        raise refuse("PARAMS", "controller id must be letters, digits, '-', '_', '.'")
+    return server
+
+
+def check_token(token):
+    """The TargetToken (a str), or FotaError PARAMS when it could not go into a request
+    line; the message never repeats it: it is a secret."""
+    from qfota.errors import refuse
+
+    if not isinstance(token, str) or not 0 < len(token) <= 256:
+        raise refuse("PARAMS", "the token must be 1-256 characters")
+    for ch in token:
+        if not 33 <= ord(ch) <= 126 or ch in "\"'":
+            raise refuse("PARAMS", "the token holds a space, quote or control character")
+
+
+def _check(cfg, controller, token):
+    from qfota.checks import check_http
+    from qfota.errors import refuse
 
     for k in ("url_mode", "download_auth", "tls"):
         if type(cfg[k]) is not bool:
@@ -83,9 +110,10 @@ def _check(cfg, controller, token):
         if not (v is None and k == "polls") and (type(v) is not int or v < 1):
             raise refuse("PARAMS", "%s must be a whole number, at least 1, not %r" % (k, v))
     try:
-        target_auth(token)
-        Client(cfg["server"], cfg["tenant"], controller, sleep_min=cfg["poll_min_s"] * 1000)
-        HttpAt(cfg["cid"], cfg["apn"])
+        if token is not None:
+            check_token(token)
+        check_client(cfg["server"], cfg["tenant"], controller)
+        check_http({}, cfg["cid"], cfg["apn"], None, None)  # the transport's, without its code
     finally:
-        for name in ("ddi", "httpat", "httpreq", "httptail", "codes"):
+        for name in ("checks", "codes"):
             release(name)  # loaded for the check only: the poll phase loads what it uses
