@@ -467,7 +467,7 @@ def case_the_transports_options_are_refused_before_a_byte_and_their_checks_let_g
     t = ModemTransport(None, timeouts={"read_ms": 5000, "fileend_ms": 9})  # the engine's: passed
     assert t.core.timeouts["read_ms"] == 5000, t.core.timeouts
     if MICROPYTHON:  # code in the heap: a transport made holds neither table
-        assert "qfota.checks" not in sys.modules
+        assert "qfota.httpcfg" not in sys.modules and "qfota.checks" not in sys.modules
         assert "qfota.httpreq" not in sys.modules  # loaded with the first request
 
 

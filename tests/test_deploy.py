@@ -142,6 +142,7 @@ def test_mip_install_of_the_core_alone_imports(board):
         "serve.py",
         "servecfg.py",
         "httpat.py",
+        "httpcfg.py",
         "httpreq.py",
         "httptail.py",
         "httpdrv.py",

@@ -172,12 +172,14 @@ import sys
 from qfota import app, report
 ENGINE = ("qfota.session", "qfota.driver", "qfota.recovery", "qfota.answers", "qfota.cut",
           "qfota.steps", "qfota.checks", "qfota.urls", "qfota.info", "qfota.fleetupd")
-HTTP = ("qfota.httpdrv", "qfota.httpat", "qfota.httpreq", "qfota.httptail", "qfota.servecfg")
+HTTP = ("qfota.httpdrv", "qfota.httpat", "qfota.httpcfg", "qfota.httpreq", "qfota.httptail",
+        "qfota.servecfg")  # fmt: skip
 OUT = {  # each phase and the modules it must not hold
     "update": ("qfota.fleet", "qfota.ddi", "qfota.fleetdl", "qfota.swu") + HTTP,
     # httpreq: only inside a request; servecfg: the settings' checks, inside ddi.Client()
-    "poll": ENGINE + ("qfota.fleetdl", "qfota.swu", "qfota.httpreq", "qfota.servecfg"),
-    "download": ENGINE + ("qfota.fleet", "qfota.ddi", "qfota.servecfg"),
+    "poll": ENGINE + ("qfota.fleetdl", "qfota.swu", "qfota.httpreq", "qfota.httpcfg",
+                      "qfota.servecfg"),  # fmt: skip
+    "download": ENGINE + ("qfota.fleet", "qfota.ddi", "qfota.httpcfg", "qfota.servecfg"),
 }
 held = {k: {} for k in OUT}
 n = {k: 0 for k in OUT}

@@ -15,8 +15,8 @@ on-device app (``qfota.cfg`` keys) all derive from it. A row is
   the step goes into the plan when the option is given, and an update whose read value
   is below the option is refused, in the step's stage, with ``refusal % (value, option)``.
 
-Loaded by ``Session()`` and ``qfota.httpat.HttpAt()`` (``check_http``) and released once
-they have checked (``compat.release``): on MicroPython its code is heap. The driver's few checks (chunk, pacing, the image file)
+Loaded by ``Session()`` and released once it has checked (``compat.release``): on
+MicroPython its code is heap. The driver's few checks (chunk, pacing, the image file)
 stay in ``qfota.driver``.
 """
 
@@ -155,25 +155,4 @@ def session_options(length, url, protocol_download, job, options):
         )
     out = check_options(options)
     out["scheme"] = scheme
-    return out
-
-
-def check_http(table, cid, apn, sslctxid, timeouts):
-    """The options of ``qfota.httpat.HttpAt``; returns its waits: ``table`` with
-    ``timeouts`` over it."""
-    if not _int(cid) or not 1 <= cid <= CID_MAX:
-        raise refuse("PARAMS", "cid must be 1-%d" % CID_MAX)
-    if sslctxid is not None and not (_int(sslctxid) and 0 <= sslctxid <= 5):
-        raise refuse("PARAMS", "sslctxid must be 0-5")
-    if apn is not None:
-        check_text("APN", apn, APN_MAX)
-    out = dict(table)
-    for k, v in (timeouts or {}).items():
-        if k not in table:
-            if k in TIMEOUTS:
-                continue  # the engine's other waits (one table for both): not used here
-            raise refuse("PARAMS", "unknown timeout %r" % (k,))
-        if not _int(v) or not 0 < v <= TIMEOUT_MAX_MS:
-            raise refuse("PARAMS", "timeout %s must be 1-%d ms" % (k[:-3], TIMEOUT_MAX_MS))
-        out[k] = v
     return out

@@ -121,10 +121,12 @@ class HttpAt:
     """
 
     def __init__(self, cid=1, apn=None, timeouts=None, trace=False, sslctxid=None):
-        from qfota.checks import check_http
+        from qfota.httpcfg import check_http
 
-        self.timeouts = check_http(TIMEOUTS, cid, apn, sslctxid, timeouts)
-        release("checks")  # the options' table: not held while a request runs
+        try:
+            self.timeouts = check_http(TIMEOUTS, cid, apn, sslctxid, timeouts)
+        finally:
+            release("httpcfg")  # the options' checks: not held while a request runs
         self.cid = cid
         self.apn = apn
         self.sslctxid = sslctxid  # https: the SSL context (AT+QSSLCFG) the product set up

@@ -1,6 +1,7 @@
 """The checks and the making of a request for ``qfota.httpat`` (the transport's own
-options are ``qfota.checks.check_http``): everything a request holds is refused here (``FotaError`` REFUSED) before a byte goes to the modem, and the raw
-request is built only from checked parts, so nothing from a caller or a server can end
+options are ``qfota.httpcfg``'s): everything a request holds is refused here
+(``FotaError`` REFUSED) before a byte goes to the modem, and the raw request is built
+only from checked parts, so nothing from a caller or a server can end
 an AT line or add a header.
 
 Apart from the core (``qfota.httpat``), which runs the request once it is made: a product

@@ -25,7 +25,7 @@ from qfota.compat import release, sleep_ms
 _POLL = ("fleet", "ddi", "fleetdl", "fleetupd")
 # The modem's HTTP and the download's, released before the update phase (the engine's
 # stay: the app's); codes: the meanings of a failure.
-_HTTP = ("fleetdl", "swu", "httpdrv", "httpat", "httpreq", "httptail", "codes")
+_HTTP = ("fleetdl", "swu", "httpdrv", "httpat", "httpcfg", "httpreq", "httptail", "codes")
 # The update phase's modules nothing holds between its runs, released before the poll
 # phase (session, report and app's stay: the app holds them); codes: a failure's meanings.
 _ENGINE = (

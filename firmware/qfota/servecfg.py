@@ -99,8 +99,8 @@ def check_token(token):
 
 
 def _check(cfg, controller, token):
-    from qfota.checks import check_http
     from qfota.errors import refuse
+    from qfota.httpcfg import check_http
 
     for k in ("url_mode", "download_auth", "tls"):
         if type(cfg[k]) is not bool:
@@ -115,5 +115,5 @@ def _check(cfg, controller, token):
         check_client(cfg["server"], cfg["tenant"], controller)
         check_http({}, cfg["cid"], cfg["apn"], None, None)  # the transport's, without its code
     finally:
-        for name in ("checks", "codes"):
+        for name in ("httpcfg", "checks", "codes"):
             release(name)  # loaded for the check only: the poll phase loads what it uses

@@ -3,13 +3,13 @@
 ::
 
     $ qfota deploy --board rp2 --mpy --device /dev/ttyACM0
-    deployed board rp2: 35 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-http, qfota-fleet, qfota-url 0.2.0)
-    on the board: 35 files, 90,658 bytes (qfota/ 33 files 89,094, board.mpy 1,024, main.py 540); free 1,241,088 of 1,441,792 bytes
+    deployed board rp2: 36 installed, 0 unchanged, 0 removed (qfota-core, qfota-app, qfota-http, qfota-fleet, qfota-url 0.2.0)
+    on the board: 36 files, 91,160 bytes (qfota/ 34 files 89,596, board.mpy 1,024, main.py 540); free 1,236,992 of 1,441,792 bytes
     $ qfota deploy --board rp2 --mpy --device /dev/ttyACM0
-    up to date: 35 files (board rp2)
-    on the board: 35 files, 90,658 bytes (qfota/ 33 files 89,094, board.mpy 1,024, main.py 540); free 1,241,088 of 1,441,792 bytes
+    up to date: 36 files (board rp2)
+    on the board: 36 files, 91,160 bytes (qfota/ 34 files 89,596, board.mpy 1,024, main.py 540); free 1,236,992 of 1,441,792 bytes
     $ qfota deploy --board stm32 --mpy --dry-run
-    board stm32 gets 21 files, 43,706 bytes (qfota/ 19 files 42,498, board.mpy 668, main.py 540)
+    board stm32 gets 21 files, 43,376 bytes (qfota/ 19 files 42,168, board.mpy 668, main.py 540)
 
 What goes where, in the folder the board starts in (its ``os.getcwd()`` after a soft
 reset: ``/`` on rp2 and esp32, ``/flash`` on a pyboard), called BASE here:
