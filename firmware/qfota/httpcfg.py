@@ -13,6 +13,8 @@ from qfota.errors import refuse
 
 
 def _int(v):
+    # checks._int's twin, not imported: keeping qfota.checks out of the heap is this
+    # module's reason to be (it loads checks only for an APN).
     return isinstance(v, int) and not isinstance(v, bool)
 
 
